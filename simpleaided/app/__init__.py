@@ -1,0 +1,1 @@
+"""The application: configuration, wiring, lifecycle and the ``simpleaided`` command."""

@@ -1,0 +1,166 @@
+"""Configuration: defaults, then the TOML file, then ``SIMPLEAIDE_*`` variables, then flags.
+
+No file is needed: the defaults serve. The file lives at
+``$XDG_CONFIG_HOME/simpleaide/config.toml`` (``~/.config/...``) unless ``--config`` or
+``SIMPLEAIDE_CONFIG`` names another one::
+
+    env = "DEV"                      # or "PROD"
+    workspaces = ["~/code/project"]  # served from the start (more via workspaces.add)
+
+    [daemon]
+    socket = "/run/user/1000/simpleaide/daemon.sock"
+    log_level = "info"
+    state_dir = "~/.local/state/simpleaide"
+
+    [limits]
+    max_message_bytes = 16777216
+
+    [runs]
+    count_pending_as_active = false
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonSection(_Section):
+    socket: Path | None = None
+    log_level: LogLevel = "info"
+    state_dir: Path | None = None
+    shutdown_grace_seconds: float = Field(10.0, ge=0, le=300)
+
+
+class LimitsSection(_Section):
+    max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1 << 30)
+
+
+class RunsSection(_Section):
+    count_pending_as_active: bool = False
+
+
+class Config(_Section):
+    """The daemon's whole configuration, with every default filled in."""
+
+    env: Literal["DEV", "PROD"] = "DEV"
+    workspaces: list[str] = []
+    daemon: DaemonSection = DaemonSection()
+    limits: LimitsSection = LimitsSection()
+    runs: RunsSection = RunsSection()
+    config_file: Path | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        """The socket to serve on (the default one unless configured)."""
+        return self.daemon.socket or default_socket_path()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the daemon remembers things between runs (added workspaces)."""
+        return self.daemon.state_dir or _xdg("XDG_STATE_HOME", ".local/state") / "simpleaide"
+
+
+def _xdg(variable: str, fallback: str, environ: Mapping[str, str] = os.environ) -> Path:
+    value = environ.get(variable)
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / fallback
+
+
+def default_socket_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_RUNTIME_DIR/simpleaide/daemon.sock``, else ``/tmp/simpleaide-<uid>/daemon.sock``."""
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / "simpleaide" / "daemon.sock"
+    return Path(f"/tmp/simpleaide-{os.getuid()}") / "daemon.sock"
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CONFIG_HOME/simpleaide/config.toml``."""
+    return _xdg("XDG_CONFIG_HOME", ".config", environ) / "simpleaide" / "config.toml"
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    data[leaf] = value
+
+
+# Environment variables and the setting each overrides.
+ENVIRONMENT = {
+    "SIMPLEAIDE_ENV": "env",
+    "SIMPLEAIDE_SOCKET": "daemon.socket",
+    "SIMPLEAIDE_LOG_LEVEL": "daemon.log_level",
+    "SIMPLEAIDE_STATE_DIR": "daemon.state_dir",
+    "SIMPLEAIDE_MAX_MESSAGE_BYTES": "limits.max_message_bytes",
+}
+
+
+def load_config(
+    *,
+    config_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Config:
+    """Build the configuration; ``overrides`` are dotted settings from command-line flags."""
+    explicit = config_file or environ.get("SIMPLEAIDE_CONFIG")
+    path = Path(explicit).expanduser() if explicit else default_config_path(environ)
+    data: dict[str, Any] = {}
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist") from None
+        path = None  # type: ignore[assignment]  # defaults serve
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+    for variable, dotted in ENVIRONMENT.items():
+        value = environ.get(variable)
+        if value:
+            _set(data, dotted, value.lower() if dotted == "daemon.log_level" else value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set(data, dotted, value)
+
+    base = path.parent if path is not None else Path.cwd()
+    workspaces = data.get("workspaces", [])
+    if isinstance(workspaces, list):
+        data["workspaces"] = [
+            str(base / Path(w).expanduser()) if isinstance(w, str) else w for w in workspaces
+        ]
+    for key in ("socket", "state_dir"):
+        value = data.get("daemon", {}).get(key)
+        if isinstance(value, str):
+            data["daemon"][key] = str(base / Path(value).expanduser())
+    if "env" in data and isinstance(data["env"], str):
+        data["env"] = data["env"].upper()
+    data["config_file"] = path
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        where = f"in {path}" if path is not None else "in the settings"
+        raise ConfigError(f"invalid configuration {where}: {problems}") from None

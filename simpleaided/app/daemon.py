@@ -1,0 +1,118 @@
+"""Wiring and lifecycle: claim the socket, load the index, serve, and stop cleanly.
+
+``Daemon.run`` is what both the command and the tests start (``await tg.start(daemon.run)``);
+process-wide side effects (signal handlers) are switchable so tests run it in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+import anyio
+from anyio.abc import SocketListener, TaskStatus
+
+from simpleaided import __version__
+from simpleaided.app.config import Config
+from simpleaided.domain import clock
+from simpleaided.services.runs import RunService
+from simpleaided.services.status import StatusService
+from simpleaided.services.workspaces import WorkspaceRegistry
+from simpleaided.transports.framing import MAX_HEADER_BYTES
+from simpleaided.transports.methods import build_methods
+from simpleaided.transports.rpc import Dispatcher
+from simpleaided.transports.server import RpcServer
+from simpleaided.transports.unix_socket import SocketClaim
+
+log = logging.getLogger(__name__)
+
+# Base64 makes 3 bytes 4, and the reply needs room for its envelope.
+_REPLY_OVERHEAD = MAX_HEADER_BYTES
+
+
+class Daemon:
+    """One daemon: its configuration, services and socket."""
+
+    def __init__(self, config: Config, *, handle_signals: bool = True) -> None:
+        self.config = config
+        self.handle_signals = handle_signals
+        max_bytes = config.limits.max_message_bytes
+        self.runs = RunService(
+            WorkspaceRegistry(config.workspaces, config.state_dir),
+            max_artifact_bytes=(max_bytes - _REPLY_OVERHEAD) * 3 // 4,
+        )
+        self.status = StatusService(
+            self.runs,
+            env=config.env,
+            socket_path=str(config.socket_path),
+            count_pending_as_active=config.runs.count_pending_as_active,
+        )
+        self.dispatcher = Dispatcher(
+            build_methods(self.runs, self.status, self), max_reply_bytes=max_bytes
+        )
+        self.server = RpcServer(self.dispatcher, max_message_bytes=max_bytes)
+        self.started_ms = clock.now_ms()
+        self._stop = anyio.Event()
+
+    def info(self) -> dict[str, Any]:
+        """What ``daemon.info`` answers."""
+        now = clock.now_ms()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "socket": str(self.config.socket_path),
+            "configFile": str(self.config.config_file) if self.config.config_file else None,
+            "env": self.config.env,
+            "startedAt": clock.format_ms(self.started_ms),
+            "uptimeMs": clock.age_ms(self.started_ms, now),
+            "workspaces": len(self.runs.registry),
+            "runs": len(self.runs.index),
+            "maxMessageBytes": self.config.limits.max_message_bytes,
+            "framings": ["ndjson", "content-length"],
+            "warnings": list(self.runs.warnings),
+        }
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop (what SIGTERM and SIGINT do)."""
+        self._stop.set()
+
+    async def run(
+        self,
+        *,
+        claim: SocketClaim | None = None,
+        task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until stopped; ``task_status.started`` once the socket answers."""
+        claim = claim or SocketClaim.bind(self.config.socket_path)
+        try:
+            listener = await SocketListener.from_socket(claim.sock)
+            await self.runs.load()
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.server.serve, listener)
+                if self.handle_signals:
+                    tg.start_soon(self._watch_signals)
+                log.info(
+                    "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s))",
+                    __version__,
+                    claim.path,
+                    self.config.env,
+                    len(self.runs.registry),
+                    len(self.runs.index),
+                )
+                task_status.started(self)
+                await self._stop.wait()
+                log.info("stopping: finishing requests in progress")
+                await self.server.drain(self.config.daemon.shutdown_grace_seconds)
+                tg.cancel_scope.cancel()
+        finally:
+            claim.release()
+            log.info("stopped")
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("received %s", signal.Signals(signum).name)
+                self.request_stop()

@@ -1,0 +1,257 @@
+"""The wire contract: parameters and results of every JSON-RPC method, as pydantic models.
+
+The daemon validates requests with these models and ``rpc.discover`` publishes their JSON
+schemas, so the published contract and the enforced one are the same objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from simpleaided.domain import names
+from simpleaided.domain.models import (
+    ErrorMessage,
+    RunId,
+    RunMetadata,
+    RunStatus,
+    StepMetadata,
+    StepName,
+    StepNumber,
+    Title,
+)
+
+MAX_PAGE = 1000
+
+
+def _check_workspace(value: str) -> str:
+    return names.check_workspace_path(value)
+
+
+def _check_artifact(value: str) -> str:
+    return names.check_artifact_name(value)
+
+
+WorkspacePath = Annotated[str, AfterValidator(_check_workspace)]
+ArtifactName = Annotated[str, AfterValidator(_check_artifact)]
+ListedStatus = Literal["pending", "running", "completed", "failed", "cancelled", "corrupt"]
+
+
+class Params(BaseModel):
+    """Base of every parameter object: camelCase names, unknown names refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """A method that takes no parameters."""
+
+
+class WorkspaceParams(Params):
+    path: WorkspacePath
+
+
+class ScopeParams(Params):
+    """Optionally restrict an answer to one workspace."""
+
+    workspace: WorkspacePath | None = None
+
+
+class CreateRunParams(Params):
+    workspace: WorkspacePath
+    title: Title | None = None
+
+
+class RunRef(Params):
+    run_id: RunId
+
+
+class GetRunParams(RunRef):
+    steps: bool = False
+
+
+class ListRunsParams(Params):
+    workspace: WorkspacePath | None = None
+    status: ListedStatus | list[ListedStatus] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
+    before: RunId | None = None
+
+    def statuses(self) -> frozenset[str] | None:
+        """The status filter as a set, or ``None`` for all."""
+        if self.status is None:
+            return None
+        return frozenset([self.status] if isinstance(self.status, str) else self.status)
+
+
+class FailRunParams(RunRef):
+    error_message: ErrorMessage
+
+
+class DeleteRunParams(RunRef):
+    force: bool = False
+
+
+class CreateStepParams(RunRef):
+    name: StepName
+    start: bool = False
+
+
+class StepRef(RunRef):
+    step: StepNumber
+
+
+class FailStepParams(StepRef):
+    error_message: ErrorMessage
+    fail_run: bool = True
+
+
+class DeleteStepsParams(RunRef):
+    from_step: StepNumber
+
+
+class PutArtifactParams(StepRef):
+    name: ArtifactName
+    text: str | None = None
+    base64: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_body(self) -> PutArtifactParams:
+        if (self.text is None) == (self.base64 is None):
+            raise ValueError("give exactly one of 'text' or 'base64'")
+        return self
+
+
+class GetArtifactParams(StepRef):
+    name: ArtifactName
+    encoding: Literal["text", "base64"] | None = None
+
+
+class ListArtifactsParams(RunRef):
+    step: StepNumber | None = None
+
+
+# Results. Runs and steps on the wire are their store records (every key, nulls included)
+# plus where they live.
+
+
+class StepView(StepMetadata):
+    """A step as the wire shows it: its metadata plus its folder name."""
+
+    folder: str
+
+
+class RunView(RunMetadata):
+    """A run as the wire shows it: its metadata plus its workspace (and steps if asked)."""
+
+    workspace: str
+    steps: list[StepView] | None = None
+
+
+class RunRow(BaseModel):
+    """One row of ``runs.list``: a summary from memory; corrupt runs carry the reason."""
+
+    id: str
+    workspace: str
+    status: RunStatus | Literal["corrupt"]
+    title: str | None
+    startedAt: str | None
+    completedAt: str | None
+    updatedAt: str | None
+    stepCount: int
+    errorMessage: str | None
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first; pass ``nextBefore`` as ``before`` for the next one."""
+
+    runs: list[RunRow]
+    nextBefore: str | None
+
+
+class LatestRun(BaseModel):
+    """``runs.latest``: the most recently started run."""
+
+    id: str
+    status: str
+    startedAt: str
+    completedAt: str | None
+
+
+class StepChange(BaseModel):
+    """A step and its run after a step operation."""
+
+    run: RunView
+    step: StepView
+
+
+class ArtifactInfo(BaseModel):
+    """An artifact's name, size and time of last change."""
+
+    runId: str
+    step: int
+    name: str
+    size: int
+    modifiedAt: str
+
+
+class ArtifactContent(BaseModel):
+    """An artifact's content: UTF-8 text, or base64 for binary data."""
+
+    name: str
+    size: int
+    encoding: Literal["text", "base64"]
+    text: str | None = None
+    base64: str | None = None
+
+
+class WorkspaceInfo(BaseModel):
+    """A workspace the daemon serves."""
+
+    path: str
+    runs: int
+    source: Literal["config", "added"]
+
+
+class Deleted(BaseModel):
+    """The result of a delete."""
+
+    runId: str
+    deleted: bool
+
+
+class DaemonInfo(BaseModel):
+    """What ``daemon.info`` tells about the running daemon."""
+
+    version: str
+    pid: int
+    uid: int
+    socket: str
+    configFile: str | None
+    env: Literal["DEV", "PROD"]
+    startedAt: str
+    uptimeMs: int
+    workspaces: int
+    runs: int
+    maxMessageBytes: int
+    framings: list[str]
+    warnings: list[str]
+
+
+def run_view(
+    run: RunMetadata, workspace: str, steps: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A run record as the wire shows it."""
+    data = run.model_dump(mode="json", by_alias=True)
+    data["workspace"] = workspace
+    if steps is not None:
+        data["steps"] = steps
+    return data
+
+
+def step_view(step: StepMetadata) -> dict[str, Any]:
+    """A step record as the wire shows it."""
+    data = step.model_dump(mode="json", by_alias=True)
+    data["folder"] = step.dir_name
+    return data

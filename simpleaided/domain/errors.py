@@ -1,0 +1,61 @@
+"""The project's exceptions, raised by the core and translated once, at the RPC boundary.
+
+    SimpleaideError
+    ├── NotFound                 -32001  a run, step, artifact or workspace that does not exist
+    ├── InvalidTransition        -32010  a status change the state machine refuses
+    ├── Conflict                 -32011  something that already exists
+    ├── InvalidInput             -32602  input the rules refuse (names, paths, sizes of fields)
+    │   └── UnsafePath           -32602  a symlink, a foreign owner or a writable-by-others tree
+    └── LimitExceeded            -32040  a message or artifact over a configured limit
+
+Corrupt records are not errors: they are listed with ``status: "corrupt"``. Acting on one is
+an ``InvalidTransition`` whose current status is ``corrupt``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SimpleaideError(Exception):
+    """Base of every error the daemon reports to a client on purpose."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class NotFound(SimpleaideError):
+    """The addressed run, step, artifact or workspace does not exist."""
+
+
+class InvalidTransition(SimpleaideError):
+    """The state machine refuses to move from the current status to the requested one."""
+
+    def __init__(self, what: str, current: str, requested: str, reason: str = "") -> None:
+        message = f"{what} is {current}; cannot move to {requested}"
+        if reason:
+            message = f"{message} ({reason})"
+        super().__init__(message, {"current": current, "requested": requested})
+        self.current = current
+        self.requested = requested
+
+
+class Conflict(SimpleaideError):
+    """The thing to create already exists."""
+
+
+class InvalidInput(SimpleaideError, ValueError):
+    """Input that the naming or path rules refuse; nothing was written.
+
+    It is a ``ValueError`` too, so pydantic validators report it as a validation error.
+    """
+
+
+class UnsafePath(InvalidInput):
+    """A path the store refuses to touch: a symlink, another owner, or writable by others."""
+
+
+class LimitExceeded(SimpleaideError):
+    """A message or artifact is larger than the configured limit."""

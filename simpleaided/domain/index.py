@@ -1,0 +1,229 @@
+"""The in-memory index of runs: one small summary per run, with counts kept up to date.
+
+Every change to the index goes through ``RunIndex.put`` and ``RunIndex.discard``, so the
+counters and the ordering can never drift from the summaries. Queries never touch the disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from simpleaided.domain import clock
+from simpleaided.domain.models import CORRUPT, RunMetadata
+
+
+@dataclass(slots=True, frozen=True)
+class RunSummary:
+    """What the daemon keeps in memory about one run (a slotted record: ~0.65 KB a run)."""
+
+    id: str
+    workspace: str
+    status: str
+    title: str | None
+    started_at: str | None
+    started_ms: int
+    completed_at: str | None
+    completed_ms: int | None
+    updated_at: str | None
+    step_count: int
+    error_message: str | None
+
+    @classmethod
+    def of(cls, run: RunMetadata, workspace: str) -> RunSummary:
+        """The summary of a parsed run record."""
+        return cls(
+            id=run.id,
+            workspace=workspace,
+            status=run.status.value,
+            title=run.title,
+            started_at=run.started_at,
+            started_ms=clock.parse_ms(run.started_at),
+            completed_at=run.completed_at,
+            completed_ms=clock.parse_ms(run.completed_at) if run.completed_at else None,
+            updated_at=run.updated_at,
+            step_count=run.step_count,
+            error_message=run.error_message,
+        )
+
+    @classmethod
+    def corrupt(cls, run_id: str, workspace: str, reason: str) -> RunSummary:
+        """The summary of a run whose metadata cannot be read; ``reason`` says why."""
+        return cls(
+            id=run_id,
+            workspace=workspace,
+            status=CORRUPT,
+            title=None,
+            started_at=None,
+            started_ms=0,
+            completed_at=None,
+            completed_ms=None,
+            updated_at=None,
+            step_count=0,
+            error_message=reason,
+        )
+
+    def latest_key(self) -> tuple[int, str]:
+        """Sort key of "most recently started"."""
+        return (self.started_ms, self.id)
+
+    def to_wire(self) -> dict[str, object]:
+        """The summary as the wire shows it (``runs.list`` rows)."""
+        return {
+            "id": self.id,
+            "workspace": self.workspace,
+            "status": self.status,
+            "title": self.title,
+            "startedAt": self.started_at,
+            "completedAt": self.completed_at,
+            "updatedAt": self.updated_at,
+            "stepCount": self.step_count,
+            "errorMessage": self.error_message,
+        }
+
+
+class Tally:
+    """Counts by status and the latest started run, for one scope (all, or one workspace)."""
+
+    __slots__ = ("_latest", "_latest_stale", "counts")
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._latest: RunSummary | None = None
+        self._latest_stale = False
+
+    @property
+    def total(self) -> int:
+        """How many runs the scope holds, corrupt ones included."""
+        return sum(self.counts.values())
+
+    def add(self, summary: RunSummary) -> None:
+        self.counts[summary.status] += 1
+        if summary.status == CORRUPT or self._latest_stale:
+            return
+        if self._latest is None or summary.latest_key() >= self._latest.latest_key():
+            self._latest = summary
+
+    def remove(self, summary: RunSummary) -> None:
+        self.counts[summary.status] -= 1
+        if self.counts[summary.status] <= 0:
+            del self.counts[summary.status]
+        if self._latest is not None and self._latest.id == summary.id:
+            # Found again lazily on the next read: removals of the latest run are rare.
+            self._latest = None
+            self._latest_stale = True
+
+    def replace(self, old: RunSummary, new: RunSummary) -> None:
+        """``old`` became ``new`` (same id): a status change keeps the latest without a search."""
+        was_latest = self._latest is not None and self._latest.id == old.id
+        self.remove(old)
+        if was_latest and new.status != CORRUPT and new.latest_key() == old.latest_key():
+            self._latest, self._latest_stale = new, False
+            self.counts[new.status] += 1
+        else:
+            self.add(new)
+
+    def latest(self, summaries: Iterator[RunSummary]) -> RunSummary | None:
+        """The most recently started run; ``summaries`` is the scope, read only if needed."""
+        if self._latest_stale:
+            self._latest = max(
+                (s for s in summaries if s.status != CORRUPT),
+                key=RunSummary.latest_key,
+                default=None,
+            )
+            self._latest_stale = False
+        return self._latest
+
+
+class RunIndex:
+    """All indexed runs, by id, ordered by id (creation time), with per-scope tallies."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunSummary] = {}
+        self._order: list[str] = []
+        self.all = Tally()
+        self._by_workspace: dict[str, Tally] = {}
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._runs
+
+    def get(self, run_id: str) -> RunSummary | None:
+        """The summary of ``run_id``, or ``None``."""
+        return self._runs.get(run_id)
+
+    def put(self, summary: RunSummary) -> RunSummary | None:
+        """Insert or replace a summary; returns the one it replaced."""
+        old = self._runs.get(summary.id)
+        self._runs[summary.id] = summary
+        if old is not None and old.workspace == summary.workspace:
+            self.all.replace(old, summary)
+            self._by_workspace[summary.workspace].replace(old, summary)
+            return old
+        if old is not None:
+            self._untally(old)
+        else:
+            bisect.insort(self._order, summary.id)
+        self.all.add(summary)
+        self._by_workspace.setdefault(summary.workspace, Tally()).add(summary)
+        return old
+
+    def discard(self, run_id: str) -> RunSummary | None:
+        """Remove ``run_id`` if present; returns the removed summary."""
+        old = self._runs.pop(run_id, None)
+        if old is not None:
+            self._untally(old)
+            pos = bisect.bisect_left(self._order, run_id)
+            del self._order[pos]
+        return old
+
+    def _untally(self, old: RunSummary) -> None:
+        self.all.remove(old)
+        self._by_workspace[old.workspace].remove(old)
+
+    def tally(self, workspace: str | None = None) -> Tally:
+        """The tally of one workspace, or of all runs."""
+        if workspace is None:
+            return self.all
+        return self._by_workspace.get(workspace) or Tally()
+
+    def latest(self, workspace: str | None = None) -> RunSummary | None:
+        """The most recently started run, overall or in ``workspace``."""
+        return self.tally(workspace).latest(self.summaries(workspace))
+
+    def summaries(self, workspace: str | None = None) -> Iterator[RunSummary]:
+        """Every summary, overall or in ``workspace``, in no particular order."""
+        runs = self._runs.values()
+        if workspace is None:
+            return iter(runs)
+        return (s for s in runs if s.workspace == workspace)
+
+    def ids_in_workspace(self, workspace: str) -> list[str]:
+        """The ids of every run indexed for ``workspace``."""
+        return [s.id for s in self._runs.values() if s.workspace == workspace]
+
+    def page(
+        self,
+        *,
+        limit: int,
+        before: str | None = None,
+        workspace: str | None = None,
+        statuses: frozenset[str] | None = None,
+    ) -> list[RunSummary]:
+        """Newest first: up to ``limit`` runs with an id below ``before``, filtered."""
+        end = len(self._order) if before is None else bisect.bisect_left(self._order, before)
+        out: list[RunSummary] = []
+        for pos in range(end - 1, -1, -1):
+            summary = self._runs[self._order[pos]]
+            if workspace is not None and summary.workspace != workspace:
+                continue
+            if statuses is not None and summary.status not in statuses:
+                continue
+            out.append(summary)
+            if len(out) >= limit:
+                break
+        return out

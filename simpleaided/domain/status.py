@@ -1,0 +1,143 @@
+"""The status document: its schema (pydantic models, for ``rpc.discover`` and tests) and the
+pure functions that compute its sections from the index.
+
+The hot path builds plain dicts (a status query must cost microseconds); the models describe
+the same shape and a test checks every built document against them, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from simpleaided.domain import clock
+from simpleaided.domain.index import RunIndex
+from simpleaided.domain.models import RunStatus
+
+EnvProfile = Literal["DEV", "PROD"]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LastRun(_Doc):
+    """The most recently started run."""
+
+    id: str
+    status: str
+    startedAt: str
+    completedAt: str | None
+    ageMs: int
+
+
+class RunsSection(_Doc):
+    """Counts of runs; ``active`` counts running runs (and pending ones when configured)."""
+
+    active: int
+    busy: bool
+    pending: int
+    total: int
+    last: LastRun | None
+
+
+class VaultSection(_Doc):
+    """The secrets vault."""
+
+    state: Literal["uninitialized", "locked", "unlocked"]
+    autoLockRemainingMs: int | None
+
+
+class DbSection(_Doc):
+    """The database connection of the active profile."""
+
+    connected: bool
+    type: str | None
+    env: EnvProfile
+    readOnly: bool
+    error: str | None
+
+
+class LlmBackend(_Doc):
+    """One LLM backend and its last probe."""
+
+    name: str
+    url: str
+    online: bool
+    latencyMs: int | None
+    error: str | None
+    checkedAt: str | None
+
+
+class LlmSection(_Doc):
+    """The configured LLM backends."""
+
+    online: int
+    total: int
+    backends: list[LlmBackend]
+
+
+class ApiSection(_Doc):
+    """Where clients reach the daemon."""
+
+    enabled: bool
+    url: str | None
+    port: int | None
+    socket: str
+
+
+class StatusDocument(_Doc):
+    """What ``status.get``, ``GET /api/status`` and ``status.changed`` carry."""
+
+    env: EnvProfile
+    generatedAt: str
+    runs: RunsSection
+    vault: VaultSection
+    db: DbSection
+    llm: LlmSection
+    api: ApiSection
+    warnings: list[str]
+
+
+def runs_section(
+    index: RunIndex, now: int, *, workspace: str | None = None, count_pending: bool = False
+) -> dict[str, Any]:
+    """The ``runs`` section, computed from memory at time ``now`` (epoch ms)."""
+    tally = index.tally(workspace)
+    pending = tally.counts[RunStatus.PENDING]
+    active = tally.counts[RunStatus.RUNNING] + (pending if count_pending else 0)
+    latest = index.latest(workspace)
+    last: dict[str, Any] | None = None
+    if latest is not None:
+        since = latest.completed_ms if latest.completed_ms is not None else latest.started_ms
+        last = {
+            "id": latest.id,
+            "status": latest.status,
+            "startedAt": latest.started_at,
+            "completedAt": latest.completed_at,
+            "ageMs": clock.age_ms(since, now),
+        }
+    return {
+        "active": active,
+        "busy": active > 0,
+        "pending": pending,
+        "total": tally.total,
+        "last": last,
+    }
+
+
+def unconfigured_sections(env: EnvProfile, socket_path: str) -> dict[str, dict[str, Any]]:
+    """The vault, db, llm and api sections as they read before those services exist."""
+    return {
+        "vault": {"state": "uninitialized", "autoLockRemainingMs": None},
+        "db": {
+            "connected": False,
+            "type": None,
+            "env": env,
+            "readOnly": env == "PROD",
+            "error": "not configured",
+        },
+        "llm": {"online": 0, "total": 0, "backends": []},
+        "api": {"enabled": False, "url": None, "port": None, "socket": socket_path},
+    }

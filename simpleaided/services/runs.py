@@ -1,0 +1,388 @@
+"""The run service: every run, step and artifact operation, and the index that mirrors them.
+
+Writes run in a worker thread (they fsync) under a per-run lock, inside a shielded scope so a
+shutdown never leaves a write applied on disk but missing from the index. The index is
+changed in exactly one place, ``_index_put``/``_index_drop``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from simpleaided.domain import api, clock, names, states
+from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound
+from simpleaided.domain.index import RunIndex, RunSummary
+from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
+from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
+from simpleaided.store.runstore import (
+    CorruptRecord,
+    RunHandle,
+    WorkspaceStore,
+    artifact_info,
+    encode_artifact,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_LOCK_STRIPES = 64
+
+
+def _read_for_change(handle: RunHandle, requested: str) -> RunMetadata:
+    try:
+        return handle.read()
+    except CorruptRecord as exc:
+        raise InvalidTransition(f"run {handle.run_id}", CORRUPT, requested, exc.reason) from None
+
+
+class RunService:
+    """Runs, steps and artifacts across every served workspace."""
+
+    def __init__(self, registry: WorkspaceRegistry, *, max_artifact_bytes: int) -> None:
+        self.registry = registry
+        self.index = RunIndex()
+        self.warnings: list[str] = []
+        self._max_artifact_bytes = max_artifact_bytes
+        self._locks = [anyio.Lock() for _ in range(_LOCK_STRIPES)]
+
+    # -- the index, changed here only ------------------------------------------------------
+
+    def _index_put(self, summary: RunSummary) -> None:
+        self.index.put(summary)
+
+    def _index_drop(self, run_id: str) -> None:
+        self.index.discard(run_id)
+
+    # -- workspaces -----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Serve the configured and remembered workspaces and index their runs."""
+        for path, source in self.registry.initial():
+            try:
+                await self._serve_workspace(path, source)
+            except (NotFound, InvalidInput) as exc:
+                message = f"workspace {path} is not served: {exc.message}"
+                log.warning("%s", message)
+                self.warnings.append(message)
+
+    async def _serve_workspace(self, path: str, source: Source) -> int:
+        store = WorkspaceStore(path)
+        await anyio.to_thread.run_sync(store.init)
+        summaries = await anyio.to_thread.run_sync(store.scan)
+        self.registry.register(path, source)
+        for summary in summaries:
+            known = self.index.get(summary.id)
+            if known is not None and known.workspace != path:
+                message = (
+                    f"run id {summary.id} is in both {known.workspace} and {path}; "
+                    f"only the first is served"
+                )
+                log.warning("%s", message)
+                self.warnings.append(message)
+                continue
+            self._index_put(summary)
+        return len(summaries)
+
+    async def add_workspace(self, path: str) -> dict[str, Any]:
+        """Serve ``path`` (creating its ``.simpleaide/runs``) and remember it."""
+        canonical = canonical_workspace(path)
+        if self.registry.find(canonical) is None:
+            await self._serve_workspace(canonical, "added")
+            await anyio.to_thread.run_sync(self.registry.save)
+        return self._workspace_info(canonical)
+
+    async def remove_workspace(self, path: str) -> dict[str, Any]:
+        """Stop serving ``path`` (its files stay) and forget it."""
+        canonical = canonical_workspace(path)
+        self.registry.unregister(canonical)
+        for run_id in self.index.ids_in_workspace(canonical):
+            self._index_drop(run_id)
+        await anyio.to_thread.run_sync(self.registry.save)
+        return {"path": canonical, "removed": True}
+
+    def list_workspaces(self) -> list[dict[str, Any]]:
+        """Every served workspace with its run count."""
+        return [self._workspace_info(path) for path, _ in sorted(self.registry.items())]
+
+    def _workspace_info(self, path: str) -> dict[str, Any]:
+        source = dict(self.registry.items())[path]
+        return {"path": path, "runs": self.index.tally(path).total, "source": source}
+
+    def scope(self, workspace: str | None) -> str | None:
+        """The canonical served path of ``workspace``; ``NotFound`` if it is not served."""
+        if workspace is None:
+            return None
+        found = self.registry.find(workspace)
+        if found is None:
+            raise NotFound(f"workspace {workspace} is not served")
+        return found
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _locate(self, run_id: str) -> WorkspaceStore:
+        summary = self.index.get(run_id)
+        if summary is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return self.registry.store(summary.workspace)
+
+    def _lock(self, run_id: str) -> anyio.Lock:
+        return self._locks[hash(run_id) % _LOCK_STRIPES]
+
+    async def _change(
+        self, run_id: str, op: Callable[[RunHandle], tuple[RunMetadata, T]]
+    ) -> tuple[RunMetadata, T]:
+        """Run ``op`` on the open run folder in a thread, then index the run it returns."""
+        store = self._locate(run_id)
+
+        def in_thread() -> tuple[RunMetadata, T]:
+            with store.open_run(run_id) as handle:
+                return op(handle)
+
+        async with self._lock(run_id):
+            with anyio.CancelScope(shield=True):
+                try:
+                    run, result = await anyio.to_thread.run_sync(in_thread)
+                except NotFound:
+                    await self._refresh(store, run_id)
+                    raise
+                self._index_put(RunSummary.of(run, store.path))
+        return run, result
+
+    async def _refresh(self, store: WorkspaceStore, run_id: str) -> None:
+        summary = await anyio.to_thread.run_sync(store.summarize, run_id)
+        if summary is None:
+            self._index_drop(run_id)
+        else:
+            self._index_put(summary)
+
+    def _now(self) -> str:
+        return clock.format_ms(clock.now_ms())
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def create_run(self, workspace: str, title: str | None) -> dict[str, Any]:
+        """Create a pending run in ``workspace`` (served from now on if it was not)."""
+        canonical = canonical_workspace(workspace)
+        if self.registry.find(canonical) is None:
+            await self.add_workspace(canonical)
+        store = self.registry.store(canonical)
+        now_ms = clock.now_ms()
+        now = clock.format_ms(now_ms)
+        run_id = names.new_run_id(now_ms)
+        while run_id in self.index:
+            run_id = names.new_run_id(now_ms)
+        run = RunMetadata(
+            id=run_id, title=title, status=RunStatus.PENDING, started_at=now, updated_at=now
+        )
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(store.create_run, run)
+            self._index_put(RunSummary.of(run, canonical))
+        log.info("run %s created in %s", run_id, canonical)
+        return api.run_view(run, canonical)
+
+    async def get_run(self, run_id: str, *, steps: bool = False) -> dict[str, Any]:
+        """A run's metadata from disk (and its steps if asked); corrupt runs say why."""
+        store = self._locate(run_id)
+
+        def in_thread() -> dict[str, Any]:
+            with store.open_run(run_id) as handle:
+                run = handle.read()
+                listed = handle.read_steps(run.step_count) if steps else None
+                return api.run_view(run, store.path, listed)
+
+        try:
+            return await anyio.to_thread.run_sync(in_thread)
+        except CorruptRecord as exc:
+            return RunSummary.corrupt(run_id, store.path, exc.reason).to_wire()
+        except NotFound:
+            await self._refresh(store, run_id)
+            raise
+
+    def list_runs(self, params: api.ListRunsParams) -> dict[str, Any]:
+        """A page of runs from memory, newest first."""
+        rows = self.index.page(
+            limit=params.limit,
+            before=params.before,
+            workspace=self.scope(params.workspace),
+            statuses=params.statuses(),
+        )
+        next_before = rows[-1].id if len(rows) == params.limit else None
+        return {"runs": [row.to_wire() for row in rows], "nextBefore": next_before}
+
+    async def finish_run(
+        self, run_id: str, target: RunStatus, error_message: str | None = None
+    ) -> dict[str, Any]:
+        """Complete, fail or cancel a run."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, None]:
+            run = states.finish_run(
+                _read_for_change(handle, target), target, self._now(), error_message
+            )
+            handle.write(run)
+            return run, None
+
+        run, _ = await self._change(run_id, op)
+        log.info("run %s %s", run_id, target)
+        return api.run_view(run, self._locate(run_id).path)
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> dict[str, Any]:
+        """Delete a run and its files; a running one only with ``force``."""
+        store = self._locate(run_id)
+        async with self._lock(run_id):
+            summary = self.index.get(run_id)
+            if summary is not None and summary.status == RunStatus.RUNNING and not force:
+                raise InvalidTransition(
+                    f"run {run_id}", RunStatus.RUNNING, "deleted", "cancel it first, or force"
+                )
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(store.delete_run, run_id)
+                finally:
+                    await self._refresh(store, run_id)
+        log.info("run %s deleted", run_id)
+        return {"runId": run_id, "deleted": True}
+
+    def active_count(self, workspace: str | None) -> int:
+        """How many runs are running."""
+        return self.index.tally(self.scope(workspace)).counts[RunStatus.RUNNING]
+
+    def latest(self, workspace: str | None) -> dict[str, Any] | None:
+        """The most recently started run, or ``None``."""
+        found = self.index.latest(self.scope(workspace))
+        if found is None:
+            return None
+        return {
+            "id": found.id,
+            "status": found.status,
+            "startedAt": found.started_at,
+            "completedAt": found.completed_at,
+        }
+
+    # -- steps ----------------------------------------------------------------------------
+
+    async def create_step(self, run_id: str, name: str, *, start: bool) -> dict[str, Any]:
+        """Add the next step to a run; the run becomes running."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, dict[str, Any]]:
+            current = _read_for_change(handle, RunStatus.RUNNING)
+            run, step = states.create_step(current, name, self._now(), start=start)
+            handle.create_step(step)
+            handle.write(run)
+            return run, api.step_view(step)
+
+        run, step = await self._change(run_id, op)
+        return {"run": api.run_view(run, self._locate(run_id).path), "step": step}
+
+    async def transition_step(
+        self,
+        run_id: str,
+        number: int,
+        target: StepStatus,
+        *,
+        error_message: str | None = None,
+        fail_run: bool = True,
+    ) -> dict[str, Any]:
+        """Start, complete, fail or skip a step (failing it fails the run unless told not to)."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, dict[str, Any]]:
+            current = _read_for_change(handle, f"step {target}")
+            if number > current.step_count:
+                raise NotFound(f"run {run_id} has no step {number}")
+            try:
+                step = handle.read_step(number)
+            except CorruptRecord as exc:
+                raise InvalidTransition(
+                    f"step {number} of run {run_id}", CORRUPT, target, exc.reason
+                ) from None
+            run, new_step = states.transition_step(
+                current,
+                step,
+                target,
+                self._now(),
+                error_message=error_message,
+                fail_run=fail_run,
+            )
+            handle.write_step(new_step)
+            if run != current:
+                handle.write(run)
+            return run, api.step_view(new_step)
+
+        run, step = await self._change(run_id, op)
+        return {"run": api.run_view(run, self._locate(run_id).path), "step": step}
+
+    async def list_steps(self, run_id: str) -> list[dict[str, Any]]:
+        """Every step of a run, read from disk."""
+        run = await self.get_run(run_id, steps=True)
+        if run["status"] == CORRUPT:
+            raise InvalidTransition(f"run {run_id}", CORRUPT, "listed", run["errorMessage"])
+        steps: list[dict[str, Any]] = run["steps"]
+        return steps
+
+    async def delete_steps_from(self, run_id: str, from_step: int) -> dict[str, Any]:
+        """Rerun from a checkpoint: delete steps ``from_step`` and later; the run is pending."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, None]:
+            run = states.delete_steps_from(
+                _read_for_change(handle, RunStatus.PENDING), from_step, self._now()
+            )
+            handle.delete_steps_from(from_step)
+            handle.write(run)
+            return run, None
+
+        run, _ = await self._change(run_id, op)
+        log.info("run %s: steps from %d deleted", run_id, from_step)
+        return api.run_view(run, self._locate(run_id).path)
+
+    # -- artifacts ------------------------------------------------------------------------
+
+    async def put_artifact(self, params: api.PutArtifactParams) -> dict[str, Any]:
+        """Save an artifact of a step (atomically; replaces one of the same name)."""
+        if params.text is not None:
+            data = params.text.encode("utf-8", "surrogatepass")
+        else:
+            try:
+                data = base64.b64decode(params.base64 or "", validate=True)
+            except (binascii.Error, ValueError):
+                raise InvalidInput("'base64' is not valid base64") from None
+        store = self._locate(params.run_id)
+
+        def in_thread() -> dict[str, Any]:
+            with store.open_run(params.run_id) as handle:
+                entry = handle.put_artifact(params.step, params.name, data)
+                return artifact_info(params.run_id, params.step, entry)
+
+        async with self._lock(params.run_id):
+            with anyio.CancelScope(shield=True):
+                return await anyio.to_thread.run_sync(in_thread)
+
+    async def get_artifact(self, params: api.GetArtifactParams) -> dict[str, Any]:
+        """An artifact's content, as text when it is UTF-8 (or as asked)."""
+        store = self._locate(params.run_id)
+
+        def in_thread() -> bytes:
+            with store.open_run(params.run_id) as handle:
+                return handle.get_artifact(params.step, params.name, self._max_artifact_bytes)
+
+        data = await anyio.to_thread.run_sync(in_thread)
+        return {"name": params.name, "size": len(data), **encode_artifact(data, params.encoding)}
+
+    async def list_artifacts(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
+        """The artifacts of one step, or of every step of the run."""
+        store = self._locate(run_id)
+
+        def in_thread() -> list[dict[str, Any]]:
+            with store.open_run(run_id) as handle:
+                numbers = [step] if step is not None else sorted(handle.step_dirs())
+                return [
+                    artifact_info(run_id, number, entry)
+                    for number in numbers
+                    for entry in handle.list_artifacts(number)
+                ]
+
+        return await anyio.to_thread.run_sync(in_thread)

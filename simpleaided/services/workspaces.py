@@ -1,0 +1,116 @@
+"""The workspaces the daemon serves: those in the config file plus those added at run time.
+
+Added workspaces are remembered in ``<state dir>/workspaces.json`` so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from simpleaided.domain import names
+from simpleaided.domain.errors import InvalidInput, NotFound, UnsafePath
+from simpleaided.store import safefs
+from simpleaided.store.runstore import WorkspaceStore
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "workspaces.json"
+Source = Literal["config", "added"]
+
+
+def canonical_workspace(path: str) -> str:
+    """The canonical form of a workspace path given by a client or the config."""
+    return os.path.realpath(names.check_workspace_path(path))
+
+
+class WorkspaceRegistry:
+    """Known workspaces by canonical path, each with its store."""
+
+    def __init__(self, configured: list[str], state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._stores: dict[str, WorkspaceStore] = {}
+        self._sources: dict[str, Source] = {}
+        self._configured = [canonical_workspace(p) for p in configured]
+
+    def initial(self) -> list[tuple[str, Source]]:
+        """The workspaces to load at start: the configured ones, then the remembered ones."""
+        out: list[tuple[str, Source]] = [(p, "config") for p in self._configured]
+        for path in self._load_remembered():
+            if path not in self._configured:
+                out.append((path, "added"))
+        return out
+
+    def register(self, path: str, source: Source) -> WorkspaceStore:
+        """Remember ``path`` (canonical) as served; returns its store."""
+        store = self._stores.get(path)
+        if store is None:
+            store = self._stores[path] = WorkspaceStore(path)
+            self._sources[path] = source
+        return store
+
+    def unregister(self, path: str) -> None:
+        """Stop serving ``path``; configured workspaces can only be removed in the config."""
+        if path not in self._stores:
+            raise NotFound(f"workspace {path} is not served")
+        if self._sources[path] == "config":
+            raise InvalidInput(f"workspace {path} comes from the config file; remove it there")
+        del self._stores[path]
+        del self._sources[path]
+
+    def store(self, path: str) -> WorkspaceStore:
+        """The store of served workspace ``path``."""
+        try:
+            return self._stores[path]
+        except KeyError:
+            raise NotFound(f"workspace {path} is not served") from None
+
+    def find(self, path: str) -> str | None:
+        """The canonical path of ``path`` if it is served, else ``None``."""
+        canonical = canonical_workspace(path)
+        return canonical if canonical in self._stores else None
+
+    def items(self) -> list[tuple[str, Source]]:
+        """Served workspaces and where each came from."""
+        return list(self._sources.items())
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+    def _load_remembered(self) -> list[str]:
+        try:
+            with safefs.opened(self._open_state_dir(create=False)) as fd:
+                data = orjson.loads(safefs.read_file(fd, STATE_FILE, STATE_FILE, 1 << 20))
+        except (NotFound, FileNotFoundError):
+            return []
+        except (OSError, orjson.JSONDecodeError, UnsafePath) as exc:
+            log.warning("ignoring %s/%s: %s", self._state_dir, STATE_FILE, exc)
+            return []
+        paths = data.get("workspaces", []) if isinstance(data, dict) else []
+        out = []
+        for path in paths:
+            try:
+                out.append(canonical_workspace(str(path)))
+            except InvalidInput as exc:
+                log.warning("ignoring remembered workspace: %s", exc.message)
+        return out
+
+    def save(self) -> None:
+        """Write the added workspaces to the state file (atomically)."""
+        added = sorted(p for p, source in self._sources.items() if source == "added")
+        data = orjson.dumps({"workspaces": added}, option=orjson.OPT_INDENT_2) + b"\n"
+        with safefs.opened(self._open_state_dir(create=True)) as fd:
+            safefs.atomic_write(fd, STATE_FILE, data)
+
+    def _open_state_dir(self, *, create: bool) -> int:
+        if create:
+            self._state_dir.mkdir(mode=safefs.DIR_MODE, parents=True, exist_ok=True)
+        parent = os.open(self._state_dir.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        with safefs.opened(parent):
+            return safefs.open_dir(
+                parent, self._state_dir.name, str(self._state_dir), create=create
+            )

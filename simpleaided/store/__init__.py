@@ -1,0 +1,1 @@
+"""The file-backed run store: layout, atomic writes, permissions, scanning (synchronous)."""

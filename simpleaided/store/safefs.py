@@ -1,0 +1,166 @@
+"""Filesystem primitives that never follow a symlink and never leave a half-written file.
+
+Every path inside the store is walked one component at a time with ``openat``-style calls
+(``dir_fd=``, ``O_NOFOLLOW``), so a symlink planted anywhere below the workspace is refused
+rather than followed. Folders are made 0700 and files 0600 whatever the umask, and every
+folder the store opens must belong to the daemon's user and be writable by nobody else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterator
+
+from simpleaided.domain.errors import NotFound, UnsafePath
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def check_owned(st: os.stat_result, where: str) -> None:
+    """Refuse a folder or file owned by another user or writable by group or others."""
+    if st.st_uid != os.getuid():
+        raise UnsafePath(f"refusing {where}: owned by uid {st.st_uid}, not {os.getuid()}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafePath(f"refusing {where}: writable by others (chmod go-w to fix)")
+
+
+def open_dir(parent: int, name: str, where: str, *, create: bool = False) -> int:
+    """Open folder ``name`` below the open folder ``parent``; make it 0700 if ``create``.
+
+    Raises ``NotFound`` if it is missing (and not created), ``UnsafePath`` for a symlink,
+    a non-folder, a foreign owner or group/other write permission.
+    """
+    if create:
+        try:
+            os.mkdir(name, DIR_MODE, dir_fd=parent)
+        except FileExistsError:
+            pass
+        else:
+            # mkdir honours the umask; set the mode explicitly (and without following links).
+            os.chmod(name, DIR_MODE, dir_fd=parent, follow_symlinks=False)
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        raise NotFound(f"{where} does not exist") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(f"refusing {where}: it is a symlink or not a folder") from None
+        raise
+    try:
+        check_owned(os.fstat(fd), where)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_dir(parent: int, name: str, where: str) -> int:
+    """Create folder ``name`` (0700) below ``parent``, which must not exist yet; open it."""
+    os.mkdir(name, DIR_MODE, dir_fd=parent)
+    os.chmod(name, DIR_MODE, dir_fd=parent, follow_symlinks=False)
+    return open_dir(parent, name, where)
+
+
+@contextlib.contextmanager
+def opened(fd: int) -> Iterator[int]:
+    """Close ``fd`` when the block ends."""
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_file(parent: int, name: str, where: str, max_bytes: int) -> bytes:
+    """Read regular file ``name`` below ``parent``, at most ``max_bytes`` bytes.
+
+    Raises ``NotFound``, ``UnsafePath`` (symlink or not a regular file) or ``OSError``
+    ``EFBIG`` when the file is larger than ``max_bytes``.
+    """
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        raise NotFound(f"{where} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePath(f"refusing {where}: it is a symlink") from None
+        raise
+    with opened(fd):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"refusing {where}: not a regular file")
+        if st.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{where} is {st.st_size} bytes, over {max_bytes}")
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise OSError(errno.EFBIG, f"{where} grew over {max_bytes} bytes while read")
+        return data
+
+
+def atomic_write(parent: int, name: str, data: bytes) -> None:
+    """Replace ``name`` below ``parent`` with ``data``, all or nothing, durably.
+
+    A temporary file in the same folder is written, fsync'd, renamed over ``name``, and the
+    folder fsync'd; a crash at any point leaves either the old file or the new one.
+    """
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, _TMP_FLAGS, FILE_MODE, dir_fd=parent)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=parent)
+        raise
+    os.fsync(parent)
+
+
+def lstat_at(parent: int, name: str) -> os.stat_result | None:
+    """``lstat`` of ``name`` below ``parent``, or ``None`` if it does not exist."""
+    try:
+        return os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def list_dir(fd: int) -> list[os.DirEntry[str]]:
+    """The entries of the open folder ``fd`` (its position is rewound first)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    with os.scandir(fd) as entries:
+        return list(entries)
+
+
+def remove_tree(parent: int, name: str) -> None:
+    """Delete folder ``name`` below ``parent`` and everything in it, never following links.
+
+    The folder is first renamed to a hidden name, so a half-finished delete is never seen as
+    a valid (but incomplete) record.
+    """
+    doomed = f".deleting-{name}-{secrets.token_hex(4)}"
+    os.rename(name, doomed, src_dir_fd=parent, dst_dir_fd=parent)
+    os.fsync(parent)
+    shutil.rmtree(doomed, dir_fd=parent)

@@ -1,0 +1,120 @@
+"""Message framing, detected per connection from its first bytes.
+
+* newline-delimited JSON: one message per line (``socat``, shells, scripts);
+* ``Content-Length:`` headers, LSP style (``vscode-jsonrpc`` and other editor clients).
+
+A message starting with ``{`` or ``[`` selects newline-delimited JSON; anything else is read
+as a header block. Replies use the framing of the request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import anyio
+from anyio.abc import ByteStream
+
+Framing = Literal["ndjson", "content-length"]
+MAX_HEADER_BYTES = 8192
+_RECEIVE_CHUNK = 1 << 16
+
+
+class FramingError(Exception):
+    """The peer broke the framing; the connection cannot continue."""
+
+
+class MessageTooLarge(FramingError):
+    """A message is larger than the limit."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        shown = f"{size} bytes" if size is not None else "more bytes"
+        super().__init__(f"message of {shown} exceeds the {limit}-byte limit")
+        self.limit = limit
+
+
+class FramedStream:
+    """Reads and writes whole messages on a byte stream."""
+
+    def __init__(self, stream: ByteStream, max_message_bytes: int) -> None:
+        self._stream = stream
+        self._max = max_message_bytes
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already searched for a delimiter
+        self.framing: Framing | None = None
+
+    async def _fill(self) -> None:
+        chunk = await self._stream.receive(_RECEIVE_CHUNK)
+        self._buffer += chunk
+
+    async def receive(self) -> bytes:
+        """The next message's bytes; ``anyio.EndOfStream`` when the peer closed cleanly."""
+        while self.framing is None:
+            stripped = self._buffer.lstrip()
+            if stripped:
+                del self._buffer[: len(self._buffer) - len(stripped)]
+                self.framing = "ndjson" if stripped[:1] in (b"{", b"[") else "content-length"
+                break
+            self._buffer.clear()
+            await self._fill()
+        if self.framing == "ndjson":
+            return await self._receive_line()
+        return await self._receive_lsp()
+
+    async def _receive_line(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n", self._scanned)
+            if end < 0:
+                if len(self._buffer) > self._max:
+                    raise MessageTooLarge(None, self._max)
+                self._scanned = len(self._buffer)
+                try:
+                    await self._fill()
+                except anyio.EndOfStream:
+                    if self._buffer.strip():
+                        raise FramingError("connection closed in the middle of a message") from None
+                    raise
+                continue
+            line = bytes(self._buffer[:end]).strip()
+            del self._buffer[: end + 1]
+            self._scanned = 0
+            if len(line) > self._max:
+                raise MessageTooLarge(len(line), self._max)
+            if line:
+                return line
+
+    async def _receive_lsp(self) -> bytes:
+        while True:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self._buffer) > MAX_HEADER_BYTES:
+                raise FramingError("header block too long or not terminated by a blank line")
+            await self._fill()
+        header = bytes(self._buffer[:end]).decode("ascii", "replace")
+        del self._buffer[: end + 4]
+        length: int | None = None
+        for line in header.split("\r\n"):
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise FramingError(f"malformed header line {line[:60]!r}")
+            if name.strip().lower() == "content-length":
+                value = value.strip()
+                if not value.isdigit():
+                    raise FramingError(f"bad Content-Length {value[:20]!r}")
+                length = int(value)
+        if length is None:
+            raise FramingError("missing Content-Length header")
+        if length > self._max:
+            raise MessageTooLarge(length, self._max)
+        while len(self._buffer) < length:
+            await self._fill()
+        body = bytes(self._buffer[:length])
+        del self._buffer[:length]
+        return body
+
+    async def send(self, payload: bytes) -> None:
+        """Send one message in this connection's framing (newline-delimited by default)."""
+        if self.framing == "content-length":
+            await self._stream.send(b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        else:
+            await self._stream.send(payload + b"\n")

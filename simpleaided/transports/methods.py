@@ -1,0 +1,164 @@
+"""The method table: every JSON-RPC method name, its contract, and the service call behind it.
+
+Built explicitly from the service objects (no global registry), in one place, so the table,
+the OpenRPC document and the dispatcher can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from simpleaided.domain import api
+from simpleaided.domain.models import RunStatus, StepStatus
+from simpleaided.domain.status import StatusDocument
+from simpleaided.services.runs import RunService
+from simpleaided.services.status import StatusService
+from simpleaided.transports.openrpc import openrpc_document
+from simpleaided.transports.rpc import Method
+
+
+class DaemonFacts(Protocol):
+    """What ``daemon.info`` reports, provided by the app layer."""
+
+    def info(self) -> dict[str, Any]: ...
+
+
+def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) -> list[Method]:
+    """Every method the daemon serves."""
+    methods: list[Method] = []
+
+    def add(
+        name: str, params: type[api.Params], result: Any, summary: str
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            methods.append(Method(name, summary, params, result, handler))
+            return handler
+
+        return register
+
+    # daemon ---------------------------------------------------------------------------------
+
+    @add("daemon.ping", api.NoParams, str, 'Answer "pong": the daemon is alive.')
+    def ping(p: api.NoParams, conn: Any) -> str:
+        return "pong"
+
+    @add("daemon.info", api.NoParams, api.DaemonInfo, "Version, pid, socket, uptime, warnings.")
+    def info(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return daemon.info()
+
+    @add("rpc.discover", api.NoParams, dict, "This API as an OpenRPC document.")
+    def discover(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return document
+
+    # workspaces -----------------------------------------------------------------------------
+
+    @add("workspaces.list", api.NoParams, list[api.WorkspaceInfo], "Served workspaces.")
+    def workspaces_list(p: api.NoParams, conn: Any) -> list[dict[str, Any]]:
+        return runs.list_workspaces()
+
+    @add("workspaces.add", api.WorkspaceParams, api.WorkspaceInfo, "Serve a workspace.")
+    async def workspaces_add(p: api.WorkspaceParams, conn: Any) -> dict[str, Any]:
+        return await runs.add_workspace(p.path)
+
+    @add("workspaces.remove", api.WorkspaceParams, dict, "Stop serving a workspace (files stay).")
+    async def workspaces_remove(p: api.WorkspaceParams, conn: Any) -> dict[str, Any]:
+        return await runs.remove_workspace(p.path)
+
+    # status ---------------------------------------------------------------------------------
+
+    @add("status.get", api.ScopeParams, StatusDocument, "The status document, from memory.")
+    def status_get(p: api.ScopeParams, conn: Any) -> dict[str, Any]:
+        return status.document(p.workspace)
+
+    # runs -----------------------------------------------------------------------------------
+
+    @add("runs.create", api.CreateRunParams, api.RunView, "Create a pending run.")
+    async def runs_create(p: api.CreateRunParams, conn: Any) -> dict[str, Any]:
+        return await runs.create_run(p.workspace, p.title)
+
+    @add("runs.get", api.GetRunParams, api.RunView, "A run (with its steps if asked).")
+    async def runs_get(p: api.GetRunParams, conn: Any) -> dict[str, Any]:
+        return await runs.get_run(p.run_id, steps=p.steps)
+
+    @add("runs.list", api.ListRunsParams, api.RunPage, "Runs, newest first, paginated.")
+    def runs_list(p: api.ListRunsParams, conn: Any) -> dict[str, Any]:
+        return runs.list_runs(p)
+
+    @add("runs.complete", api.RunRef, api.RunView, "Mark a running run completed.")
+    async def runs_complete(p: api.RunRef, conn: Any) -> dict[str, Any]:
+        return await runs.finish_run(p.run_id, RunStatus.COMPLETED)
+
+    @add("runs.fail", api.FailRunParams, api.RunView, "Mark a running run failed.")
+    async def runs_fail(p: api.FailRunParams, conn: Any) -> dict[str, Any]:
+        return await runs.finish_run(p.run_id, RunStatus.FAILED, p.error_message)
+
+    @add("runs.cancel", api.RunRef, api.RunView, "Cancel a pending or running run.")
+    async def runs_cancel(p: api.RunRef, conn: Any) -> dict[str, Any]:
+        return await runs.finish_run(p.run_id, RunStatus.CANCELLED)
+
+    @add("runs.delete", api.DeleteRunParams, api.Deleted, "Delete a run (running: with force).")
+    async def runs_delete(p: api.DeleteRunParams, conn: Any) -> dict[str, Any]:
+        return await runs.delete_run(p.run_id, force=p.force)
+
+    @add("runs.activeCount", api.ScopeParams, int, "How many runs are running.")
+    def runs_active_count(p: api.ScopeParams, conn: Any) -> int:
+        return runs.active_count(p.workspace)
+
+    @add("runs.latest", api.ScopeParams, api.LatestRun | None, "The most recently started run.")
+    def runs_latest(p: api.ScopeParams, conn: Any) -> dict[str, Any] | None:
+        return runs.latest(p.workspace)
+
+    @add("runs.busy", api.ScopeParams, bool, "Whether any run is running.")
+    def runs_busy(p: api.ScopeParams, conn: Any) -> bool:
+        return runs.active_count(p.workspace) > 0
+
+    # steps ----------------------------------------------------------------------------------
+
+    @add("steps.create", api.CreateStepParams, api.StepChange, "Add the next step to a run.")
+    async def steps_create(p: api.CreateStepParams, conn: Any) -> dict[str, Any]:
+        return await runs.create_step(p.run_id, p.name, start=p.start)
+
+    def step_move(name: str, target: StepStatus, summary: str) -> None:
+        @add(name, api.StepRef, api.StepChange, summary)
+        async def move(p: api.StepRef, conn: Any) -> dict[str, Any]:
+            return await runs.transition_step(p.run_id, p.step, target)
+
+    step_move("steps.start", StepStatus.RUNNING, "Start a pending step.")
+    step_move("steps.complete", StepStatus.COMPLETED, "Complete a running step.")
+    step_move("steps.skip", StepStatus.SKIPPED, "Skip a pending or running step.")
+
+    @add("steps.fail", api.FailStepParams, api.StepChange, "Fail a step (and its run, by default).")
+    async def steps_fail(p: api.FailStepParams, conn: Any) -> dict[str, Any]:
+        return await runs.transition_step(
+            p.run_id,
+            p.step,
+            StepStatus.FAILED,
+            error_message=p.error_message,
+            fail_run=p.fail_run,
+        )
+
+    @add("steps.list", api.RunRef, list[api.StepView], "The steps of a run.")
+    async def steps_list(p: api.RunRef, conn: Any) -> list[dict[str, Any]]:
+        return await runs.list_steps(p.run_id)
+
+    @add("steps.deleteFrom", api.DeleteStepsParams, api.RunView, "Rerun from a checkpoint.")
+    async def steps_delete_from(p: api.DeleteStepsParams, conn: Any) -> dict[str, Any]:
+        return await runs.delete_steps_from(p.run_id, p.from_step)
+
+    # artifacts ------------------------------------------------------------------------------
+
+    @add("artifacts.put", api.PutArtifactParams, api.ArtifactInfo, "Save a step's artifact.")
+    async def artifacts_put(p: api.PutArtifactParams, conn: Any) -> dict[str, Any]:
+        return await runs.put_artifact(p)
+
+    @add("artifacts.get", api.GetArtifactParams, api.ArtifactContent, "Read an artifact.")
+    async def artifacts_get(p: api.GetArtifactParams, conn: Any) -> dict[str, Any]:
+        return await runs.get_artifact(p)
+
+    @add("artifacts.list", api.ListArtifactsParams, list[api.ArtifactInfo], "List artifacts.")
+    async def artifacts_list(p: api.ListArtifactsParams, conn: Any) -> list[dict[str, Any]]:
+        return await runs.list_artifacts(p.run_id, p.step)
+
+    document = openrpc_document(methods)
+    return methods

@@ -1,0 +1,255 @@
+"""JSON-RPC 2.0 dispatch: the only module that knows ``jsonrpcserver``.
+
+We parse with ``orjson``, check the envelope ourselves (strict, but cheaper than the
+library's jsonschema validation, and per batch element as the spec asks), validate params
+with the method's pydantic model, and let ``jsonrpcserver`` route each request — synchronously
+for methods that only read memory, asynchronously for the rest. Project errors become their
+JSON-RPC codes here, once; anything unexpected becomes a generic internal error.
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import inspect
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from jsonrpcserver import Error, Success
+from jsonrpcserver import async_dispatch_to_response as _async_dispatch
+from jsonrpcserver import dispatch_to_response as _sync_dispatch
+from jsonrpcserver.response import to_serializable_one
+from pydantic import BaseModel, ValidationError
+
+from simpleaided.domain.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    LimitExceeded,
+    NotFound,
+    SimpleaideError,
+)
+
+log = logging.getLogger(__name__)
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+NOT_FOUND = -32001
+INVALID_TRANSITION = -32010
+CONFLICT = -32011
+LIMIT_EXCEEDED = -32040
+
+# Most specific first.
+_ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
+    (NotFound, NOT_FOUND),
+    (InvalidTransition, INVALID_TRANSITION),
+    (Conflict, CONFLICT),
+    (InvalidInput, INVALID_PARAMS),
+    (LimitExceeded, LIMIT_EXCEEDED),
+]
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One JSON-RPC method: its name, contract and handler ``handler(params, connection)``."""
+
+    name: str
+    summary: str
+    params: type[BaseModel]
+    result: Any
+    handler: Handler
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+def error_code(exc: SimpleaideError) -> int:
+    """The JSON-RPC code of a project error."""
+    for cls, code in _ERROR_CODES:
+        if isinstance(exc, cls):
+            return code
+    return INTERNAL_ERROR
+
+
+def error_object(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    """A JSON-RPC error object (``data`` omitted when ``None``)."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return error
+
+
+def error_response(code: int, message: str, data: Any = None, id: Any = None) -> bytes:
+    """A whole JSON-RPC error response, serialized."""
+    return orjson.dumps({"jsonrpc": "2.0", "error": error_object(code, message, data), "id": id})
+
+
+def _validation_data(exc: ValidationError) -> list[dict[str, Any]]:
+    # No "input": it may be large, or a secret.
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _unexpected(exc: Exception, method: str) -> Any:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # Disk full, permission denied...: say what, never where (no paths to clients).
+        log.error("%s failed: %s", method, exc)
+        return Error(
+            INTERNAL_ERROR,
+            f"storage error: {os.strerror(exc.errno)}",
+            {"errno": errno_codes.errorcode.get(exc.errno, str(exc.errno))},
+        )
+    incident = secrets.token_hex(4)
+    log.exception("%s failed (incident %s)", method, incident)
+    return Error(INTERNAL_ERROR, "Internal error", {"incident": incident})
+
+
+def _parse_params(method: Method, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if args:
+        return Error(INVALID_PARAMS, "Invalid params", "params must be an object (by name)")
+    try:
+        return method.params.model_validate(kwargs)
+    except ValidationError as exc:
+        return Error(INVALID_PARAMS, "Invalid params", _validation_data(exc))
+
+
+def _wrap_sync(method: Method) -> Callable[..., Any]:
+    def call(connection: Any, /, *args: Any, **kwargs: Any) -> Any:
+        params = _parse_params(method, args, kwargs)
+        if not isinstance(params, BaseModel):
+            return params
+        try:
+            return Success(method.handler(params, connection))
+        except SimpleaideError as exc:
+            return Error(error_code(exc), exc.message, exc.data)
+        except Exception as exc:
+            return _unexpected(exc, method.name)
+
+    return call
+
+
+def _wrap_async(method: Method) -> Callable[..., Awaitable[Any]]:
+    async def call(connection: Any, /, *args: Any, **kwargs: Any) -> Any:
+        params = _parse_params(method, args, kwargs)
+        if not isinstance(params, BaseModel):
+            return params
+        try:
+            return Success(await method.handler(params, connection))
+        except SimpleaideError as exc:
+            return Error(error_code(exc), exc.message, exc.data)
+        except Exception as exc:
+            return _unexpected(exc, method.name)
+
+    return call
+
+
+def _identity(request: Any) -> Any:
+    return request
+
+
+def _accept(request: Any) -> None:
+    return None
+
+
+def _envelope_problem(request: Any) -> str | None:
+    """Why ``request`` is not a JSON-RPC 2.0 request object, or ``None`` if it is."""
+    if not isinstance(request, dict):
+        return "a request must be a JSON object"
+    if request.get("jsonrpc") != "2.0":
+        return "'jsonrpc' must be \"2.0\""
+    if not isinstance(request.get("method"), str):
+        return "'method' must be a string"
+    if "params" in request and not isinstance(request["params"], dict | list):
+        return "'params' must be an object or an array"
+    if "id" in request and not _valid_id(request["id"]):
+        return "'id' must be a string, an integer or null"
+    extra = set(request) - {"jsonrpc", "method", "params", "id"}
+    if extra:
+        return f"unknown member(s): {', '.join(sorted(extra))}"
+    return None
+
+
+def _valid_id(value: Any) -> bool:
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int) and not isinstance(value, bool))
+    )
+
+
+class Dispatcher:
+    """Turns a raw message into a raw reply (or ``None`` for notifications)."""
+
+    def __init__(self, methods: Iterable[Method], *, max_reply_bytes: int) -> None:
+        self.methods = {m.name: m for m in methods}
+        self._max_reply = max_reply_bytes
+        self._sync = {m.name: _wrap_sync(m) for m in self.methods.values() if not m.is_async}
+        self._async = {m.name: _wrap_async(m) for m in self.methods.values() if m.is_async}
+
+    async def handle(self, raw: bytes, connection: Any) -> bytes | None:
+        """Dispatch one message (a request, a notification or a batch)."""
+        try:
+            request = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return error_response(PARSE_ERROR, "Parse error", str(exc))
+        if isinstance(request, list):
+            if not request:
+                return error_response(INVALID_REQUEST, "Invalid request", "empty batch")
+            replies = [await self._one(item, connection) for item in request]
+            present = [r for r in replies if r is not None]
+            return self._encode(present) if present else None
+        reply = await self._one(request, connection)
+        return None if reply is None else self._encode(reply)
+
+    async def _one(self, request: Any, connection: Any) -> dict[str, Any] | None:
+        problem = _envelope_problem(request)
+        if problem is not None:
+            rid = request.get("id") if isinstance(request, dict) else None
+            return {
+                "jsonrpc": "2.0",
+                "error": error_object(INVALID_REQUEST, "Invalid request", problem),
+                "id": rid if _valid_id(rid) else None,
+            }
+        name = request["method"]
+        options = {
+            "context": connection,
+            "deserializer": _identity,
+            "validator": _accept,
+            "post_process": to_serializable_one,
+        }
+        if name in self._sync:
+            reply = _sync_dispatch(request, self._sync, **options)
+        else:
+            reply = await _async_dispatch(request, self._async, **options)
+        return reply  # type: ignore[no-any-return]  # jsonrpcserver is untyped here
+
+    def _encode(self, reply: Any) -> bytes:
+        try:
+            data = orjson.dumps(reply)
+        except TypeError:
+            log.exception("a reply could not be serialized")
+            return error_response(INTERNAL_ERROR, "Internal error", None, _reply_id(reply))
+        if len(data) > self._max_reply:
+            return error_response(
+                LIMIT_EXCEEDED,
+                f"the reply is {len(data)} bytes, over the {self._max_reply}-byte limit",
+                None,
+                _reply_id(reply),
+            )
+        return data
+
+
+def _reply_id(reply: Any) -> Any:
+    return reply.get("id") if isinstance(reply, dict) else None

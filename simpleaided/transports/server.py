@@ -1,0 +1,128 @@
+"""Serves JSON-RPC on a listening Unix socket: one task per connection, peer uid checked.
+
+Each connection is served in its own task and handles its messages in order, so a slow or
+stuck client only ever delays itself. On shutdown the server stops accepting, lets requests
+in progress finish (bounded by a grace period), then closes every connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskStatus
+
+from simpleaided.transports.framing import FramedStream, FramingError, MessageTooLarge
+from simpleaided.transports.rpc import (
+    INVALID_REQUEST,
+    LIMIT_EXCEEDED,
+    PARSE_ERROR,
+    Dispatcher,
+    error_response,
+)
+from simpleaided.transports.unix_socket import PeerCredentials, peer_credentials
+
+log = logging.getLogger(__name__)
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client connection: who it is, and how to send it messages."""
+
+    id: int
+    peer: PeerCredentials
+    stream: FramedStream = field(repr=False)
+    send_lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
+
+    async def send(self, payload: bytes) -> None:
+        """Send one message; replies and (later) notifications never interleave."""
+        async with self.send_lock:
+            await self.stream.send(payload)
+
+
+class RpcServer:
+    """Accepts connections and feeds their messages to the dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher, *, max_message_bytes: int) -> None:
+        self._dispatcher = dispatcher
+        self._max = max_message_bytes
+        self._uid = os.getuid()
+        self._in_flight = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._accepting = True
+        self.connections: set[Connection] = set()
+
+    async def serve(
+        self,
+        listener: SocketListener,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept connections until cancelled."""
+        async with anyio.create_task_group() as tg, listener:
+            task_status.started()
+            while True:
+                stream = await listener.accept()
+                tg.start_soon(self._serve_connection, stream)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stop reading new requests and wait (bounded) for those in progress to finish."""
+        self._accepting = False
+        with anyio.move_on_after(grace_seconds):
+            await self._idle.wait()
+
+    async def _serve_connection(self, raw: SocketStream) -> None:
+        async with raw:
+            sock = raw.extra(SocketAttribute.raw_socket)
+            peer = peer_credentials(sock)
+            framed = FramedStream(raw, self._max)
+            if peer.uid != self._uid:
+                log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
+                message = f"connections from uid {peer.uid} are refused"
+                await _send_quietly(framed, error_response(INVALID_REQUEST, message))
+                return
+            conn = Connection(next(_ids), peer, framed)
+            self.connections.add(conn)
+            try:
+                await self._read_loop(conn)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+            finally:
+                self.connections.discard(conn)
+
+    async def _read_loop(self, conn: Connection) -> None:
+        while self._accepting:
+            try:
+                message = await conn.stream.receive()
+            except MessageTooLarge as exc:
+                await _send_quietly(conn.stream, error_response(LIMIT_EXCEEDED, str(exc)))
+                return
+            except FramingError as exc:
+                await _send_quietly(conn.stream, error_response(PARSE_ERROR, str(exc)))
+                return
+            if not self._accepting:
+                return
+            self._in_flight += 1
+            self._idle = anyio.Event() if self._in_flight == 1 else self._idle
+            try:
+                reply = await self._dispatcher.handle(message, conn)
+                if reply is not None:
+                    await conn.send(reply)
+            finally:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+
+async def _send_quietly(stream: FramedStream, payload: bytes) -> None:
+    """Best effort: the peer may already be gone."""
+    try:
+        with anyio.move_on_after(1):
+            await stream.send(payload)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
