@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from simpleaided.domain import clock, names
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_TITLE_CHARS = 500
 MAX_ERROR_CHARS = 10_000
 

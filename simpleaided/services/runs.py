@@ -359,7 +359,8 @@ class RunService:
 
         async with self._lock(params.run_id):
             with anyio.CancelScope(shield=True):
-                return await anyio.to_thread.run_sync(in_thread)
+                saved = await anyio.to_thread.run_sync(in_thread)
+        return saved
 
     async def get_artifact(self, params: api.GetArtifactParams) -> dict[str, Any]:
         """An artifact's content, as text when it is UTF-8 (or as asked)."""

@@ -13,6 +13,11 @@ from simpleaided.services.runs import RunService
 SectionProvider = Callable[[int], dict[str, Any]]
 
 
+def _fixed(data: dict[str, Any]) -> SectionProvider:
+    """A provider for a section that does not change (a service not configured)."""
+    return lambda _now: data
+
+
 class StatusService:
     """Builds the status document; later services plug in as section providers."""
 
@@ -29,7 +34,7 @@ class StatusService:
         self._count_pending = count_pending_as_active
         unconfigured = status.unconfigured_sections(env, socket_path)
         self.sections: dict[str, SectionProvider] = {
-            name: (lambda _now, data=data: data) for name, data in unconfigured.items()
+            name: _fixed(data) for name, data in unconfigured.items()
         }
 
     def document(self, workspace: str | None = None) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 * newline-delimited JSON: one message per line (``socat``, shells, scripts);
 * ``Content-Length:`` headers, LSP style (``vscode-jsonrpc`` and other editor clients).
 
-A message starting with ``{`` or ``[`` selects newline-delimited JSON; anything else is read
-as a header block. Replies use the framing of the request.
+A connection whose first bytes are a header name and a colon (``Content-Length:``,
+``Content-Type:``) uses headers; anything else (``{``, ``[``, or garbage that then gets a
+parse error) is newline-delimited JSON. Replies use the framing of the request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from anyio.abc import ByteStream
 Framing = Literal["ndjson", "content-length"]
 MAX_HEADER_BYTES = 8192
 _RECEIVE_CHUNK = 1 << 16
+
+
+_TOKEN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
+_MAX_HEADER_NAME = 64
+
+
+def _detect(start: bytes | bytearray) -> Framing | None:
+    """The framing that ``start`` (the first bytes, whitespace stripped) begins, or ``None``
+    when more bytes are needed to tell."""
+    if not start:
+        return None
+    if start[0] not in _TOKEN or start[0] in b"0123456789-":
+        return "ndjson"
+    for pos, byte in enumerate(start[:_MAX_HEADER_NAME]):
+        if byte not in _TOKEN:
+            return "content-length" if byte == ord(":") and pos > 0 else "ndjson"
+    return "ndjson" if len(start) >= _MAX_HEADER_NAME else None
 
 
 class FramingError(Exception):
@@ -49,13 +67,10 @@ class FramedStream:
     async def receive(self) -> bytes:
         """The next message's bytes; ``anyio.EndOfStream`` when the peer closed cleanly."""
         while self.framing is None:
-            stripped = self._buffer.lstrip()
-            if stripped:
-                del self._buffer[: len(self._buffer) - len(stripped)]
-                self.framing = "ndjson" if stripped[:1] in (b"{", b"[") else "content-length"
-                break
-            self._buffer.clear()
-            await self._fill()
+            del self._buffer[: len(self._buffer) - len(self._buffer.lstrip())]
+            self.framing = _detect(self._buffer)
+            if self.framing is None:
+                await self._fill()
         if self.framing == "ndjson":
             return await self._receive_line()
         return await self._receive_lsp()

@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from jsonrpcserver import Error, Success
@@ -233,7 +233,7 @@ class Dispatcher:
             reply = _sync_dispatch(request, self._sync, **options)
         else:
             reply = await _async_dispatch(request, self._async, **options)
-        return reply  # type: ignore[no-any-return]  # jsonrpcserver is untyped here
+        return cast("dict[str, Any] | None", reply)  # jsonrpcserver is untyped here
 
     def _encode(self, reply: Any) -> bytes:
         try:

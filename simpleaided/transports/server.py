@@ -84,26 +84,26 @@ class RpcServer:
             if peer.uid != self._uid:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 message = f"connections from uid {peer.uid} are refused"
-                await _send_quietly(framed, error_response(INVALID_REQUEST, message))
+                await _refuse(raw, framed, error_response(INVALID_REQUEST, message))
                 return
             conn = Connection(next(_ids), peer, framed)
             self.connections.add(conn)
             try:
-                await self._read_loop(conn)
+                await self._read_loop(conn, raw)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass
             finally:
                 self.connections.discard(conn)
 
-    async def _read_loop(self, conn: Connection) -> None:
+    async def _read_loop(self, conn: Connection, raw: SocketStream) -> None:
         while self._accepting:
             try:
                 message = await conn.stream.receive()
             except MessageTooLarge as exc:
-                await _send_quietly(conn.stream, error_response(LIMIT_EXCEEDED, str(exc)))
+                await _refuse(raw, conn.stream, error_response(LIMIT_EXCEEDED, str(exc)))
                 return
             except FramingError as exc:
-                await _send_quietly(conn.stream, error_response(PARSE_ERROR, str(exc)))
+                await _refuse(raw, conn.stream, error_response(PARSE_ERROR, str(exc)))
                 return
             if not self._accepting:
                 return
@@ -119,10 +119,21 @@ class RpcServer:
                     self._idle.set()
 
 
-async def _send_quietly(stream: FramedStream, payload: bytes) -> None:
-    """Best effort: the peer may already be gone."""
+_DISCARD_LIMIT = 1 << 20
+
+
+async def _refuse(raw: SocketStream, framed: FramedStream, payload: bytes) -> None:
+    """Send a last error and close without losing it.
+
+    Closing a socket with unread input makes the kernel reset the connection, and the peer
+    may then never read our error; so we half-close and discard what it still sends, briefly.
+    """
     try:
         with anyio.move_on_after(1):
-            await stream.send(payload)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await framed.send(payload)
+            await raw.send_eof()
+            discarded = 0
+            while discarded < _DISCARD_LIMIT:
+                discarded += len(await raw.receive())
+    except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass

@@ -1,0 +1,80 @@
+"""Shared fixtures: short socket paths, isolated XDG folders, and a real daemon in-process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from simpleaided.app.config import load_config
+from simpleaided.app.daemon import Daemon
+from tests.rpcclient import RpcClient
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary folder with a short path (AF_UNIX paths are limited to 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def isolated_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point HOME and the XDG folders into ``short_tmp`` so no test touches real user files."""
+    for name in ("HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        folder = short_tmp / name.lower()
+        folder.mkdir(mode=0o700)
+        monkeypatch.setenv(name, str(folder))
+    for name in list(os.environ):
+        if name.startswith("SIMPLEAIDE_"):
+            monkeypatch.delenv(name)
+    return short_tmp
+
+
+@pytest.fixture
+def workspace(short_tmp: Path) -> Path:
+    """An empty workspace folder."""
+    path = short_tmp / "ws"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def socket_path(short_tmp: Path) -> Path:
+    return short_tmp / "run" / "daemon.sock"
+
+
+def make_daemon(socket_path: Path, state_dir: Path, **settings: object) -> Daemon:
+    overrides: dict[str, object] = {
+        "daemon.socket": str(socket_path),
+        "daemon.state_dir": str(state_dir),
+        **settings,
+    }
+    return Daemon(load_config(overrides=overrides), handle_signals=False)
+
+
+@pytest.fixture
+async def daemon(isolated_env: Path, socket_path: Path) -> AsyncIterator[Daemon]:
+    """A real daemon serving ``socket_path`` in this process; stopped after the test."""
+    async with anyio.create_task_group() as tg:
+        started: Daemon = await tg.start(make_daemon(socket_path, isolated_env / "state").run)
+        yield started
+        started.request_stop()
+
+
+@pytest.fixture
+async def client(daemon: Daemon, socket_path: Path) -> AsyncIterator[RpcClient]:
+    """A client connected to the daemon with newline-delimited JSON."""
+    async with await RpcClient.connect(socket_path) as c:
+        yield c

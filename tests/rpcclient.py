@@ -1,0 +1,80 @@
+"""A minimal async JSON-RPC client for the tests: it speaks to the daemon as any client would."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import SocketStream
+
+
+class RpcFailed(Exception):
+    """The daemon answered with an error object."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error['code']}: {error['message']}")
+        self.code: int = error["code"]
+        self.message: str = error["message"]
+        self.data: Any = error.get("data")
+
+
+class RpcClient:
+    """Newline-delimited JSON over a Unix socket."""
+
+    def __init__(self, stream: SocketStream) -> None:
+        self.stream = stream
+        self._ids = itertools.count(1)
+        self._buffer = b""
+
+    @classmethod
+    async def connect(cls, path: Path) -> RpcClient:
+        return cls(await anyio.connect_unix(path))
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stream.aclose()
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send(data)
+
+    async def receive_line(self) -> bytes:
+        with anyio.fail_after(10):
+            while b"\n" not in self._buffer:
+                self._buffer += await self.stream.receive()
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    async def exchange(self, message: Any) -> Any:
+        """Send one message (object or batch) and return the decoded reply."""
+        await self.send_raw(json.dumps(message).encode() + b"\n")
+        return json.loads(await self.receive_line())
+
+    async def request(self, method: str, params: Any = None) -> dict[str, Any]:
+        """The whole response object of one request."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": next(self._ids)}
+        if params is not None:
+            message["params"] = params
+        reply = await self.exchange(message)
+        assert reply["id"] == message["id"]
+        return reply  # type: ignore[no-any-return]
+
+    async def call(self, method: str, **params: Any) -> Any:
+        """The result of one request; raises ``RpcFailed`` on an error reply."""
+        reply = await self.request(method, params)
+        if "error" in reply:
+            raise RpcFailed(reply["error"])
+        return reply["result"]
+
+    async def error(self, method: str, **params: Any) -> RpcFailed:
+        """The error of a request that must fail."""
+        reply = await self.request(method, params)
+        assert "error" in reply, f"{method} succeeded: {reply['result']!r}"
+        return RpcFailed(reply["error"])

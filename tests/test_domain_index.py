@@ -1,0 +1,126 @@
+"""The in-memory index and the status computation, driven by scripted changes (no disk)."""
+
+from __future__ import annotations
+
+import random
+
+from simpleaided.domain import status
+from simpleaided.domain.index import RunIndex, RunSummary
+from simpleaided.domain.status import StatusDocument
+
+BASE = 1_795_000_000_000
+
+
+def summary(
+    n: int, status_: str = "running", ws: str = "/a", completed: int | None = None
+) -> RunSummary:
+    return RunSummary(
+        id=f"20261118T0946{n:05d}Z-{n:08x}",
+        workspace=ws,
+        status=status_,
+        title=None,
+        started_at=f"t{n}",
+        started_ms=BASE + n,
+        completed_at=None if completed is None else f"c{completed}",
+        completed_ms=None if completed is None else BASE + completed,
+        updated_at=None,
+        step_count=0,
+        error_message=None,
+    )
+
+
+def naive_counts(runs: dict[str, RunSummary], ws: str | None = None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in runs.values():
+        if ws is None or s.workspace == ws:
+            counts[s.status] = counts.get(s.status, 0) + 1
+    return counts
+
+
+def test_counts_and_latest_follow_a_random_script_of_changes() -> None:
+    rng = random.Random(7)
+    index = RunIndex()
+    truth: dict[str, RunSummary] = {}
+    for step in range(3000):
+        n = rng.randrange(300)
+        action = rng.random()
+        if action < 0.15:
+            index.discard(summary(n).id)
+            truth.pop(summary(n).id, None)
+        else:
+            s = summary(
+                n,
+                rng.choice(["pending", "running", "completed", "failed", "corrupt"]),
+                rng.choice(["/a", "/b"]),
+            )
+            index.put(s)
+            truth[s.id] = s
+        if step % 50 == 0:
+            for ws in (None, "/a", "/b"):
+                assert dict(index.tally(ws).counts) == naive_counts(truth, ws)
+                expected = max(
+                    (
+                        s
+                        for s in truth.values()
+                        if s.status != "corrupt" and ws in (None, s.workspace)
+                    ),
+                    key=lambda s: (s.started_ms, s.id),
+                    default=None,
+                )
+                assert index.latest(ws) == expected
+    assert len(index) == len(truth)
+
+
+def test_pages_are_newest_first_and_filtered() -> None:
+    index = RunIndex()
+    for n in range(10):
+        index.put(summary(n, "completed" if n % 2 else "running", "/a" if n < 5 else "/b"))
+    page = index.page(limit=3)
+    assert [s.id for s in page] == [summary(n).id for n in (9, 8, 7)]
+    page2 = index.page(limit=3, before=page[-1].id)
+    assert [s.id for s in page2] == [summary(n).id for n in (6, 5, 4)]
+    assert [
+        s.id for s in index.page(limit=10, workspace="/a", statuses=frozenset({"running"}))
+    ] == [summary(n).id for n in (4, 2, 0)]
+
+
+def test_runs_section() -> None:
+    index = RunIndex()
+    index.put(summary(1, "completed", completed=100))
+    index.put(summary(2, "pending"))
+    index.put(summary(3, "running"))
+    section = status.runs_section(index, BASE + 1000)
+    assert section == {
+        "active": 1,
+        "busy": True,
+        "pending": 1,
+        "total": 3,
+        "last": {
+            "id": summary(3).id,
+            "status": "running",
+            "startedAt": "t3",
+            "completedAt": None,
+            "ageMs": 997,
+        },
+    }
+    assert status.runs_section(index, BASE, count_pending=True)["active"] == 2
+    # Ages count from completion when there is one, and never go negative.
+    index.discard(summary(3).id)
+    index.discard(summary(2).id)
+    assert status.runs_section(index, BASE + 150)["last"]["ageMs"] == 50
+    assert status.runs_section(index, BASE)["last"]["ageMs"] == 0
+    assert status.runs_section(index, BASE)["busy"] is False
+
+
+def test_document_sections_match_the_published_schema() -> None:
+    index = RunIndex()
+    index.put(summary(1, "failed", completed=5))
+    doc = {
+        "env": "PROD",
+        "generatedAt": "2026-11-24T10:15:00.123Z",
+        "runs": status.runs_section(index, BASE + 10),
+        **status.unconfigured_sections("PROD", "/run/x.sock"),
+        "warnings": [],
+    }
+    StatusDocument.model_validate(doc)
+    assert doc["db"]["readOnly"] is True

@@ -1,0 +1,190 @@
+"""The state machine, exhaustively: every legal transition works, every other one is refused."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from simpleaided.domain import states
+from simpleaided.domain.errors import InvalidTransition, NotFound
+from simpleaided.domain.models import RunMetadata, RunStatus, StepMetadata, StepStatus
+from simpleaided.domain.names import new_run_id
+
+T0 = "2026-11-24T10:00:00.000Z"
+T1 = "2026-11-24T10:05:00.000Z"
+
+LEGAL_RUN = {
+    (RunStatus.PENDING, RunStatus.RUNNING),
+    (RunStatus.PENDING, RunStatus.CANCELLED),
+    (RunStatus.RUNNING, RunStatus.COMPLETED),
+    (RunStatus.RUNNING, RunStatus.FAILED),
+    (RunStatus.RUNNING, RunStatus.CANCELLED),
+}
+LEGAL_STEP = {
+    (StepStatus.PENDING, StepStatus.RUNNING),
+    (StepStatus.PENDING, StepStatus.SKIPPED),
+    (StepStatus.RUNNING, StepStatus.COMPLETED),
+    (StepStatus.RUNNING, StepStatus.FAILED),
+    (StepStatus.RUNNING, StepStatus.SKIPPED),
+}
+
+
+def make_run(status: RunStatus = RunStatus.PENDING, steps: int = 0) -> RunMetadata:
+    return RunMetadata(
+        id=new_run_id(1_795_000_000_000),
+        status=status,
+        started_at=T0,
+        updated_at=T0,
+        step_count=steps,
+    )
+
+
+def make_step(status: StepStatus, number: int = 1) -> StepMetadata:
+    return StepMetadata(number=number, name="code", status=status)
+
+
+def test_transition_tables_match_the_design() -> None:
+    table = {(a, b) for a, targets in states.RUN_TRANSITIONS.items() for b in targets}
+    assert table == LEGAL_RUN
+    table = {(a, b) for a, targets in states.STEP_TRANSITIONS.items() for b in targets}
+    assert table == LEGAL_STEP
+
+
+@pytest.mark.parametrize(
+    ("current", "target"),
+    [(a, b) for a, b in itertools.product(RunStatus, RunStatus) if b in states.FINISHED_RUN],
+)
+def test_finish_run(current: RunStatus, target: RunStatus) -> None:
+    run = make_run(current)
+    if (current, target) in LEGAL_RUN:
+        done = states.finish_run(run, target, T1, "boom")
+        assert done.status is target
+        assert done.completed_at == T1
+        assert done.updated_at == T1
+        assert done.error_message == ("boom" if target is RunStatus.FAILED else None)
+    else:
+        with pytest.raises(InvalidTransition) as info:
+            states.finish_run(run, target, T1)
+        assert info.value.current == current and info.value.requested == target
+        assert f"is {current}; cannot move to {target}" in info.value.message
+
+
+@pytest.mark.parametrize("start", [False, True])
+def test_creating_a_step_makes_a_pending_run_running(start: bool) -> None:
+    run, step = states.create_step(make_run(), "plan", T1, start=start)
+    assert run.status is RunStatus.RUNNING
+    assert run.step_count == 1
+    assert step.number == 1 and step.dir_name == "01_plan"
+    assert step.status is (StepStatus.RUNNING if start else StepStatus.PENDING)
+    assert step.started_at == (T1 if start else None)
+
+
+def test_steps_are_numbered_in_order() -> None:
+    run = make_run()
+    for expected, name in enumerate(["plan", "code", "test"], start=1):
+        run, step = states.create_step(run, name, T1)
+        assert step.number == expected
+    assert run.step_count == 3
+
+
+@pytest.mark.parametrize("status", sorted(states.FINISHED_RUN))
+def test_no_step_can_be_added_to_a_finished_run(status: RunStatus) -> None:
+    with pytest.raises(InvalidTransition) as info:
+        states.create_step(make_run(status), "plan", T1)
+    assert info.value.current == status and info.value.requested == RunStatus.RUNNING
+
+
+def test_a_run_has_at_most_99_steps() -> None:
+    with pytest.raises(InvalidTransition, match="at most 99 steps"):
+        states.create_step(make_run(RunStatus.RUNNING, steps=99), "more", T1)
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(StepStatus, StepStatus)))
+def test_step_transitions(current: StepStatus, target: StepStatus) -> None:
+    run = make_run(RunStatus.RUNNING, steps=1)
+    step = make_step(current)
+    if (current, target) in LEGAL_STEP:
+        new_run, new_step = states.transition_step(run, step, target, T1, error_message="x")
+        assert new_step.status is target
+        if target is StepStatus.RUNNING:
+            assert new_step.started_at == T1 and new_step.completed_at is None
+        else:
+            assert new_step.completed_at == T1
+        assert new_step.error_message == ("x" if target is StepStatus.FAILED else None)
+    else:
+        with pytest.raises(InvalidTransition) as info:
+            states.transition_step(run, step, target, T1)
+        assert info.value.current == current and info.value.requested == target
+
+
+def test_starting_a_step_of_a_pending_run_makes_it_running() -> None:
+    run, _ = states.transition_step(
+        make_run(RunStatus.PENDING, steps=1), make_step(StepStatus.PENDING), StepStatus.RUNNING, T1
+    )
+    assert run.status is RunStatus.RUNNING
+
+
+def test_a_failed_step_fails_its_run() -> None:
+    run, step = states.transition_step(
+        make_run(RunStatus.RUNNING, steps=1),
+        make_step(StepStatus.RUNNING),
+        StepStatus.FAILED,
+        T1,
+        error_message="tests failed",
+    )
+    assert step.status is StepStatus.FAILED
+    assert run.status is RunStatus.FAILED
+    assert run.completed_at == T1
+    assert run.error_message == "step 01_code failed: tests failed"
+
+
+def test_a_failed_step_can_leave_its_run_running() -> None:
+    run, step = states.transition_step(
+        make_run(RunStatus.RUNNING, steps=1),
+        make_step(StepStatus.RUNNING),
+        StepStatus.FAILED,
+        T1,
+        error_message="flaky",
+        fail_run=False,
+    )
+    assert step.status is StepStatus.FAILED
+    assert run.status is RunStatus.RUNNING and run.error_message is None
+
+
+@pytest.mark.parametrize("status", sorted(states.FINISHED_RUN))
+def test_steps_of_a_finished_run_cannot_move(status: RunStatus) -> None:
+    with pytest.raises(InvalidTransition, match=f"its run is {status}"):
+        states.transition_step(
+            make_run(status, steps=1), make_step(StepStatus.RUNNING), StepStatus.COMPLETED, T1
+        )
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_delete_steps_from_reruns_from_a_checkpoint(status: RunStatus) -> None:
+    run = make_run(status, steps=3).model_copy(
+        update={"completed_at": T0, "error_message": "old failure"}
+    )
+    again = states.delete_steps_from(run, 2, T1)
+    assert again.step_count == 1
+    assert again.status is RunStatus.PENDING
+    assert again.completed_at is None and again.error_message is None
+    # The next step is number 2 and makes the run running again.
+    run2, step = states.create_step(again, "code", T1)
+    assert step.number == 2 and run2.status is RunStatus.RUNNING
+
+
+@pytest.mark.parametrize("from_step", [0, 4, 99])
+def test_delete_steps_from_a_missing_step(from_step: int) -> None:
+    with pytest.raises(NotFound):
+        states.delete_steps_from(make_run(RunStatus.RUNNING, steps=3), from_step, T1)
+
+
+def test_refused_transitions_change_nothing() -> None:
+    run = make_run(RunStatus.COMPLETED, steps=1)
+    before = run.model_dump()
+    with pytest.raises(InvalidTransition):
+        states.finish_run(run, RunStatus.FAILED, T1)
+    with pytest.raises(InvalidTransition):
+        states.create_step(run, "x", T1)
+    assert run.model_dump() == before

@@ -1,0 +1,71 @@
+"""Each layer imports only the layers above it; the client never imports the daemon."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+LAYERS = ["domain", "store", "services", "transports", "app"]
+ASYNC_FRAMEWORKS = {"anyio", "asyncio", "jsonrpcserver", "watchdog"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def package_files(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layers_import_only_downward(layer: str) -> None:
+    allowed = set(LAYERS[: LAYERS.index(layer) + 1])
+    offenders = []
+    for path in package_files(f"simpleaided/{layer}"):
+        for module in imported_modules(path):
+            parts = module.split(".")
+            if parts[0] == "simpleaided" and len(parts) > 1 and parts[1] in LAYERS:
+                if parts[1] not in allowed:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert offenders == []
+
+
+def test_the_domain_core_is_pure() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in package_files("simpleaided/domain")
+        for module in imported_modules(path)
+        if module.split(".")[0] in ASYNC_FRAMEWORKS
+    ]
+    assert offenders == []
+
+
+def test_jsonrpcserver_stays_behind_one_module() -> None:
+    users = {
+        str(path.relative_to(ROOT))
+        for path in package_files("simpleaided")
+        if any(m.split(".")[0] == "jsonrpcserver" for m in imported_modules(path))
+    }
+    assert users == {"simpleaided/transports/rpc.py"}
+
+
+def test_the_client_never_imports_the_daemon() -> None:
+    files = package_files("clients/python/simpleaide")
+    assert files, "the client package is missing"
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in files
+        for module in imported_modules(path)
+        if module.split(".")[0] in {"simpleaided", "pydantic", "anyio"}
+    ]
+    assert offenders == []

@@ -1,0 +1,288 @@
+"""The wire protocol: framings, batches, notifications, bad input and limits, on a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from simpleaided.app.daemon import Daemon
+from tests.conftest import make_daemon
+from tests.rpcclient import RpcClient
+from tests.test_rpc_methods import tree
+
+
+async def raw_exchange(socket_path: Path, data: bytes, *, until: bytes = b"\n") -> bytes:
+    """Send ``data`` on a fresh connection and read until ``until`` appears or EOF."""
+    async with await anyio.connect_unix(socket_path) as stream:
+        await stream.send(data)
+        received = b""
+        with anyio.fail_after(5):
+            while until not in received:
+                try:
+                    received += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+        return received
+
+
+async def read_lsp(stream: anyio.abc.ByteStream, buffer: bytearray) -> dict:
+    with anyio.fail_after(5):
+        while b"\r\n\r\n" not in buffer:
+            buffer += await stream.receive()
+        head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+        length = int(head.split(b":")[1])
+        while len(rest) < length:
+            rest += await stream.receive()
+        buffer[:] = rest[length:]
+        return json.loads(rest[:length])
+
+
+async def test_content_length_framing(daemon: Daemon, socket_path: Path, workspace: Path) -> None:
+    async with await anyio.connect_unix(socket_path) as stream:
+        buffer = bytearray()
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "runs.create",
+                "params": {"workspace": str(workspace)},
+                "id": 1,
+            }
+        ).encode()
+        await stream.send(
+            b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        reply = await read_lsp(stream, buffer)
+        assert reply["id"] == 1 and reply["result"]["status"] == "pending"
+        # Two messages in one write, the second split across writes.
+        ping = b'{"jsonrpc":"2.0","method":"daemon.ping","id":2}'
+        status = b'{"jsonrpc":"2.0","method":"status.get","id":3}'
+        await stream.send(
+            b"Content-Length: %d\r\n\r\n%s" % (len(ping), ping)
+            + b"Content-Length: %d\r\n\r\n%s" % (len(status), status[:10])
+        )
+        await stream.send(status[10:])
+        assert (await read_lsp(stream, buffer))["result"] == "pong"
+        assert (await read_lsp(stream, buffer))["result"]["runs"]["total"] == 1
+
+
+async def test_ndjson_framing_handles_split_and_joined_lines(
+    daemon: Daemon, socket_path: Path
+) -> None:
+    async with await RpcClient.connect(socket_path) as c:
+        ping = b'{"jsonrpc":"2.0","method":"daemon.ping","id":%d}'
+        await c.send_raw(ping % 1 + b"\n" + ping % 2 + b"\r\n\n" + (ping % 3)[:7])
+        await c.send_raw((ping % 3)[7:] + b"\n")
+        ids = [json.loads(await c.receive_line())["id"] for _ in range(3)]
+        assert ids == [1, 2, 3]
+
+
+async def test_batches(client: RpcClient, workspace: Path) -> None:
+    reply = await client.exchange(
+        [
+            {"jsonrpc": "2.0", "method": "daemon.ping", "id": "a"},
+            {"jsonrpc": "2.0", "method": "runs.create", "params": {"workspace": str(workspace)}},
+            {"jsonrpc": "2.0", "method": "nope", "id": "b"},
+            {"jsonrpc": "2.0", "method": "runs.get", "params": {"runId": ".."}, "id": "c"},
+            1,
+            {"jsonrpc": "2.0", "method": "status.get", "id": "d"},
+        ]
+    )
+    assert [r.get("id") for r in reply] == ["a", "b", "c", None, "d"]
+    assert reply[0]["result"] == "pong"
+    assert reply[1]["error"]["code"] == -32601
+    assert reply[2]["error"]["code"] == -32602
+    assert reply[3]["error"]["code"] == -32600
+    # The notification in the batch was executed, in order, before status.get.
+    assert reply[4]["result"]["runs"]["total"] == 1
+
+
+async def test_empty_batch_is_invalid(client: RpcClient) -> None:
+    reply = await client.exchange([])
+    assert reply["error"]["code"] == -32600 and reply["id"] is None
+
+
+async def test_notifications_get_no_reply(client: RpcClient, workspace: Path) -> None:
+    await client.send_raw(
+        json.dumps(
+            {"jsonrpc": "2.0", "method": "runs.create", "params": {"workspace": str(workspace)}}
+        ).encode()
+        + b"\n"
+    )
+    await client.send_raw(
+        json.dumps(
+            [
+                {"jsonrpc": "2.0", "method": "daemon.ping"},
+                {"jsonrpc": "2.0", "method": "unknown.method"},
+            ]
+        ).encode()
+        + b"\n"
+    )
+    # The next reply on the connection is the answer to this request, not to the above.
+    result = await client.call("runs.list")
+    assert len(result["runs"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (b"{not json", -32700),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "id": 1', -32700),
+        (b'"just a string"', -32700),
+        (b'{"jsonrpc": "1.0", "method": "daemon.ping", "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": 5, "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "params": 3, "id": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "id": {"a": 1}}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "id": 1, "extra": 1}', -32600),
+        (b'{"jsonrpc": "2.0", "method": "no.such", "id": 1}', -32601),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "params": [1], "id": 1}', -32602),
+        (b'{"jsonrpc": "2.0", "method": "daemon.ping", "params": {"x": 1}, "id": 1}', -32602),
+    ],
+)
+async def test_bad_messages_get_errors_and_the_connection_goes_on(
+    client: RpcClient, message: bytes, code: int
+) -> None:
+    if message.startswith(b'"'):
+        code = -32600  # valid JSON, but not a request object
+    await client.send_raw(message + b"\n")
+    reply = json.loads(await client.receive_line())
+    assert reply["error"]["code"] == code
+    assert await client.call("daemon.ping") == "pong"
+
+
+async def test_invalid_params_carry_the_validation_errors(client: RpcClient) -> None:
+    err = await client.error("runs.create", workspace=5, title="", bogus=True)
+    assert err.code == -32602 and err.message == "Invalid params"
+    by_field = {tuple(e["loc"]): e for e in err.data}
+    assert set(by_field) == {("workspace",), ("title",), ("bogus",)}
+    assert all("input" not in e for e in err.data)
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "field"),
+    [
+        ("runs.create", {"workspace": "relative/path"}, "workspace"),
+        ("runs.create", {"workspace": "/tmp/../etc"}, "workspace"),
+        ("runs.create", {"workspace": "/tmp/a\x00b"}, "workspace"),
+        ("runs.get", {"runId": "../../etc"}, "runId"),
+        ("runs.get", {"runId": "/etc/passwd"}, "runId"),
+        ("steps.create", {"runId": "RUN", "name": "../x"}, "name"),
+        ("steps.create", {"runId": "RUN", "name": "a/b"}, "name"),
+        ("steps.create", {"runId": "RUN", "name": "x" * 65}, "name"),
+        ("steps.create", {"runId": "RUN", "name": "x\x00"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 1, "name": "../evil", "text": "x"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 1, "name": "/etc/passwd", "text": "x"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 1, "name": "..", "text": "x"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 1, "name": "a\x00b", "text": "x"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 1, "name": "x" * 256, "text": "x"}, "name"),
+        ("artifacts.put", {"runId": "RUN", "step": 0, "name": "ok", "text": "x"}, "step"),
+        ("runs.create", {"workspace": "/tmp", "title": "x" * 501}, "title"),
+    ],
+)
+async def test_path_tricks_are_refused_and_nothing_is_written(
+    client: RpcClient, workspace: Path, method: str, params: dict, field: str
+) -> None:
+    run = await client.call("runs.create", workspace=str(workspace))
+    await client.call("steps.create", runId=run["id"], name="plan")
+    params = {k: (run["id"] if v == "RUN" else v) for k, v in params.items()}
+    before = (tree(workspace), sorted(os.listdir(workspace.parent)))
+    err = await client.error(method, **params)
+    assert err.code == -32602, err.message
+    assert [tuple(e["loc"]) for e in err.data] == [(field,)]
+    assert (tree(workspace), sorted(os.listdir(workspace.parent))) == before
+
+
+async def test_an_oversized_message_is_refused_and_the_connection_closed(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    limit = 64 * 1024
+    async with anyio.create_task_group() as tg:
+        d = await tg.start(
+            make_daemon(socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}).run
+        )
+        big = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "runs.create",
+                "id": 1,
+                "params": {"workspace": str(workspace), "title": "x" * limit},
+            }
+        ).encode()
+        reply = await raw_exchange(socket_path, big + b"\n", until=b"\x00never")
+        lines = reply.splitlines()
+        assert len(lines) == 1  # the error, then EOF
+        error = json.loads(lines[0])["error"]
+        assert error["code"] == -32040 and str(limit) in error["message"]
+        lsp = await raw_exchange(
+            socket_path, b"Content-Length: %d\r\n\r\n" % (limit + 1), until=b"\x00never"
+        )
+        assert json.loads(lsp.partition(b"\r\n\r\n")[2] or lsp)["error"]["code"] == -32040
+        assert not (workspace / ".simpleaide").exists()
+        # The daemon still serves everyone else.
+        async with await RpcClient.connect(socket_path) as c:
+            assert await c.call("daemon.ping") == "pong"
+        d.request_stop()
+
+
+async def test_a_reply_over_the_limit_is_an_error(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    limit = 64 * 1024
+    async with anyio.create_task_group() as tg:
+        d = await tg.start(
+            make_daemon(socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}).run
+        )
+        async with await RpcClient.connect(socket_path) as c:
+            run = await c.call("runs.create", workspace=str(workspace))
+            await c.call("steps.create", runId=run["id"], name="x")
+            folder = workspace / ".simpleaide" / "runs" / run["id"] / "01_x" / "artifacts"
+            (folder / "big.txt").write_bytes(b"\x01" * (limit // 2))  # escapes grow 6x in JSON
+            err = await c.error("artifacts.get", runId=run["id"], step=1, name="big.txt")
+            assert err.code == -32040
+            (folder / "huge.bin").write_bytes(b"x" * limit)
+            err = await c.error("artifacts.get", runId=run["id"], step=1, name="huge.bin")
+            assert err.code == -32040 and "limit" in err.message
+        d.request_stop()
+
+
+async def test_bad_framing_is_reported(daemon: Daemon, socket_path: Path) -> None:
+    reply = await raw_exchange(socket_path, b"Content-Length: abc\r\n\r\n", until=b"\x00never")
+    assert b"-32700" in reply and b"Content-Length" in reply
+    reply = await raw_exchange(socket_path, b"Hello: there\r\n\r\n", until=b"\x00never")
+    assert b"missing Content-Length" in reply
+
+
+async def test_a_stuck_client_does_not_delay_others(daemon: Daemon, socket_path: Path) -> None:
+    async with (
+        await anyio.connect_unix(socket_path) as stuck,
+        await anyio.connect_unix(socket_path) as silent,
+    ):
+        await stuck.send(b'{"jsonrpc": "2.0", "method": "daemon.pi')  # and never finishes
+        await silent.send(b"Content-Length: 1000\r\n\r\n{")  # body never completes
+        with anyio.fail_after(2):
+            async with await RpcClient.connect(socket_path) as other:
+                for _ in range(50):
+                    assert await other.call("daemon.ping") == "pong"
+
+
+async def test_a_client_that_never_reads_does_not_delay_others(
+    daemon: Daemon, socket_path: Path
+) -> None:
+    async with await anyio.connect_unix(socket_path) as greedy:
+        request = b'{"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}\n'
+        # Fill its socket buffers with replies it never reads.
+        with anyio.move_on_after(1):
+            while True:
+                await greedy.send(request * 50)
+        with anyio.fail_after(2):
+            async with await RpcClient.connect(socket_path) as other:
+                assert await other.call("daemon.ping") == "pong"
+
+
+async def test_the_socket_is_private(daemon: Daemon, socket_path: Path) -> None:
+    assert os.stat(socket_path).st_mode & 0o777 == 0o600
+    assert os.stat(socket_path.parent).st_mode & 0o777 == 0o700

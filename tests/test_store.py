@@ -1,0 +1,292 @@
+"""The file-backed run store, on a real filesystem."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simpleaided.domain import names, states
+from simpleaided.domain.errors import Conflict, NotFound, UnsafePath
+from simpleaided.domain.models import RunMetadata, RunStatus
+from simpleaided.store import safefs
+from simpleaided.store.runstore import CorruptRecord, WorkspaceStore
+
+T0 = "2026-11-24T10:00:00.000Z"
+
+
+def new_run(n: int = 0) -> RunMetadata:
+    return RunMetadata(
+        id=names.new_run_id(1_795_000_000_000 + n),
+        status=RunStatus.PENDING,
+        started_at=T0,
+        updated_at=T0,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> WorkspaceStore:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    return WorkspaceStore(str(ws))
+
+
+def runs_dir(store: WorkspaceStore) -> Path:
+    return Path(store.path, ".simpleaide", "runs")
+
+
+def create_with_step(store: WorkspaceStore) -> RunMetadata:
+    run = new_run()
+    store.create_run(run)
+    with store.open_run(run.id) as handle:
+        run2, step = states.create_step(handle.read(), "plan", T0, start=True)
+        handle.create_step(step)
+        handle.write(run2)
+        handle.put_artifact(1, "plan.md", b"# plan\n")
+    return run2
+
+
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_modes_are_private_whatever_the_umask(store: WorkspaceStore, umask_000: None) -> None:
+    run = create_with_step(store)
+    top = Path(store.path, ".simpleaide")
+    for folder in (
+        top,
+        top / "runs",
+        top / "runs" / run.id,
+        top / "runs" / run.id / "01_plan",
+        top / "runs" / run.id / "01_plan" / "artifacts",
+    ):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for file in (
+        top / "runs" / run.id / "metadata.json",
+        top / "runs" / run.id / "01_plan" / "step.json",
+        top / "runs" / run.id / "01_plan" / "artifacts" / "plan.md",
+    ):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+def test_records_are_camel_case_json(store: WorkspaceStore) -> None:
+    run = create_with_step(store)
+    data = json.loads((runs_dir(store) / run.id / "metadata.json").read_text())
+    assert data == {
+        "schemaVersion": 1,
+        "id": run.id,
+        "status": "running",
+        "startedAt": T0,
+        "updatedAt": T0,
+        "stepCount": 1,
+    }
+    step = json.loads((runs_dir(store) / run.id / "01_plan" / "step.json").read_text())
+    assert step == {"number": 1, "name": "plan", "status": "running", "startedAt": T0}
+
+
+def test_unknown_keys_from_a_newer_writer_are_kept(store: WorkspaceStore) -> None:
+    run = new_run()
+    store.create_run(run)
+    path = runs_dir(store) / run.id / "metadata.json"
+    data = json.loads(path.read_text())
+    data["agentModel"] = "x-1"
+    path.write_text(json.dumps(data))
+    with store.open_run(run.id) as handle:
+        handle.write(
+            states.finish_run(
+                states.create_step(handle.read(), "a", T0)[0], RunStatus.COMPLETED, T0
+            )
+        )
+    assert json.loads(path.read_text())["agentModel"] == "x-1"
+
+
+def test_create_run_twice_conflicts(store: WorkspaceStore) -> None:
+    run = new_run()
+    store.create_run(run)
+    with pytest.raises(Conflict):
+        store.create_run(run)
+
+
+CRASH = """
+import os, sys
+sys.path.insert(0, {root!r})
+from simpleaided.store import safefs
+def crash(*args, **kwargs):
+    os._exit(17)  # the process dies between the temp write and the rename
+os.rename = crash
+fd = os.open({folder!r}, os.O_RDONLY | os.O_DIRECTORY)
+safefs.atomic_write(fd, "metadata.json", b'{{"new": true}}')
+"""
+
+
+def test_a_crash_between_temp_write_and_rename_keeps_the_old_file(store: WorkspaceStore) -> None:
+    run = new_run()
+    store.create_run(run)
+    folder = runs_dir(store) / run.id
+    before = (folder / "metadata.json").read_bytes()
+    script = CRASH.format(root=str(Path(__file__).parents[1]), folder=str(folder))
+    result = subprocess.run([sys.executable, "-c", script], check=False)
+    assert result.returncode == 17
+    assert (folder / "metadata.json").read_bytes() == before
+    leftovers = [p.name for p in folder.iterdir() if p.name != "metadata.json"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".metadata.json.")
+    # The leftover temp file is invisible to readers and scans.
+    with store.open_run(run.id) as handle:
+        assert handle.read() == run
+    assert [s.status for s in store.scan()] == ["pending"]
+
+
+def test_symlinked_run_folder_is_refused(store: WorkspaceStore, tmp_path: Path) -> None:
+    real = create_with_step(store)
+    elsewhere = tmp_path / "elsewhere"
+    (runs_dir(store) / real.id).rename(elsewhere)
+    fake_id = real.id
+    (runs_dir(store) / fake_id).symlink_to(elsewhere)
+    with pytest.raises(UnsafePath, match="symlink"), store.open_run(fake_id):
+        pass
+    [summary] = store.scan()
+    assert summary.status == "corrupt" and "symlink" in (summary.error_message or "")
+
+
+def test_symlinked_step_and_artifact_folders_are_refused(
+    store: WorkspaceStore, tmp_path: Path
+) -> None:
+    run = create_with_step(store)
+    step_dir = runs_dir(store) / run.id / "01_plan"
+    target = tmp_path / "target"
+    target.mkdir()
+    # An artifacts folder replaced by a symlink: nothing is written through it.
+    (step_dir / "artifacts" / "plan.md").unlink()
+    (step_dir / "artifacts").rmdir()
+    (step_dir / "artifacts").symlink_to(target)
+    with store.open_run(run.id) as handle, pytest.raises(UnsafePath):
+        handle.put_artifact(1, "evil.txt", b"x")
+    assert list(target.iterdir()) == []
+    # A step folder replaced by a symlink.
+    (step_dir / "artifacts").unlink()
+    step_dir.rename(tmp_path / "moved")
+    step_dir.symlink_to(tmp_path / "moved")
+    with store.open_run(run.id) as handle, pytest.raises(UnsafePath):
+        handle.read_step(1)
+
+
+def test_symlinked_artifact_file_is_refused(store: WorkspaceStore, tmp_path: Path) -> None:
+    run = create_with_step(store)
+    secret = tmp_path / "secret"
+    secret.write_text("do not read")
+    (runs_dir(store) / run.id / "01_plan" / "artifacts" / "leak").symlink_to(secret)
+    with store.open_run(run.id) as handle:
+        with pytest.raises(UnsafePath):
+            handle.get_artifact(1, "leak", 1 << 20)
+        with pytest.raises(UnsafePath):
+            handle.put_artifact(1, "leak", b"overwrite")
+        assert [a.name for a in handle.list_artifacts(1)] == ["plan.md"]
+    assert secret.read_text() == "do not read"
+
+
+def test_symlinked_store_folder_is_refused(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (tmp_path / "other").mkdir()
+    (ws / ".simpleaide").symlink_to(tmp_path / "other")
+    with pytest.raises(UnsafePath):
+        WorkspaceStore(str(ws)).init()
+    assert list((tmp_path / "other").iterdir()) == []
+
+
+def test_a_tree_writable_by_others_is_refused(store: WorkspaceStore) -> None:
+    store.init()
+    os.chmod(runs_dir(store), 0o777)
+    with pytest.raises(UnsafePath, match="writable by others"):
+        store.create_run(new_run())
+    assert list(runs_dir(store).iterdir()) == []
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a folder to another user")
+def test_a_tree_owned_by_another_user_is_refused(store: WorkspaceStore) -> None:
+    store.init()
+    os.chown(runs_dir(store), 65534, 65534)
+    with pytest.raises(UnsafePath, match="owned by uid 65534"):
+        store.create_run(new_run())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"{not json", "metadata.json"),
+        (b'{"schemaVersion": 1}', "id"),
+        (b'{"schemaVersion": 1, "id": "X", "status": "nope"}', "metadata.json"),
+        (b"", "metadata.json"),
+    ],
+)
+def test_corrupt_metadata_is_reported_not_dropped(
+    store: WorkspaceStore, content: bytes, reason: str
+) -> None:
+    good, bad = new_run(1), new_run(2)
+    store.create_run(good)
+    store.create_run(bad)
+    (runs_dir(store) / bad.id / "metadata.json").write_bytes(content)
+    by_id = {s.id: s for s in store.scan()}
+    assert by_id[good.id].status == "pending"
+    assert by_id[bad.id].status == "corrupt"
+    assert reason in (by_id[bad.id].error_message or "")
+    with store.open_run(bad.id) as handle, pytest.raises(CorruptRecord):
+        handle.read()
+
+
+def test_missing_metadata_and_mismatched_id_are_corrupt(store: WorkspaceStore) -> None:
+    a, b = new_run(1), new_run(2)
+    store.create_run(a)
+    store.create_run(b)
+    (runs_dir(store) / a.id / "metadata.json").unlink()
+    data = json.loads((runs_dir(store) / b.id / "metadata.json").read_text())
+    data["id"] = a.id
+    (runs_dir(store) / b.id / "metadata.json").write_text(json.dumps(data))
+    reasons = {s.id: s.error_message for s in store.scan()}
+    assert "missing" in (reasons[a.id] or "")
+    assert "not its folder" in (reasons[b.id] or "")
+
+
+def test_other_entries_in_runs_are_ignored(store: WorkspaceStore) -> None:
+    store.create_run(new_run())
+    (runs_dir(store) / "README").write_text("x")
+    (runs_dir(store) / ".deleting-x").mkdir()
+    assert len(store.scan()) == 1
+
+
+def test_delete_run_removes_everything(store: WorkspaceStore) -> None:
+    run = create_with_step(store)
+    store.delete_run(run.id)
+    assert list(runs_dir(store).iterdir()) == []
+    with pytest.raises(NotFound):
+        store.delete_run(run.id)
+
+
+def test_delete_of_a_symlinked_run_removes_only_the_link(
+    store: WorkspaceStore, tmp_path: Path
+) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("keep")
+    fake = names.new_run_id(1_795_000_000_000)
+    store.init()
+    (runs_dir(store) / fake).symlink_to(precious)
+    store.delete_run(fake)
+    assert (precious / "keep.txt").read_text() == "keep"
+    assert not (runs_dir(store) / fake).exists()
+
+
+def test_read_file_refuses_oversized(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * 100)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    with safefs.opened(fd), pytest.raises(OSError, match="over 10"):
+        safefs.read_file(fd, "big", "big", 10)
