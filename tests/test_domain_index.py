@@ -101,6 +101,7 @@ def test_runs_section() -> None:
             "startedAt": "t3",
             "completedAt": None,
             "ageMs": 997,
+            "errorMessage": None,
         },
     }
     assert status.runs_section(index, BASE, count_pending=True)["active"] == 2

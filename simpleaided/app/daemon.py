@@ -20,16 +20,12 @@ from simpleaided.domain import clock
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
 from simpleaided.services.workspaces import WorkspaceRegistry
-from simpleaided.transports.framing import MAX_HEADER_BYTES
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
 from simpleaided.transports.server import RpcServer
 from simpleaided.transports.unix_socket import SocketClaim
 
 log = logging.getLogger(__name__)
-
-# Base64 makes 3 bytes 4, and the reply needs room for its envelope.
-_REPLY_OVERHEAD = MAX_HEADER_BYTES
 
 
 class Daemon:
@@ -41,7 +37,9 @@ class Daemon:
         max_bytes = config.limits.max_message_bytes
         self.runs = RunService(
             WorkspaceRegistry(config.workspaces, config.state_dir),
-            max_artifact_bytes=(max_bytes - _REPLY_OVERHEAD) * 3 // 4,
+            # A bigger file cannot fit in a reply; one that fits raw but not once encoded
+            # is caught by the dispatcher's reply-size check.
+            max_artifact_bytes=max_bytes,
         )
         self.status = StatusService(
             self.runs,

@@ -30,6 +30,7 @@ class LastRun(_Doc):
     startedAt: str
     completedAt: str | None
     ageMs: int
+    errorMessage: str | None
 
 
 class RunsSection(_Doc):
@@ -117,6 +118,9 @@ def runs_section(
             "startedAt": latest.started_at,
             "completedAt": latest.completed_at,
             "ageMs": clock.age_ms(since, now),
+            # Beyond DESIGN.md's example: lets a status line's tooltip say why it failed
+            # without a second request (and a disk read) on every poll.
+            "errorMessage": latest.error_message,
         }
     return {
         "active": active,

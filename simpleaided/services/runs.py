@@ -136,8 +136,11 @@ class RunService:
 
     async def _change(
         self, run_id: str, op: Callable[[RunHandle], tuple[RunMetadata, T]]
-    ) -> tuple[RunMetadata, T]:
-        """Run ``op`` on the open run folder in a thread, then index the run it returns."""
+    ) -> tuple[dict[str, Any], T]:
+        """Run ``op`` on the open run folder in a thread, then index the run it returns.
+
+        Returns the run as the wire shows it, and what ``op`` returned besides.
+        """
         store = self._locate(run_id)
 
         def in_thread() -> tuple[RunMetadata, T]:
@@ -152,7 +155,7 @@ class RunService:
                     await self._refresh(store, run_id)
                     raise
                 self._index_put(RunSummary.of(run, store.path))
-        return run, result
+        return api.run_view(run, store.path), result
 
     async def _refresh(self, store: WorkspaceStore, run_id: str) -> None:
         summary = await anyio.to_thread.run_sync(store.summarize, run_id)
@@ -227,9 +230,9 @@ class RunService:
             handle.write(run)
             return run, None
 
-        run, _ = await self._change(run_id, op)
+        view, _ = await self._change(run_id, op)
         log.info("run %s %s", run_id, target)
-        return api.run_view(run, self._locate(run_id).path)
+        return view
 
     async def delete_run(self, run_id: str, *, force: bool = False) -> dict[str, Any]:
         """Delete a run and its files; a running one only with ``force``."""
@@ -276,8 +279,8 @@ class RunService:
             handle.write(run)
             return run, api.step_view(step)
 
-        run, step = await self._change(run_id, op)
-        return {"run": api.run_view(run, self._locate(run_id).path), "step": step}
+        view, step = await self._change(run_id, op)
+        return {"run": view, "step": step}
 
     async def transition_step(
         self,
@@ -313,8 +316,8 @@ class RunService:
                 handle.write(run)
             return run, api.step_view(new_step)
 
-        run, step = await self._change(run_id, op)
-        return {"run": api.run_view(run, self._locate(run_id).path), "step": step}
+        view, step = await self._change(run_id, op)
+        return {"run": view, "step": step}
 
     async def list_steps(self, run_id: str) -> list[dict[str, Any]]:
         """Every step of a run, read from disk."""
@@ -335,9 +338,9 @@ class RunService:
             handle.write(run)
             return run, None
 
-        run, _ = await self._change(run_id, op)
+        view, _ = await self._change(run_id, op)
         log.info("run %s: steps from %d deleted", run_id, from_step)
-        return api.run_view(run, self._locate(run_id).path)
+        return view
 
     # -- artifacts ------------------------------------------------------------------------
 

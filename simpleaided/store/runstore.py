@@ -228,7 +228,7 @@ class RunHandle:
             except OSError as exc:
                 if exc.errno == errno.EFBIG:
                     raise LimitExceeded(
-                        f"artifact {name!r} is larger than the {max_bytes}-byte reply limit"
+                        f"artifact {name!r} is larger than the {max_bytes}-byte message limit"
                     ) from None
                 raise
 

@@ -45,8 +45,11 @@ class MessageTooLarge(FramingError):
     """A message is larger than the limit."""
 
     def __init__(self, size: int | None, limit: int) -> None:
-        shown = f"{size} bytes" if size is not None else "more bytes"
-        super().__init__(f"message of {shown} exceeds the {limit}-byte limit")
+        if size is None:
+            message = f"message exceeds the {limit}-byte limit (no newline within it)"
+        else:
+            message = f"message of {size} bytes exceeds the {limit}-byte limit"
+        super().__init__(message)
         self.limit = limit
 
 

@@ -52,7 +52,10 @@ def ensure_private_dir(path: Path) -> None:
     if st.st_uid != os.getuid():
         raise SocketInUse(f"{path} belongs to uid {st.st_uid}, not to you")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise SocketInUse(f"{path} is writable by others; chmod go-w it first")
+        raise SocketInUse(
+            f"{path} is writable by others; put the socket in a private folder "
+            f"(the default is $XDG_RUNTIME_DIR/simpleaide/daemon.sock)"
+        )
 
 
 def _answers(path: Path) -> bool:

@@ -1,0 +1,486 @@
+"""What each ``simpleaide`` command does: call the daemon, print the answer.
+
+Every handler takes the ``Session`` and the parsed arguments and returns the exit status;
+errors are raised (``ClientError``, ``CliError``) and turned into one line by ``cli.run``.
+Human output is tables and ``name: value`` lines; ``--json`` prints the daemon's result as is.
+The ``status`` command, which status lines run every few seconds, lives apart in
+``simpleaide.status`` so that it never loads this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import sys
+import time
+
+from simpleaide import paths, tables
+from simpleaide.client import Client, DaemonUnreachable, LimitExceeded
+from simpleaide.session import EXIT_OK, CliError, Session, print_json, workspace_call
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
+    from collections.abc import Callable
+    from typing import Any
+
+    from simpleaide.session import Args
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def runs_ls(session: Session, args: Args) -> int:
+    """``simpleaide runs ls``."""
+    if args.all:
+        workspace = None
+    elif args.workspace:
+        workspace = paths.absolute(args.workspace)
+    else:
+        workspace = paths.find_workspace()
+    page = workspace_call(
+        session,
+        "runs.list",
+        workspace,
+        status=args.status or None,
+        limit=args.limit,
+        before=args.before,
+    )
+    if args.json:
+        print_json(page)
+        return EXIT_OK
+    rows = []
+    for run in page["runs"]:
+        title = run.get("title") or ""
+        if run.get("status") == "corrupt":
+            title = f"(corrupt: {run.get('errorMessage') or '?'})"
+        rows.append(
+            [
+                run["id"],
+                run["status"],
+                str(run.get("stepCount", 0)),
+                tables.local_time(run.get("startedAt")),
+                tables.age(run.get("completedAt") or run.get("startedAt")),
+                tables.one_line(title) if title else "-",
+            ]
+        )
+    if not rows:
+        where = f" in {workspace}" if workspace else ""
+        print(f"no runs{where}", file=sys.stderr)
+        return EXIT_OK
+    headers = ["ID", "STATUS", "STEPS", "STARTED", "AGE", "TITLE"]
+    print(tables.render(headers, rows, elastic=5))
+    if page.get("nextBefore"):
+        print(f"(more: --before {page['nextBefore']})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _steps_table(steps: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            str(step["number"]),
+            step.get("folder") or step.get("name", "?"),
+            step["status"],
+            tables.local_time(step.get("startedAt")),
+            tables.duration(step.get("startedAt"), step.get("completedAt")),
+            tables.one_line(step.get("errorMessage")),
+        ]
+        for step in steps
+    ]
+    return tables.render(["#", "STEP", "STATUS", "STARTED", "TOOK", "ERROR"], rows, elastic=5)
+
+
+def runs_show(session: Session, args: Args) -> int:
+    """``simpleaide runs show``."""
+    run = session.call("runs.get", runId=args.run_id, steps=True)
+    if args.json:
+        print_json(run)
+        return EXIT_OK
+    started = run.get("startedAt")
+    print(
+        tables.fields(
+            [
+                ("id", run["id"]),
+                ("title", tables.one_line(run.get("title"))),
+                ("status", run["status"]),
+                ("workspace", run.get("workspace") or "-"),
+                ("started", f"{tables.local_time(started)} ({tables.age(started)} ago)"),
+                ("completed", tables.local_time(run.get("completedAt"))),
+                ("error", tables.one_line(run.get("errorMessage"))),
+                ("steps", str(run.get("stepCount", 0))),
+            ]
+        )
+    )
+    steps = run.get("steps")
+    if steps:
+        print()
+        print(_steps_table(steps))
+    return EXIT_OK
+
+
+def runs_create(session: Session, args: Args) -> int:
+    """``simpleaide runs create``: prints the new run's id alone."""
+    if args.workspace:
+        workspace = paths.absolute(args.workspace)
+    else:
+        workspace = paths.find_workspace() or os.getcwd()
+    run = session.call("runs.create", workspace=workspace, title=args.title)
+    if args.json:
+        print_json(run)
+    else:
+        print(run["id"])
+    return EXIT_OK
+
+
+def finish_run(method: str, **from_args: str) -> Callable[[Session, Args], int]:
+    """A handler for ``method``; ``from_args`` maps wire parameters to argument names."""
+
+    def handler(session: Session, args: Args) -> int:
+        extra = {key: getattr(args, attr) for key, attr in from_args.items()}
+        run = session.call(method, runId=args.run_id, **extra)
+        if args.json:
+            print_json(run)
+        else:
+            print(f"run {run['id']} is {run['status']}")
+        return EXIT_OK
+
+    handler.__doc__ = f"``{method}``."
+    return handler
+
+
+def runs_rm(session: Session, args: Args) -> int:
+    """``simpleaide runs rm``."""
+    result = session.call("runs.delete", runId=args.run_id, force=args.force or None)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"run {result['runId']} deleted")
+    return EXIT_OK
+
+
+# -- steps --------------------------------------------------------------------------------
+
+
+def step_number(session: Session, run_id: str, step: str) -> int:
+    """A step given as a number (``2``), a folder (``02_code``) or a name (``code``);
+    a number or folder is taken as such, without asking the daemon."""
+    if step.isascii() and step.isdigit():
+        return int(step)
+    head, sep, _ = step.partition("_")
+    if sep and len(head) == 2 and head.isascii() and head.isdigit():
+        return int(head)
+    found = [s["number"] for s in session.call("steps.list", runId=run_id) if s["name"] == step]
+    if not found:
+        raise CliError(f"run {run_id} has no step named {step!r}")
+    if len(found) > 1:
+        numbers = ", ".join(str(n) for n in found)
+        raise CliError(
+            f"run {run_id} has several steps named {step!r} ({numbers}); give the number"
+        )
+    return int(found[0])
+
+
+def _step_changed(change: dict[str, Any], args: Args) -> int:
+    if args.json:
+        print_json(change)
+    else:
+        step, run = change["step"], change["run"]
+        print(f"step {step['folder']} is {step['status']} (run {run['id']} is {run['status']})")
+    return EXIT_OK
+
+
+def steps_add(session: Session, args: Args) -> int:
+    """``simpleaide steps add``: prints the new step's number alone."""
+    change = session.call(
+        "steps.create", runId=args.run_id, name=args.name, start=args.start or None
+    )
+    if args.json:
+        print_json(change)
+    else:
+        print(change["step"]["number"])
+    return EXIT_OK
+
+
+def move_step(method: str) -> Callable[[Session, Args], int]:
+    """A handler that moves a step with ``method`` (``steps.start``, ``steps.complete``...)."""
+
+    def handler(session: Session, args: Args) -> int:
+        number = step_number(session, args.run_id, args.step)
+        return _step_changed(session.call(method, runId=args.run_id, step=number), args)
+
+    handler.__doc__ = f"``{method}``."
+    return handler
+
+
+def steps_fail(session: Session, args: Args) -> int:
+    """``simpleaide steps fail``."""
+    number = step_number(session, args.run_id, args.step)
+    change = session.call(
+        "steps.fail",
+        runId=args.run_id,
+        step=number,
+        errorMessage=args.message,
+        failRun=False if args.keep_run else None,
+    )
+    return _step_changed(change, args)
+
+
+def steps_rm_from(session: Session, args: Args) -> int:
+    """``simpleaide steps rm-from``."""
+    number = step_number(session, args.run_id, args.step)
+    run = session.call("steps.deleteFrom", runId=args.run_id, fromStep=number)
+    if args.json:
+        print_json(run)
+    else:
+        print(
+            f"run {run['id']}: steps from {number} deleted, {run['stepCount']} kept; "
+            f"the run is {run['status']}"
+        )
+    return EXIT_OK
+
+
+def steps_ls(session: Session, args: Args) -> int:
+    """``simpleaide steps ls``."""
+    steps = session.call("steps.list", runId=args.run_id)
+    if args.json:
+        print_json(steps)
+    elif steps:
+        print(_steps_table(steps))
+    else:
+        print(f"run {args.run_id} has no steps", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+def _read_input(source: str) -> bytes:
+    if source == "-":
+        if sys.stdin.isatty():
+            print(
+                "simpleaide: reading the artifact from the terminal; end with Ctrl-D",
+                file=sys.stderr,
+            )
+        return sys.stdin.buffer.read()
+    try:
+        with open(source, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def artifacts_put(session: Session, args: Args) -> int:
+    """``simpleaide artifacts put``: UTF-8 goes as text, anything else as base64."""
+    data = _read_input(args.file)
+    body: dict[str, str] = {}
+    try:
+        body["text"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        body["base64"] = base64.b64encode(data).decode("ascii")
+    number = step_number(session, args.run_id, args.step)
+    try:
+        info = session.call("artifacts.put", runId=args.run_id, step=number, name=args.name, **body)
+    except LimitExceeded as exc:
+        raise CliError(f"{args.name} ({len(data)} bytes) is too large: {exc.message}") from None
+    if args.json:
+        print_json(info)
+    else:
+        print(f"saved {info['name']} ({info['size']} bytes) in step {info['step']}")
+    return EXIT_OK
+
+
+def artifacts_get(session: Session, args: Args) -> int:
+    """``simpleaide artifacts get``: the raw bytes, to stdout or ``-o FILE``."""
+    to_file = args.output not in (None, "-")
+    exact = to_file or not sys.stdout.isatty()
+    number = step_number(session, args.run_id, args.step)
+    content = session.call(
+        "artifacts.get",
+        runId=args.run_id,
+        step=number,
+        name=args.name,
+        encoding="base64" if exact else None,
+    )
+    if content.get("encoding") == "base64":
+        data = base64.b64decode(content.get("base64") or "")
+    else:
+        data = (content.get("text") or "").encode("utf-8", "surrogatepass")
+    if to_file:
+        try:
+            with open(args.output, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def artifacts_ls(session: Session, args: Args) -> int:
+    """``simpleaide artifacts ls``."""
+    number = step_number(session, args.run_id, args.step) if args.step else None
+    items = session.call("artifacts.list", runId=args.run_id, step=number)
+    if args.json:
+        print_json(items)
+        return EXIT_OK
+    if not items:
+        print("no artifacts", file=sys.stderr)
+        return EXIT_OK
+    rows = [
+        [str(a["step"]), a["name"], str(a["size"]), tables.local_time(a.get("modifiedAt"))]
+        for a in items
+    ]
+    print(tables.render(["STEP", "NAME", "SIZE", "MODIFIED"], rows, elastic=1))
+    return EXIT_OK
+
+
+# -- workspaces ---------------------------------------------------------------------------
+
+
+def workspaces_ls(session: Session, args: Args) -> int:
+    """``simpleaide workspaces ls``."""
+    items = session.call("workspaces.list")
+    if args.json:
+        print_json(items)
+    elif items:
+        rows = [[w["path"], str(w["runs"]), w["source"]] for w in items]
+        print(tables.render(["PATH", "RUNS", "SOURCE"], rows, elastic=0))
+    else:
+        print("no workspaces served yet", file=sys.stderr)
+    return EXIT_OK
+
+
+def workspaces_add(session: Session, args: Args) -> int:
+    """``simpleaide workspaces add``."""
+    info = session.call("workspaces.add", path=paths.absolute(args.path))
+    if args.json:
+        print_json(info)
+    else:
+        print(f"serving {info['path']} ({info['runs']} runs)")
+    return EXIT_OK
+
+
+def workspaces_rm(session: Session, args: Args) -> int:
+    """``simpleaide workspaces rm``."""
+    result = session.call("workspaces.remove", path=paths.absolute(args.path))
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['path']} is no longer served (its files stay)")
+    return EXIT_OK
+
+
+# -- the daemon ---------------------------------------------------------------------------
+
+
+def daemon_start(session: Session, args: Args) -> int:
+    """``simpleaide daemon start``: returns once the daemon answers."""
+    from simpleaide.spawn import start_daemon
+
+    with Client(session.socket_path, timeout=session.timeout) as client:
+        if client.ping():
+            pid = client.peer_pid()
+            shown = f" (pid {pid})" if pid else ""
+            print(f"simpleaided is already running on {session.socket_path}{shown}")
+            return EXIT_OK
+    pid = start_daemon(session.socket_path)
+    print(
+        f"simpleaided started on {session.socket_path} (pid {pid}); log: {paths.daemon_log_path()}"
+    )
+    return EXIT_OK
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie waiting for its reaper counts as exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself hold ") ".
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+
+
+STOP_TIMEOUT = 10.0
+
+
+def daemon_stop(session: Session, args: Args) -> int:
+    """``simpleaide daemon stop``: SIGTERM, then wait until it no longer answers."""
+    path = session.socket_path
+    with Client(path, timeout=session.timeout) as client:
+        try:
+            info = client.call("daemon.info")
+        except DaemonUnreachable:
+            print(f"simpleaided is not running on {path}")
+            return EXIT_OK
+        pid = client.peer_pid() or int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        raise CliError(f"cannot stop simpleaided (pid {pid}): {exc.strerror}") from None
+    deadline = time.monotonic() + STOP_TIMEOUT
+    delay = 0.005
+    while True:
+        with Client(path, timeout=1.0) as probe:
+            answering = probe.ping()
+        if not answering and _process_gone(pid):
+            print(f"simpleaided stopped (pid {pid})")
+            return EXIT_OK
+        if time.monotonic() >= deadline:
+            raise CliError(f"simpleaided (pid {pid}) did not stop within {STOP_TIMEOUT:g} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _uptime(ms: int) -> str:
+    seconds = ms // 1000
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def daemon_status(session: Session, args: Args) -> int:
+    """``simpleaide daemon status``: exit 3 when no daemon answers."""
+    with Client(session.socket_path, timeout=session.timeout) as client:
+        try:
+            info = client.call("daemon.info")
+        except DaemonUnreachable:
+            raise DaemonUnreachable(
+                f"simpleaided is not running (no daemon answers on {session.socket_path})"
+            ) from None
+    if args.json:
+        print_json(info)
+        return EXIT_OK
+    warnings = info.get("warnings") or []
+    print(
+        tables.fields(
+            [
+                ("simpleaided", f"{info.get('version', '?')}, running (pid {info.get('pid')})"),
+                ("socket", str(info.get("socket"))),
+                ("env", str(info.get("env"))),
+                ("uptime", _uptime(int(info.get("uptimeMs") or 0))),
+                ("config", info.get("configFile") or "none (defaults)"),
+                ("workspaces", str(info.get("workspaces"))),
+                ("runs", str(info.get("runs"))),
+                ("warnings", str(len(warnings)) if warnings else "none"),
+            ]
+        )
+    )
+    for warning in warnings:
+        print(f"  ! {warning}")
+    return EXIT_OK

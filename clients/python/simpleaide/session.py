@@ -1,0 +1,117 @@
+"""The CLI's side of a command: its connection to the daemon, its errors and exit codes.
+
+A ``Session`` finds the socket (``--socket``, ``SIMPLEAIDE_SOCKET``, the default) and starts a
+daemon when none answers, unless ``--no-spawn``. Errors end as one line on stderr::
+
+    0 ok · 1 an error from the daemon (or the CLI's own, ``CliError``) · 2 bad usage ·
+    3 no daemon answers
+"""
+
+from __future__ import annotations
+
+import os
+
+from simpleaide import paths
+from simpleaide.client import Client, DaemonUnreachable, InvalidParams, NotFound, RpcError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
+    from typing import Any
+
+    # Parsed arguments: an ``argparse.Namespace``, or a ``SimpleNamespace`` on the fast path.
+    Args = Any
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+class CliError(Exception):
+    """A problem found by the CLI itself (an unreadable file, an unknown step name)."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Session:
+    """The CLI's connection: resolves the socket and starts a daemon when none answers."""
+
+    def __init__(self, args: Args) -> None:
+        self.socket_path = paths.socket_path(args.socket)
+        self.spawn = not args.no_spawn
+        self.timeout: float = args.timeout
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        """A connected client, starting the daemon first if needed (and allowed)."""
+        if self._client is not None:
+            return self._client
+        client = Client(self.socket_path, timeout=self.timeout)
+        try:
+            client.connect()
+        except DaemonUnreachable:
+            if not self.spawn:
+                raise DaemonUnreachable(
+                    f"no daemon answers on {self.socket_path} "
+                    f"(start it with: simpleaide daemon start)"
+                ) from None
+            from simpleaide.spawn import start_daemon
+
+            start_daemon(self.socket_path)
+            client.connect()
+        self._client = client
+        return client
+
+    def call(self, method: str, /, **params: Any) -> Any:
+        """Call ``method`` on the daemon (see ``Client.call``)."""
+        return self.client().call(method, **params)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._client is not None:
+            self._client.close()
+
+
+def describe(exc: RpcError) -> str:
+    """One line for an error from the daemon; invalid params list their first reasons."""
+    message = exc.message
+    data = exc.data
+    if isinstance(exc, InvalidParams) and isinstance(data, list) and data:
+        reasons = []
+        for item in data[:3]:
+            if not isinstance(item, dict):
+                reasons.append(str(item))
+                continue
+            loc = ".".join(str(part) for part in item.get("loc") or [])
+            msg = str(item.get("msg", "")).removeprefix("Value error, ")
+            reasons.append(f"{loc}: {msg}" if loc else msg)
+        more = f" (and {len(data) - 3} more)" if len(data) > 3 else ""
+        message = f"{message}: {'; '.join(reasons)}{more}"
+    elif isinstance(exc, InvalidParams) and isinstance(data, str) and data:
+        message = f"{message}: {data}"
+    return " ".join(message.split())
+
+
+def print_json(value: Any) -> None:
+    """Print a result as indented JSON (``--json``)."""
+    import json
+
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def workspace_call(session: Session, method: str, workspace: str | None, **params: Any) -> Any:
+    """Call a method scoped to ``workspace``; a folder holding ``.simpleaide/`` that the
+    daemon does not serve yet is served first (as ``runs.create`` does)."""
+    try:
+        return session.call(method, workspace=workspace, **params)
+    except NotFound:
+        marker = os.path.join(workspace or "", paths.WORKSPACE_MARKER)
+        if workspace is None or not os.path.isdir(marker):
+            raise
+        session.call("workspaces.add", path=workspace)
+        return session.call(method, workspace=workspace, **params)

@@ -1,0 +1,104 @@
+"""Start simpleaided in the background and wait until it answers.
+
+The daemon runs in its own session (a terminal closing does not stop it), reads nothing, and
+appends its output to ``$XDG_STATE_HOME/simpleaide/daemon.log``. Readiness is ``daemon.ping``
+answering, polled with a short backoff; if the child exits first, the error quotes the lines it
+wrote to the log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from simpleaide import paths
+from simpleaide.client import Client, SpawnError
+
+START_TIMEOUT = 10.0
+_LOG_TAIL_LINES = 12
+
+
+def _open_log(log_path: str) -> int:
+    folder = os.path.dirname(log_path)
+    try:
+        os.makedirs(folder, mode=0o700)
+        os.chmod(folder, 0o700)  # whatever the umask
+    except FileExistsError:
+        pass
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    return os.open(log_path, flags, 0o600)
+
+
+def _log_since(log_path: str, offset: int) -> str:
+    """The last lines the log gained after ``offset``, indented for an error message."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()][-_LOG_TAIL_LINES:]
+    return "".join(f"\n  | {line}" for line in lines)
+
+
+def start_daemon(
+    socket_path: str, *, log_path: str | None = None, timeout: float = START_TIMEOUT
+) -> int:
+    """Start simpleaided on ``socket_path`` and return its pid once it answers.
+
+    Raises ``SpawnError`` if it exits early (quoting its log) or nothing answers in time. If
+    another daemon won a race for the same socket, that one's pid is returned.
+    """
+    log_path = log_path or paths.daemon_log_path()
+    try:
+        log_fd = _open_log(log_path)
+    except OSError as exc:
+        raise SpawnError(f"cannot open the daemon log {log_path}: {exc.strerror}") from None
+    try:
+        offset = os.lseek(log_fd, 0, os.SEEK_END)
+        command = [sys.executable, "-m", "simpleaided", "--socket", socket_path]
+        try:
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                cwd="/",  # hold no folder busy
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SpawnError(f"cannot start simpleaided: {exc}") from None
+    finally:
+        os.close(log_fd)
+
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    with Client(socket_path, timeout=1.0) as client:
+        while True:
+            if client.ping():
+                pid = client.peer_pid()
+                if pid is not None and pid != child.pid and child.poll() is None:
+                    # Another daemon won a start-up race; ours, still booting, would take
+                    # over the socket whenever that one stops. It is ours to end.
+                    child.terminate()
+                return pid if pid is not None else child.pid
+            status = child.poll()
+            # A child that lost a start-up race to another daemon exits at once; while the
+            # winner's socket exists (it may still be loading), wait for the winner instead.
+            if status is not None and not os.path.exists(socket_path):
+                raise SpawnError(
+                    f"simpleaided exited with status {status} before answering on "
+                    f"{socket_path}; from {log_path}:{_log_since(log_path, offset)}"
+                )
+            if time.monotonic() >= deadline:
+                if status is None:
+                    detail = f"it may still be starting, see {log_path}"
+                else:
+                    detail = f"from {log_path}:{_log_since(log_path, offset)}"
+                raise SpawnError(
+                    f"simpleaided did not answer on {socket_path} within {timeout:g} s; {detail}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)

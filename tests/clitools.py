@@ -1,0 +1,178 @@
+"""Run the installed ``simpleaide`` command in a sandbox: its own socket, home and XDG dirs.
+
+Every run asserts that stderr holds no Python traceback. ``stop`` ends the daemon the CLI
+started, with ``simpleaide daemon stop`` and, should that fail, by its pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simpleaide.client import Client, ClientError
+
+RUN_TIMEOUT = 60
+
+
+def simpleaide_command() -> str:
+    """The ``simpleaide`` console script installed next to this interpreter."""
+    beside = Path(sys.executable).parent / "simpleaide"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("simpleaide")
+    assert found, "the simpleaide console script is not installed"
+    return found
+
+
+@dataclass
+class Result:
+    """A finished ``simpleaide`` run."""
+
+    args: tuple[str, ...]
+    code: int
+    out: bytes
+    err: str
+
+    @property
+    def stdout(self) -> str:
+        return self.out.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __str__(self) -> str:
+        return (
+            f"simpleaide {' '.join(self.args)} -> {self.code}\n"
+            f"stdout: {self.out[:2000]!r}\nstderr: {self.err}"
+        )
+
+
+@dataclass
+class Sandbox:
+    """A temporary home for one test: short paths (AF_UNIX limit), no real user dirs."""
+
+    root: Path
+    env: dict[str, str]
+    cwd: Path
+    pids: set[int] = field(default_factory=set)
+    extra_sockets: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def create(cls) -> Sandbox:
+        root = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIMPLEAIDE_")}
+        env.pop("COLUMNS", None)
+        for name, sub in [
+            ("HOME", "home"),
+            ("XDG_RUNTIME_DIR", "run"),
+            ("XDG_STATE_HOME", "state"),
+            ("XDG_CONFIG_HOME", "config"),
+        ]:
+            (root / sub).mkdir(mode=0o700)
+            env[name] = str(root / sub)
+        cwd = root / "work"
+        cwd.mkdir()
+        return cls(root, env, cwd)
+
+    @property
+    def socket(self) -> Path:
+        """The socket the CLI picks by default here."""
+        return Path(self.env["XDG_RUNTIME_DIR"]) / "simpleaide" / "daemon.sock"
+
+    @property
+    def log(self) -> Path:
+        """The log of a daemon the CLI started."""
+        return Path(self.env["XDG_STATE_HOME"]) / "simpleaide" / "daemon.log"
+
+    def workspace(self, name: str = "ws") -> Path:
+        """A new workspace folder (holding ``.simpleaide/``)."""
+        path = self.root / name
+        (path / ".simpleaide").mkdir(parents=True)
+        return path
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        """Run ``simpleaide ARGS``; fails the test if stderr shows a traceback."""
+        proc = subprocess.run(
+            [simpleaide_command(), *args],
+            input=input if input is not None else b"",
+            capture_output=True,
+            cwd=cwd or self.cwd,
+            env={**self.env, **(env or {})},
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        result = Result(args, proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+        assert "Traceback" not in result.err, str(result)
+        self._note_daemon()
+        return result
+
+    def ok(self, *args: str, **kwargs: Any) -> Result:
+        """Run and require exit status 0."""
+        result = self.run(*args, **kwargs)
+        assert result.code == 0, str(result)
+        return result
+
+    @property
+    def sockets(self) -> list[Path]:
+        """Every socket a daemon may have been started on here."""
+        return [self.socket, *self.extra_sockets]
+
+    def _note_daemon(self) -> None:
+        """Remember the pids of the daemons answering here, to kill them if stopping fails."""
+        for path in self.sockets:
+            if not path.exists():
+                continue
+            with Client(str(path), timeout=5) as client:
+                try:
+                    client.call("daemon.ping")
+                except ClientError:
+                    continue
+                pid = client.peer_pid()
+            if pid:
+                self.pids.add(pid)
+
+    def stop(self) -> None:
+        """Stop any daemon started here and remove the sandbox."""
+        try:
+            for path in self.sockets:
+                if not path.exists():
+                    continue
+                subprocess.run(
+                    [simpleaide_command(), "--socket", str(path), "daemon", "stop"],
+                    capture_output=True,
+                    env=self.env,
+                    timeout=RUN_TIMEOUT,
+                    check=False,
+                )
+            for pid in self.pids:
+                if process_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"

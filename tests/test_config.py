@@ -1,0 +1,97 @@
+"""Configuration: defaults, TOML file, SIMPLEAIDE_* variables and flags, in that order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from simpleaided.app.config import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ConfigError,
+    default_socket_path,
+    load_config,
+)
+
+
+def test_no_file_needed(tmp_path: Path) -> None:
+    config = load_config(environ={"XDG_CONFIG_HOME": str(tmp_path), "XDG_RUNTIME_DIR": "/run/u"})
+    assert config.config_file is None
+    assert config.env == "DEV"
+    assert config.limits.max_message_bytes == DEFAULT_MAX_MESSAGE_BYTES == 16 * 1024 * 1024
+    assert config.workspaces == []
+
+
+def test_default_socket_path() -> None:
+    assert default_socket_path({"XDG_RUNTIME_DIR": "/run/user/7"}) == Path(
+        "/run/user/7/simpleaide/daemon.sock"
+    )
+    assert default_socket_path({}) == Path(f"/tmp/simpleaide-{os.getuid()}/daemon.sock")
+    assert default_socket_path({"XDG_RUNTIME_DIR": "relative"}) == Path(
+        f"/tmp/simpleaide-{os.getuid()}/daemon.sock"
+    )
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    folder = tmp_path / "simpleaide"
+    folder.mkdir()
+    (folder / "config.toml").write_text(
+        'env = "prod"\n'
+        'workspaces = ["~/proj", "rel"]\n'
+        "[daemon]\n"
+        'socket = "/from/file.sock"\n'
+        'log_level = "warning"\n'
+        "[limits]\n"
+        "max_message_bytes = 65536\n"
+        "[runs]\n"
+        "count_pending_as_active = true\n"
+    )
+    environ = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": "/home/u"}
+    from_file = load_config(environ=environ)
+    assert from_file.config_file == folder / "config.toml"
+    assert from_file.env == "PROD"
+    assert from_file.socket_path == Path("/from/file.sock")
+    assert from_file.limits.max_message_bytes == 65536
+    assert from_file.runs.count_pending_as_active is True
+    assert from_file.workspaces == [str(Path.home() / "proj"), str(folder / "rel")]
+
+    environ |= {"SIMPLEAIDE_SOCKET": "/from/env.sock", "SIMPLEAIDE_ENV": "DEV"}
+    from_env = load_config(environ=environ)
+    assert from_env.socket_path == Path("/from/env.sock") and from_env.env == "DEV"
+    assert from_env.daemon.log_level == "warning"
+
+    flags = load_config(environ=environ, overrides={"daemon.socket": "/from/flag.sock"})
+    assert flags.socket_path == Path("/from/flag.sock") and flags.env == "DEV"
+
+
+def test_simpleaide_config_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text('env = "PROD"\n')
+    assert load_config(environ={"SIMPLEAIDE_CONFIG": str(path)}).env == "PROD"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(environ={"SIMPLEAIDE_CONFIG": str(tmp_path / "missing.toml")})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("env = 'TEST'", "env"),
+        ("[daemon]\nsocket = 5", "daemon.socket"),
+        ("[daemon]\ntypo = 1", "daemon.typo"),
+        ("[limits]\nmax_message_bytes = -1", "limits.max_message_bytes"),
+        ("x = [", "cannot read"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(config_file=str(path), environ={})
+
+
+def test_bad_environment_values_are_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_message_bytes"):
+        load_config(
+            environ={"XDG_CONFIG_HOME": str(tmp_path), "SIMPLEAIDE_MAX_MESSAGE_BYTES": "lots"}
+        )
