@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from simpleaided.domain import status
 from simpleaided.domain.index import RunIndex, RunSummary
@@ -116,7 +117,7 @@ def test_runs_section() -> None:
 def test_document_sections_match_the_published_schema() -> None:
     index = RunIndex()
     index.put(summary(1, "failed", completed=5))
-    doc = {
+    doc: dict[str, Any] = {
         "env": "PROD",
         "generatedAt": "2026-11-24T10:15:00.123Z",
         "runs": status.runs_section(index, BASE + 10),

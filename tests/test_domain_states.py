@@ -45,10 +45,10 @@ def make_step(status: StepStatus, number: int = 1) -> StepMetadata:
 
 
 def test_transition_tables_match_the_design() -> None:
-    table = {(a, b) for a, targets in states.RUN_TRANSITIONS.items() for b in targets}
-    assert table == LEGAL_RUN
-    table = {(a, b) for a, targets in states.STEP_TRANSITIONS.items() for b in targets}
-    assert table == LEGAL_STEP
+    runs = {(a, b) for a, targets in states.RUN_TRANSITIONS.items() for b in targets}
+    assert runs == LEGAL_RUN
+    steps = {(a, b) for a, targets in states.STEP_TRANSITIONS.items() for b in targets}
+    assert steps == LEGAL_STEP
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -29,7 +30,7 @@ async def raw_exchange(socket_path: Path, data: bytes, *, until: bytes = b"\n") 
         return received
 
 
-async def read_lsp(stream: anyio.abc.ByteStream, buffer: bytearray) -> dict:
+async def read_lsp(stream: anyio.abc.ByteStream, buffer: bytearray) -> Any:
     with anyio.fail_after(5):
         while b"\r\n\r\n" not in buffer:
             buffer += await stream.receive()
@@ -184,7 +185,7 @@ async def test_invalid_params_carry_the_validation_errors(client: RpcClient) -> 
     ],
 )
 async def test_path_tricks_are_refused_and_nothing_is_written(
-    client: RpcClient, workspace: Path, method: str, params: dict, field: str
+    client: RpcClient, workspace: Path, method: str, params: dict[str, Any], field: str
 ) -> None:
     run = await client.call("runs.create", workspace=str(workspace))
     await client.call("steps.create", runId=run["id"], name="plan")
