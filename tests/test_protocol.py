@@ -287,3 +287,36 @@ async def test_a_client_that_never_reads_does_not_delay_others(
 async def test_the_socket_is_private(daemon: Daemon, socket_path: Path) -> None:
     assert os.stat(socket_path).st_mode & 0o777 == 0o600
     assert os.stat(socket_path.parent).st_mode & 0o777 == 0o700
+
+
+async def test_unexpected_errors_reach_the_client_without_details(
+    client: RpcClient,
+    daemon: Daemon,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(params: object) -> object:
+        raise RuntimeError("boom in /home/secret/place")
+
+    monkeypatch.setattr(daemon.runs, "list_runs", broken)
+    err = await client.error("runs.list")
+    assert err.code == -32603 and err.message == "Internal error"
+    assert "secret" not in json.dumps(err.data) and set(err.data) == {"incident"}
+    # The details, with the same incident id, are in the daemon's log only.
+    assert err.data["incident"] in caplog.text and "/home/secret/place" in caplog.text
+    assert await client.call("daemon.ping") == "pong"
+
+
+async def test_artifact_contents_never_reach_the_log(
+    client: RpcClient, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    run = await client.call("runs.create", workspace=str(workspace))
+    await client.call("steps.create", runId=run["id"], name="x")
+    marker = "TOP-SECRET-CONTENT-7f3a"
+    await client.call("artifacts.put", runId=run["id"], step=1, name="a.txt", text=marker)
+    assert (await client.call("artifacts.get", runId=run["id"], step=1, name="a.txt"))[
+        "text"
+    ] == marker
+    assert run["id"] in caplog.text  # the daemon did log this run's life...
+    assert marker not in caplog.text  # ...but never what an artifact holds
