@@ -90,6 +90,30 @@ def test_bad_files_name_the_problem(tmp_path: Path, content: str, message: str) 
         load_config(config_file=str(path), environ={})
 
 
+def test_relative_paths_in_the_environment_and_flags_follow_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(
+        environ={"XDG_CONFIG_HOME": str(tmp_path / "none"), "SIMPLEAIDE_SOCKET": "s/d.sock"},
+        extra_workspaces=["proj", "../other/./x"],
+    )
+    assert config.socket_path == tmp_path / "s" / "d.sock"
+    assert config.workspaces == [str(tmp_path / "proj"), str(tmp_path.parent / "other" / "x")]
+    flagged = load_config(environ={}, overrides={"daemon.socket": "f.sock"})
+    assert flagged.socket_path == tmp_path / "f.sock"
+
+
+def test_workspaces_in_the_file_are_normalised(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "c.toml"
+    path.write_text('workspaces = ["../proj", "/abs/./x/"]\n')
+    assert load_config(config_file=str(path), environ={}).workspaces == [
+        str(tmp_path / "proj"),
+        "/abs/x",
+    ]
+
+
 def test_bad_environment_values_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="max_message_bytes"):
         load_config(

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -261,3 +262,40 @@ def test_a_missing_explicit_config_is_an_error(short_tmp: Path) -> None:
         timeout=20,
     )
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_sighup_does_not_kill_the_daemon(spawned: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, sock = spawned
+    proc.send_signal(signal.SIGHUP)
+    wait_until_answering(sock, proc)  # still serving (it fails if the process exited)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert "SIGHUP" in stderr and not sock.exists()
+
+
+def test_relative_workspace_flags_are_taken_from_the_current_folder(short_tmp: Path) -> None:
+    (short_tmp / "proj").mkdir()
+    sock = short_tmp / "run" / "d.sock"
+    proc = subprocess.Popen(
+        [*DAEMON, "--socket", str(sock), "--workspace", "proj"],
+        cwd=short_tmp,
+        env=daemon_env(short_tmp),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_answering(sock, proc)
+
+        async def served() -> Any:
+            async with await RpcClient.connect(sock) as c:
+                return await c.call("workspaces.list")
+
+        with anyio.from_thread.start_blocking_portal() as portal:
+            listed = portal.call(served)
+        assert [w["path"] for w in listed] == [str(short_tmp / "proj")]
+        assert [w["source"] for w in listed] == ["config"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+        if proc.stderr:
+            proc.stderr.close()

@@ -23,7 +23,6 @@ LEGAL_RUN = {
 }
 LEGAL_STEP = {
     (StepStatus.PENDING, StepStatus.RUNNING),
-    (StepStatus.PENDING, StepStatus.SKIPPED),
     (StepStatus.RUNNING, StepStatus.COMPLETED),
     (StepStatus.RUNNING, StepStatus.FAILED),
     (StepStatus.RUNNING, StepStatus.SKIPPED),

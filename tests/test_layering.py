@@ -12,14 +12,34 @@ LAYERS = ["domain", "store", "services", "transports", "app"]
 ASYNC_FRAMEWORKS = {"anyio", "asyncio", "jsonrpcserver", "watchdog"}
 
 
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[0] == "clients":
+        parts = parts[2:]  # clients/python/simpleaide/... is the package simpleaide
+    return ".".join(parts)
+
+
 def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    return imports_in(path.read_text(), package)
+
+
+def imports_in(source: str, package: list[str]) -> set[str]:
+    """Absolute names of the modules ``source``, a module of ``package``, imports."""
+    tree = ast.parse(source)
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(module)
+            # "from . import x" / "from simpleaided import x" may import submodules.
+            found.update(f"{module}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -57,6 +77,13 @@ def test_jsonrpcserver_stays_behind_one_module() -> None:
         if any(m.split(".")[0] == "jsonrpcserver" for m in imported_modules(path))
     }
     assert users == {"simpleaided/transports/rpc.py"}
+
+
+def test_relative_imports_are_seen() -> None:
+    domain = ["simpleaided", "domain"]
+    assert "simpleaided.app.daemon" in imports_in("from ..app import daemon\n", domain)
+    assert "simpleaided.domain.clock" in imports_in("from . import clock\n", domain)
+    assert "simpleaided.store.safefs" in imports_in("from ..store.safefs import x\n", domain)
 
 
 def test_the_client_never_imports_the_daemon() -> None:

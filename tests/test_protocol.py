@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from simpleaided.app.daemon import Daemon
@@ -320,3 +321,37 @@ async def test_artifact_contents_never_reach_the_log(
     ] == marker
     assert run["id"] in caplog.text  # the daemon did log this run's life...
     assert marker not in caplog.text  # ...but never what an artifact holds
+
+
+async def test_a_batch_lets_other_clients_in_between_its_requests(daemon: Daemon) -> None:
+    ping = {"jsonrpc": "2.0", "method": "daemon.ping", "id": 0}
+    batch = json.dumps([ping] * 2000).encode()
+    turns = 0
+
+    async def other_client() -> None:
+        nonlocal turns
+        while True:
+            await anyio.lowlevel.checkpoint()
+            turns += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_client)
+        reply = await daemon.dispatcher.handle(batch, None)
+        tg.cancel_scope.cancel()
+    assert reply is not None and len(json.loads(reply)) == 2000
+    # Memory-only methods never wait; without a checkpoint per item the batch would hold
+    # the event loop from its first request to its last.
+    assert turns >= 1000
+
+
+async def test_batches_over_the_request_limit_are_refused(client: RpcClient) -> None:
+    ping = {"jsonrpc": "2.0", "method": "daemon.ping", "id": 1}
+    reply = await client.exchange([ping] * 10_001)
+    assert reply["error"]["code"] == -32040 and "10000" in reply["error"]["message"]
+    assert await client.call("daemon.ping") == "pong"
+
+
+@pytest.mark.parametrize("rid", [1.5, -7, "x", None, 0])
+async def test_ids_are_echoed(client: RpcClient, rid: object) -> None:
+    reply = await client.exchange({"jsonrpc": "2.0", "method": "daemon.ping", "id": rid})
+    assert reply == {"jsonrpc": "2.0", "result": "pong", "id": rid}

@@ -163,6 +163,9 @@ async def test_failing_and_cancelling(client: RpcClient, workspace: Path) -> Non
 
     d = await new_run(client, workspace)
     await client.call("steps.create", runId=d["id"], name="x")
+    err = await client.error("steps.skip", runId=d["id"], step=1)
+    assert err.code == -32010 and "is pending; cannot move to skipped" in err.message
+    await client.call("steps.start", runId=d["id"], step=1)
     assert (await client.call("steps.skip", runId=d["id"], step=1))["step"]["status"] == "skipped"
 
     last = (await client.call("status.get"))["runs"]["last"]
@@ -358,3 +361,71 @@ async def test_env_profile_comes_from_config(
             doc = await c.call("status.get")
             assert doc["env"] == env and doc["db"]["readOnly"] is (env == "PROD")
         d.request_stop()
+
+
+async def test_ids_follow_creation_order_within_a_millisecond(
+    client: RpcClient, workspace: Path
+) -> None:
+    create = {"jsonrpc": "2.0", "method": "runs.create", "params": {"workspace": str(workspace)}}
+    replies = await client.exchange([{**create, "id": n} for n in range(300)])
+    ids = [r["result"]["id"] for r in replies]
+    assert ids == sorted(ids) and len(set(ids)) == 300
+    assert (await client.call("runs.latest"))["id"] == ids[-1]
+
+
+async def test_pending_runs_count_as_active_when_configured(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    import anyio
+
+    from tests.conftest import make_daemon
+
+    settings = {"runs.count_pending_as_active": True}
+    async with anyio.create_task_group() as tg:
+        d = await tg.start(make_daemon(socket_path, isolated_env / "s", **settings).run)
+        async with await RpcClient.connect(socket_path) as c:
+            await new_run(c, workspace)
+            assert await c.call("runs.activeCount") == 1
+            assert await c.call("runs.busy") is True
+            assert (await c.call("status.get"))["runs"]["active"] == 1
+        d.request_stop()
+
+
+async def test_a_write_in_flight_does_not_bring_back_a_removed_workspace(
+    client: RpcClient, daemon: Daemon, socket_path: Path, workspace: Path, monkeypatch: Any
+) -> None:
+    import threading
+
+    import anyio
+
+    from simpleaided.store.runstore import RunHandle
+
+    run = await new_run(client, workspace)
+    await client.call("steps.create", runId=run["id"], name="x", start=True)
+    entered, release = threading.Event(), threading.Event()
+    original = RunHandle.write
+
+    def slow_write(self: RunHandle, record: Any) -> None:
+        entered.set()
+        release.wait(10)
+        original(self, record)
+
+    monkeypatch.setattr(RunHandle, "write", slow_write)
+    async with await RpcClient.connect(socket_path) as writer, anyio.create_task_group() as tg:
+        tg.start_soon(writer.request, "runs.complete", {"runId": run["id"]})
+        await anyio.to_thread.run_sync(entered.wait, 10)
+        await client.call("workspaces.remove", path=str(workspace))
+        release.set()
+    doc = await client.call("status.get")
+    assert doc["runs"]["total"] == 0 and doc["runs"]["last"] is None
+    assert (await client.call("runs.list"))["runs"] == []
+
+
+async def test_a_vanished_store_drops_its_runs(client: RpcClient, workspace: Path) -> None:
+    import shutil
+
+    run = await new_run(client, workspace)
+    shutil.rmtree(workspace / ".simpleaide")
+    err = await client.error("runs.get", runId=run["id"])
+    assert err.code == -32001
+    assert (await client.call("status.get"))["runs"]["total"] == 0

@@ -138,7 +138,7 @@ def test_a_crash_between_temp_write_and_rename_keeps_the_old_file(store: Workspa
     assert result.returncode == 17
     assert (folder / "metadata.json").read_bytes() == before
     leftovers = [p.name for p in folder.iterdir() if p.name != "metadata.json"]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".metadata.json.")
+    assert len(leftovers) == 1 and leftovers[0].startswith(safefs.TMP_PREFIX)
     # The leftover temp file is invisible to readers and scans.
     with store.open_run(run.id) as handle:
         assert handle.read() == run
@@ -222,10 +222,10 @@ def test_a_tree_owned_by_another_user_is_refused(store: WorkspaceStore) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"{not json", "metadata.json"),
-        (b'{"schemaVersion": 1}', "id"),
-        (b'{"schemaVersion": 1, "id": "X", "status": "nope"}', "metadata.json"),
-        (b"", "metadata.json"),
+        (b"{not json", "Invalid JSON"),
+        (b'{"schemaVersion": 1}', "id: Field required"),
+        (b'{"schemaVersion": 1, "id": "X", "status": "nope"}', "invalid run id"),
+        (b"", "EOF while parsing"),
     ],
 )
 def test_corrupt_metadata_is_reported_not_dropped(
@@ -290,3 +290,26 @@ def test_read_file_refuses_oversized(tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     with safefs.opened(fd), pytest.raises(OSError, match="over 10"):
         safefs.read_file(fd, "big", "big", 10)
+
+
+def test_the_longest_artifact_name_fits(store: WorkspaceStore) -> None:
+    run = create_with_step(store)
+    name = "a" * 251 + ".txt"
+    assert len(name.encode()) == 255
+    with store.open_run(run.id) as handle:
+        handle.put_artifact(1, name, b"x")
+        assert handle.get_artifact(1, name, 10) == b"x"
+
+
+def test_deleting_steps_unlinks_a_symlinked_step_folder(
+    store: WorkspaceStore, tmp_path: Path
+) -> None:
+    run = create_with_step(store)
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep").write_text("keep")
+    (runs_dir(store) / run.id / "02_code").symlink_to(target)
+    with store.open_run(run.id) as handle:
+        handle.delete_steps_from(1)
+    assert sorted(p.name for p in (runs_dir(store) / run.id).iterdir()) == ["metadata.json"]
+    assert (target / "keep").read_text() == "keep"

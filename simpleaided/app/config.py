@@ -25,9 +25,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from simpleaided.domain.names import check_workspace_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -60,7 +62,7 @@ class Config(_Section):
     """The daemon's whole configuration, with every default filled in."""
 
     env: Literal["DEV", "PROD"] = "DEV"
-    workspaces: list[str] = []
+    workspaces: list[Annotated[str, AfterValidator(check_workspace_path)]] = []
     daemon: DaemonSection = DaemonSection()
     limits: LimitsSection = LimitsSection()
     runs: RunsSection = RunsSection()
@@ -114,13 +116,37 @@ ENVIRONMENT = {
 }
 
 
+_PATH_SETTINGS = ("daemon.socket", "daemon.state_dir")
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    """``value`` as an absolute, normalised path relative to ``base`` (if it is a string)."""
+    if not isinstance(value, str):
+        return value
+    return os.path.normpath(base / Path(value).expanduser())
+
+
 def load_config(
     *,
     config_file: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    extra_workspaces: list[str] | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> Config:
-    """Build the configuration; ``overrides`` are dotted settings from command-line flags."""
+    """Build the configuration.
+
+    ``overrides`` are dotted settings from command-line flags, ``extra_workspaces`` the
+    flags' workspaces. Relative paths in the file are relative to the file's folder; in the
+    environment and in flags, to the current folder.
+    """
     explicit = config_file or environ.get("SIMPLEAIDE_CONFIG")
     path = Path(explicit).expanduser() if explicit else default_config_path(environ)
     data: dict[str, Any] = {}
@@ -134,24 +160,29 @@ def load_config(
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
+    if path is not None:
+        if isinstance(data.get("workspaces"), list):
+            data["workspaces"] = [_resolve(path.parent, w) for w in data["workspaces"]]
+        for dotted in _PATH_SETTINGS:
+            if _get(data, dotted) is not None:
+                _set(data, dotted, _resolve(path.parent, _get(data, dotted)))
+
+    cwd = Path.cwd()
     for variable, dotted in ENVIRONMENT.items():
         value = environ.get(variable)
         if value:
+            if dotted in _PATH_SETTINGS:
+                value = _resolve(cwd, value)
             _set(data, dotted, value.lower() if dotted == "daemon.log_level" else value)
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set(data, dotted, value)
-
-    base = path.parent if path is not None else Path.cwd()
-    workspaces = data.get("workspaces", [])
-    if isinstance(workspaces, list):
+            _set(data, dotted, _resolve(cwd, value) if dotted in _PATH_SETTINGS else value)
+    if extra_workspaces:
+        listed = data.get("workspaces", [])
         data["workspaces"] = [
-            str(base / Path(w).expanduser()) if isinstance(w, str) else w for w in workspaces
+            *(listed if isinstance(listed, list) else [listed]),
+            *(_resolve(cwd, w) for w in extra_workspaces),
         ]
-    for key in ("socket", "state_dir"):
-        value = data.get("daemon", {}).get(key)
-        if isinstance(value, str):
-            data["daemon"][key] = str(base / Path(value).expanduser())
     if "env" in data and isinstance(data["env"], str):
         data["env"] = data["env"].upper()
     data["config_file"] = path

@@ -40,12 +40,12 @@ class Daemon:
             # A bigger file cannot fit in a reply; one that fits raw but not once encoded
             # is caught by the dispatcher's reply-size check.
             max_artifact_bytes=max_bytes,
+            count_pending_as_active=config.runs.count_pending_as_active,
         )
         self.status = StatusService(
             self.runs,
             env=config.env,
             socket_path=str(config.socket_path),
-            count_pending_as_active=config.runs.count_pending_as_active,
         )
         self.dispatcher = Dispatcher(
             build_methods(self.runs, self.status, self), max_reply_bytes=max_bytes
@@ -87,11 +87,13 @@ class Daemon:
         claim = claim or SocketClaim.bind(self.config.socket_path)
         try:
             listener = await SocketListener.from_socket(claim.sock)
-            await self.runs.load()
             async with anyio.create_task_group() as tg:
-                await tg.start(self.server.serve, listener)
+                # Signals first: a stop during a long start-up scan must still clean up.
                 if self.handle_signals:
                     tg.start_soon(self._watch_signals)
+                tg.start_soon(self._stop_when_asked, tg.cancel_scope)
+                await self.runs.load()
+                await tg.start(self.server.serve, listener)
                 log.info(
                     "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s))",
                     __version__,
@@ -101,16 +103,26 @@ class Daemon:
                     len(self.runs.index),
                 )
                 task_status.started(self)
-                await self._stop.wait()
-                log.info("stopping: finishing requests in progress")
-                await self.server.drain(self.config.daemon.shutdown_grace_seconds)
-                tg.cancel_scope.cancel()
         finally:
             claim.release()
             log.info("stopped")
 
+    async def _stop_when_asked(self, scope: anyio.CancelScope) -> None:
+        await self._stop.wait()
+        log.info("stopping: finishing requests in progress")
+        await self.server.drain(self.config.daemon.shutdown_grace_seconds)
+        scope.cancel()
+
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        signals_wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        with anyio.open_signal_receiver(*signals_wanted) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    # A terminal hang-up must not kill a foreground daemon abruptly.
+                    log.warning(
+                        "SIGHUP: reloading the configuration is not supported yet; "
+                        "restart the daemon to apply changes"
+                    )
+                    continue
                 log.info("received %s", signal.Signals(signum).name)
                 self.request_stop()

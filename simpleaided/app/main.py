@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         "daemon.log_level": args.log_level,
     }
     try:
-        config = load_config(config_file=args.config, overrides=overrides)
+        config = load_config(
+            config_file=args.config, overrides=overrides, extra_workspaces=args.workspace
+        )
     except ConfigError as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 2
-    if args.workspace:
-        config = config.model_copy(update={"workspaces": [*config.workspaces, *args.workspace]})
     logging.basicConfig(
         level=config.daemon.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -2,8 +2,7 @@
 
 Run:  pending → running (a step is created or started); running → completed | failed |
       cancelled; pending → cancelled. Deleting steps from N puts any run back to pending.
-Step: pending → running → completed | failed | skipped; pending → skipped (a planned step
-      that will not run).
+Step: pending → running → completed | failed | skipped.
 
 Each function takes the current records and the time, and returns the new records; it raises
 ``InvalidTransition`` and changes nothing when the move is not allowed.
@@ -24,7 +23,7 @@ RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
-    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED}),
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING}),
     StepStatus.RUNNING: frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED}),
     StepStatus.COMPLETED: frozenset(),
     StepStatus.FAILED: frozenset(),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from simpleaided.domain import clock
-from simpleaided.domain.index import RunIndex
+from simpleaided.domain.index import RunIndex, Tally
 from simpleaided.domain.models import RunStatus
 
 EnvProfile = Literal["DEV", "PROD"]
@@ -101,13 +101,19 @@ class StatusDocument(_Doc):
     warnings: list[str]
 
 
+def active_count(tally: Tally, *, count_pending: bool) -> int:
+    """Runs counted as active: running ones, and pending ones when so configured."""
+    running = tally.counts[RunStatus.RUNNING]
+    return running + tally.counts[RunStatus.PENDING] if count_pending else running
+
+
 def runs_section(
     index: RunIndex, now: int, *, workspace: str | None = None, count_pending: bool = False
 ) -> dict[str, Any]:
     """The ``runs`` section, computed from memory at time ``now`` (epoch ms)."""
     tally = index.tally(workspace)
     pending = tally.counts[RunStatus.PENDING]
-    active = tally.counts[RunStatus.RUNNING] + (pending if count_pending else 0)
+    active = active_count(tally, count_pending=count_pending)
     latest = index.latest(workspace)
     last: dict[str, Any] | None = None
     if latest is not None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from simpleaided.domain import api, clock, names, states
+from simpleaided.domain import api, clock, names, states, status
 from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
@@ -44,16 +44,28 @@ def _read_for_change(handle: RunHandle, requested: str) -> RunMetadata:
 class RunService:
     """Runs, steps and artifacts across every served workspace."""
 
-    def __init__(self, registry: WorkspaceRegistry, *, max_artifact_bytes: int) -> None:
+    def __init__(
+        self,
+        registry: WorkspaceRegistry,
+        *,
+        max_artifact_bytes: int,
+        count_pending_as_active: bool = False,
+    ) -> None:
         self.registry = registry
         self.index = RunIndex()
         self.warnings: list[str] = []
+        self.count_pending_as_active = count_pending_as_active
         self._max_artifact_bytes = max_artifact_bytes
         self._locks = [anyio.Lock() for _ in range(_LOCK_STRIPES)]
+        self._last_id_ms = 0
 
     # -- the index, changed here only ------------------------------------------------------
 
     def _index_put(self, summary: RunSummary) -> None:
+        if self.registry.find_canonical(summary.workspace) is None:
+            # The workspace was removed while this write was in flight: its runs are not
+            # served any more, and must not come back through a late update.
+            return
         self.index.put(summary)
 
     def _index_drop(self, run_id: str) -> None:
@@ -75,6 +87,8 @@ class RunService:
         store = WorkspaceStore(path)
         await anyio.to_thread.run_sync(store.init)
         summaries = await anyio.to_thread.run_sync(store.scan)
+        if self.registry.find_canonical(path) is not None:
+            return 0  # a concurrent add of the same workspace won
         self.registry.register(path, source)
         for summary in summaries:
             known = self.index.get(summary.id)
@@ -177,9 +191,11 @@ class RunService:
         store = self.registry.store(canonical)
         now_ms = clock.now_ms()
         now = clock.format_ms(now_ms)
-        run_id = names.new_run_id(now_ms)
+        # Ids sort by creation: within one millisecond, the next id takes the next one.
+        self._last_id_ms = max(now_ms, self._last_id_ms + 1)
+        run_id = names.new_run_id(self._last_id_ms)
         while run_id in self.index:
-            run_id = names.new_run_id(now_ms)
+            run_id = names.new_run_id(self._last_id_ms)
         run = RunMetadata(
             id=run_id, title=title, status=RunStatus.PENDING, started_at=now, updated_at=now
         )
@@ -252,8 +268,10 @@ class RunService:
         return {"runId": run_id, "deleted": True}
 
     def active_count(self, workspace: str | None) -> int:
-        """How many runs are running."""
-        return self.index.tally(self.scope(workspace)).counts[RunStatus.RUNNING]
+        """How many runs are active: running (and pending, when so configured)."""
+        return status.active_count(
+            self.index.tally(self.scope(workspace)), count_pending=self.count_pending_as_active
+        )
 
     def latest(self, workspace: str | None) -> dict[str, Any] | None:
         """The most recently started run, or ``None``."""
@@ -334,8 +352,10 @@ class RunService:
             run = states.delete_steps_from(
                 _read_for_change(handle, RunStatus.PENDING), from_step, self._now()
             )
-            handle.delete_steps_from(from_step)
+            # The record first: a crash before the folders go leaves them beyond stepCount,
+            # where nothing lists them and the next step replaces them.
             handle.write(run)
+            handle.delete_steps_from(from_step)
             return run, None
 
         view, _ = await self._change(run_id, op)
@@ -382,7 +402,17 @@ class RunService:
 
         def in_thread() -> list[dict[str, Any]]:
             with store.open_run(run_id) as handle:
-                numbers = [step] if step is not None else sorted(handle.step_dirs())
+                if step is not None:
+                    numbers = [step]
+                else:
+                    try:
+                        step_count = handle.read().step_count
+                    except CorruptRecord as exc:
+                        raise InvalidTransition(
+                            f"run {run_id}", CORRUPT, "listed", exc.reason
+                        ) from None
+                    listed = handle.step_dirs()
+                    numbers = [n for n in range(1, step_count + 1) if n in listed]
                 return [
                     artifact_info(run_id, number, entry)
                     for number in numbers

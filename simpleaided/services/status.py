@@ -27,11 +27,9 @@ class StatusService:
         *,
         env: EnvProfile,
         socket_path: str,
-        count_pending_as_active: bool,
     ) -> None:
         self._runs = runs
         self.env: EnvProfile = env
-        self._count_pending = count_pending_as_active
         unconfigured = status.unconfigured_sections(env, socket_path)
         self.sections: dict[str, SectionProvider] = {
             name: _fixed(data) for name, data in unconfigured.items()
@@ -47,7 +45,7 @@ class StatusService:
                 self._runs.index,
                 now,
                 workspace=self._runs.scope(workspace),
-                count_pending=self._count_pending,
+                count_pending=self._runs.count_pending_as_active,
             ),
         }
         for name, provider in self.sections.items():

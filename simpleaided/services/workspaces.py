@@ -71,7 +71,10 @@ class WorkspaceRegistry:
 
     def find(self, path: str) -> str | None:
         """The canonical path of ``path`` if it is served, else ``None``."""
-        canonical = canonical_workspace(path)
+        return self.find_canonical(canonical_workspace(path))
+
+    def find_canonical(self, canonical: str) -> str | None:
+        """``canonical`` if that (already canonical) path is served, else ``None``."""
         return canonical if canonical in self._stores else None
 
     def items(self) -> list[tuple[str, Source]]:

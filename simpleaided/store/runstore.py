@@ -296,14 +296,9 @@ class WorkspaceStore:
         """Delete the run's folder and everything in it."""
         names.check_run_id(run_id)
         with safefs.opened(self._open_runs(create=False)) as runs:
-            st = safefs.lstat_at(runs, run_id)
-            if st is None:
+            if safefs.lstat_at(runs, run_id) is None:
                 raise NotFound(f"run {run_id} does not exist")
-            if not stat.S_ISDIR(st.st_mode):
-                # A planted symlink: remove the link itself, never what it points to.
-                os.unlink(run_id, dir_fd=runs)
-                return
-            safefs.remove_tree(runs, run_id)
+            safefs.remove_tree(runs, run_id)  # a planted symlink: only the link goes
 
     def scan(self) -> list[RunSummary]:
         """Read every run's metadata: one summary each, corrupt ones with their reason."""
@@ -320,9 +315,13 @@ class WorkspaceStore:
         return out
 
     def summarize(self, run_id: str) -> RunSummary | None:
-        """Re-read one run for the index; ``None`` if its folder is gone."""
+        """Re-read one run for the index; ``None`` if its folder (or the store) is gone."""
         names.check_run_id(run_id)
-        with safefs.opened(self._open_runs(create=False)) as runs:
+        try:
+            runs_fd = self._open_runs(create=False)
+        except NotFound:
+            return None
+        with safefs.opened(runs_fd) as runs:
             st = safefs.lstat_at(runs, run_id)
             if st is None:
                 return None

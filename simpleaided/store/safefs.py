@@ -22,6 +22,7 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+TMP_PREFIX = ".tmp-"
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -39,14 +40,13 @@ def open_dir(parent: int, name: str, where: str, *, create: bool = False) -> int
     Raises ``NotFound`` if it is missing (and not created), ``UnsafePath`` for a symlink,
     a non-folder, a foreign owner or group/other write permission.
     """
+    created = False
     if create:
         try:
             os.mkdir(name, DIR_MODE, dir_fd=parent)
+            created = True
         except FileExistsError:
             pass
-        else:
-            # mkdir honours the umask; set the mode explicitly (and without following links).
-            os.chmod(name, DIR_MODE, dir_fd=parent, follow_symlinks=False)
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     except FileNotFoundError:
@@ -56,6 +56,9 @@ def open_dir(parent: int, name: str, where: str, *, create: bool = False) -> int
             raise UnsafePath(f"refusing {where}: it is a symlink or not a folder") from None
         raise
     try:
+        if created:
+            # mkdir honours the umask; set the mode on what we opened, not on a name.
+            os.fchmod(fd, DIR_MODE)
         check_owned(os.fstat(fd), where)
     except BaseException:
         os.close(fd)
@@ -66,8 +69,9 @@ def open_dir(parent: int, name: str, where: str, *, create: bool = False) -> int
 def make_dir(parent: int, name: str, where: str) -> int:
     """Create folder ``name`` (0700) below ``parent``, which must not exist yet; open it."""
     os.mkdir(name, DIR_MODE, dir_fd=parent)
-    os.chmod(name, DIR_MODE, dir_fd=parent, follow_symlinks=False)
-    return open_dir(parent, name, where)
+    fd = open_dir(parent, name, where)
+    os.fchmod(fd, DIR_MODE)
+    return fd
 
 
 @contextlib.contextmanager
@@ -119,7 +123,8 @@ def atomic_write(parent: int, name: str, data: bytes) -> None:
     A temporary file in the same folder is written, fsync'd, renamed over ``name``, and the
     folder fsync'd; a crash at any point leaves either the old file or the new one.
     """
-    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    # Not derived from ``name``: a 255-byte name must still leave room for the temp name.
+    tmp = f"{TMP_PREFIX}{secrets.token_hex(8)}"
     fd = os.open(tmp, _TMP_FLAGS, FILE_MODE, dir_fd=parent)
     try:
         try:
@@ -157,10 +162,18 @@ def list_dir(fd: int) -> list[os.DirEntry[str]]:
 def remove_tree(parent: int, name: str) -> None:
     """Delete folder ``name`` below ``parent`` and everything in it, never following links.
 
-    The folder is first renamed to a hidden name, so a half-finished delete is never seen as
-    a valid (but incomplete) record.
+    Anything that is not a real folder (a planted symlink) is unlinked itself. A folder is
+    first renamed to a hidden name, so a half-finished delete is never seen as a valid (but
+    incomplete) record.
     """
-    doomed = f".deleting-{name}-{secrets.token_hex(4)}"
+    st = lstat_at(parent, name)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=parent)
+        os.fsync(parent)
+        return
+    doomed = f".deleting-{secrets.token_hex(8)}"
     os.rename(name, doomed, src_dir_fd=parent, dst_dir_fd=parent)
     os.fsync(parent)
     shutil.rmtree(doomed, dir_fd=parent)

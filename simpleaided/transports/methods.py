@@ -126,7 +126,7 @@ def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) 
 
     step_move("steps.start", StepStatus.RUNNING, "Start a pending step.")
     step_move("steps.complete", StepStatus.COMPLETED, "Complete a running step.")
-    step_move("steps.skip", StepStatus.SKIPPED, "Skip a pending or running step.")
+    step_move("steps.skip", StepStatus.SKIPPED, "Skip a running step.")
 
     @add("steps.fail", api.FailStepParams, api.StepChange, "Fail a step (and its run, by default).")
     async def steps_fail(p: api.FailStepParams, conn: Any) -> dict[str, Any]:

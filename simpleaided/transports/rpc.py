@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import anyio.lowlevel
 import orjson
 from jsonrpcserver import Error, Success
 from jsonrpcserver import async_dispatch_to_response as _async_dispatch
@@ -45,6 +46,8 @@ NOT_FOUND = -32001
 INVALID_TRANSITION = -32010
 CONFLICT = -32011
 LIMIT_EXCEEDED = -32040
+
+MAX_BATCH = 10_000
 
 # Most specific first.
 _ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
@@ -174,7 +177,7 @@ def _envelope_problem(request: Any) -> str | None:
     if "params" in request and not isinstance(request["params"], dict | list):
         return "'params' must be an object or an array"
     if "id" in request and not _valid_id(request["id"]):
-        return "'id' must be a string, an integer or null"
+        return "'id' must be a string, a number or null"
     extra = set(request) - {"jsonrpc", "method", "params", "id"}
     if extra:
         return f"unknown member(s): {', '.join(sorted(extra))}"
@@ -182,11 +185,8 @@ def _envelope_problem(request: Any) -> str | None:
 
 
 def _valid_id(value: Any) -> bool:
-    return (
-        value is None
-        or isinstance(value, str)
-        or (isinstance(value, int) and not isinstance(value, bool))
-    )
+    # The spec allows any number (fractions are discouraged, not forbidden).
+    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
 class Dispatcher:
@@ -207,7 +207,16 @@ class Dispatcher:
         if isinstance(request, list):
             if not request:
                 return error_response(INVALID_REQUEST, "Invalid request", "empty batch")
-            replies = [await self._one(item, connection) for item in request]
+            if len(request) > MAX_BATCH:
+                return error_response(
+                    LIMIT_EXCEEDED,
+                    f"a batch of {len(request)} requests exceeds the {MAX_BATCH}-request limit",
+                )
+            replies = []
+            for item in request:
+                replies.append(await self._one(item, connection))
+                # Methods that only read memory never wait: let other clients in between.
+                await anyio.lowlevel.checkpoint()
             present = [r for r in replies if r is not None]
             return self._encode(present) if present else None
         reply = await self._one(request, connection)

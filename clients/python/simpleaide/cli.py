@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, method, summary in [
         ("start", "steps.start", "start a pending step"),
         ("done", "steps.complete", "complete a running step"),
-        ("skip", "steps.skip", "skip a pending or running step"),
+        ("skip", "steps.skip", "skip a running step"),
     ]:
         sub = command(step_commands, name, summary, commands.move_step(method))
         sub.add_argument("run_id", metavar="RUN_ID", help=run_help)
