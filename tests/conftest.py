@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -64,13 +65,22 @@ def make_daemon(socket_path: Path, state_dir: Path, **settings: object) -> Daemo
     return Daemon(load_config(overrides=overrides), handle_signals=False)
 
 
-@pytest.fixture
-async def daemon(isolated_env: Path, socket_path: Path) -> AsyncIterator[Daemon]:
-    """A real daemon serving ``socket_path`` in this process; stopped after the test."""
+@contextlib.asynccontextmanager
+async def running_daemon(
+    socket_path: Path, state_dir: Path, **settings: object
+) -> AsyncIterator[Daemon]:
+    """A real daemon serving ``socket_path`` in this process, with dotted ``settings``."""
     async with anyio.create_task_group() as tg:
-        started: Daemon = await tg.start(make_daemon(socket_path, isolated_env / "state").run)
+        started: Daemon = await tg.start(make_daemon(socket_path, state_dir, **settings).run)
         yield started
         started.request_stop()
+
+
+@pytest.fixture
+async def daemon(isolated_env: Path, socket_path: Path) -> AsyncIterator[Daemon]:
+    """A real daemon with the default settings; stopped after the test."""
+    async with running_daemon(socket_path, isolated_env / "state") as started:
+        yield started
 
 
 @pytest.fixture

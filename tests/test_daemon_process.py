@@ -18,7 +18,7 @@ import pytest
 
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
-from tests.conftest import make_daemon
+from tests.conftest import running_daemon
 from tests.rpcclient import RpcClient
 
 DAEMON = [sys.executable, "-m", "simpleaided"]
@@ -137,11 +137,11 @@ async def test_a_stale_socket_file_is_replaced(isolated_env: Path, socket_path: 
     dead = socket.socket(socket.AF_UNIX)
     dead.bind(str(socket_path))
     dead.close()  # the file stays, nobody listens: what a killed daemon leaves
-    async with anyio.create_task_group() as tg:
-        d: Daemon = await tg.start(make_daemon(socket_path, isolated_env / "s").run)
-        async with await RpcClient.connect(socket_path) as c:
-            assert await c.call("daemon.ping") == "pong"
-        d.request_stop()
+    async with (
+        running_daemon(socket_path, isolated_env / "s"),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        assert await c.call("daemon.ping") == "pong"
     assert not socket_path.exists()
 
 

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from simpleaided.app.daemon import Daemon
-from tests.conftest import make_daemon
+from tests.conftest import running_daemon
 from tests.rpcclient import RpcClient
 from tests.test_rpc_methods import tree
 
@@ -202,10 +202,9 @@ async def test_an_oversized_message_is_refused_and_the_connection_closed(
     isolated_env: Path, socket_path: Path, workspace: Path
 ) -> None:
     limit = 64 * 1024
-    async with anyio.create_task_group() as tg:
-        d = await tg.start(
-            make_daemon(socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}).run
-        )
+    async with running_daemon(
+        socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}
+    ):
         big = json.dumps(
             {
                 "jsonrpc": "2.0",
@@ -227,17 +226,15 @@ async def test_an_oversized_message_is_refused_and_the_connection_closed(
         # The daemon still serves everyone else.
         async with await RpcClient.connect(socket_path) as c:
             assert await c.call("daemon.ping") == "pong"
-        d.request_stop()
 
 
 async def test_a_reply_over_the_limit_is_an_error(
     isolated_env: Path, socket_path: Path, workspace: Path
 ) -> None:
     limit = 64 * 1024
-    async with anyio.create_task_group() as tg:
-        d = await tg.start(
-            make_daemon(socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}).run
-        )
+    async with running_daemon(
+        socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}
+    ):
         async with await RpcClient.connect(socket_path) as c:
             run = await c.call("runs.create", workspace=str(workspace))
             await c.call("steps.create", runId=run["id"], name="x")
@@ -248,7 +245,6 @@ async def test_a_reply_over_the_limit_is_an_error(
             (folder / "huge.bin").write_bytes(b"x" * limit)
             err = await c.error("artifacts.get", runId=run["id"], step=1, name="huge.bin")
             assert err.code == -32040 and "limit" in err.message
-        d.request_stop()
 
 
 async def test_bad_framing_is_reported(daemon: Daemon, socket_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain.api import ArtifactInfo, DaemonInfo, RunPage, RunView, StepChange
 from simpleaided.domain.status import StatusDocument
+from tests.conftest import running_daemon
 from tests.rpcclient import RpcClient
 
 
@@ -351,16 +352,12 @@ async def test_one_daemon_serves_many_workspaces_with_unique_ids(
 async def test_env_profile_comes_from_config(
     env: str, isolated_env: Path, socket_path: Path
 ) -> None:
-    import anyio
-
-    from tests.conftest import make_daemon
-
-    async with anyio.create_task_group() as tg:
-        d = await tg.start(make_daemon(socket_path, isolated_env / "s", env=env).run)
-        async with await RpcClient.connect(socket_path) as c:
-            doc = await c.call("status.get")
-            assert doc["env"] == env and doc["db"]["readOnly"] is (env == "PROD")
-        d.request_stop()
+    async with (
+        running_daemon(socket_path, isolated_env / "s", env=env),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        doc = await c.call("status.get")
+        assert doc["env"] == env and doc["db"]["readOnly"] is (env == "PROD")
 
 
 async def test_ids_follow_creation_order_within_a_millisecond(
@@ -376,19 +373,15 @@ async def test_ids_follow_creation_order_within_a_millisecond(
 async def test_pending_runs_count_as_active_when_configured(
     isolated_env: Path, socket_path: Path, workspace: Path
 ) -> None:
-    import anyio
-
-    from tests.conftest import make_daemon
-
     settings = {"runs.count_pending_as_active": True}
-    async with anyio.create_task_group() as tg:
-        d = await tg.start(make_daemon(socket_path, isolated_env / "s", **settings).run)
-        async with await RpcClient.connect(socket_path) as c:
-            await new_run(c, workspace)
-            assert await c.call("runs.activeCount") == 1
-            assert await c.call("runs.busy") is True
-            assert (await c.call("status.get"))["runs"]["active"] == 1
-        d.request_stop()
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        await new_run(c, workspace)
+        assert await c.call("runs.activeCount") == 1
+        assert await c.call("runs.busy") is True
+        assert (await c.call("status.get"))["runs"]["active"] == 1
 
 
 async def test_a_write_in_flight_does_not_bring_back_a_removed_workspace(
