@@ -29,6 +29,7 @@ class RpcClient:
         self.stream = stream
         self._ids = itertools.count(1)
         self._buffer = b""
+        self.notifications: list[dict[str, Any]] = []
 
     @classmethod
     async def connect(cls, path: Path) -> RpcClient:
@@ -53,9 +54,25 @@ class RpcClient:
         return line
 
     async def exchange(self, message: Any) -> Any:
-        """Send one message (object or batch) and return the decoded reply."""
+        """Send one message (object or batch) and return the decoded reply; notifications
+        that arrive first are kept in ``notifications``."""
         await self.send_raw(json.dumps(message).encode() + b"\n")
-        return json.loads(await self.receive_line())
+        while True:
+            reply = json.loads(await self.receive_line())
+            if isinstance(reply, dict) and "method" in reply and "id" not in reply:
+                self.notifications.append(reply)
+                continue
+            return reply
+
+    async def notification(self, method: str) -> dict[str, Any]:
+        """The next notification called ``method`` (its params), waiting up to 5 s."""
+        with anyio.fail_after(5):
+            while True:
+                for n, message in enumerate(self.notifications):
+                    if message["method"] == method:
+                        del self.notifications[n]
+                        return message["params"]  # type: ignore[no-any-return]
+                self.notifications.append(json.loads(await self.receive_line()))
 
     async def request(self, method: str, params: Any = None) -> dict[str, Any]:
         """The whole response object of one request."""

@@ -187,3 +187,22 @@ def test_refused_transitions_change_nothing() -> None:
     with pytest.raises(InvalidTransition):
         states.create_step(run, "x", T1)
     assert run.model_dump() == before
+
+
+@pytest.mark.parametrize(
+    ("current", "ending"),
+    [(RunStatus.RUNNING, RunStatus.FAILED), (RunStatus.PENDING, RunStatus.CANCELLED)],
+)
+def test_an_abandoned_run_ends_with_the_reason(current: RunStatus, ending: RunStatus) -> None:
+    """A running run fails; a pending one may not fail (it never started), so it is
+    cancelled; both keep the reason."""
+    run = states.abandon_run(make_run(current, steps=1), T1, "interrupted: owner process 7 exited")
+    assert run.status is ending
+    assert run.completed_at == T1 and run.updated_at == T1
+    assert run.error_message == "interrupted: owner process 7 exited"
+
+
+@pytest.mark.parametrize("status", sorted(states.FINISHED_RUN))
+def test_a_finished_run_cannot_be_abandoned(status: RunStatus) -> None:
+    with pytest.raises(InvalidTransition, match=f"is {status}"):
+        states.abandon_run(make_run(status), T1, "interrupted")

@@ -48,6 +48,7 @@ async def test_ping_info_and_discover(client: RpcClient, daemon: Daemon, socket_
     assert {p["name"]: p["required"] for p in create["params"]} == {
         "workspace": True,
         "title": False,
+        "ownerPid": False,
     }
     fail = next(m for m in doc["methods"] if m["name"] == "steps.fail")
     assert {p["name"] for p in fail["params"]} == {"runId", "step", "errorMessage", "failRun"}

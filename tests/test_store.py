@@ -14,6 +14,7 @@ import pytest
 
 from simpleaided.domain import names, states
 from simpleaided.domain.errors import Conflict, NotFound, UnsafePath
+from simpleaided.domain.index import RunSummary
 from simpleaided.domain.models import RunMetadata, RunStatus
 from simpleaided.store import safefs
 from simpleaided.store.runstore import CorruptRecord, WorkspaceStore
@@ -39,6 +40,10 @@ def store(tmp_path: Path) -> WorkspaceStore:
 
 def runs_dir(store: WorkspaceStore) -> Path:
     return Path(store.path, ".simpleaide", "runs")
+
+
+def scanned(store: WorkspaceStore) -> list[RunSummary]:
+    return [summary for summary, _ in store.scan()]
 
 
 def create_with_step(store: WorkspaceStore) -> RunMetadata:
@@ -142,7 +147,7 @@ def test_a_crash_between_temp_write_and_rename_keeps_the_old_file(store: Workspa
     # The leftover temp file is invisible to readers and scans.
     with store.open_run(run.id) as handle:
         assert handle.read() == run
-    assert [s.status for s in store.scan()] == ["pending"]
+    assert [s.status for s in scanned(store)] == ["pending"]
 
 
 def test_symlinked_run_folder_is_refused(store: WorkspaceStore, tmp_path: Path) -> None:
@@ -153,7 +158,7 @@ def test_symlinked_run_folder_is_refused(store: WorkspaceStore, tmp_path: Path) 
     (runs_dir(store) / fake_id).symlink_to(elsewhere)
     with pytest.raises(UnsafePath, match="symlink"), store.open_run(fake_id):
         pass
-    [summary] = store.scan()
+    [summary] = scanned(store)
     assert summary.status == "corrupt" and "symlink" in (summary.error_message or "")
 
 
@@ -235,7 +240,7 @@ def test_corrupt_metadata_is_reported_not_dropped(
     store.create_run(good)
     store.create_run(bad)
     (runs_dir(store) / bad.id / "metadata.json").write_bytes(content)
-    by_id = {s.id: s for s in store.scan()}
+    by_id = {s.id: s for s in scanned(store)}
     assert by_id[good.id].status == "pending"
     assert by_id[bad.id].status == "corrupt"
     assert reason in (by_id[bad.id].error_message or "")
@@ -251,7 +256,7 @@ def test_missing_metadata_and_mismatched_id_are_corrupt(store: WorkspaceStore) -
     data = json.loads((runs_dir(store) / b.id / "metadata.json").read_text())
     data["id"] = a.id
     (runs_dir(store) / b.id / "metadata.json").write_text(json.dumps(data))
-    reasons = {s.id: s.error_message for s in store.scan()}
+    reasons = {s.id: s.error_message for s in scanned(store)}
     assert "missing" in (reasons[a.id] or "")
     assert "not its folder" in (reasons[b.id] or "")
 
@@ -260,7 +265,7 @@ def test_other_entries_in_runs_are_ignored(store: WorkspaceStore) -> None:
     store.create_run(new_run())
     (runs_dir(store) / "README").write_text("x")
     (runs_dir(store) / ".deleting-x").mkdir()
-    assert len(store.scan()) == 1
+    assert len(scanned(store)) == 1
 
 
 def test_delete_run_removes_everything(store: WorkspaceStore) -> None:

@@ -17,6 +17,7 @@ No file is needed: the defaults serve. The file lives at
 
     [runs]
     count_pending_as_active = false
+    owner_check_seconds = 5          # how often the owners of active runs are checked
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ class LimitsSection(_Section):
 
 class RunsSection(_Section):
     count_pending_as_active: bool = False
+    owner_check_seconds: float = Field(5.0, gt=0, le=3600)
+
+
+class WatchSection(_Section):
+    use_inotify: bool = True  # false: watchdog's portable polling observer instead
+    poll_seconds: float = Field(5.0, gt=0, le=3600)  # polling, and runs beyond the watch limit
 
 
 class Config(_Section):
@@ -66,6 +73,7 @@ class Config(_Section):
     daemon: DaemonSection = DaemonSection()
     limits: LimitsSection = LimitsSection()
     runs: RunsSection = RunsSection()
+    watch: WatchSection = WatchSection()
     config_file: Path | None = None
 
     @property

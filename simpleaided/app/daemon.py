@@ -17,15 +17,21 @@ from anyio.abc import SocketListener, TaskStatus
 from simpleaided import __version__
 from simpleaided.app.config import Config
 from simpleaided.domain import clock
+from simpleaided.services.events import EventHub
+from simpleaided.services.owners import OwnerWatch
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
+from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import WorkspaceRegistry
+from simpleaided.store.snapshot import SnapshotStore
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
 from simpleaided.transports.server import RpcServer
 from simpleaided.transports.unix_socket import SocketClaim
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_SECONDS = 60.0
 
 
 class Daemon:
@@ -35,24 +41,39 @@ class Daemon:
         self.config = config
         self.handle_signals = handle_signals
         max_bytes = config.limits.max_message_bytes
+        self.events = EventHub(lambda workspace: self.status.document(workspace))
         self.runs = RunService(
             WorkspaceRegistry(config.workspaces, config.state_dir),
+            events=self.events,
             # A bigger file cannot fit in a reply; one that fits raw but not once encoded
             # is caught by the dispatcher's reply-size check.
             max_artifact_bytes=max_bytes,
             count_pending_as_active=config.runs.count_pending_as_active,
         )
+        self.owners = OwnerWatch(self.runs, interval=config.runs.owner_check_seconds)
+        self.watcher = RunWatcher(
+            refresh=self.runs.refresh,
+            rescan=self.runs.rescan,
+            known_runs=self.runs.run_ids,
+            signatures=self.runs.signatures,
+            warn=self._warn,
+            use_inotify=config.watch.use_inotify,
+            poll_seconds=config.watch.poll_seconds,
+        )
+        self.runs.watcher = self.watcher
+        self.runs.snapshots = SnapshotStore(config.state_dir / "snapshots")
         self.status = StatusService(
             self.runs,
             env=config.env,
             socket_path=str(config.socket_path),
         )
         self.dispatcher = Dispatcher(
-            build_methods(self.runs, self.status, self), max_reply_bytes=max_bytes
+            build_methods(self.runs, self.status, self.events, self), max_reply_bytes=max_bytes
         )
         self.server = RpcServer(self.dispatcher, max_message_bytes=max_bytes)
         self.started_ms = clock.now_ms()
         self._stop = anyio.Event()
+        self.watching = anyio.Event()  # set once the loaded workspaces are watched
 
     def info(self) -> dict[str, Any]:
         """What ``daemon.info`` answers."""
@@ -71,7 +92,14 @@ class Daemon:
             "maxMessageBytes": self.config.limits.max_message_bytes,
             "framings": ["ndjson", "content-length"],
             "warnings": list(self.runs.warnings),
+            "watcher": self.watcher.stats.as_dict(),
         }
+
+    def _warn(self, message: str) -> None:
+        """A lasting problem: logged, and listed in ``daemon.info`` and the status document."""
+        log.warning("%s", message)
+        if message not in self.runs.warnings:
+            self.runs.warnings.append(message)
 
     def request_stop(self) -> None:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
@@ -92,8 +120,11 @@ class Daemon:
                 if self.handle_signals:
                     tg.start_soon(self._watch_signals)
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
+                await tg.start(self.watcher.run)  # watching before loading: no change is missed
                 await self.runs.load()
+                await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self.server.serve, listener)
+                tg.start_soon(self._after_start)
                 log.info(
                     "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s))",
                     __version__,
@@ -111,7 +142,21 @@ class Daemon:
         await self._stop.wait()
         log.info("stopping: finishing requests in progress")
         await self.server.drain(self.config.daemon.shutdown_grace_seconds)
+        with anyio.CancelScope(shield=True):
+            await self.runs.save_snapshots()
         scope.cancel()
+
+    async def _after_start(self) -> None:
+        """Once answering: watch what was loaded, then keep the snapshots recent, so even a
+        crash leaves a fast start behind."""
+        await self.runs.watch_loaded()
+        self.watching.set()
+        saved_at = -1
+        while True:
+            if self.events.seq != saved_at:
+                saved_at = self.events.seq
+                await self.runs.save_snapshots()
+            await anyio.sleep(SNAPSHOT_SECONDS)
 
     async def _watch_signals(self) -> None:
         signals_wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 from simpleaided.domain import names
 from simpleaided.domain.models import (
     ErrorMessage,
+    OwnerPid,
     RunId,
     RunMetadata,
     RunStatus,
@@ -22,8 +23,10 @@ from simpleaided.domain.models import (
     StepNumber,
     Title,
 )
+from simpleaided.domain.status import StatusDocument
 
 MAX_PAGE = 1000
+MAX_DAYS = 1_000_000  # for olderThanDays: far beyond any run, and far from float overflow
 
 
 def _check_workspace(value: str) -> str:
@@ -59,9 +62,16 @@ class ScopeParams(Params):
     workspace: WorkspacePath | None = None
 
 
+class RunScopeParams(Params):
+    """Optionally restrict a subscription to one run."""
+
+    run_id: RunId | None = None
+
+
 class CreateRunParams(Params):
     workspace: WorkspacePath
     title: Title | None = None
+    owner_pid: OwnerPid | None = None
 
 
 class RunRef(Params):
@@ -91,6 +101,21 @@ class FailRunParams(RunRef):
 
 class DeleteRunParams(RunRef):
     force: bool = False
+
+
+class PruneRunsParams(Params):
+    """Delete finished runs beyond ``keep`` per workspace or older than ``olderThanDays``."""
+
+    workspace: WorkspacePath | None = None
+    keep: Annotated[int, Field(ge=0)] | None = None
+    older_than_days: Annotated[float, Field(gt=0, le=MAX_DAYS)] | None = None
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> PruneRunsParams:
+        if self.keep is None and self.older_than_days is None:
+            raise ValueError("give 'keep', 'olderThanDays' or both")
+        return self
 
 
 class CreateStepParams(RunRef):
@@ -221,6 +246,49 @@ class Deleted(BaseModel):
     deleted: bool
 
 
+class StatusSnapshot(BaseModel):
+    """``status.subscribe``: the document now and the ``seq`` it reflects.
+
+    ``status.changed`` notifications then carry ``{seq, status}`` with a larger ``seq``.
+    """
+
+    seq: int
+    status: StatusDocument
+
+
+class RunSubscribed(BaseModel):
+    """``runs.subscribe``: ``run.event`` notifications follow, ``{seq, events[, overflow]}``;
+    each event has ``seq``, ``type`` (created, status, updated, step, artifact, deleted) and
+    ``runId``."""
+
+    seq: int
+    runId: str | None
+
+
+class Unsubscribed(BaseModel):
+    """Whether there was a subscription to end."""
+
+    unsubscribed: bool
+
+
+class PrunedRun(BaseModel):
+    """A run that a prune deleted (or, in a dry run, would delete)."""
+
+    id: str
+    workspace: str
+    status: RunStatus
+    startedAt: str | None
+    completedAt: str | None
+
+
+class PruneResult(BaseModel):
+    """``runs.prune``: the runs deleted (or that would be), newest first."""
+
+    dryRun: bool
+    runs: list[PrunedRun]
+    count: int
+
+
 class DaemonInfo(BaseModel):
     """What ``daemon.info`` tells about the running daemon."""
 
@@ -237,6 +305,7 @@ class DaemonInfo(BaseModel):
     maxMessageBytes: int
     framings: list[str]
     warnings: list[str]
+    watcher: dict[str, Any]
 
 
 def run_view(

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from simpleaided.domain import clock
-from simpleaided.domain.models import CORRUPT, RunMetadata
+from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus
+
+_ACTIVE = frozenset({RunStatus.PENDING.value, RunStatus.RUNNING.value})
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,6 +32,7 @@ class RunSummary:
     updated_at: str | None
     step_count: int
     error_message: str | None
+    owner_pid: int | None = None
 
     @classmethod
     def of(cls, run: RunMetadata, workspace: str) -> RunSummary:
@@ -46,6 +49,7 @@ class RunSummary:
             updated_at=run.updated_at,
             step_count=run.step_count,
             error_message=run.error_message,
+            owner_pid=run.owner_pid,
         )
 
     @classmethod
@@ -63,6 +67,7 @@ class RunSummary:
             updated_at=None,
             step_count=0,
             error_message=reason,
+            owner_pid=None,
         )
 
     def latest_key(self) -> tuple[int, str]:
@@ -145,6 +150,8 @@ class RunIndex:
         self._order: list[str] = []
         self.all = Tally()
         self._by_workspace: dict[str, Tally] = {}
+        # Active runs that name an owner process, so checking owners never walks every run.
+        self._owned: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -160,6 +167,10 @@ class RunIndex:
         """Insert or replace a summary; returns the one it replaced."""
         old = self._runs.get(summary.id)
         self._runs[summary.id] = summary
+        if summary.owner_pid is not None and summary.status in _ACTIVE:
+            self._owned[summary.id] = summary.owner_pid
+        else:
+            self._owned.pop(summary.id, None)
         if old is not None and old.workspace == summary.workspace:
             self.all.replace(old, summary)
             self._by_workspace[summary.workspace].replace(old, summary)
@@ -176,6 +187,7 @@ class RunIndex:
         """Remove ``run_id`` if present; returns the removed summary."""
         old = self._runs.pop(run_id, None)
         if old is not None:
+            self._owned.pop(run_id, None)
             self._untally(old)
             pos = bisect.bisect_left(self._order, run_id)
             del self._order[pos]
@@ -194,6 +206,10 @@ class RunIndex:
     def latest(self, workspace: str | None = None) -> RunSummary | None:
         """The most recently started run, overall or in ``workspace``."""
         return self.tally(workspace).latest(self.summaries(workspace))
+
+    def owned(self) -> list[tuple[str, int]]:
+        """``(run id, owner pid)`` of every pending or running run that names its owner."""
+        return list(self._owned.items())
 
     def summaries(self, workspace: str | None = None) -> Iterator[RunSummary]:
         """Every summary, overall or in ``workspace``, in no particular order."""

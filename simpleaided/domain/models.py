@@ -17,6 +17,7 @@ from simpleaided.domain import clock, names
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TITLE_CHARS = 500
 MAX_ERROR_CHARS = 10_000
+MAX_PID = 2**22  # the kernel's ceiling for pid_max (PID_MAX_LIMIT on 64-bit Linux)
 
 
 class RunStatus(StrEnum):
@@ -72,6 +73,7 @@ ErrorMessage = Annotated[
 RunId = Annotated[str, AfterValidator(_check_run_id)]
 StepName = Annotated[str, AfterValidator(_check_step_name)]
 StepNumber = Annotated[int, Field(ge=1, le=names.MAX_STEPS)]
+OwnerPid = Annotated[int, Field(gt=0, le=MAX_PID, strict=True)]  # strict: `true` is no pid
 
 
 class StoreRecord(BaseModel):
@@ -98,6 +100,8 @@ class RunMetadata(StoreRecord):
     updated_at: Timestamp
     error_message: ErrorMessage | None = None
     step_count: Annotated[int, Field(ge=0, le=names.MAX_STEPS)] = 0
+    # The process driving the run; when it is gone the daemon abandons the run.
+    owner_pid: OwnerPid | None = None
 
 
 class StepMetadata(StoreRecord):

@@ -2,6 +2,7 @@
 
 Run:  pending → running (a step is created or started); running → completed | failed |
       cancelled; pending → cancelled. Deleting steps from N puts any run back to pending.
+      A run abandoned by its owner process fails if running, is cancelled if pending.
 Step: pending → running → completed | failed | skipped.
 
 Each function takes the current records and the time, and returns the new records; it raises
@@ -73,6 +74,13 @@ def finish_run(
             "error_message": error_message if target is RunStatus.FAILED else None,
         }
     )
+
+
+def abandon_run(run: RunMetadata, now: str, error_message: str) -> RunMetadata:
+    """End a run whose driver is gone, keeping ``error_message``: a running run fails; a
+    pending one, which may not fail (it never started), is cancelled."""
+    target = RunStatus.FAILED if run.status is RunStatus.RUNNING else RunStatus.CANCELLED
+    return finish_run(run, target, now).model_copy(update={"error_message": error_message})
 
 
 def create_step(

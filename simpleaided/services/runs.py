@@ -14,19 +14,25 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from simpleaided.domain import api, clock, names, states, status
 from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
+from simpleaided.services.events import EventHub
+from simpleaided.services.owners import process_gone
+from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
 from simpleaided.store.runstore import (
     CorruptRecord,
     RunHandle,
+    Scanned,
     WorkspaceStore,
     artifact_info,
     encode_artifact,
 )
+from simpleaided.store.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -48,49 +54,86 @@ class RunService:
         self,
         registry: WorkspaceRegistry,
         *,
+        events: EventHub,
         max_artifact_bytes: int,
         count_pending_as_active: bool = False,
     ) -> None:
         self.registry = registry
+        self.events = events
         self.index = RunIndex()
         self.warnings: list[str] = []
         self.count_pending_as_active = count_pending_as_active
         self._max_artifact_bytes = max_artifact_bytes
         self._locks = [anyio.Lock() for _ in range(_LOCK_STRIPES)]
         self._last_id_ms = 0
+        # The signature of the metadata.json each indexed summary was read from (or written
+        # as): a watcher event whose file still has it needs no re-read.
+        self.signatures: dict[str, int] = {}
+        self.watcher: RunWatcher | None = None
+        self.snapshots: SnapshotStore | None = None
 
     # -- the index, changed here only ------------------------------------------------------
 
-    def _index_put(self, summary: RunSummary) -> None:
+    def _index_put(self, summary: RunSummary, signature: int | None = None) -> None:
         if self.registry.find_canonical(summary.workspace) is None:
             # The workspace was removed while this write was in flight: its runs are not
             # served any more, and must not come back through a late update.
             return
-        self.index.put(summary)
+        if signature is None:
+            self.signatures.pop(summary.id, None)
+        else:
+            self.signatures[summary.id] = signature
+        old = self.index.put(summary)
+        if old != summary:  # re-reading an unchanged record (our own write, seen again) is quiet
+            self.events.run_changed(old, summary)
 
     def _index_drop(self, run_id: str) -> None:
-        self.index.discard(run_id)
+        self.signatures.pop(run_id, None)
+        old = self.index.discard(run_id)
+        if old is not None:
+            self.events.run_changed(old, None)
 
     # -- workspaces -----------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Serve the configured and remembered workspaces and index their runs."""
+        """Serve the configured and remembered workspaces and index their runs.
+
+        Their watches are not added yet (at 100k runs that takes longer than reading them):
+        call ``watch_loaded`` once the daemon answers.
+        """
         for path, source in self.registry.initial():
             try:
-                await self._serve_workspace(path, source)
+                await self._serve_workspace(path, source, watch=False)
             except (NotFound, InvalidInput) as exc:
                 message = f"workspace {path} is not served: {exc.message}"
                 log.warning("%s", message)
                 self.warnings.append(message)
 
-    async def _serve_workspace(self, path: str, source: Source) -> int:
+    async def _serve_workspace(self, path: str, source: Source, *, watch: bool = True) -> int:
+        """Serve ``path``: register it, watch it, then read it (a snapshot checked against
+        the disk, or a full scan). In that order no change can slip between read and watch;
+        a run that a watcher event already refreshed meanwhile is not overwritten.
+
+        Without ``watch``, the caller must ``watch_loaded`` later (it re-checks after)."""
         store = WorkspaceStore(path)
         await anyio.to_thread.run_sync(store.init)
-        summaries = await anyio.to_thread.run_sync(store.scan)
         if self.registry.find_canonical(path) is not None:
-            return 0  # a concurrent add of the same workspace won
+            return 0  # already served (a concurrent add won)
         self.registry.register(path, source)
-        for summary in summaries:
+        if self.watcher is not None and watch:
+            await self.watcher.watch_workspace(path)
+        snapshot = None
+        if self.snapshots is not None:
+            snapshot = await anyio.to_thread.run_sync(self.snapshots.load, path)
+        summaries = snapshot if snapshot is not None else await anyio.to_thread.run_sync(store.scan)
+        self._fill(path, summaries)
+        if snapshot is not None:
+            changed = await self.rescan(path)
+            log.info("%s: %d run(s) from the snapshot, %d re-read", path, len(snapshot), changed)
+        return len(summaries)
+
+    def _fill(self, path: str, summaries: list[Scanned]) -> None:
+        for summary, signature in summaries:
             known = self.index.get(summary.id)
             if known is not None and known.workspace != path:
                 message = (
@@ -100,8 +143,34 @@ class RunService:
                 log.warning("%s", message)
                 self.warnings.append(message)
                 continue
-            self._index_put(summary)
-        return len(summaries)
+            if known is not None:
+                continue  # refreshed by a watcher event while we read: that is newer
+            self._index_put(summary, signature)
+
+    async def watch_loaded(self) -> None:
+        """Watch the workspaces ``load`` read, then re-check them against the disk: a change
+        between the read and the watch is caught by the re-check, one after it by the watch."""
+        if self.watcher is None:
+            return
+        for path, _ in self.registry.items():
+            await self.watcher.watch_workspace(path)
+            changed = await self.rescan(path)
+            if changed:
+                log.info("%s: %d run(s) changed while the daemon started", path, changed)
+
+    async def save_snapshots(self) -> None:
+        """Write every workspace's index snapshot (for a fast start next time)."""
+        if self.snapshots is None:
+            return
+        for path, _ in self.registry.items():
+            rows = [
+                (summary, self.signatures.get(summary.id))
+                for summary in self.index.summaries(path)
+            ]
+            try:
+                await anyio.to_thread.run_sync(self.snapshots.save, path, rows)
+            except (OSError, InvalidInput) as exc:
+                log.warning("cannot save the index snapshot of %s: %s", path, exc)
 
     async def add_workspace(self, path: str) -> dict[str, Any]:
         """Serve ``path`` (creating its ``.simpleaide/runs``) and remember it."""
@@ -115,6 +184,8 @@ class RunService:
         """Stop serving ``path`` (its files stay) and forget it."""
         canonical = canonical_workspace(path)
         self.registry.unregister(canonical)
+        if self.watcher is not None:
+            self.watcher.unwatch_workspace(canonical)
         for run_id in self.index.ids_in_workspace(canonical):
             self._index_drop(run_id)
         await anyio.to_thread.run_sync(self.registry.save)
@@ -157,34 +228,92 @@ class RunService:
         """
         store = self._locate(run_id)
 
-        def in_thread() -> tuple[RunMetadata, T]:
+        def in_thread() -> tuple[tuple[RunMetadata, T], int | None]:
             with store.open_run(run_id) as handle:
-                return op(handle)
+                return op(handle), handle.signature
 
         async with self._lock(run_id):
             with anyio.CancelScope(shield=True):
                 try:
-                    run, result = await anyio.to_thread.run_sync(in_thread)
+                    (run, result), signature = await anyio.to_thread.run_sync(in_thread)
                 except NotFound:
                     await self._refresh(store, run_id)
                     raise
-                self._index_put(RunSummary.of(run, store.path))
+                self._index_put(RunSummary.of(run, store.path), signature)
         return api.run_view(run, store.path), result
 
     async def _refresh(self, store: WorkspaceStore, run_id: str) -> None:
-        summary = await anyio.to_thread.run_sync(store.summarize, run_id)
-        if summary is None:
+        scanned = await anyio.to_thread.run_sync(store.summarize, run_id)
+        if scanned is None:
             self._index_drop(run_id)
         else:
-            self._index_put(summary)
+            self._index_put(*scanned)
+
+    # -- changes made behind our back (the watcher) -----------------------------------------
+
+    async def refresh(self, workspace: str, run_id: str) -> bool:
+        """Re-read one run after a filesystem event, under its lock (never racing a write).
+
+        Returns false when the file is the version already indexed (typically the daemon's
+        own write, seen again): then it costs one ``stat`` and nothing is read.
+        """
+        if self.registry.find_canonical(workspace) is None:
+            return False
+        known = self.index.get(run_id)
+        if known is not None and known.workspace != workspace:
+            return False  # the same id in another workspace: the first one is served
+        store = self.registry.store(workspace)
+        async with self._lock(run_id):
+            signature = store.signature(run_id)
+            if signature is not None and self.signatures.get(run_id) == signature:
+                return False
+            # A few small reads: cheaper on the loop than a thread hop.
+            scanned = store.summarize(run_id)
+            if scanned is None:
+                if run_id in self.index:
+                    self._index_drop(run_id)
+            else:
+                self._index_put(*scanned)
+            return True
+
+    async def rescan(self, workspace: str) -> int:
+        """Bring a workspace's index in line with the disk (after lost events, or to check
+        what was loaded): a ``stat`` per run, a re-read only where the file changed. Returns
+        how many runs were re-read."""
+        if self.registry.find_canonical(workspace) is None:
+            return 0
+        store = self.registry.store(workspace)
+        on_disk = await anyio.to_thread.run_sync(store.signatures)
+        stale = [
+            run_id
+            for run_id, signature in on_disk.items()
+            if signature is None or self.signatures.get(run_id) != signature
+        ]
+        stale += [
+            run_id for run_id in self.index.ids_in_workspace(workspace) if run_id not in on_disk
+        ]
+        for n, run_id in enumerate(stale):
+            await self.refresh(workspace, run_id)  # under the lock: never older than a write
+            if n % 64 == 63:
+                await anyio.lowlevel.checkpoint()  # a big checkout must not starve clients
+        return len(stale)
+
+    def run_ids(self, workspace: str) -> list[str]:
+        """The ids of the runs indexed for ``workspace``."""
+        return self.index.ids_in_workspace(workspace)
 
     def _now(self) -> str:
         return clock.format_ms(clock.now_ms())
 
     # -- runs -----------------------------------------------------------------------------
 
-    async def create_run(self, workspace: str, title: str | None) -> dict[str, Any]:
-        """Create a pending run in ``workspace`` (served from now on if it was not)."""
+    async def create_run(
+        self, workspace: str, title: str | None, owner_pid: int | None = None
+    ) -> dict[str, Any]:
+        """Create a pending run in ``workspace`` (served from now on if it was not), owned
+        by process ``owner_pid`` if given (it must exist)."""
+        if owner_pid is not None and process_gone(owner_pid):
+            raise InvalidInput(f"owner process {owner_pid} does not exist")
         canonical = canonical_workspace(workspace)
         if self.registry.find(canonical) is None:
             await self.add_workspace(canonical)
@@ -197,11 +326,18 @@ class RunService:
         while run_id in self.index:
             run_id = names.new_run_id(self._last_id_ms)
         run = RunMetadata(
-            id=run_id, title=title, status=RunStatus.PENDING, started_at=now, updated_at=now
+            id=run_id,
+            title=title,
+            status=RunStatus.PENDING,
+            started_at=now,
+            updated_at=now,
+            owner_pid=owner_pid,
         )
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(store.create_run, run)
-            self._index_put(RunSummary.of(run, canonical))
+        # Under the run's lock, so the watcher never reads a half-created run.
+        async with self._lock(run_id):
+            with anyio.CancelScope(shield=True):
+                signature = await anyio.to_thread.run_sync(store.create_run, run)
+                self._index_put(RunSummary.of(run, canonical), signature)
         log.info("run %s created in %s", run_id, canonical)
         return api.run_view(run, canonical)
 
@@ -250,9 +386,40 @@ class RunService:
         log.info("run %s %s", run_id, target)
         return view
 
-    async def delete_run(self, run_id: str, *, force: bool = False) -> dict[str, Any]:
-        """Delete a run and its files; a running one only with ``force``."""
+    async def abandon_run(self, run_id: str, owner_pid: int, error_message: str) -> bool:
+        """End a run whose owner process ``owner_pid`` is gone (see ``states.abandon_run``),
+        unless it finished or changed owner meanwhile; returns whether it did."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, bool]:
+            current = _read_for_change(handle, RunStatus.FAILED)
+            if current.owner_pid != owner_pid or current.status not in states.ACTIVE_RUN:
+                return current, False
+            run = states.abandon_run(current, self._now(), error_message)
+            handle.write(run)
+            return run, True
+
+        _, abandoned = await self._change(run_id, op)
+        if abandoned:
+            log.warning("run %s abandoned: %s", run_id, error_message)
+        return abandoned
+
+    async def delete_run(
+        self, run_id: str, *, force: bool = False, finished_only: bool = False
+    ) -> dict[str, Any]:
+        """Delete a run and its files; a running one only with ``force``. With
+        ``finished_only`` (for prune) the run must have finished, as read under its lock."""
         store = self._locate(run_id)
+
+        def in_thread() -> None:
+            if finished_only:
+                with store.open_run(run_id) as handle:
+                    current = _read_for_change(handle, "deleted")
+                if current.status not in states.FINISHED_RUN:
+                    raise InvalidTransition(
+                        f"run {run_id}", current.status, "deleted", "it has not finished"
+                    )
+            store.delete_run(run_id)
+
         async with self._lock(run_id):
             summary = self.index.get(run_id)
             if summary is not None and summary.status == RunStatus.RUNNING and not force:
@@ -261,7 +428,7 @@ class RunService:
                 )
             with anyio.CancelScope(shield=True):
                 try:
-                    await anyio.to_thread.run_sync(store.delete_run, run_id)
+                    await anyio.to_thread.run_sync(in_thread)
                 finally:
                     await self._refresh(store, run_id)
         log.info("run %s deleted", run_id)
@@ -298,6 +465,7 @@ class RunService:
             return run, api.step_view(step)
 
         view, step = await self._change(run_id, op)
+        self.events.step_changed(run_id, step)
         return {"run": view, "step": step}
 
     async def transition_step(
@@ -335,6 +503,7 @@ class RunService:
             return run, api.step_view(new_step)
 
         view, step = await self._change(run_id, op)
+        self.events.step_changed(run_id, step)
         return {"run": view, "step": step}
 
     async def list_steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -383,6 +552,7 @@ class RunService:
         async with self._lock(params.run_id):
             with anyio.CancelScope(shield=True):
                 saved = await anyio.to_thread.run_sync(in_thread)
+        self.events.artifact_saved(params.run_id, saved)
         return saved
 
     async def get_artifact(self, params: api.GetArtifactParams) -> dict[str, Any]:

@@ -42,6 +42,15 @@ ARTIFACTS_DIR = "artifacts"
 MAX_RECORD_BYTES = 1 << 20
 
 
+Scanned = tuple[RunSummary, int | None]
+"""A run's summary and the signature of the ``metadata.json`` it came from (if readable)."""
+
+
+def runs_path(workspace: str) -> str:
+    """The path of a workspace's ``runs/`` folder."""
+    return os.path.join(workspace, STORE_DIR, RUNS_DIR)
+
+
 class CorruptRecord(Exception):
     """A metadata file that cannot be read or parsed; ``reason`` says why."""
 
@@ -77,6 +86,7 @@ class RunHandle:
         self.store = store
         self.run_id = run_id
         self.fd = fd
+        self.signature: int | None = None  # of the metadata.json last read or written
 
     def _where(self, *parts: str) -> str:
         return "/".join((f"run {self.run_id}", *parts))
@@ -86,7 +96,9 @@ class RunHandle:
     def read(self) -> RunMetadata:
         """The run's metadata; raises ``CorruptRecord`` if it cannot be used."""
         try:
-            data = safefs.read_file(self.fd, RUN_FILE, self._where(RUN_FILE), MAX_RECORD_BYTES)
+            data, self.signature = safefs.read_file_signed(
+                self.fd, RUN_FILE, self._where(RUN_FILE), MAX_RECORD_BYTES
+            )
         except NotFound:
             raise CorruptRecord(f"{RUN_FILE} is missing") from None
         except UnsafePath as exc:
@@ -103,7 +115,7 @@ class RunHandle:
 
     def write(self, run: RunMetadata) -> None:
         """Replace the run's metadata atomically."""
-        safefs.atomic_write(self.fd, RUN_FILE, _encode(run))
+        self.signature = safefs.atomic_write(self.fd, RUN_FILE, _encode(run))
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -281,16 +293,19 @@ class WorkspaceStore:
             with safefs.opened(run_fd):
                 yield RunHandle(self, run_id, run_fd)
 
-    def create_run(self, run: RunMetadata) -> None:
-        """Create the run's folder and ``metadata.json``; ``Conflict`` if the id exists."""
+    def create_run(self, run: RunMetadata) -> int:
+        """Create the run's folder and ``metadata.json``; ``Conflict`` if the id exists.
+
+        Returns the signature of the ``metadata.json`` written."""
         with safefs.opened(self._open_runs(create=True)) as runs:
             try:
                 run_fd = safefs.make_dir(runs, run.id, f"run {run.id}")
             except FileExistsError:
                 raise Conflict(f"run {run.id} already exists") from None
             with safefs.opened(run_fd):
-                safefs.atomic_write(run_fd, RUN_FILE, _encode(run))
+                written = safefs.atomic_write(run_fd, RUN_FILE, _encode(run))
             os.fsync(runs)
+        return written
 
     def delete_run(self, run_id: str) -> None:
         """Delete the run's folder and everything in it."""
@@ -300,13 +315,13 @@ class WorkspaceStore:
                 raise NotFound(f"run {run_id} does not exist")
             safefs.remove_tree(runs, run_id)  # a planted symlink: only the link goes
 
-    def scan(self) -> list[RunSummary]:
+    def scan(self) -> list[Scanned]:
         """Read every run's metadata: one summary each, corrupt ones with their reason."""
         try:
             runs = self._open_runs(create=False)
         except NotFound:
             return []
-        out: list[RunSummary] = []
+        out: list[Scanned] = []
         with safefs.opened(runs):
             for entry in safefs.list_dir(runs):
                 if names.RUN_ID_RE.match(entry.name):
@@ -314,7 +329,36 @@ class WorkspaceStore:
                     out.append(self._summarize(runs, entry.name, kind))
         return out
 
-    def summarize(self, run_id: str) -> RunSummary | None:
+    def signature(self, run_id: str) -> int | None:
+        """The signature of one run's ``metadata.json``, or ``None`` if it cannot be stat'ed."""
+        path = os.path.join(runs_path(self.path), names.check_run_id(run_id), RUN_FILE)
+        try:
+            return safefs.signature(os.stat(path, follow_symlinks=False))
+        except OSError:
+            return None
+
+    def signatures(self) -> dict[str, int | None]:
+        """Every run folder's id and the signature of its ``metadata.json`` (``None`` when it
+        cannot be stat'ed, or the entry is not a real folder): a stat each, no parsing."""
+        try:
+            runs = self._open_runs(create=False)
+        except NotFound:
+            return {}
+        out: dict[str, int | None] = {}
+        with safefs.opened(runs):
+            for entry in safefs.list_dir(runs):
+                if not names.RUN_ID_RE.match(entry.name):
+                    continue
+                out[entry.name] = None
+                if entry.is_dir(follow_symlinks=False):
+                    try:
+                        st = os.stat(f"{entry.name}/{RUN_FILE}", dir_fd=runs, follow_symlinks=False)
+                    except OSError:
+                        continue
+                    out[entry.name] = safefs.signature(st)
+        return out
+
+    def summarize(self, run_id: str) -> Scanned | None:
         """Re-read one run for the index; ``None`` if its folder (or the store) is gone."""
         names.check_run_id(run_id)
         try:
@@ -334,18 +378,23 @@ class WorkspaceStore:
             )
             return self._summarize(runs, run_id, kind)
 
-    def _summarize(self, runs: int, run_id: str, kind: str) -> RunSummary:
+    def _summarize(self, runs: int, run_id: str, kind: str) -> Scanned:
         if kind == "link":
-            return RunSummary.corrupt(run_id, self.path, "the run folder is a symlink; refused")
+            return RunSummary.corrupt(
+                run_id, self.path, "the run folder is a symlink; refused"
+            ), None
         if kind != "dir":
-            return RunSummary.corrupt(run_id, self.path, "not a folder")
+            return RunSummary.corrupt(run_id, self.path, "not a folder"), None
+        handle: RunHandle | None = None
         try:
             with safefs.opened(safefs.open_dir(runs, run_id, f"run {run_id}")) as fd:
-                return RunSummary.of(RunHandle(self, run_id, fd).read(), self.path)
+                handle = RunHandle(self, run_id, fd)
+                return RunSummary.of(handle.read(), self.path), handle.signature
         except CorruptRecord as exc:
-            return RunSummary.corrupt(run_id, self.path, exc.reason)
+            signature = handle.signature if handle is not None else None
+            return RunSummary.corrupt(run_id, self.path, exc.reason), signature
         except (UnsafePath, NotFound) as exc:
-            return RunSummary.corrupt(run_id, self.path, exc.message)
+            return RunSummary.corrupt(run_id, self.path, exc.message), None
 
 
 def encode_artifact(data: bytes, encoding: str | None) -> dict[str, Any]:

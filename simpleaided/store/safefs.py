@@ -26,6 +26,15 @@ TMP_PREFIX = ".tmp-"
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def signature(st: os.stat_result) -> int:
+    """A cheap fingerprint of a file version: its inode, modification time and size.
+
+    An atomic replace gives a new inode, so a rewrite is told from the version already read
+    by one ``stat``, without reading the file.
+    """
+    return hash((st.st_ino, st.st_mtime_ns, st.st_size))
+
+
 def check_owned(st: os.stat_result, where: str) -> None:
     """Refuse a folder or file owned by another user or writable by group or others."""
     if st.st_uid != os.getuid():
@@ -89,6 +98,11 @@ def read_file(parent: int, name: str, where: str, max_bytes: int) -> bytes:
     Raises ``NotFound``, ``UnsafePath`` (symlink or not a regular file) or ``OSError``
     ``EFBIG`` when the file is larger than ``max_bytes``.
     """
+    return read_file_signed(parent, name, where, max_bytes)[0]
+
+
+def read_file_signed(parent: int, name: str, where: str, max_bytes: int) -> tuple[bytes, int]:
+    """``read_file``, and the ``signature`` of the version read."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=parent)
     except FileNotFoundError:
@@ -114,11 +128,12 @@ def read_file(parent: int, name: str, where: str, max_bytes: int) -> bytes:
         data = b"".join(chunks)
         if len(data) > max_bytes:
             raise OSError(errno.EFBIG, f"{where} grew over {max_bytes} bytes while read")
-        return data
+        return data, signature(st)
 
 
-def atomic_write(parent: int, name: str, data: bytes) -> None:
-    """Replace ``name`` below ``parent`` with ``data``, all or nothing, durably.
+def atomic_write(parent: int, name: str, data: bytes) -> int:
+    """Replace ``name`` below ``parent`` with ``data``, all or nothing, durably; returns the
+    ``signature`` of the new version.
 
     A temporary file in the same folder is written, fsync'd, renamed over ``name``, and the
     folder fsync'd; a crash at any point leaves either the old file or the new one.
@@ -134,6 +149,7 @@ def atomic_write(parent: int, name: str, data: bytes) -> None:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
+            final = os.fstat(fd)  # a rename keeps inode, mtime and size
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
@@ -142,6 +158,7 @@ def atomic_write(parent: int, name: str, data: bytes) -> None:
             os.unlink(tmp, dir_fd=parent)
         raise
     os.fsync(parent)
+    return signature(final)
 
 
 def lstat_at(parent: int, name: str) -> os.stat_result | None:

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from simpleaided.domain import api
 from simpleaided.domain.models import RunStatus, StepStatus
 from simpleaided.domain.status import StatusDocument
+from simpleaided.services.events import EventHub
+from simpleaided.services.retention import prune_runs
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
 from simpleaided.transports.openrpc import openrpc_document
@@ -24,7 +26,9 @@ class DaemonFacts(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
-def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) -> list[Method]:
+def build_methods(
+    runs: RunService, status: StatusService, events: EventHub, daemon: DaemonFacts
+) -> list[Method]:
     """Every method the daemon serves."""
     methods: list[Method] = []
 
@@ -71,11 +75,24 @@ def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) 
     def status_get(p: api.ScopeParams, conn: Any) -> dict[str, Any]:
         return status.document(p.workspace)
 
+    @add(
+        "status.subscribe",
+        api.ScopeParams,
+        api.StatusSnapshot,
+        "The status document and its seq; then status.changed notifications on this connection.",
+    )
+    def status_subscribe(p: api.ScopeParams, conn: Any) -> dict[str, Any]:
+        return events.subscribe_status(conn, runs.scope(p.workspace))
+
+    @add("status.unsubscribe", api.NoParams, api.Unsubscribed, "Stop status.changed.")
+    def status_unsubscribe(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return {"unsubscribed": events.unsubscribe_status(conn)}
+
     # runs -----------------------------------------------------------------------------------
 
     @add("runs.create", api.CreateRunParams, api.RunView, "Create a pending run.")
     async def runs_create(p: api.CreateRunParams, conn: Any) -> dict[str, Any]:
-        return await runs.create_run(p.workspace, p.title)
+        return await runs.create_run(p.workspace, p.title, p.owner_pid)
 
     @add("runs.get", api.GetRunParams, api.RunView, "A run (with its steps if asked).")
     async def runs_get(p: api.GetRunParams, conn: Any) -> dict[str, Any]:
@@ -101,6 +118,10 @@ def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) 
     async def runs_delete(p: api.DeleteRunParams, conn: Any) -> dict[str, Any]:
         return await runs.delete_run(p.run_id, force=p.force)
 
+    @add("runs.prune", api.PruneRunsParams, api.PruneResult, "Delete old finished runs.")
+    async def runs_prune(p: api.PruneRunsParams, conn: Any) -> dict[str, Any]:
+        return await prune_runs(runs, p)
+
     @add("runs.activeCount", api.ScopeParams, int, "How many runs are running.")
     def runs_active_count(p: api.ScopeParams, conn: Any) -> int:
         return runs.active_count(p.workspace)
@@ -108,6 +129,19 @@ def build_methods(runs: RunService, status: StatusService, daemon: DaemonFacts) 
     @add("runs.latest", api.ScopeParams, api.LatestRun | None, "The most recently started run.")
     def runs_latest(p: api.ScopeParams, conn: Any) -> dict[str, Any] | None:
         return runs.latest(p.workspace)
+
+    @add(
+        "runs.subscribe",
+        api.RunScopeParams,
+        api.RunSubscribed,
+        "Stream run.event notifications (one run, or all) on this connection.",
+    )
+    def runs_subscribe(p: api.RunScopeParams, conn: Any) -> dict[str, Any]:
+        return events.subscribe_runs(conn, p.run_id)
+
+    @add("runs.unsubscribe", api.NoParams, api.Unsubscribed, "Stop run.event notifications.")
+    def runs_unsubscribe(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return {"unsubscribed": events.unsubscribe_runs(conn)}
 
     @add("runs.busy", api.ScopeParams, bool, "Whether any run is running.")
     def runs_busy(p: api.ScopeParams, conn: Any) -> bool:

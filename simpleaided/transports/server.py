@@ -10,10 +10,13 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskStatus
+import orjson
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from simpleaided.transports.framing import FramedStream, FramingError, MessageTooLarge
 from simpleaided.transports.rpc import (
@@ -31,17 +34,46 @@ _ids = itertools.count(1)
 
 @dataclass(eq=False)
 class Connection:
-    """One client connection: who it is, and how to send it messages."""
+    """One client connection: who it is, how to send it messages, and its own tasks
+    (subscription pumps), which end with it."""
 
     id: int
     peer: PeerCredentials
     stream: FramedStream = field(repr=False)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
+    task_group: TaskGroup | None = field(default=None, repr=False)
+    _after_reply: list[Callable[[], Coroutine[Any, Any, None]]] = field(
+        default_factory=list, repr=False
+    )
+    _on_close: dict[str, Callable[[], object]] = field(default_factory=dict, repr=False)
 
     async def send(self, payload: bytes) -> None:
-        """Send one message; replies and (later) notifications never interleave."""
+        """Send one message; replies and notifications never interleave."""
         async with self.send_lock:
             await self.stream.send(payload)
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Send a JSON-RPC notification."""
+        await self.send(orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    def start_after_reply(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start ``task`` once the reply to the current request has been sent."""
+        self._after_reply.append(task)
+
+    def on_close(self, key: str, callback: Callable[[], object]) -> None:
+        """Call ``callback`` when the connection closes."""
+        self._on_close[key] = callback
+
+    def _start_pending(self) -> None:
+        tasks, self._after_reply = self._after_reply, []
+        if self.task_group is not None:
+            for task in tasks:
+                self.task_group.start_soon(task)
+
+    def _closed(self) -> None:
+        callbacks, self._on_close = self._on_close, {}
+        for callback in callbacks.values():
+            callback()
 
 
 class RpcServer:
@@ -89,11 +121,20 @@ class RpcServer:
             conn = Connection(next(_ids), peer, framed)
             self.connections.add(conn)
             try:
-                await self._read_loop(conn, raw)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
+                async with anyio.create_task_group() as tg:
+                    conn.task_group = tg
+                    try:
+                        await self._read_loop(conn, raw)
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                    ):
+                        pass
+                    tg.cancel_scope.cancel()  # the connection's subscriptions end with it
             finally:
                 self.connections.discard(conn)
+                conn._closed()
 
     async def _read_loop(self, conn: Connection, raw: SocketStream) -> None:
         while self._accepting:
@@ -113,6 +154,7 @@ class RpcServer:
                 reply = await self._dispatcher.handle(message, conn)
                 if reply is not None:
                     await conn.send(reply)
+                conn._start_pending()
             finally:
                 self._in_flight -= 1
                 if self._in_flight == 0:

@@ -87,6 +87,39 @@ def _page_size(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _pid(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return value
+
+
+def _days(text: str) -> float:
+    import argparse
+
+    value = _seconds(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a positive number of days: {text!r}")
+    return value
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -210,6 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--workspace", metavar="PATH", help="count only the runs of this workspace"
     )
 
+    from simpleaide import watch
+
+    watch_parser = command(
+        tree,
+        "watch",
+        "the status chips, live",
+        watch.watch,
+        description="Print the status chips (as 'status' does) and again whenever they\n"
+        "change, until Ctrl-C. On a terminal the line is rewritten in place; into a pipe\n"
+        "each change is a new line (tmux and waybar read the last one). With --json, each\n"
+        "status document is one line of JSON. Exit 3 when the daemon goes away.",
+    )
+    watch_parser.add_argument(
+        "--format", choices=watch.FORMATS, default="plain", help="plain (default), tmux or waybar"
+    )
+    watch_parser.add_argument(
+        "--workspace", metavar="PATH", help="count only the runs of this workspace"
+    )
+
     run_help = "the run's id, as printed by runs create and runs ls"
 
     # runs
@@ -254,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--workspace", metavar="PATH", help="the workspace of the run")
     create.add_argument("--title", metavar="TEXT", help="a title for the run")
+    create.add_argument(
+        "--owner-pid",
+        metavar="PID",
+        type=_pid,
+        help="the process driving the run: when it exits, the daemon ends the run "
+        "(running: failed, pending: cancelled) with 'interrupted: owner process PID exited'",
+    )
 
     for name, method, summary in [
         ("complete", "runs.complete", "mark a running run completed"),
@@ -279,6 +338,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm.add_argument("run_id", metavar="RUN_ID", help=run_help)
     rm.add_argument("--force", action="store_true", help="delete it even if it is running")
+
+    prune = command(
+        run_commands,
+        "prune",
+        "delete old finished runs",
+        commands.runs_prune,
+        description="Delete finished runs (completed, failed, cancelled) beyond --keep N per\n"
+        "workspace or that ended more than --older-than DAYS ago (either limit selects a\n"
+        "run); pending and running runs are never deleted, corrupt ones are left alone.\n"
+        "Prints what was deleted (with --dry-run: what would be, and deletes nothing).\n"
+        "Without --workspace or --all: the nearest folder at or above the current one\n"
+        "holding .simpleaide/.\n\n"
+        "  simpleaide runs prune --keep 50 --older-than 30 --dry-run",
+    )
+    prune_scope = prune.add_mutually_exclusive_group()
+    prune_scope.add_argument("--workspace", metavar="PATH", help="the runs of this workspace")
+    prune_scope.add_argument("--all", action="store_true", help="the runs of every workspace")
+    prune.add_argument(
+        "--keep", metavar="N", type=_count, help="keep the newest N finished runs per workspace"
+    )
+    prune.add_argument(
+        "--older-than",
+        metavar="DAYS",
+        type=_days,
+        help="delete finished runs that ended more than DAYS ago (fractions allowed)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
+    )
 
     # steps
     step_help = "the step: its number (2), folder (02_code) or name (code)"

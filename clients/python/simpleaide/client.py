@@ -19,6 +19,10 @@ Usage::
 
     with Client(socket_path) as client:
         run = client.call("runs.create", workspace="/home/me/project", title="Refactor")
+
+Replies and server notifications (``status.changed`` after ``status.subscribe``...) share the
+connection: ``call`` returns its reply and keeps the notifications that came first, in order,
+for ``receive_notification``.
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ class Client:
         self._sock: _socket.socket | None = None
         self._buffer = bytearray()
         self._next_id = 1
+        self._notifications: list[dict[str, Any]] = []
 
     def __enter__(self) -> Client:
         return self
@@ -152,6 +157,7 @@ class Client:
             self._sock.close()
             self._sock = None
         self._buffer.clear()
+        self._notifications.clear()
 
     def peer_pid(self) -> int | None:
         """The daemon's pid as the kernel sees it from here (``SO_PEERCRED``), if known."""
@@ -193,7 +199,10 @@ class Client:
                 raise
             while True:
                 reply = self._receive()
-                # Skip server notifications; an id of null answers a message it could not read.
+                # Keep server notifications; an id of null answers a message it could not read.
+                if isinstance(reply, dict) and "method" in reply and "id" not in reply:
+                    self._notifications.append(reply)
+                    continue
                 if not isinstance(reply, dict) or "method" in reply:
                     continue
                 if reply.get("id") in (request_id, None):
@@ -214,6 +223,34 @@ class Client:
         if "result" not in reply:
             raise ProtocolError("the reply has neither a result nor an error")
         return reply["result"]
+
+    def receive_notification(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next notification from the daemon (``{"method", "params"}``), waiting up to
+        ``timeout`` seconds (``None``: until one comes); ``None`` if none came in time.
+
+        Raises ``DaemonUnreachable`` when the daemon closes the connection."""
+        if self._notifications:
+            return self._notifications.pop(0)
+        self.connect()
+        assert self._sock is not None
+        self._sock.settimeout(timeout)
+        try:
+            while True:
+                message = self._receive()
+                if isinstance(message, dict) and "method" in message and "id" not in message:
+                    return message
+                # Anything else (a late reply to an abandoned call) is not for us.
+        except TimeoutError:
+            return None  # a partial message stays buffered for the next read
+        except OSError as exc:
+            self.close()
+            reason = exc.strerror or type(exc).__name__
+            raise DaemonUnreachable(
+                f"the connection to {self.socket_path} broke ({reason})"
+            ) from None
+        finally:
+            if self._sock is not None:
+                self._sock.settimeout(self.timeout)
 
     def _raise_parting_error(self) -> None:
         """Raise the error the daemon sent before closing the connection, if it sent one."""

@@ -17,7 +17,14 @@ import time
 
 from simpleaide import paths, tables
 from simpleaide.client import Client, DaemonUnreachable, LimitExceeded
-from simpleaide.session import EXIT_OK, CliError, Session, print_json, workspace_call
+from simpleaide.session import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Session,
+    print_json,
+    workspace_call,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -108,6 +115,7 @@ def runs_show(session: Session, args: Args) -> int:
                 ("completed", tables.local_time(run.get("completedAt"))),
                 ("error", tables.one_line(run.get("errorMessage"))),
                 ("steps", str(run.get("stepCount", 0))),
+                ("owner", f"pid {run['ownerPid']}" if run.get("ownerPid") else "-"),
             ]
         )
     )
@@ -124,7 +132,9 @@ def runs_create(session: Session, args: Args) -> int:
         workspace = paths.absolute(args.workspace)
     else:
         workspace = paths.find_workspace() or os.getcwd()
-    run = session.call("runs.create", workspace=workspace, title=args.title)
+    run = session.call(
+        "runs.create", workspace=workspace, title=args.title, ownerPid=args.owner_pid
+    )
     if args.json:
         print_json(run)
     else:
@@ -155,6 +165,59 @@ def runs_rm(session: Session, args: Args) -> int:
         print_json(result)
     else:
         print(f"run {result['runId']} deleted")
+    return EXIT_OK
+
+
+def runs_prune(session: Session, args: Args) -> int:
+    """``simpleaide runs prune``: a table of the runs deleted (or that would be)."""
+    if args.keep is None and args.older_than is None:
+        raise CliError("give --keep N, --older-than DAYS or both", EXIT_USAGE)
+    if args.all:
+        workspace = None
+    elif args.workspace:
+        workspace = paths.absolute(args.workspace)
+    else:
+        workspace = paths.find_workspace()
+        if workspace is None:
+            raise CliError(
+                "not inside a workspace: give --workspace PATH, or --all for every one",
+                EXIT_USAGE,
+            )
+    result = workspace_call(
+        session,
+        "runs.prune",
+        workspace,
+        keep=args.keep,
+        olderThanDays=args.older_than,
+        dryRun=args.dry_run or None,
+    )
+    if args.json:
+        print_json(result)
+        return EXIT_OK
+    runs = result["runs"]
+    if not runs:
+        print("nothing to prune")
+        return EXIT_OK
+    headers = ["ID", "STATUS", "STARTED", "ENDED"]
+    rows = [
+        [
+            run["id"],
+            run["status"],
+            tables.local_time(run.get("startedAt")),
+            f"{tables.age(run.get('completedAt') or run.get('startedAt'))} ago",
+        ]
+        for run in runs
+    ]
+    if workspace is None:
+        headers.append("WORKSPACE")
+        for row, run in zip(rows, runs, strict=True):
+            row.append(run["workspace"])
+    print(tables.render(headers, rows, elastic=4 if workspace is None else None))
+    count = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+    if result.get("dryRun"):
+        print(f"{count} would be deleted (dry run: nothing was deleted)")
+    else:
+        print(f"{count} deleted")
     return EXIT_OK
 
 

@@ -1,0 +1,102 @@
+"""``simpleaide watch``: the status chips, live, from ``status.subscribe``.
+
+The line is printed at once and again whenever it changes (the daemon sends at most one
+``status.changed`` every 50 ms). On a terminal it is rewritten in place; into a pipe (tmux,
+waybar, a script) each change is one new line, flushed at once.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from simpleaide import chips, fastjson, paths
+from simpleaide.client import DaemonUnreachable
+from simpleaide.session import EXIT_OK, Session, workspace_call
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
+    from typing import Any, NoReturn, TextIO
+
+    from simpleaide.session import Args
+
+FORMATS = ("plain", "tmux", "waybar")
+_CLEAR_TO_END = "\x1b[K"
+
+
+class LiveLine:
+    """One line of output that each ``show`` replaces: in place on a terminal, else a new
+    line; a line equal to the last one shown is not shown again."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.in_place = stream.isatty()
+        self._last: str | None = None
+
+    def show(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._last = text
+        if self.in_place:
+            self.stream.write(f"\r{text}{_CLEAR_TO_END}")
+        else:
+            self.stream.write(f"{text}\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        """Leave the cursor on a fresh line (after an in-place line)."""
+        if self.in_place and self._last is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def render(doc: dict[str, Any], args: Args) -> str:
+    """The status document as the line ``args`` asks for."""
+    if args.json:
+        return fastjson.dumps(doc)
+    if args.format == "tmux":
+        return chips.tmux(doc)
+    if args.format == "waybar":
+        return fastjson.dumps(chips.waybar(doc))
+    return chips.plain(doc)
+
+
+def watch(session: Session, args: Args) -> int:
+    """``simpleaide watch``: runs until Ctrl-C (exit 0) or until the daemon goes (exit 3)."""
+    line = LiveLine(sys.stdout)
+    if args.json or args.format == "waybar":
+        line.in_place = False  # one JSON document per line, always
+    try:
+        _follow(session, args, line)
+    except KeyboardInterrupt:
+        line.end()
+        return EXIT_OK
+    except DaemonUnreachable:
+        line.end()
+        raise
+
+
+def _follow(session: Session, args: Args, line: LiveLine) -> NoReturn:
+    workspace = paths.absolute(args.workspace) if args.workspace else None
+    snapshot = workspace_call(session, "status.subscribe", workspace)
+    seq = int(snapshot["seq"])
+    line.show(render(snapshot["status"], args))
+    client = session.client()
+    while True:
+        try:
+            note = client.receive_notification(None)
+        except DaemonUnreachable:
+            raise DaemonUnreachable(
+                f"simpleaided on {session.socket_path} went away; no more updates"
+            ) from None
+        if note is None or note.get("method") != "status.changed":
+            continue
+        params = note.get("params") or {}
+        if not isinstance(params, dict) or not isinstance(params.get("status"), dict):
+            continue
+        # A notification older than what is shown (it cannot be, but never go back).
+        new_seq = params.get("seq")
+        if isinstance(new_seq, int):
+            if new_seq <= seq:
+                continue
+            seq = new_seq
+        line.show(render(params["status"], args))

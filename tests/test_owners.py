@@ -1,0 +1,200 @@
+"""Abandoned runs: a run whose owner process exits is ended by the daemon, never left running.
+
+Owners are real child processes; the daemon is the real one, checking every 50 ms here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from simpleaided.app.config import ConfigError, load_config
+from simpleaided.app.daemon import Daemon
+from simpleaided.services.owners import process_gone
+from tests.conftest import running_daemon
+from tests.rpcclient import RpcClient
+
+FAST = {"runs.owner_check_seconds": 0.05}
+
+
+def start_owner() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "60"])
+
+
+def end(owner: subprocess.Popen[bytes]) -> None:
+    """Kill ``owner`` and reap it, so its pid no longer exists."""
+    owner.kill()
+    owner.wait(10)
+
+
+@pytest.fixture
+def owners() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Owner processes started by a test; all killed and reaped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for owner in started:
+        end(owner)
+
+
+@pytest.fixture
+async def fast_daemon(isolated_env: Path, socket_path: Path) -> AsyncIterator[Daemon]:
+    async with running_daemon(socket_path, isolated_env / "state", **FAST) as started:
+        yield started
+
+
+@pytest.fixture
+async def fast_client(fast_daemon: Daemon, socket_path: Path) -> AsyncIterator[RpcClient]:
+    async with await RpcClient.connect(socket_path) as c:
+        yield c
+
+
+async def owned_run(client: RpcClient, workspace: Path, pid: int, *, running: bool = True) -> str:
+    run = await client.call("runs.create", workspace=str(workspace), ownerPid=pid)
+    assert run["ownerPid"] == pid
+    if running:
+        await client.call("steps.create", runId=run["id"], name="code", start=True)
+    return str(run["id"])
+
+
+async def wait_for(client: RpcClient, run_id: str, status: str) -> dict[str, Any]:
+    """The run once it has ``status`` (within a bound)."""
+    with anyio.fail_after(10):
+        while True:
+            run: dict[str, Any] = await client.call("runs.get", runId=run_id)
+            if run["status"] == status:
+                return run
+            await anyio.sleep(0.01)
+
+
+async def test_a_running_run_fails_when_its_owner_exits(
+    fast_client: RpcClient,
+    fast_daemon: Daemon,
+    workspace: Path,
+    owners: list[subprocess.Popen[bytes]],
+) -> None:
+    doomed, alive = start_owner(), start_owner()
+    owners += [doomed, alive]
+    run_id = await owned_run(fast_client, workspace, doomed.pid)
+    other_id = await owned_run(fast_client, workspace, alive.pid)
+    metadata = workspace / ".simpleaide" / "runs" / run_id / "metadata.json"
+    assert json.loads(metadata.read_text())["ownerPid"] == doomed.pid
+
+    end(doomed)
+    run = await wait_for(fast_client, run_id, "failed")
+    assert run["errorMessage"] == f"interrupted: owner process {doomed.pid} exited"
+    assert run["completedAt"] is not None and run["ownerPid"] == doomed.pid
+    on_disk = json.loads(metadata.read_text())
+    assert on_disk["status"] == "failed" and on_disk["errorMessage"] == run["errorMessage"]
+    listed = {r["id"]: r for r in (await fast_client.call("runs.list"))["runs"]}
+    assert listed[run_id]["status"] == "failed"
+
+    # The run with a live owner is untouched, check after check.
+    for _ in range(3):
+        assert await fast_daemon.owners.check() == []
+    assert (await fast_client.call("runs.get", runId=other_id))["status"] == "running"
+    assert (await fast_client.call("status.get"))["runs"]["active"] == 1
+
+
+async def test_a_pending_run_is_cancelled_when_its_owner_exits(
+    fast_client: RpcClient, workspace: Path, owners: list[subprocess.Popen[bytes]]
+) -> None:
+    owner = start_owner()
+    owners.append(owner)
+    run_id = await owned_run(fast_client, workspace, owner.pid, running=False)
+    end(owner)
+    run = await wait_for(fast_client, run_id, "cancelled")
+    assert run["errorMessage"] == f"interrupted: owner process {owner.pid} exited"
+
+
+async def test_a_finished_run_stays_as_it_is(
+    isolated_env: Path, socket_path: Path, workspace: Path, owners: list[subprocess.Popen[bytes]]
+) -> None:
+    owner = start_owner()
+    owners.append(owner)
+    # Checked only when asked (the interval is long): the check must leave the run alone.
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **{"runs.owner_check_seconds": 3600}) as d,
+        await RpcClient.connect(socket_path) as c,
+    ):
+        run_id = await owned_run(c, workspace, owner.pid)
+        await c.call("runs.complete", runId=run_id)
+        end(owner)
+        assert await d.owners.check() == []
+        run = await c.call("runs.get", runId=run_id)
+        assert (run["status"], run["errorMessage"]) == ("completed", None)
+
+
+async def test_owners_are_checked_at_start_up(
+    isolated_env: Path, socket_path: Path, workspace: Path, owners: list[subprocess.Popen[bytes]]
+) -> None:
+    """An owner that exits while no daemon runs: the run is failed before the next daemon's
+    first answer (its periodic check is far away)."""
+    owner = start_owner()
+    owners.append(owner)
+    slow = {"runs.owner_check_seconds": 3600}
+    state = isolated_env / "state"
+    async with (
+        running_daemon(socket_path, state, **slow),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        run_id = await owned_run(c, workspace, owner.pid)
+    end(owner)
+    async with (
+        running_daemon(socket_path, state, **slow),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        run = await c.call("runs.get", runId=run_id)
+        assert run["status"] == "failed"
+        assert run["errorMessage"] == f"interrupted: owner process {owner.pid} exited"
+        assert (await c.call("status.get"))["runs"]["active"] == 0
+
+
+async def test_owner_pid_is_validated(fast_client: RpcClient, workspace: Path) -> None:
+    gone = start_owner()
+    end(gone)
+    err = await fast_client.error("runs.create", workspace=str(workspace), ownerPid=gone.pid)
+    assert err.code == -32602 and f"owner process {gone.pid} does not exist" in err.message
+    for bad in (0, -1, True, "123", 1.5, 2**40):
+        err = await fast_client.error("runs.create", workspace=str(workspace), ownerPid=bad)
+        assert err.code == -32602, bad
+    assert (await fast_client.call("runs.list"))["runs"] == []
+    # Without an owner, a run is never abandoned (and the field is null).
+    run = await fast_client.call("runs.create", workspace=str(workspace))
+    assert run["ownerPid"] is None
+    metadata = workspace / ".simpleaide" / "runs" / run["id"] / "metadata.json"
+    assert "ownerPid" not in json.loads(metadata.read_text())
+
+
+def test_process_gone() -> None:
+    assert not process_gone(os.getpid())
+    assert not process_gone(1)  # another user's process exists too (EPERM)
+    child = start_owner()
+    try:
+        assert not process_gone(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        # Exited but not reaped: a zombie counts as gone.
+        deadline = time.monotonic() + 10
+        while not process_gone(child.pid):
+            assert time.monotonic() < deadline, "the killed child never showed as gone"
+            time.sleep(0.005)
+        assert Path(f"/proc/{child.pid}").exists()
+    finally:
+        end(child)
+    assert process_gone(child.pid)
+    with pytest.raises(ValueError):
+        process_gone(0)
+
+
+@pytest.mark.parametrize("seconds", [0, -1, 7200])
+def test_the_check_interval_is_validated(isolated_env: Path, seconds: float) -> None:
+    with pytest.raises(ConfigError, match="owner_check_seconds"):
+        load_config(overrides={"runs.owner_check_seconds": seconds})

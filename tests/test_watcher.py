@@ -1,0 +1,298 @@
+"""The filesystem watcher, for real: other processes change the store, the daemon follows."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from simpleaided.app.daemon import Daemon
+from simpleaided.domain import clock, names
+from tests.conftest import running_daemon
+from tests.rpcclient import RpcClient
+
+BOUND = 5  # seconds: generous, the point is that it happens without a restart
+
+
+def write_run(workspace: Path, status: str = "running", run_id: str | None = None) -> str:
+    """Write a run the way another tool would (its own atomic replace)."""
+    run_id = run_id or names.new_run_id(clock.now_ms())
+    folder = workspace / ".simpleaide" / "runs" / run_id
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    now = clock.format_ms(clock.now_ms())
+    record = {
+        "schemaVersion": 1,
+        "id": run_id,
+        "status": status,
+        "startedAt": now,
+        "updatedAt": now,
+        "stepCount": 0,
+    }
+    if status in ("completed", "failed", "cancelled"):
+        record["completedAt"] = now
+    tmp = folder / ".tmp-external"
+    tmp.write_text(json.dumps(record))
+    tmp.chmod(0o600)
+    os.replace(tmp, folder / "metadata.json")
+    return run_id
+
+
+async def until(check: Any) -> None:
+    """Wait until ``await check()`` is true, within ``BOUND``."""
+    with anyio.fail_after(BOUND):
+        while not await check():  # noqa: ASYNC110 - observing another process's effect
+            await anyio.sleep(0.005)
+
+
+@pytest.fixture
+async def served(client: RpcClient, workspace: Path) -> AsyncIterator[RpcClient]:
+    await client.call("workspaces.add", path=str(workspace))
+    yield client
+
+
+async def test_external_create_rewrite_and_delete_are_seen(
+    served: RpcClient, workspace: Path
+) -> None:
+    client = served
+    run_id = await anyio.to_thread.run_sync(write_run, workspace)
+
+    async def listed() -> bool:
+        return bool((await client.call("status.get"))["runs"]["active"] == 1)
+
+    await until(listed)
+    assert (await client.call("runs.get", runId=run_id))["status"] == "running"
+    assert [r["id"] for r in (await client.call("runs.list"))["runs"]] == [run_id]
+
+    await anyio.to_thread.run_sync(lambda: write_run(workspace, "completed", run_id))
+
+    async def completed() -> bool:
+        last = (await client.call("status.get"))["runs"]["last"]
+        return bool(last["status"] == "completed")
+
+    await until(completed)
+    assert (await client.call("runs.busy")) is False
+
+    await anyio.to_thread.run_sync(shutil.rmtree, workspace / ".simpleaide" / "runs" / run_id)
+
+    async def gone() -> bool:
+        return bool((await client.call("status.get"))["runs"]["total"] == 0)
+
+    await until(gone)
+    assert (await client.error("runs.get", runId=run_id)).code == -32001
+
+
+async def test_a_corrupted_rewrite_is_reported(served: RpcClient, workspace: Path) -> None:
+    run_id = await anyio.to_thread.run_sync(write_run, workspace)
+    await until(lambda: _total(served, 1))
+    (workspace / ".simpleaide" / "runs" / run_id / "metadata.json").write_text("{garbage")
+
+    async def corrupt() -> bool:
+        rows = (await served.call("runs.list"))["runs"]
+        return bool(rows and rows[0]["status"] == "corrupt")
+
+    await until(corrupt)
+
+
+async def _total(client: RpcClient, n: int) -> bool:
+    return bool((await client.call("status.get"))["runs"]["total"] == n)
+
+
+async def test_own_writes_are_not_read_twice(
+    served: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    await served.call("runs.subscribe")
+    run = await served.call("runs.create", workspace=str(workspace))
+    await served.call("steps.create", runId=run["id"], name="a", start=True)
+    await served.call("runs.complete", runId=run["id"])
+    stats = daemon.watcher.stats
+
+    async def echoes_seen() -> bool:
+        return stats.skipped_own >= 3  # one per metadata.json write, each skipped by a stat
+
+    await until(echoes_seen)
+    events: list[dict[str, Any]] = []
+    with anyio.move_on_after(0.3):  # and no duplicate event arrives from the echoes
+        while True:
+            events += (await served.notification("run.event"))["events"]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("created") == 1 and kinds.count("status") == 2
+
+
+async def test_one_watch_per_run_not_per_step(
+    served: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    for _ in range(10):
+        run = await served.call("runs.create", workspace=str(workspace))
+        for name in ("plan", "code", "test"):
+            await served.call("steps.create", runId=run["id"], name=name)
+    external = await anyio.to_thread.run_sync(write_run, workspace)
+    await until(lambda: _total(served, 11))
+    assert external in daemon.watcher._workspaces[str(workspace)].run_wds
+    # The kernel's own count for this process (the daemon runs in it): runs/ + 11 runs.
+    kernel = 0
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:  # descriptors come and go while we look
+            kernel += Path(f"/proc/self/fdinfo/{fd}").read_text().count("inotify wd:")
+        except FileNotFoundError:
+            continue
+    assert daemon.watcher.stats.watches == 12
+    assert kernel == 12
+
+
+async def test_an_overflow_leads_to_a_rate_limited_rescan(
+    served: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    run = await served.call("runs.create", workspace=str(workspace))
+    daemon.runs._index_drop(run["id"])  # as if its creation event had been lost
+    assert (await served.call("status.get"))["runs"]["total"] == 0
+    for _ in range(50):  # an overflow storm, delivered as the inotify thread delivers it
+        await anyio.to_thread.run_sync(daemon.watcher._thread_overflow)
+    await until(lambda: _total(served, 1))
+    await anyio.sleep(0.5)
+    stats = daemon.watcher.stats
+    assert stats.overflows == 50
+    assert 1 <= stats.rescans <= 2  # one per interval, not one per overflow
+
+
+async def test_a_dead_watcher_thread_is_restarted(
+    served: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    inotify = daemon.watcher._inotify
+    assert inotify is not None
+    await anyio.to_thread.run_sync(inotify.stop)  # the thread ends, as if it had crashed
+    await anyio.to_thread.run_sync(write_run, workspace)  # a change while nobody watches
+    await until(lambda: _total(served, 1))
+    assert daemon.watcher.stats.restarts == 1
+    revived = daemon.watcher._inotify
+    assert revived is not None and revived is not inotify and revived.is_alive()
+    await anyio.to_thread.run_sync(write_run, workspace)  # and watching goes on
+    await until(lambda: _total(served, 2))
+
+
+async def test_the_watch_limit_is_reported_and_polled(
+    isolated_env: Path, socket_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchdog.observers.inotify_c import InotifyFD
+
+    original = InotifyFD.add_callback
+    allowed = {"n": 3}  # runs/ and two runs, then the kernel says no
+
+    def limited(self: InotifyFD, path: bytes, *args: Any) -> Any:
+        if allowed["n"] <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        allowed["n"] -= 1
+        return original(self, path, *args)
+
+    monkeypatch.setattr(InotifyFD, "add_callback", limited)
+    ids = [write_run(workspace) for _ in range(4)]
+    settings = {"watch.poll_seconds": 0.1, "workspaces": [str(workspace)]}
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings) as daemon,
+        await RpcClient.connect(socket_path) as client,
+    ):
+        with anyio.fail_after(BOUND):
+            await daemon.watching.wait()
+        info = await client.call("daemon.info")
+        assert any("fs.inotify.max_user_watches" in w for w in info["warnings"])
+        doc = await client.call("status.get")
+        assert any("fs.inotify.max_user_watches" in w for w in doc["warnings"])
+        assert info["watcher"]["unwatched"] == 2
+        unwatched = daemon.watcher._workspaces[str(workspace)].unwatched
+        victim = next(iter(unwatched))
+        assert victim in ids
+        await anyio.to_thread.run_sync(lambda: write_run(workspace, "completed", victim))
+
+        async def polled() -> bool:
+            return bool((await client.call("runs.get", runId=victim))["status"] == "completed")
+
+        await until(polled)
+
+
+async def test_the_polling_fallback(isolated_env: Path, socket_path: Path, workspace: Path) -> None:
+    settings = {"watch.use_inotify": False, "watch.poll_seconds": 0.1}
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings) as daemon,
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert daemon.watcher.stats.backend == "polling"
+        await client.call("workspaces.add", path=str(workspace))
+        run_id = await anyio.to_thread.run_sync(write_run, workspace)
+        await until(lambda: _total(client, 1))
+        await anyio.to_thread.run_sync(lambda: write_run(workspace, "failed", run_id))
+
+        async def failed() -> bool:
+            return bool((await client.call("runs.get", runId=run_id))["status"] == "failed")
+
+        await until(failed)
+
+
+async def test_changes_while_the_daemon_was_down_are_seen_at_start(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    keep = write_run(workspace, "completed")
+    settings = {"workspaces": [str(workspace)]}
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert (await client.call("status.get"))["runs"]["total"] == 1
+    write_run(workspace, "failed", keep)
+    added = write_run(workspace, "running")
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert (await client.call("runs.get", runId=keep))["status"] == "failed"
+        assert (await client.call("runs.get", runId=added))["status"] == "running"
+
+
+async def test_a_snapshot_speeds_the_start_and_is_checked_against_the_disk(
+    isolated_env: Path, socket_path: Path, workspace: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    runs = [write_run(workspace, "completed") for _ in range(20)]
+    settings = {"workspaces": [str(workspace)]}
+    async with running_daemon(socket_path, isolated_env / "s", **settings):
+        pass  # stopping writes the snapshot
+    snapshots = list((isolated_env / "s" / "snapshots").iterdir())
+    assert len(snapshots) == 1 and snapshots[0].stat().st_mode & 0o777 == 0o600
+    # While the daemon is down: one rewritten, one deleted, one corrupted, one added.
+    write_run(workspace, "failed", runs[0])
+    shutil.rmtree(workspace / ".simpleaide" / "runs" / runs[1])
+    (workspace / ".simpleaide" / "runs" / runs[2] / "metadata.json").write_text("{")
+    added = write_run(workspace, "running")
+    caplog.clear()
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert "20 run(s) from the snapshot, 4 re-read" in caplog.text
+        by_id = {r["id"]: r for r in (await client.call("runs.list", limit=100))["runs"]}
+        assert set(by_id) == (set(runs) - {runs[1]}) | {added}
+        assert by_id[runs[0]]["status"] == "failed"
+        assert by_id[runs[2]]["status"] == "corrupt"
+        assert by_id[added]["status"] == "running"
+        assert by_id[runs[3]]["status"] == "completed"
+
+
+async def test_a_damaged_snapshot_is_ignored(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    run_id = write_run(workspace, "completed")
+    settings = {"workspaces": [str(workspace)]}
+    async with running_daemon(socket_path, isolated_env / "s", **settings):
+        pass
+    for snapshot in (isolated_env / "s" / "snapshots").iterdir():
+        snapshot.write_text('{"format": 1, "rows": [[1, 2]]')
+    async with (
+        running_daemon(socket_path, isolated_env / "s", **settings),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert (await client.call("runs.get", runId=run_id))["status"] == "completed"
