@@ -164,8 +164,7 @@ class RunService:
             return
         for path, _ in self.registry.items():
             rows = [
-                (summary, self.signatures.get(summary.id))
-                for summary in self.index.summaries(path)
+                (summary, self.signatures.get(summary.id)) for summary in self.index.summaries(path)
             ]
             try:
                 await anyio.to_thread.run_sync(self.snapshots.save, path, rows)
