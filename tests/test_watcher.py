@@ -6,12 +6,14 @@ import errno
 import json
 import os
 import shutil
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from watchdog.observers.inotify_c import InotifyConstants
 
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain import clock, names
@@ -134,7 +136,9 @@ async def test_one_watch_per_run_not_per_step(
             await served.call("steps.create", runId=run["id"], name=name)
     external = await anyio.to_thread.run_sync(write_run, workspace)
     await until(lambda: _total(served, 11))
-    assert external in daemon.watcher._workspaces[str(workspace)].run_wds
+    inotify = daemon.watcher._inotify
+    assert inotify is not None
+    assert (str(workspace), external) in inotify.by_wd.values()
     # The kernel's own count for this process (the daemon runs in it): runs/ + 11 runs.
     kernel = 0
     for fd in os.listdir("/proc/self/fdinfo"):
@@ -152,8 +156,11 @@ async def test_an_overflow_leads_to_a_rate_limited_rescan(
     run = await served.call("runs.create", workspace=str(workspace))
     daemon.runs._index_drop(run["id"])  # as if its creation event had been lost
     assert (await served.call("status.get"))["runs"]["total"] == 0
-    for _ in range(50):  # an overflow storm, delivered as the inotify thread delivers it
-        await anyio.to_thread.run_sync(daemon.watcher._thread_overflow)
+    inotify = daemon.watcher._inotify
+    assert inotify is not None
+    overflow = struct.pack("iIII", -1, InotifyConstants.IN_Q_OVERFLOW, 0, 0)
+    for _ in range(50):  # an overflow storm, as the kernel reports it
+        daemon.watcher._dispatch(inotify, overflow)
     await until(lambda: _total(served, 1))
     await anyio.sleep(0.5)
     stats = daemon.watcher.stats
@@ -161,17 +168,27 @@ async def test_an_overflow_leads_to_a_rate_limited_rescan(
     assert 1 <= stats.rescans <= 2  # one per interval, not one per overflow
 
 
-async def test_a_dead_watcher_thread_is_restarted(
-    served: RpcClient, daemon: Daemon, workspace: Path
+async def test_a_failing_reader_is_restarted(
+    served: RpcClient, daemon: Daemon, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from simpleaided.services.watcher import _Inotify
+
+    original = _Inotify.read
+    failures = {"left": 1}
+
+    def failing(self: _Inotify) -> bytes:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "simulated failure")
+        return original(self)
+
+    monkeypatch.setattr(_Inotify, "read", failing)
     inotify = daemon.watcher._inotify
-    assert inotify is not None
-    await anyio.to_thread.run_sync(inotify.stop)  # the thread ends, as if it had crashed
-    await anyio.to_thread.run_sync(write_run, workspace)  # a change while nobody watches
+    # This change makes the reader fail: it is only seen through the restart's rescan.
+    await anyio.to_thread.run_sync(write_run, workspace)
     await until(lambda: _total(served, 1))
     assert daemon.watcher.stats.restarts == 1
-    revived = daemon.watcher._inotify
-    assert revived is not None and revived is not inotify and revived.is_alive()
+    assert daemon.watcher._inotify is not inotify
     await anyio.to_thread.run_sync(write_run, workspace)  # and watching goes on
     await until(lambda: _total(served, 2))
 
@@ -179,18 +196,18 @@ async def test_a_dead_watcher_thread_is_restarted(
 async def test_the_watch_limit_is_reported_and_polled(
     isolated_env: Path, socket_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watchdog.observers.inotify_c import InotifyFD
+    from simpleaided.services.watcher import _Inotify
 
-    original = InotifyFD.add_callback
+    original = _Inotify.add
     allowed = {"n": 3}  # runs/ and two runs, then the kernel says no
 
-    def limited(self: InotifyFD, path: bytes, *args: Any) -> Any:
+    def limited(self: _Inotify, path: str, *args: Any) -> int:
         if allowed["n"] <= 0:
             raise OSError(errno.ENOSPC, "No space left on device")
         allowed["n"] -= 1
         return original(self, path, *args)
 
-    monkeypatch.setattr(InotifyFD, "add_callback", limited)
+    monkeypatch.setattr(_Inotify, "add", limited)
     ids = [write_run(workspace) for _ in range(4)]
     settings = {"watch.poll_seconds": 0.1, "workspaces": [str(workspace)]}
     async with (
@@ -204,7 +221,7 @@ async def test_the_watch_limit_is_reported_and_polled(
         doc = await client.call("status.get")
         assert any("fs.inotify.max_user_watches" in w for w in doc["warnings"])
         assert info["watcher"]["unwatched"] == 2
-        unwatched = daemon.watcher._workspaces[str(workspace)].unwatched
+        unwatched = daemon.watcher.unwatched[str(workspace)]
         victim = next(iter(unwatched))
         assert victim in ids
         await anyio.to_thread.run_sync(lambda: write_run(workspace, "completed", victim))

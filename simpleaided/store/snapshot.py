@@ -75,7 +75,16 @@ class SnapshotStore:
                 or doc.get("workspace") != workspace
             ):
                 return None
-            return [(RunSummary(*row[:-1]), row[-1]) for row in doc["rows"]]
+            rows = doc["rows"]
+            # One string object per distinct status and for the workspace, as a scan shares
+            # them, instead of one per row (some 100 bytes a run at 100k runs).
+            statuses: dict[str, str] = {}
+            workspace_field = _FIELDS.index("workspace")
+            status_field = _FIELDS.index("status")
+            for row in rows:
+                row[workspace_field] = workspace
+                row[status_field] = statuses.setdefault(row[status_field], row[status_field])
+            return [(RunSummary(*row[:-1]), row[-1]) for row in rows]
         except (FileNotFoundError, NotFound):
             return None
         except (OSError, ValueError, TypeError, KeyError, UnsafePath) as exc:
