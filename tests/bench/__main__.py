@@ -1,0 +1,12 @@
+"""``python -m tests.bench [--quick] [--sizes 1000,10000,100000]``: run the benchmarks.
+
+Kept import-free at module level: the worker processes (started with ``spawn``) import this
+module again as ``__mp_main__`` and must not pay for, or run, anything of the orchestrator.
+"""
+
+if __name__ == "__main__":
+    import sys
+
+    from tests.bench.bench_suite import main
+
+    sys.exit(main())
