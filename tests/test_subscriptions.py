@@ -145,6 +145,8 @@ async def test_a_subscriber_that_never_reads_does_not_delay_others(
     }
     async with await anyio.connect_unix(socket_path) as deaf:
         await deaf.send(b'{"jsonrpc":"2.0","method":"runs.subscribe","id":1}\n')
+        with anyio.fail_after(5):  # subscribed for sure; from now on it reads nothing
+            assert b'"result"' in await deaf.receive()
         async with await RpcClient.connect(socket_path) as busy:
             await busy.call("status.subscribe")
             await busy.exchange([{**create, "id": n} for n in range(800)])
@@ -154,3 +156,18 @@ async def test_a_subscriber_that_never_reads_does_not_delay_others(
                     if doc["runs"]["total"] == 800:
                         break
             assert await busy.call("daemon.ping") == "pong"
+
+
+async def test_removing_a_subscribed_workspace_ends_only_that_subscription(
+    client: RpcClient, socket_path: Path, workspace: Path, short_tmp: Path
+) -> None:
+    other = short_tmp / "other"
+    other.mkdir()
+    await client.call("workspaces.add", path=str(workspace))
+    await client.call("status.subscribe", workspace=str(workspace))
+    await client.call("workspaces.remove", path=str(workspace))
+    async with await RpcClient.connect(socket_path) as c:
+        await c.call("status.subscribe")
+        await c.call("runs.create", workspace=str(other))  # a change: both pumps wake
+        assert (await c.notification("status.changed"))["status"]["runs"]["total"] == 1
+    assert await client.call("daemon.ping") == "pong"

@@ -210,6 +210,9 @@ class EventHub:
                 await sub.pump()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass  # the connection went away; on_close cleans up
+            except Exception:
+                # E.g. the subscribed workspace was removed: end this subscription only.
+                log.exception("a subscription failed and was ended")
             finally:
                 if table.get(subscriber) is sub:
                     del table[subscriber]

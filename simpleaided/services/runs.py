@@ -127,9 +127,14 @@ class RunService:
             snapshot = await anyio.to_thread.run_sync(self.snapshots.load, path)
         summaries = snapshot if snapshot is not None else await anyio.to_thread.run_sync(store.scan)
         self._fill(path, summaries)
-        if snapshot is not None:
+        if snapshot is not None or watch:
+            # A snapshot is checked against the disk; a scan is re-checked too once watched,
+            # since an event during the scan may have found nothing yet to change.
             changed = await self.rescan(path)
-            log.info("%s: %d run(s) from the snapshot, %d re-read", path, len(snapshot), changed)
+            if snapshot is not None:
+                log.info(
+                    "%s: %d run(s) from the snapshot, %d re-read", path, len(snapshot), changed
+                )
         return len(summaries)
 
     def _fill(self, path: str, summaries: list[Scanned]) -> None:
@@ -153,8 +158,12 @@ class RunService:
         if self.watcher is None:
             return
         for path, _ in self.registry.items():
-            await self.watcher.watch_workspace(path)
-            changed = await self.rescan(path)
+            try:
+                await self.watcher.watch_workspace(path)
+                changed = await self.rescan(path)
+            except Exception:
+                log.exception("cannot watch %s", path)
+                continue
             if changed:
                 log.info("%s: %d run(s) changed while the daemon started", path, changed)
 

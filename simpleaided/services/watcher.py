@@ -98,10 +98,25 @@ class WatchStats:
     rescans: int = 0
     restarts: int = 0
     events: int = 0
-    skipped_own: int = 0
+    skipped_own: int = 0  # events for a version already indexed: a stat, no read
+    rereads: int = 0  # events that made the daemon read a record again
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _signatures(workspace: str, run_ids: list[str]) -> dict[str, int | None]:
+    """The signature of each run's ``metadata.json`` (``None`` if it cannot be stat'ed)."""
+    out: dict[str, int | None] = {}
+    for run_id in run_ids:
+        try:
+            st = os.stat(
+                os.path.join(runs_path(workspace), run_id, RUN_FILE), follow_symlinks=False
+            )
+            out[run_id] = safefs.signature(st)
+        except OSError:
+            out[run_id] = None
+    return out
 
 
 def parse_events(buffer: bytes) -> list[tuple[int, int, bytes]]:
@@ -198,6 +213,7 @@ class RunWatcher:
         self._wake = anyio.Event()
         self._trouble = anyio.Event()  # an overflow or a failed reader: the supervisor acts
         self._rescan_all_wanted = False
+        self._failing: set[str] = set()  # workspaces to rescan until it succeeds
         self._reader_failed = False
         self._limit_reported = False
 
@@ -250,7 +266,8 @@ class RunWatcher:
         then seen by that read, one after it by the watch."""
         self.workspaces.add(path)
         if self._observer is not None:
-            self._watch_polling(path)
+            # Scheduling walks the tree once (seconds at 100k runs): off the event loop.
+            await anyio.to_thread.run_sync(self._watch_polling, path)
         elif self._inotify is not None:
             # Up to one syscall per run (0.3 s at 100k): off the event loop.
             await anyio.to_thread.run_sync(self._add_watches, self._inotify, path)
@@ -309,9 +326,12 @@ class RunWatcher:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: FileSystemEvent) -> None:
-                rel = os.path.relpath(os.fsdecode(event.src_path), runs).split(os.sep)
-                if rel and names.RUN_ID_RE.match(rel[0]):
-                    watcher._from_thread(Change(path, rel[0]))
+                for where in (event.src_path, getattr(event, "dest_path", "")):
+                    if not where:
+                        continue  # dest_path: a move's target, where the run now is
+                    rel = os.path.relpath(os.fsdecode(where), runs).split(os.sep)
+                    if rel and names.RUN_ID_RE.match(rel[0]):
+                        watcher._from_thread(Change(path, rel[0]))
 
         if os.path.isdir(runs):
             self._observer.schedule(Handler(), runs, recursive=True)
@@ -386,10 +406,15 @@ class RunWatcher:
             for change in batch:
                 if change.workspace not in self.workspaces:
                     continue
-                if change.run_id is None:
-                    await self._rescan_now(change.workspace)
-                else:
-                    await self._apply(change.workspace, change.run_id)
+                try:
+                    if change.run_id is None:
+                        await self._rescan_now(change.workspace)
+                    else:
+                        await self._apply(change.workspace, change.run_id)
+                except Exception:
+                    # A store gone unsafe, a permission error...: logged, the watch goes on,
+                    # and the workspace is rescanned until that succeeds.
+                    self._failed(change.workspace, "cannot apply a change in")
 
     async def _apply(self, workspace: str, run_id: str) -> None:
         path = os.path.join(runs_path(workspace), run_id, RUN_FILE)
@@ -400,7 +425,9 @@ class RunWatcher:
         if signature is not None and self.signatures.get(run_id) == signature:
             self.stats.skipped_own += 1
             return
-        if not await self._refresh(workspace, run_id):
+        if await self._refresh(workspace, run_id):
+            self.stats.rereads += 1
+        else:
             self.stats.skipped_own += 1  # the write it echoes was indexed meanwhile
 
     async def _rescan_now(self, workspace: str) -> None:
@@ -414,8 +441,15 @@ class RunWatcher:
             await anyio.to_thread.run_sync(self._add_watches, inotify, workspace)
         await self._rescan(workspace)
 
+    def _failed(self, workspace: str, what: str) -> None:
+        if workspace not in self._failing:
+            log.exception("%s %s; it will be rescanned until that succeeds", what, workspace)
+        self._failing.add(workspace)
+        self._trouble.set()
+
     async def _supervise(self) -> None:
-        """Rescan after overflows (at most once per interval); restart a failed reader."""
+        """Restart a failed reader; rescan after lost events, and retry workspaces whose
+        changes could not be applied — at most once per interval, so nothing can loop us."""
         last_rescan = -float("inf")
         async with anyio.create_task_group() as tg:
             while True:
@@ -431,30 +465,61 @@ class RunWatcher:
                     for path in list(self.workspaces):
                         await self.watch_workspace(path)
                     self._rescan_all_wanted = True
-                if not self._rescan_all_wanted:
+                if not self._rescan_all_wanted and not self._failing:
                     continue
                 wait = last_rescan + self._min_rescan_interval - anyio.current_time()
                 if wait > 0:
                     await anyio.sleep(wait)  # rate limit: an overflow storm cannot loop us
+                todo = set(self.workspaces) if self._rescan_all_wanted else set(self._failing)
+                if self._rescan_all_wanted:
+                    log.warning("filesystem events were lost; rescanning")
                 self._rescan_all_wanted = False
                 self._trouble = anyio.Event()  # overflows meanwhile are covered by this rescan
-                log.warning("filesystem events were lost; rescanning")
                 last_rescan = anyio.current_time()
-                for path in list(self.workspaces):
-                    await self._rescan_now(path)
+                for path in todo & self.workspaces:
+                    try:
+                        await self._rescan_now(path)
+                    except Exception:
+                        self._failed(path, "cannot rescan")
+                    else:
+                        if path in self._failing:
+                            self._failing.discard(path)
+                            log.info("%s can be read again", path)
+                self._failing &= self.workspaces
 
     async def _poll_unwatched(self) -> None:
-        """Re-read, now and then, the runs that could not be watched (watch limit)."""
+        """Now and then: re-read the runs that could not be watched (watch limit), and watch
+        again a ``runs/`` that was deleted and has come back."""
         while True:
             await anyio.sleep(self._poll_seconds)
-            for path, missed in list(self.unwatched.items()):
-                for run_id in list(missed):
-                    await self._apply(path, run_id)
-                if missed and self._inotify is not None:
-                    await anyio.to_thread.run_sync(self._retry_unwatched, self._inotify, path)
+            for path in list(self.workspaces):
+                try:
+                    await self._poll_workspace(path)
+                except Exception:
+                    log.exception("cannot poll %s", path)
 
-    def _retry_unwatched(self, inotify: _Inotify, path: str) -> None:
-        known = set(self._known_runs(path))
+    async def _poll_workspace(self, path: str) -> None:
+        inotify = self._inotify
+        if inotify is None:
+            return
+        if not any(run_id is None and ws == path for ws, run_id in inotify.by_wd.values()):
+            if await anyio.to_thread.run_sync(os.path.isdir, runs_path(path)):
+                await self._rescan_now(path)  # re-adds the watches, then re-reads
+            return
+        missed = list(self.unwatched.get(path, ()))
+        if not missed:
+            return
+        # The stats off the loop (there may be many); the re-reads on it, under run locks.
+        signatures = await anyio.to_thread.run_sync(_signatures, path, missed)
+        for n, run_id in enumerate(missed):
+            if signatures[run_id] is None or self.signatures.get(run_id) != signatures[run_id]:
+                await self._apply(path, run_id)
+            if n % 256 == 255:
+                await anyio.lowlevel.checkpoint()
+        known = set(self._known_runs(path))  # read on the loop: the index is not thread-safe
+        await anyio.to_thread.run_sync(self._retry_unwatched, inotify, path, known)
+
+    def _retry_unwatched(self, inotify: _Inotify, path: str, known: set[str]) -> None:
         missed = self.unwatched.get(path, set())
         for run_id in list(missed):
             run_path = os.path.join(runs_path(path), run_id)

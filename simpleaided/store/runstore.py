@@ -395,6 +395,8 @@ class WorkspaceStore:
             return RunSummary.corrupt(run_id, self.path, exc.reason), signature
         except (UnsafePath, NotFound) as exc:
             return RunSummary.corrupt(run_id, self.path, exc.message), None
+        except OSError as exc:  # e.g. a folder made unreadable behind our back
+            return RunSummary.corrupt(run_id, self.path, f"cannot be read: {exc.strerror}"), None
 
 
 def encode_artifact(data: bytes, encoding: str | None) -> dict[str, Any]:

@@ -32,7 +32,9 @@ def signature(st: os.stat_result) -> int:
     An atomic replace gives a new inode, so a rewrite is told from the version already read
     by one ``stat``, without reading the file.
     """
-    return hash((st.st_ino, st.st_mtime_ns, st.st_size))
+    # ctime, unlike mtime, cannot be set back by a tool; with the inode and device it tells
+    # versions apart even where mtimes are coarse.
+    return hash((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def check_owned(st: os.stat_result, where: str) -> None:
@@ -138,6 +140,7 @@ def atomic_write(parent: int, name: str, data: bytes) -> int:
     A temporary file in the same folder is written, fsync'd, renamed over ``name``, and the
     folder fsync'd; a crash at any point leaves either the old file or the new one.
     """
+    final: os.stat_result | None = None
     # Not derived from ``name``: a 255-byte name must still leave room for the temp name.
     tmp = f"{TMP_PREFIX}{secrets.token_hex(8)}"
     fd = os.open(tmp, _TMP_FLAGS, FILE_MODE, dir_fd=parent)
@@ -149,15 +152,16 @@ def atomic_write(parent: int, name: str, data: bytes) -> int:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
-            final = os.fstat(fd)  # a rename keeps inode, mtime and size
+            os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+            final = os.fstat(fd)  # after the rename, which changes the ctime
         finally:
             os.close(fd)
-        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=parent)
         raise
     os.fsync(parent)
+    assert final is not None
     return signature(final)
 
 
