@@ -88,3 +88,20 @@ def test_timestamps_round_trip_in_utc_with_milliseconds() -> None:
         "2026-11-24T10:15:00.123Z"
     )
     assert clock.age_ms(10, 5) == 0
+
+
+def test_formatting_is_right_across_seconds() -> None:
+    # format_ms remembers the last second it rendered: moving on, and back, must not reuse it.
+    base = clock.parse_ms("2026-11-24T10:15:59.998Z")
+    rendered = [clock.format_ms(base + step) for step in (0, 1, 2, 3, 1, 1003, -1)]
+    assert rendered == [
+        "2026-11-24T10:15:59.998Z",
+        "2026-11-24T10:15:59.999Z",
+        "2026-11-24T10:16:00.000Z",
+        "2026-11-24T10:16:00.001Z",
+        "2026-11-24T10:15:59.999Z",
+        "2026-11-24T10:16:01.001Z",
+        "2026-11-24T10:15:59.997Z",
+    ]
+    assert clock.format_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert clock.format_ms(-1) == "1969-12-31T23:59:59.999Z"

@@ -14,10 +14,20 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# The last second rendered: ``strftime`` costs microseconds, and a busy daemon stamps every
+# status document, nearly always within the same second as the one before.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00.")
+
+
 def format_ms(epoch_ms: int) -> str:
     """Render epoch milliseconds as ``2026-11-24T10:15:00.123Z``."""
-    dt = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    global _last_second
+    second, ms = divmod(epoch_ms, 1000)
+    cached = _last_second  # one read: safe if a worker thread formats concurrently
+    if cached[0] != second:
+        text = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
+        cached = _last_second = (second, text)
+    return f"{cached[1]}{ms:03d}Z"
 
 
 def parse_ms(text: str) -> int:

@@ -101,10 +101,16 @@ class StatusDocument(_Doc):
     warnings: list[str]
 
 
+# The tallies count ``RunSummary.status`` strings; looking an enum member up costs more
+# than the count it keys, and every status query reads these.
+_RUNNING: str = RunStatus.RUNNING.value
+_PENDING: str = RunStatus.PENDING.value
+
+
 def active_count(tally: Tally, *, count_pending: bool) -> int:
     """Runs counted as active: running ones, and pending ones when so configured."""
-    running = tally.counts[RunStatus.RUNNING]
-    return running + tally.counts[RunStatus.PENDING] if count_pending else running
+    running = tally.counts[_RUNNING]
+    return running + tally.counts[_PENDING] if count_pending else running
 
 
 def runs_section(
@@ -112,8 +118,8 @@ def runs_section(
 ) -> dict[str, Any]:
     """The ``runs`` section, computed from memory at time ``now`` (epoch ms)."""
     tally = index.tally(workspace)
-    pending = tally.counts[RunStatus.PENDING]
-    active = active_count(tally, count_pending=count_pending)
+    pending = tally.counts[_PENDING]
+    active = tally.counts[_RUNNING] + pending if count_pending else tally.counts[_RUNNING]
     latest = index.latest(workspace)
     last: dict[str, Any] | None = None
     if latest is not None:

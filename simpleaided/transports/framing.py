@@ -80,6 +80,19 @@ class FramedStream:
 
     async def _receive_line(self) -> bytes:
         while True:
+            if not self._buffer:
+                # The usual case, a client waiting for each reply: one whole line arrives
+                # alone, and needs no trip through the buffer.
+                chunk = await self._stream.receive(_RECEIVE_CHUNK)
+                if chunk.find(b"\n") != len(chunk) - 1:
+                    self._buffer += chunk  # part of a line, or several: the general case
+                    continue
+                line = chunk.strip()
+                if len(line) > self._max:
+                    raise MessageTooLarge(len(line), self._max)
+                if line:
+                    return line
+                continue
             end = self._buffer.find(b"\n", self._scanned)
             if end < 0:
                 if len(self._buffer) > self._max:

@@ -16,6 +16,7 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import anyio.lowlevel
@@ -188,8 +189,8 @@ def _identity(request: Any) -> Any:
     return request
 
 
-def _accept(request: Any) -> None:
-    return None
+def _accept(request: Any) -> Any:
+    return request  # the envelope was checked before dispatch (``_envelope_problem``)
 
 
 def _envelope_problem(request: Any) -> str | None:
@@ -204,10 +205,12 @@ def _envelope_problem(request: Any) -> str | None:
         return "'params' must be an object or an array"
     if "id" in request and not _valid_id(request["id"]):
         return "'id' must be a string, a number or null"
-    extra = set(request) - {"jsonrpc", "method", "params", "id"}
-    if extra:
-        return f"unknown member(s): {', '.join(sorted(extra))}"
+    if not _MEMBERS.issuperset(request):
+        return f"unknown member(s): {', '.join(sorted(set(request) - _MEMBERS))}"
     return None
+
+
+_MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
 
 
 def _valid_id(value: Any) -> bool:
@@ -223,6 +226,22 @@ class Dispatcher:
         self._max_reply = max_reply_bytes
         self._sync = {m.name: _wrap_sync(m) for m in self.methods.values() if not m.is_async}
         self._async = {m.name: _wrap_async(m) for m in self.methods.values() if m.is_async}
+        # jsonrpcserver's knobs, bound once: the request arrives parsed and its envelope
+        # checked, and replies leave as plain dicts for orjson.
+        self._dispatch_sync = partial(
+            _sync_dispatch,
+            methods=self._sync,
+            deserializer=_identity,
+            validator=_accept,
+            post_process=to_serializable_one,
+        )
+        self._dispatch_async = partial(
+            _async_dispatch,
+            methods=self._async,
+            deserializer=_identity,
+            validator=_accept,
+            post_process=to_serializable_one,
+        )
 
     async def handle(self, raw: bytes, connection: Any) -> bytes | None:
         """Dispatch one message (a request, a notification or a batch)."""
@@ -257,17 +276,10 @@ class Dispatcher:
                 "error": error_object(INVALID_REQUEST, "Invalid request", problem),
                 "id": rid if _valid_id(rid) else None,
             }
-        name = request["method"]
-        options = {
-            "context": connection,
-            "deserializer": _identity,
-            "validator": _accept,
-            "post_process": to_serializable_one,
-        }
-        if name in self._sync:
-            reply = _sync_dispatch(request, self._sync, **options)
+        if request["method"] in self._sync:
+            reply = self._dispatch_sync(request, context=connection)
         else:
-            reply = await _async_dispatch(request, self._async, **options)
+            reply = await self._dispatch_async(request, context=connection)
         return cast("dict[str, Any] | None", reply)  # jsonrpcserver is untyped here
 
     def _encode(self, reply: Any) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,11 @@ _ids = itertools.count(1)
 @dataclass(eq=False)
 class Connection:
     """One client connection: who it is, how to send it messages, and its own tasks
-    (subscription pumps), which end with it."""
+    (subscription pumps), which end with it.
+
+    Messages are sent by the connection's read loop (replies) and by the tasks it started
+    with ``start_after_reply`` (notifications), never by other tasks.
+    """
 
     id: int
     peer: PeerCredentials
@@ -46,11 +50,26 @@ class Connection:
         default_factory=list, repr=False
     )
     _on_close: dict[str, Callable[[], object]] = field(default_factory=dict, repr=False)
+    _helpers: int = field(default=0, repr=False)  # tasks started after a reply, still running
 
     async def send(self, payload: bytes) -> None:
         """Send one message; replies and notifications never interleave."""
-        async with self.send_lock:
+        if not self._helpers:
+            # The read loop is the only sender (it starts helpers only between its sends),
+            # and it sends one message at a time: nothing to interleave with.
             await self.stream.send(payload)
+            return
+        lock = self.send_lock
+        try:
+            # Not ``async with``: its checkpoint would cost every message a trip through the
+            # event loop, on top of the one the stream's send makes anyway.
+            lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self.stream.send(payload)
+        finally:
+            lock.release()
 
     async def notify(self, method: str, params: dict[str, Any]) -> None:
         """Send a JSON-RPC notification."""
@@ -68,7 +87,14 @@ class Connection:
         tasks, self._after_reply = self._after_reply, []
         if self.task_group is not None:
             for task in tasks:
-                self.task_group.start_soon(task)
+                self._helpers += 1  # counted now: from here on, every send takes the lock
+                self.task_group.start_soon(self._run_helper, task)
+
+    async def _run_helper(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await task()
+        finally:
+            self._helpers -= 1
 
     def _closed(self) -> None:
         callbacks, self._on_close = self._on_close, {}
@@ -84,8 +110,7 @@ class RpcServer:
         self._max = max_message_bytes
         self._uid = os.getuid()
         self._in_flight = 0
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._idle: anyio.Event | None = None  # made by drain() only when it has to wait
         self._accepting = True
         self.connections: set[Connection] = set()
 
@@ -105,8 +130,10 @@ class RpcServer:
     async def drain(self, grace_seconds: float) -> None:
         """Stop reading new requests and wait (bounded) for those in progress to finish."""
         self._accepting = False
-        with anyio.move_on_after(grace_seconds):
-            await self._idle.wait()
+        if self._in_flight:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(grace_seconds):
+                await self._idle.wait()
 
     async def _serve_connection(self, raw: SocketStream) -> None:
         async with raw:
@@ -116,7 +143,7 @@ class RpcServer:
             if peer.uid != self._uid:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 message = f"connections from uid {peer.uid} are refused"
-                await _refuse(raw, framed, error_response(INVALID_REQUEST, message))
+                await _refuse(raw, framed.send, error_response(INVALID_REQUEST, message))
                 return
             conn = Connection(next(_ids), peer, framed)
             self.connections.add(conn)
@@ -131,6 +158,9 @@ class RpcServer:
                         anyio.ClosedResourceError,
                     ):
                         pass
+                    except Exception:
+                        # A bug must cost this connection, never the server and its clients.
+                        log.exception("connection %d failed; closing it", conn.id)
                     tg.cancel_scope.cancel()  # the connection's subscriptions end with it
             finally:
                 self.connections.discard(conn)
@@ -141,38 +171,41 @@ class RpcServer:
             try:
                 message = await conn.stream.receive()
             except MessageTooLarge as exc:
-                await _refuse(raw, conn.stream, error_response(LIMIT_EXCEEDED, str(exc)))
+                await _refuse(raw, conn.send, error_response(LIMIT_EXCEEDED, str(exc)))
                 return
             except FramingError as exc:
-                await _refuse(raw, conn.stream, error_response(PARSE_ERROR, str(exc)))
+                await _refuse(raw, conn.send, error_response(PARSE_ERROR, str(exc)))
                 return
             if not self._accepting:
                 return
             self._in_flight += 1
-            self._idle = anyio.Event() if self._in_flight == 1 else self._idle
             try:
                 reply = await self._dispatcher.handle(message, conn)
                 if reply is not None:
                     await conn.send(reply)
-                conn._start_pending()
+                if conn._after_reply:
+                    conn._start_pending()
             finally:
                 self._in_flight -= 1
-                if self._in_flight == 0:
+                if not self._in_flight and self._idle is not None:
                     self._idle.set()
 
 
 _DISCARD_LIMIT = 1 << 20
 
 
-async def _refuse(raw: SocketStream, framed: FramedStream, payload: bytes) -> None:
-    """Send a last error and close without losing it.
+async def _refuse(
+    raw: SocketStream, send: Callable[[bytes], Awaitable[None]], payload: bytes
+) -> None:
+    """Send a last error (with ``send``: the connection's, so it cannot cut into a
+    notification) and close without losing it.
 
     Closing a socket with unread input makes the kernel reset the connection, and the peer
     may then never read our error; so we half-close and discard what it still sends, briefly.
     """
     try:
         with anyio.move_on_after(1):
-            await framed.send(payload)
+            await send(payload)
             await raw.send_eof()
             discarded = 0
             while discarded < _DISCARD_LIMIT:
