@@ -14,12 +14,24 @@ import pytest
 
 from simpleaided.app.config import load_config
 from simpleaided.app.daemon import Daemon
+from tests.clitools import Sandbox
 from tests.rpcclient import RpcClient
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """Isolated folders and a socket for running the installed ``simpleaide`` command;
+    any daemon it started is stopped after the test."""
+    box = Sandbox.create()
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ from tests.clitools import Sandbox, process_alive, simpleaide_command
 
 RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{8}$")
 CLIENT_PACKAGE = Path(__file__).resolve().parents[1] / "clients" / "python" / "simpleaide"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox.create()
-    try:
-        yield box
-    finally:
-        box.stop()
 
 
 def new_run(box: Sandbox, workspace: Path, *extra: str) -> str:

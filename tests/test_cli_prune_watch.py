@@ -23,15 +23,6 @@ from tests.test_cli import new_run
 BOUND = 15.0  # seconds: generous, only a failing test waits this long
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox.create()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
 def run_dir(workspace: Path, run_id: str) -> Path:
     return workspace / ".simpleaide" / "runs" / run_id
 
