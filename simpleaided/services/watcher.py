@@ -143,6 +143,7 @@ class _Inotify:
         fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
         self.fd = fd
         self.by_wd: dict[int, tuple[str, str | None]] = {}
+        self.runs_wd: dict[str, int] = {}  # workspace → the wd of its runs/ folder
 
     def add(self, path: str, mask: int, owner: tuple[str, str | None]) -> int:
         """Watch ``path`` (the same folder twice gives the same wd); ``OSError`` if refused."""
@@ -151,10 +152,19 @@ class _Inotify:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
         self.by_wd[wd] = owner
+        if owner[1] is None:
+            self.runs_wd[owner[0]] = wd
         return int(wd)
 
+    def forget(self, wd: int) -> None:
+        """Drop ``wd`` from the books (the kernel has dropped the watch)."""
+        owner = self.by_wd.pop(wd, None)
+        if owner is not None and owner[1] is None and self.runs_wd.get(owner[0]) == wd:
+            del self.runs_wd[owner[0]]
+
     def remove(self, wd: int) -> None:
-        if self.by_wd.pop(wd, None) is not None:
+        if wd in self.by_wd:
+            self.forget(wd)
             # EINVAL if the kernel already dropped it: fine.
             inotify_rm_watch(self.fd, WatchDescriptor(wd))
 
@@ -178,6 +188,7 @@ class _Inotify:
             os.close(self.fd)
             self.fd = -1
         self.by_wd.clear()
+        self.runs_wd.clear()
 
 
 class RunWatcher:
@@ -361,7 +372,7 @@ class RunWatcher:
                 self._note_overflow()
                 continue
             if mask & _c.IN_IGNORED:
-                inotify.by_wd.pop(wd, None)  # the kernel dropped the watch (folder gone)
+                inotify.forget(wd)  # the kernel dropped the watch (folder gone)
                 self.stats.watches = len(inotify.by_wd)
                 continue
             owner = inotify.by_wd.get(wd)
@@ -434,9 +445,7 @@ class RunWatcher:
         self.stats.rescans += 1
         log.info("rescanning %s", workspace)
         inotify = self._inotify
-        if inotify is not None and not any(
-            run_id is None and ws == workspace for ws, run_id in inotify.by_wd.values()
-        ):
+        if inotify is not None and workspace not in inotify.runs_wd:
             # runs/ itself was deleted or moved: watch it (and its runs) again if it is back.
             await anyio.to_thread.run_sync(self._add_watches, inotify, workspace)
         await self._rescan(workspace)
@@ -502,7 +511,7 @@ class RunWatcher:
         inotify = self._inotify
         if inotify is None:
             return
-        if not any(run_id is None and ws == path for ws, run_id in inotify.by_wd.values()):
+        if path not in inotify.runs_wd:
             if await anyio.to_thread.run_sync(os.path.isdir, runs_path(path)):
                 await self._rescan_now(path)  # re-adds the watches, then re-reads
             return
