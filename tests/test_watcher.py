@@ -147,7 +147,7 @@ async def test_one_watch_per_run_not_per_step(
             kernel += Path(f"/proc/self/fdinfo/{fd}").read_text().count("inotify wd:")
         except FileNotFoundError:
             continue
-    assert daemon.watcher.stats.watches == 12
+    assert daemon.watcher.watches == 12
     assert kernel == 12
 
 

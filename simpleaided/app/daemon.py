@@ -92,7 +92,7 @@ class Daemon:
             "maxMessageBytes": self.config.limits.max_message_bytes,
             "framings": ["ndjson", "content-length"],
             "warnings": list(self.runs.warnings),
-            "watcher": self.watcher.stats.as_dict(),
+            "watcher": self.watcher.report(),
         }
 
     def _warn(self, message: str) -> None:

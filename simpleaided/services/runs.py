@@ -204,7 +204,7 @@ class RunService:
         return [self._workspace_info(path) for path, _ in sorted(self.registry.items())]
 
     def _workspace_info(self, path: str) -> dict[str, Any]:
-        source = dict(self.registry.items())[path]
+        source = self.registry.source(path)
         return {"path": path, "runs": self.index.tally(path).total, "source": source}
 
     def scope(self, workspace: str | None) -> str | None:

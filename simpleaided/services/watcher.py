@@ -92,8 +92,6 @@ class WatchStats:
     """Counters shown in ``daemon.info``."""
 
     backend: str = "none"
-    watches: int = 0
-    unwatched: int = 0
     overflows: int = 0
     rescans: int = 0
     restarts: int = 0
@@ -228,6 +226,16 @@ class RunWatcher:
         self._reader_failed = False
         self._limit_reported = False
 
+    @property
+    def watches(self) -> int:
+        """Watches held now (``runs/`` folders and run folders)."""
+        return len(self._inotify.by_wd) if self._inotify is not None else 0
+
+    def report(self) -> dict[str, Any]:
+        """The watcher's state for ``daemon.info``."""
+        unwatched = sum(len(missed) for missed in self.unwatched.values())
+        return {**self.stats.as_dict(), "watches": self.watches, "unwatched": unwatched}
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -286,13 +294,12 @@ class RunWatcher:
     def unwatch_workspace(self, path: str) -> None:
         """Stop watching ``path``."""
         self.workspaces.discard(path)
-        self.stats.unwatched -= len(self.unwatched.pop(path, ()))
+        self.unwatched.pop(path, None)
         inotify = self._inotify
         if inotify is not None:
             for wd, (workspace, _) in list(inotify.by_wd.items()):
                 if workspace == path:
                     inotify.remove(wd)
-            self.stats.watches = len(inotify.by_wd)
 
     def _add_watches(self, inotify: _Inotify, path: str) -> None:
         runs = runs_path(path)
@@ -307,7 +314,6 @@ class RunWatcher:
         others = entries.difference(indexed)
         for run_id in [*indexed, *(name for name in others if names.RUN_ID_RE.match(name))]:
             self._add(inotify, os.path.join(runs, run_id), RUN_DIR_MASK, path, run_id)
-        self.stats.watches = len(inotify.by_wd)
 
     def _add(
         self, inotify: _Inotify, path: str, mask: int, workspace: str, run_id: str | None
@@ -317,10 +323,7 @@ class RunWatcher:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 if run_id is not None:
-                    missed = self.unwatched.setdefault(workspace, set())
-                    if run_id not in missed:
-                        missed.add(run_id)
-                        self.stats.unwatched += 1
+                    self.unwatched.setdefault(workspace, set()).add(run_id)
                 if not self._limit_reported:
                     self._limit_reported = True
                     self._warn(WATCH_LIMIT_HINT)
@@ -373,7 +376,6 @@ class RunWatcher:
                 continue
             if mask & _c.IN_IGNORED:
                 inotify.forget(wd)  # the kernel dropped the watch (folder gone)
-                self.stats.watches = len(inotify.by_wd)
                 continue
             owner = inotify.by_wd.get(wd)
             if owner is None:
@@ -393,8 +395,7 @@ class RunWatcher:
             if mask & _APPEARED:
                 # At once, so no rewrite inside it is missed; the re-read comes after.
                 path = os.path.join(runs_path(workspace), new_run)
-                if self._add(inotify, path, RUN_DIR_MASK, workspace, new_run):
-                    self.stats.watches = len(inotify.by_wd)
+                self._add(inotify, path, RUN_DIR_MASK, workspace, new_run)
             self._note(Change(workspace, new_run))
 
     def _note(self, change: Change) -> None:
@@ -534,5 +535,3 @@ class RunWatcher:
             run_path = os.path.join(runs_path(path), run_id)
             if run_id not in known or self._add(inotify, run_path, RUN_DIR_MASK, path, run_id):
                 missed.discard(run_id)
-                self.stats.unwatched -= 1
-        self.stats.watches = len(inotify.by_wd)

@@ -77,6 +77,10 @@ class WorkspaceRegistry:
         """``canonical`` if that (already canonical) path is served, else ``None``."""
         return canonical if canonical in self._stores else None
 
+    def source(self, path: str) -> Source:
+        """Where served workspace ``path`` came from."""
+        return self._sources[path]
+
     def items(self) -> list[tuple[str, Source]]:
         """Served workspaces and where each came from."""
         return list(self._sources.items())

@@ -213,11 +213,7 @@ class Client:
                 f"no reply from simpleaided on {self.socket_path} within {self.timeout:g} s"
             ) from None
         except OSError as exc:
-            self.close()
-            reason = exc.strerror or type(exc).__name__
-            raise DaemonUnreachable(
-                f"the connection to {self.socket_path} broke ({reason})"
-            ) from None
+            raise self._broken(exc) from None
         if "error" in reply:
             raise rpc_error(reply["error"])
         if "result" not in reply:
@@ -243,14 +239,16 @@ class Client:
         except TimeoutError:
             return None  # a partial message stays buffered for the next read
         except OSError as exc:
-            self.close()
-            reason = exc.strerror or type(exc).__name__
-            raise DaemonUnreachable(
-                f"the connection to {self.socket_path} broke ({reason})"
-            ) from None
+            raise self._broken(exc) from None
         finally:
             if self._sock is not None:
                 self._sock.settimeout(self.timeout)
+
+    def _broken(self, exc: OSError) -> DaemonUnreachable:
+        """Close the connection and describe why it broke."""
+        self.close()
+        reason = exc.strerror or type(exc).__name__
+        return DaemonUnreachable(f"the connection to {self.socket_path} broke ({reason})")
 
     def _raise_parting_error(self) -> None:
         """Raise the error the daemon sent before closing the connection, if it sent one."""
