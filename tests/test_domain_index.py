@@ -24,11 +24,9 @@ def summary(
         workspace=ws,
         status=status_,
         title=None,
-        started_at=f"t{n}",
         started_ms=BASE + (n if started is None else started),
-        completed_at=None if completed is None else f"c{completed}",
         completed_ms=None if completed is None else BASE + completed,
-        updated_at=None,
+        updated_ms=None,
         step_count=0,
         error_message=None,
     )
@@ -100,7 +98,7 @@ def test_runs_section() -> None:
         "last": {
             "id": summary(3).id,
             "status": "running",
-            "startedAt": "t3",
+            "startedAt": "2026-11-18T11:06:40.003Z",  # BASE + 3 ms
             "completedAt": None,
             "ageMs": 997,
             "errorMessage": None,

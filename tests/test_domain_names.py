@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from simpleaided.domain import clock, names
@@ -90,18 +93,27 @@ def test_timestamps_round_trip_in_utc_with_milliseconds() -> None:
     assert clock.age_ms(10, 5) == 0
 
 
-def test_formatting_is_right_across_seconds() -> None:
-    # format_ms remembers the last second it rendered: moving on, and back, must not reuse it.
-    base = clock.parse_ms("2026-11-24T10:15:59.998Z")
+def test_formatting_is_right_across_seconds_and_days() -> None:
+    # format_ms remembers the days it rendered: moving on, and back, must not reuse one.
+    base = clock.parse_ms("2026-11-24T23:59:59.998Z")
     rendered = [clock.format_ms(base + step) for step in (0, 1, 2, 3, 1, 1003, -1)]
     assert rendered == [
-        "2026-11-24T10:15:59.998Z",
-        "2026-11-24T10:15:59.999Z",
-        "2026-11-24T10:16:00.000Z",
-        "2026-11-24T10:16:00.001Z",
-        "2026-11-24T10:15:59.999Z",
-        "2026-11-24T10:16:01.001Z",
-        "2026-11-24T10:15:59.997Z",
+        "2026-11-24T23:59:59.998Z",
+        "2026-11-24T23:59:59.999Z",
+        "2026-11-25T00:00:00.000Z",
+        "2026-11-25T00:00:00.001Z",
+        "2026-11-24T23:59:59.999Z",
+        "2026-11-25T00:00:01.001Z",
+        "2026-11-24T23:59:59.997Z",
     ]
     assert clock.format_ms(0) == "1970-01-01T00:00:00.000Z"
     assert clock.format_ms(-1) == "1969-12-31T23:59:59.999Z"
+
+
+def test_formatting_agrees_with_datetime_over_random_times() -> None:
+    rng = random.Random(7)
+    for _ in range(2_000):
+        epoch_ms = rng.randrange(-(10**12), 253_402_300_800_000)  # 1938 .. year 9999
+        expected = datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=epoch_ms)
+        assert clock.format_ms(epoch_ms) == expected.isoformat(timespec="milliseconds")[:-6] + "Z"
+        assert clock.parse_ms(clock.format_ms(epoch_ms)) == epoch_ms

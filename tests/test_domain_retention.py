@@ -24,11 +24,9 @@ def summary(
         workspace=workspace,
         status=status,
         title=None,
-        started_at=None,
         started_ms=started,
-        completed_at=None,
         completed_ms=completed,
-        updated_at=None,
+        updated_ms=None,
         step_count=0,
         error_message=None,
     )

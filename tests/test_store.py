@@ -18,6 +18,7 @@ from simpleaided.domain.index import RunSummary
 from simpleaided.domain.models import RunMetadata, RunStatus
 from simpleaided.store import safefs
 from simpleaided.store.runstore import CorruptRecord, WorkspaceStore
+from simpleaided.store.snapshot import ROWS_PER_LINE, SnapshotStore
 
 T0 = "2026-11-24T10:00:00.000Z"
 
@@ -318,3 +319,29 @@ def test_deleting_steps_unlinks_a_symlinked_step_folder(
         handle.delete_steps_from(1)
     assert sorted(p.name for p in (runs_dir(store) / run.id).iterdir()) == ["metadata.json"]
     assert (target / "keep").read_text() == "keep"
+
+
+def test_a_snapshot_round_trips_many_lines_of_rows(tmp_path: Path) -> None:
+    snapshots = SnapshotStore(tmp_path / "snapshots")
+    rows: list[tuple[RunSummary, int | None]] = []
+    for n in range(2 * ROWS_PER_LINE + 345):  # three lines of rows
+        if n % 100 == 5:
+            summary = RunSummary.corrupt(names.new_run_id(n), "/ws", "unreadable")
+        else:
+            run = new_run(n).model_copy(
+                update={"status": RunStatus.COMPLETED, "title": f"run {n}", "completed_at": T0}
+            )
+            summary = RunSummary.of(run, "/ws")
+        rows.append((summary, None if n == 7 else n * 7919))
+    snapshots.save("/ws", rows)
+    assert snapshots.load("/ws") == rows
+    assert snapshots.load("/other") is None  # another workspace's file does not exist
+
+
+def test_a_truncated_snapshot_is_ignored_not_half_loaded(tmp_path: Path) -> None:
+    snapshots = SnapshotStore(tmp_path / "snapshots")
+    summary = RunSummary.of(new_run(), "/ws")
+    snapshots.save("/ws", [(summary, 1)] * (ROWS_PER_LINE + 1))
+    (path,) = (tmp_path / "snapshots").iterdir()
+    path.write_bytes(path.read_bytes()[:-10])
+    assert snapshots.load("/ws") is None

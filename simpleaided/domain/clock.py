@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_EPOCH_DATE = date(1970, 1, 1)
 
 
 def now_ms() -> int:
@@ -14,20 +15,25 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-# The last second rendered: ``strftime`` costs microseconds, and a busy daemon stamps every
-# status document, nearly always within the same second as the one before.
-_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00.")
+# Rendered dates, by day since the epoch: the daemon formats timestamps of the runs it lists
+# (kept as integers, which take half the memory of the strings), and most share a few days.
+_days: dict[int, str] = {}
+_MAX_CACHED_DAYS = 20_000  # about 55 years of distinct days; cleared when exceeded
 
 
 def format_ms(epoch_ms: int) -> str:
     """Render epoch milliseconds as ``2026-11-24T10:15:00.123Z``."""
-    global _last_second
-    second, ms = divmod(epoch_ms, 1000)
-    cached = _last_second  # one read: safe if a worker thread formats concurrently
-    if cached[0] != second:
-        text = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
-        cached = _last_second = (second, text)
-    return f"{cached[1]}{ms:03d}Z"
+    day, rest = divmod(epoch_ms, 86_400_000)
+    prefix = _days.get(day)
+    if prefix is None:
+        if len(_days) >= _MAX_CACHED_DAYS:
+            _days.clear()
+        # A dict write is atomic under the GIL: safe if a worker thread formats concurrently.
+        prefix = _days[day] = (_EPOCH_DATE + timedelta(days=day)).isoformat() + "T"
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, ms = divmod(rest, 1000)
+    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z"
 
 
 def parse_ms(text: str) -> int:

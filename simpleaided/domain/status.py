@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from simpleaided.domain import clock
-from simpleaided.domain.index import RunIndex, Tally
+from simpleaided.domain.index import RunIndex, RunSummary, Tally
 from simpleaided.domain.models import RunStatus
 
 EnvProfile = Literal["DEV", "PROD"]
@@ -113,6 +113,28 @@ def active_count(tally: Tally, *, count_pending: bool) -> int:
     return running + tally.counts[_PENDING] if count_pending else running
 
 
+# The rendered fields of the latest run, for as long as it stays the latest: every status
+# query shows it, and rendering its timestamps would cost more than the rest of the section.
+_last_rendered: tuple[RunSummary | None, dict[str, Any]] = (None, {})
+
+
+def _last_run_fields(latest: RunSummary) -> dict[str, Any]:
+    global _last_rendered
+    summary, fields = _last_rendered  # one read: consistent even if another thread renders
+    if summary is not latest:
+        fields = {
+            "id": latest.id,
+            "status": latest.status,
+            "startedAt": latest.started_at,
+            "completedAt": latest.completed_at,
+            # Beyond DESIGN.md's example: lets a status line's tooltip say why it failed
+            # without a second request (and a disk read) on every poll.
+            "errorMessage": latest.error_message,
+        }
+        _last_rendered = (latest, fields)
+    return fields
+
+
 def runs_section(
     index: RunIndex, now: int, *, workspace: str | None = None, count_pending: bool = False
 ) -> dict[str, Any]:
@@ -124,16 +146,7 @@ def runs_section(
     last: dict[str, Any] | None = None
     if latest is not None:
         since = latest.completed_ms if latest.completed_ms is not None else latest.started_ms
-        last = {
-            "id": latest.id,
-            "status": latest.status,
-            "startedAt": latest.started_at,
-            "completedAt": latest.completed_at,
-            "ageMs": clock.age_ms(since, now),
-            # Beyond DESIGN.md's example: lets a status line's tooltip say why it failed
-            # without a second request (and a disk read) on every poll.
-            "errorMessage": latest.error_message,
-        }
+        last = {**_last_run_fields(latest), "ageMs": clock.age_ms(since, now)}
     return {
         "active": active,
         "busy": active > 0,

@@ -26,6 +26,9 @@ TMP_PREFIX = ".tmp-"
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+_SIGNATURE_MASK = (1 << 60) - 1
+
+
 def signature(st: os.stat_result) -> int:
     """A cheap fingerprint of a file version: its inode, modification time and size.
 
@@ -34,7 +37,10 @@ def signature(st: os.stat_result) -> int:
     """
     # ctime, unlike mtime, cannot be set back by a tool; with the inode and device it tells
     # versions apart even where mtimes are coarse.
-    return hash((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    # Tuples of ints hash the same in every process (snapshots keep signatures); 60 bits
+    # fit a 32-byte int, where a full hash takes 40 (kept for every run).
+    version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return hash(version) & _SIGNATURE_MASK
 
 
 def check_owned(st: os.stat_result, where: str) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import logging
+import operator
 import os
 from pathlib import Path
 
@@ -26,8 +28,16 @@ from simpleaided.store.runstore import Scanned
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: lines of rows, times as epoch milliseconds
 _FIELDS = [f.name for f in dataclasses.fields(RunSummary)]
+_WORKSPACE = _FIELDS.index("workspace")
+_STATUS = _FIELDS.index("status")
+_COMPLETED = _FIELDS.index("completed_ms")
+_UPDATED = _FIELDS.index("updated_ms")
+_values = operator.attrgetter(*_FIELDS)
+# Rows are written in lines of this many: one dump per run costs a 4 KB buffer each, one
+# dump for all runs holds every row's list at once.
+ROWS_PER_LINE = 1000
 MAX_SNAPSHOT_BYTES = 1 << 30
 
 
@@ -50,17 +60,15 @@ class SnapshotStore:
             return safefs.open_dir(parent, self.folder.name, str(self.folder), create=create)
 
     def save(self, workspace: str, rows: list[Scanned]) -> None:
-        """Write ``workspace``'s snapshot atomically."""
-        data = orjson.dumps(
-            {
-                "format": FORMAT,
-                "workspace": workspace,
-                "fields": _FIELDS,
-                "rows": [[*dataclasses.astuple(summary), sig] for summary, sig in rows],
-            }
-        )
+        """Write ``workspace``'s snapshot atomically: a header line, then lines of rows."""
+        header = {"format": FORMAT, "workspace": workspace, "fields": _FIELDS}
+        lines = [orjson.dumps(header)]
+        for start in range(0, len(rows), ROWS_PER_LINE):
+            chunk = rows[start : start + ROWS_PER_LINE]
+            lines.append(orjson.dumps([(*_values(summary), sig) for summary, sig in chunk]))
+        lines.append(b"")
         with safefs.opened(self._open(create=True)) as fd:
-            safefs.atomic_write(fd, snapshot_name(workspace), data)
+            safefs.atomic_write(fd, snapshot_name(workspace), b"\n".join(lines))
 
     def load(self, workspace: str) -> list[Scanned] | None:
         """``workspace``'s snapshot, or ``None`` if there is none usable."""
@@ -68,23 +76,33 @@ class SnapshotStore:
             with safefs.opened(self._open(create=False)) as fd:
                 name = snapshot_name(workspace)
                 data = safefs.read_file(fd, name, "snapshot", MAX_SNAPSHOT_BYTES)
-            doc = orjson.loads(data)
+            lines = io.BytesIO(data)
+            header = orjson.loads(lines.readline())
             if (
-                doc.get("format") != FORMAT
-                or doc.get("fields") != _FIELDS
-                or doc.get("workspace") != workspace
+                not isinstance(header, dict)
+                or header.get("format") != FORMAT
+                or header.get("fields") != _FIELDS
+                or header.get("workspace") != workspace
             ):
                 return None
-            rows = doc["rows"]
-            # One string object per distinct status and for the workspace, as a scan shares
-            # them, instead of one per row (some 100 bytes a run at 100k runs).
+            # A line at a time, so each line's lists are freed before the next is parsed:
+            # parsing the whole file at once left ~350 bytes a run of freed holes between the
+            # kept objects (RSS that is never given back). One string object per distinct
+            # status, and the workspace's, as a scan shares them.
             statuses: dict[str, str] = {}
-            workspace_field = _FIELDS.index("workspace")
-            status_field = _FIELDS.index("status")
-            for row in rows:
-                row[workspace_field] = workspace
-                row[status_field] = statuses.setdefault(row[status_field], row[status_field])
-            return [(RunSummary(*row[:-1]), row[-1]) for row in rows]
+            loaded: list[Scanned] = []
+            for line in lines:
+                for row in orjson.loads(line):
+                    if not isinstance(row, list) or len(row) != len(_FIELDS) + 1:
+                        raise ValueError(f"a row is not a list of {len(_FIELDS) + 1} values")
+                    status = row[_STATUS]
+                    row[_WORKSPACE] = workspace
+                    row[_STATUS] = statuses.setdefault(status, status)
+                    if row[_UPDATED] == row[_COMPLETED]:
+                        row[_UPDATED] = row[_COMPLETED]  # one int object, as a scan shares it
+                    signature = row.pop()
+                    loaded.append((RunSummary(*row), signature))
+            return loaded
         except (FileNotFoundError, NotFound):
             return None
         except (OSError, ValueError, TypeError, KeyError, UnsafePath) as exc:
