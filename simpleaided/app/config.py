@@ -18,6 +18,30 @@ No file is needed: the defaults serve. The file lives at
     [runs]
     count_pending_as_active = false
     owner_check_seconds = 5          # how often the owners of active runs are checked
+
+    [vault]
+    file = "~/.local/share/simpleaide/vault.json"
+    idle_lock_seconds = 900          # locks after this long unused (0: never)
+    max_unlock_seconds = 14400       # and this long after unlocking, used or not (0: never)
+
+    [db]                             # one database per env profile
+    probe_seconds = 15
+    timeout_seconds = 3
+    [db.DEV]                         # default: SQLite in the first workspace's .simpleaide/
+    url = "sqlite:///home/me/code/project/.simpleaide/dev.sqlite3"
+    [db.PROD]
+    url = "postgresql://app@db.internal/app"
+    password = "vault:pg-prod"       # a secret from the vault
+
+    [llm]
+    probe_seconds = 30
+    timeout_seconds = 3
+    [[llm.backends]]
+    name = "local"
+    kind = "ollama"                  # or "openai" (any OpenAI-compatible server)
+    url = "http://127.0.0.1:11434"
+    model = "llama3.1:8b"            # optional: also check that this model is there
+    api_key = "vault:openai-key"     # optional, only as a vault reference
 """
 
 from __future__ import annotations
@@ -28,7 +52,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from simpleaided.domain.names import check_workspace_path
 
@@ -65,6 +96,71 @@ class WatchSection(_Section):
     poll_seconds: float = Field(5.0, gt=0, le=3600)  # polling, and runs beyond the watch limit
 
 
+VAULT_REF = "vault:"
+
+
+def _check_secret_ref(value: str | None) -> str | None:
+    if value is not None and not (value.startswith(VAULT_REF) and len(value) > len(VAULT_REF)):
+        raise ValueError("must be a vault reference, 'vault:NAME' (never the secret itself)")
+    return value
+
+
+class VaultSection(_Section):
+    file: Path | None = None
+    idle_lock_seconds: float = Field(900.0, ge=0, le=30 * 86400)
+    max_unlock_seconds: float = Field(14400.0, ge=0, le=30 * 86400)
+    # Argon2id for new vault files and passphrase changes (an existing file keeps its own).
+    kdf_memory_kib: int = Field(131072, ge=8 * 1024, le=4 * 1024 * 1024)
+    kdf_iterations: int = Field(3, ge=1, le=100)
+    kdf_lanes: int = Field(4, ge=1, le=64)
+
+
+def _check_db_url(value: str) -> str:
+    if value.startswith(("postgresql://", "postgres://", VAULT_REF)):
+        return value
+    path = value.removeprefix("sqlite://")
+    if not os.path.isabs(os.path.expanduser(path)):
+        raise ValueError(
+            "must be postgresql://..., vault:NAME, or an absolute SQLite path "
+            "(sqlite:///path/file.sqlite3 or /path/file.sqlite3)"
+        )
+    return value
+
+
+class DbProfile(_Section):
+    # sqlite:///path, an absolute path, postgresql://..., or vault:NAME (the whole URL secret)
+    url: Annotated[str, AfterValidator(_check_db_url)]
+    password: str | None = None  # a PostgreSQL password, as a vault reference or literally
+
+
+class DbSection(_Section):
+    probe_seconds: float = Field(15.0, gt=0, le=3600)
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+    DEV: DbProfile | None = None
+    PROD: DbProfile | None = None
+
+
+class LlmBackendConfig(_Section):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: Literal["ollama", "openai"]
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    model: str | None = Field(None, min_length=1, max_length=200)
+    api_key: Annotated[str | None, AfterValidator(_check_secret_ref)] = None
+
+
+class LlmSection(_Section):
+    probe_seconds: float = Field(30.0, gt=0, le=3600)
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+    backends: list[LlmBackendConfig] = []
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> LlmSection:
+        names = [b.name for b in self.backends]
+        if len(names) != len(set(names)):
+            raise ValueError("backend names must be unique")
+        return self
+
+
 class Config(_Section):
     """The daemon's whole configuration, with every default filled in."""
 
@@ -74,12 +170,21 @@ class Config(_Section):
     limits: LimitsSection = LimitsSection()
     runs: RunsSection = RunsSection()
     watch: WatchSection = WatchSection()
+    vault: VaultSection = VaultSection()
+    db: DbSection = DbSection()
+    llm: LlmSection = LlmSection()
     config_file: Path | None = None
 
     @property
     def socket_path(self) -> Path:
         """The socket to serve on (the default one unless configured)."""
         return self.daemon.socket or default_socket_path()
+
+    @property
+    def vault_file(self) -> Path:
+        """The vault's file (``$XDG_DATA_HOME/simpleaide/vault.json`` unless configured)."""
+        data_home = _xdg("XDG_DATA_HOME", ".local/share")
+        return self.vault.file or data_home / "simpleaide" / "vault.json"
 
     @property
     def state_dir(self) -> Path:
@@ -121,10 +226,11 @@ ENVIRONMENT = {
     "SIMPLEAIDE_LOG_LEVEL": "daemon.log_level",
     "SIMPLEAIDE_STATE_DIR": "daemon.state_dir",
     "SIMPLEAIDE_MAX_MESSAGE_BYTES": "limits.max_message_bytes",
+    "SIMPLEAIDE_VAULT_FILE": "vault.file",
 }
 
 
-_PATH_SETTINGS = ("daemon.socket", "daemon.state_dir")
+_PATH_SETTINGS = ("daemon.socket", "daemon.state_dir", "vault.file")
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

@@ -6,7 +6,11 @@
     ├── Conflict                 -32011  something that already exists
     ├── InvalidInput             -32602  input the rules refuse (names, paths, sizes of fields)
     │   └── UnsafePath           -32602  a symlink, a foreign owner or a writable-by-others tree
-    └── LimitExceeded            -32040  a message or artifact over a configured limit
+    ├── VaultLocked              -32020  the vault is locked (or not initialized)
+    ├── WrongPassphrase          -32021  the passphrase does not open the vault
+    ├── ReadOnly                 -32030  a write refused because the profile is PROD
+    ├── LimitExceeded            -32040  a message or artifact over a configured limit
+    └── BackendUnavailable       -32050  a database or LLM backend that cannot be reached
 
 Corrupt records are not errors: they are listed with ``status: "corrupt"``. Acting on one is
 an ``InvalidTransition`` whose current status is ``corrupt``.
@@ -57,5 +61,21 @@ class UnsafePath(InvalidInput):
     """A path the store refuses to touch: a symlink, another owner, or writable by others."""
 
 
+class VaultLocked(SimpleaideError):
+    """The vault must be unlocked (or initialized) first."""
+
+
+class WrongPassphrase(SimpleaideError):
+    """The passphrase given does not open the vault (nothing changed)."""
+
+
+class ReadOnly(SimpleaideError):
+    """The active profile is PROD, where the database is read-only."""
+
+
 class LimitExceeded(SimpleaideError):
     """A message or artifact is larger than the configured limit."""
+
+
+class BackendUnavailable(SimpleaideError):
+    """A database or LLM backend did not answer, or answered that it is not ready."""

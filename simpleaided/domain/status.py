@@ -51,22 +51,29 @@ class VaultSection(_Doc):
 
 
 class DbSection(_Doc):
-    """The database connection of the active profile."""
+    """The database of the active profile, from the last probe (``readOnly`` is read back
+    from the database session when connected; when not, it is true in PROD)."""
 
     connected: bool
-    type: str | None
+    type: Literal["sqlite", "postgres"] | None
     env: EnvProfile
     readOnly: bool
+    latencyMs: float | None
     error: str | None
+    checkedAt: str | None
 
 
 class LlmBackend(_Doc):
-    """One LLM backend and its last probe."""
+    """One LLM backend and its last probe: online means reachable, models listed, and the
+    configured model (if any) among them."""
 
     name: str
+    kind: Literal["ollama", "openai"]
     url: str
+    model: str | None
     online: bool
-    latencyMs: int | None
+    latencyMs: float | None
+    models: list[str]
     error: str | None
     checkedAt: str | None
 
@@ -165,7 +172,9 @@ def unconfigured_sections(env: EnvProfile, socket_path: str) -> dict[str, dict[s
             "type": None,
             "env": env,
             "readOnly": env == "PROD",
+            "latencyMs": None,
             "error": "not configured",
+            "checkedAt": None,
         },
         "llm": {"online": 0, "total": 0, "backends": []},
         "api": {"enabled": False, "url": None, "port": None, "socket": socket_path},

@@ -28,12 +28,16 @@ from jsonrpcserver.response import to_serializable_one
 from pydantic import BaseModel, ValidationError
 
 from simpleaided.domain.errors import (
+    BackendUnavailable,
     Conflict,
     InvalidInput,
     InvalidTransition,
     LimitExceeded,
     NotFound,
+    ReadOnly,
     SimpleaideError,
+    VaultLocked,
+    WrongPassphrase,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,11 @@ INTERNAL_ERROR = -32603
 NOT_FOUND = -32001
 INVALID_TRANSITION = -32010
 CONFLICT = -32011
+VAULT_LOCKED = -32020
+WRONG_PASSPHRASE = -32021
+READ_ONLY = -32030
 LIMIT_EXCEEDED = -32040
+BACKEND_UNAVAILABLE = -32050
 
 MAX_BATCH = 10_000
 
@@ -57,6 +65,10 @@ _ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
     (Conflict, CONFLICT),
     (InvalidInput, INVALID_PARAMS),
     (LimitExceeded, LIMIT_EXCEEDED),
+    (VaultLocked, VAULT_LOCKED),
+    (WrongPassphrase, WRONG_PASSPHRASE),
+    (ReadOnly, READ_ONLY),
+    (BackendUnavailable, BACKEND_UNAVAILABLE),
 ]
 
 Handler = Callable[[Any, Any], Any]

@@ -13,7 +13,11 @@ exceptions::
         ├── InvalidTransition    -32010  the state machine refused the change
         ├── Conflict             -32011  it already exists
         ├── InvalidParams        -32602  the parameters were refused (details in ``data``)
-        └── LimitExceeded        -32040  a message or artifact is over a limit
+        ├── VaultLocked          -32020  the vault is locked or not initialized
+        ├── WrongPassphrase      -32021  the passphrase does not open the vault
+        ├── ReadOnly             -32030  refused: the profile is PROD
+        ├── LimitExceeded        -32040  a message or artifact is over a limit
+        └── BackendUnavailable   -32050  a database or LLM backend cannot be reached
 
 Usage::
 
@@ -97,12 +101,32 @@ class LimitExceeded(RpcError):
     """A message or artifact is larger than the daemon's limit (-32040)."""
 
 
+class VaultLocked(RpcError):
+    """The vault is locked, or not initialized yet (-32020)."""
+
+
+class WrongPassphrase(RpcError):
+    """The passphrase does not open the vault (-32021)."""
+
+
+class ReadOnly(RpcError):
+    """Refused because the active profile is PROD (-32030)."""
+
+
+class BackendUnavailable(RpcError):
+    """A database or LLM backend cannot be reached or is not ready (-32050)."""
+
+
 ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32001: NotFound,
     -32010: InvalidTransition,
     -32011: Conflict,
     -32602: InvalidParams,
+    -32020: VaultLocked,
+    -32021: WrongPassphrase,
+    -32030: ReadOnly,
     -32040: LimitExceeded,
+    -32050: BackendUnavailable,
 }
 
 
