@@ -75,12 +75,19 @@ class Sandbox:
             ("XDG_RUNTIME_DIR", "run"),
             ("XDG_STATE_HOME", "state"),
             ("XDG_CONFIG_HOME", "config"),
+            ("XDG_DATA_HOME", "data"),
         ]:
             (root / sub).mkdir(mode=0o700)
             env[name] = str(root / sub)
         cwd = root / "work"
         cwd.mkdir()
         return cls(root, env, cwd)
+
+    def configure(self, toml: str) -> None:
+        """Write the config file a daemon started here reads."""
+        folder = Path(self.env["XDG_CONFIG_HOME"]) / "simpleaide"
+        folder.mkdir(exist_ok=True)
+        (folder / "config.toml").write_text(toml)
 
     @property
     def socket(self) -> Path:

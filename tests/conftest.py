@@ -45,7 +45,7 @@ def short_tmp() -> Iterator[Path]:
 @pytest.fixture
 def isolated_env(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point HOME and the XDG folders into ``short_tmp`` so no test touches real user files."""
-    for name in ("HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    for name in ("HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
         folder = short_tmp / name.lower()
         folder.mkdir(mode=0o700)
         monkeypatch.setenv(name, str(folder))

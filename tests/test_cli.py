@@ -14,9 +14,11 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from simpleaided.domain import chips as daemon_chips
 from tests.clitools import Sandbox, process_alive, simpleaide_command
 
 RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{8}$")
@@ -447,8 +449,9 @@ def test_socket_path_precedence() -> None:
     )
 
 
-def status_doc(**changes: object) -> dict[str, object]:
-    doc: dict[str, object] = {
+def status_doc(**changes: Any) -> dict[str, Any]:
+    """A status document with its chips, as the daemon sends it."""
+    doc: dict[str, Any] = {
         "env": "DEV",
         "runs": {"active": 0, "busy": False, "pending": 0, "total": 0, "last": None},
         "vault": {"state": "uninitialized", "autoLockRemainingMs": None},
@@ -457,10 +460,11 @@ def status_doc(**changes: object) -> dict[str, object]:
         "warnings": [],
     }
     doc.update(changes)
+    doc["chips"] = daemon_chips.chips(doc)
     return doc
 
 
-def last_run(status: str, age_ms: int = 120_000, error: str | None = None) -> dict[str, object]:
+def last_run(status: str, age_ms: int = 120_000, error: str | None = None) -> dict[str, Any]:
     last = {"id": "r", "status": status, "startedAt": "", "completedAt": "", "ageMs": age_ms}
     return {"active": 0, "pending": 0, "total": 1, "last": {**last, "errorMessage": error}}
 
@@ -474,7 +478,7 @@ def last_run(status: str, age_ms: int = 120_000, error: str | None = None) -> di
                 "env": "PROD",
                 "vault": {"state": "locked"},
                 "db": {"connected": True, "readOnly": True},
-                "llm": {"online": 2, "total": 3},
+                "llm": {"online": 2, "total": 3, "backends": [{"name": "a", "online": True}] * 3},
                 "runs": {"active": 4},
             },
             "PROD 🔴 · Vault 🔒 · DB ✅ RO · LLM 2/3 · Run ⏳ 4",
@@ -486,12 +490,13 @@ def last_run(status: str, age_ms: int = 120_000, error: str | None = None) -> di
         ({"warnings": ["a", "b"]}, "⚠ 2"),
     ],
 )
-def test_chips(changes: dict[str, object], expected: str) -> None:
+def test_chips_lay_out_the_daemons_words(changes: dict[str, Any], expected: str) -> None:
     from simpleaide import chips
 
     line = chips.plain(status_doc(**changes))
     assert expected in line
     assert "\n" not in line
+    assert chips.tmux(status_doc(**changes)).count("#[default]") == line.count(" · ") + 1
 
 
 def test_waybar_tooltip_and_classes() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from simpleaided.domain import status
+from simpleaided.domain import chips, status
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.status import StatusDocument
 
@@ -123,5 +123,6 @@ def test_document_sections_match_the_published_schema() -> None:
         **status.unconfigured_sections("PROD", "/run/x.sock"),
         "warnings": [],
     }
+    doc["chips"] = chips.chips(doc)
     StatusDocument.model_validate(doc)
     assert doc["db"]["readOnly"] is True

@@ -61,7 +61,7 @@ from pydantic import (
     model_validator,
 )
 
-from simpleaided.domain.names import check_workspace_path
+from simpleaided.domain.names import VAULT_REF, check_workspace_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -96,9 +96,6 @@ class WatchSection(_Section):
     poll_seconds: float = Field(5.0, gt=0, le=3600)  # polling, and runs beyond the watch limit
 
 
-VAULT_REF = "vault:"
-
-
 def _check_secret_ref(value: str | None) -> str | None:
     if value is not None and not (value.startswith(VAULT_REF) and len(value) > len(VAULT_REF)):
         raise ValueError("must be a vault reference, 'vault:NAME' (never the secret itself)")
@@ -113,6 +110,8 @@ class VaultSection(_Section):
     kdf_memory_kib: int = Field(131072, ge=8 * 1024, le=4 * 1024 * 1024)
     kdf_iterations: int = Field(3, ge=1, le=100)
     kdf_lanes: int = Field(4, ge=1, le=64)
+    # The wait before the attempt after a wrong passphrase; it doubles per failure (max 30 s).
+    failed_unlock_delay_seconds: float = Field(0.5, ge=0.01, le=30)
 
 
 def _check_db_url(value: str) -> str:

@@ -18,13 +18,18 @@ from anyio.abc import SocketListener, TaskStatus
 from simpleaided import __version__
 from simpleaided.app.config import Config
 from simpleaided.domain import clock
+from simpleaided.domain.llm import LlmBackendSpec
+from simpleaided.services.database import DatabaseService
 from simpleaided.services.events import EventHub
+from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
+from simpleaided.services.vault import VaultService
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import WorkspaceRegistry
 from simpleaided.store.snapshot import SnapshotStore
+from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
 from simpleaided.transports.server import RpcServer
@@ -73,13 +78,58 @@ class Daemon:
         )
         self.runs.watcher = self.watcher
         self.runs.snapshots = SnapshotStore(config.state_dir / "snapshots")
+        self.vault = VaultService(
+            VaultFile(config.vault_file),
+            idle_seconds=config.vault.idle_lock_seconds,
+            max_seconds=config.vault.max_unlock_seconds,
+            kdf=KdfParams(
+                memory_kib=config.vault.kdf_memory_kib,
+                iterations=config.vault.kdf_iterations,
+                lanes=config.vault.kdf_lanes,
+            ),
+            failed_delay_seconds=config.vault.failed_unlock_delay_seconds,
+            on_change=self._vault_changed,
+        )
+        profile = config.db.PROD if config.env == "PROD" else config.db.DEV
+        self.database = DatabaseService(
+            env=config.env,
+            url=profile.url if profile else None,
+            password=profile.password if profile else None,
+            default_workspace=config.workspaces[0] if config.workspaces else None,
+            probe_seconds=config.db.probe_seconds,
+            timeout_seconds=config.db.timeout_seconds,
+            resolve_secret=self.vault.resolve,
+            on_change=self.events.section_changed,
+        )
+        self.llm = LlmService(
+            [
+                LlmBackendSpec(b.name, b.kind, b.url, model=b.model, api_key=b.api_key)
+                for b in config.llm.backends
+            ],
+            probe_seconds=config.llm.probe_seconds,
+            timeout_seconds=config.llm.timeout_seconds,
+            resolve_secret=self.vault.resolve,
+            on_change=self.events.section_changed,
+        )
         self.status = StatusService(
             self.runs,
             env=config.env,
             socket_path=str(config.socket_path),
         )
+        self.status.sections["vault"] = self.vault.section
+        self.status.sections["db"] = lambda _now: self.database.section()
+        self.status.sections["llm"] = lambda _now: self.llm.section()
         self.dispatcher = Dispatcher(
-            build_methods(self.runs, self.status, self.events, self), max_reply_bytes=max_bytes
+            build_methods(
+                self.runs,
+                self.status,
+                self.events,
+                self,
+                vault=self.vault,
+                database=self.database,
+                llm=self.llm,
+            ),
+            max_reply_bytes=max_bytes,
         )
         self.server = RpcServer(self.dispatcher, max_message_bytes=max_bytes)
         self.started_ms = clock.now_ms()
@@ -112,6 +162,12 @@ class Daemon:
         if message not in self.runs.warnings:
             self.runs.warnings.append(message)
 
+    def _vault_changed(self) -> None:
+        self.events.section_changed()
+        # Secrets may have become available (or gone): probes that need them try again now.
+        self.database.probe_soon()
+        self.llm.probe_soon()
+
     def request_stop(self) -> None:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
         self._stop.set()
@@ -133,6 +189,10 @@ class Daemon:
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
                 await tg.start(self.watcher.run)  # watching before loading: no change is missed
                 await self.runs.load()
+                await self.vault.load()
+                await tg.start(self.vault.run)
+                await tg.start(self.database.run)
+                await tg.start(self.llm.run)
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self.server.serve, listener)
                 tg.start_soon(self._after_start)
@@ -146,6 +206,9 @@ class Daemon:
                 )
                 task_status.started(self)
         finally:
+            with anyio.CancelScope(shield=True):
+                await self.database.aclose()
+                await self.llm.aclose()
             claim.release()
             log.info("stopped")
 

@@ -8,6 +8,7 @@
     │   └── UnsafePath           -32602  a symlink, a foreign owner or a writable-by-others tree
     ├── VaultLocked              -32020  the vault is locked (or not initialized)
     ├── WrongPassphrase          -32021  the passphrase does not open the vault
+    ├── VaultDamaged             -32022  the vault file fails authentication (damaged, altered)
     ├── ReadOnly                 -32030  a write refused because the profile is PROD
     ├── LimitExceeded            -32040  a message or artifact over a configured limit
     └── BackendUnavailable       -32050  a database or LLM backend that cannot be reached
@@ -67,6 +68,10 @@ class VaultLocked(SimpleaideError):
 
 class WrongPassphrase(SimpleaideError):
     """The passphrase given does not open the vault (nothing changed)."""
+
+
+class VaultDamaged(SimpleaideError):
+    """The vault file is unreadable or fails authentication: damaged or tampered with."""
 
 
 class ReadOnly(SimpleaideError):

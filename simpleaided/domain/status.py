@@ -95,6 +95,16 @@ class ApiSection(_Doc):
     socket: str
 
 
+class Chip(_Doc):
+    """One header chip in words (see ``simpleaided.domain.chips``)."""
+
+    name: Literal["env", "vault", "db", "llm", "runs"]
+    text: str
+    level: Literal["ok", "info", "warn", "bad", "off"]
+    tooltip: str
+    href: str
+
+
 class StatusDocument(_Doc):
     """What ``status.get``, ``GET /api/status`` and ``status.changed`` carry."""
 
@@ -106,6 +116,7 @@ class StatusDocument(_Doc):
     llm: LlmSection
     api: ApiSection
     warnings: list[str]
+    chips: list[Chip]
 
 
 # The tallies count ``RunSummary.status`` strings; looking an enum member up costs more

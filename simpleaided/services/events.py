@@ -160,6 +160,13 @@ class EventHub:
         """An artifact was written."""
         self._publish({"type": "artifact", "runId": run_id, "artifact": artifact})
 
+    def section_changed(self) -> None:
+        """Another section of the status changed (the vault locked, a backend went offline):
+        status subscribers get a new document; run subscribers have nothing to hear."""
+        self.seq += 1
+        for status_sub in self._status.values():
+            status_sub.wake.set()
+
     def _publish(self, event: dict[str, Any]) -> None:
         self.seq += 1
         event["seq"] = self.seq

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simpleaided.domain import clock, status
+from simpleaided.domain import chips, clock, status
 from simpleaided.domain.status import EnvProfile
 from simpleaided.services.runs import RunService
 
@@ -51,4 +51,5 @@ class StatusService:
         for name, provider in self.sections.items():
             doc[name] = provider(now)
         doc["warnings"] = list(self._runs.warnings)
+        doc["chips"] = chips.chips(doc)
         return doc

@@ -11,11 +11,12 @@ from typing import Any, Protocol
 
 from simpleaided.domain import api
 from simpleaided.domain.models import RunStatus, StepStatus
-from simpleaided.domain.status import StatusDocument
+from simpleaided.domain.status import DbSection, LlmSection, StatusDocument
 from simpleaided.services.events import EventHub
 from simpleaided.services.retention import prune_runs
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
+from simpleaided.services.vault import VaultService
 from simpleaided.transports.openrpc import openrpc_document
 from simpleaided.transports.rpc import Method
 
@@ -26,8 +27,23 @@ class DaemonFacts(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+class Probed(Protocol):
+    """A status section kept by periodic probes (the database, the LLM backends)."""
+
+    def section(self) -> dict[str, Any]: ...
+
+    async def probe(self) -> dict[str, Any]: ...
+
+
 def build_methods(
-    runs: RunService, status: StatusService, events: EventHub, daemon: DaemonFacts
+    runs: RunService,
+    status: StatusService,
+    events: EventHub,
+    daemon: DaemonFacts,
+    *,
+    vault: VaultService,
+    database: Probed,
+    llm: Probed,
 ) -> list[Method]:
     """Every method the daemon serves."""
     methods: list[Method] = []
@@ -193,6 +209,70 @@ def build_methods(
     @add("artifacts.list", api.ListArtifactsParams, list[api.ArtifactInfo], "List artifacts.")
     async def artifacts_list(p: api.ListArtifactsParams, conn: Any) -> list[dict[str, Any]]:
         return await runs.list_artifacts(p.run_id, p.step)
+
+    # vault ----------------------------------------------------------------------------------
+    # Passphrases and values arrive in params: pydantic's errors never echo input (see rpc),
+    # and nothing here logs params.
+
+    @add("vault.status", api.NoParams, api.VaultStatus, "Locked or not, and when it locks.")
+    def vault_status(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return vault.status()
+
+    @add("vault.init", api.VaultInitParams, api.VaultStatus, "Create the vault (then unlocked).")
+    async def vault_init(p: api.VaultInitParams, conn: Any) -> dict[str, Any]:
+        await vault.init(p.passphrase)
+        return vault.status()
+
+    @add("vault.unlock", api.VaultUnlockParams, api.VaultStatus, "Unlock with the passphrase.")
+    async def vault_unlock(p: api.VaultUnlockParams, conn: Any) -> dict[str, Any]:
+        await vault.unlock(p.passphrase, p.ttl_seconds)
+        return vault.status()
+
+    @add("vault.lock", api.NoParams, api.VaultStatus, "Lock now: forget the key.")
+    def vault_lock(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        vault.lock()
+        return vault.status()
+
+    @add(
+        "vault.changePassphrase",
+        api.VaultPassphraseParams,
+        api.VaultStatus,
+        "Re-key the vault under a new passphrase.",
+    )
+    async def vault_passwd(p: api.VaultPassphraseParams, conn: Any) -> dict[str, Any]:
+        await vault.change_passphrase(p.passphrase, p.new_passphrase)
+        return vault.status()
+
+    @add("vault.set", api.SetSecretParams, api.SecretStored, "Store a secret (unlocked only).")
+    async def vault_set(p: api.SetSecretParams, conn: Any) -> dict[str, Any]:
+        return {"name": p.name, "replaced": await vault.set(p.name, p.value)}
+
+    @add("vault.get", api.SecretRef, api.SecretValue, "Read a secret (unlocked only).")
+    def vault_get(p: api.SecretRef, conn: Any) -> dict[str, Any]:
+        return {"name": p.name, "value": vault.get(p.name)}
+
+    @add("vault.list", api.NoParams, api.SecretNames, "The secrets' names (unlocked only).")
+    def vault_list(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return {"names": vault.names()}
+
+    @add("vault.delete", api.SecretRef, api.SecretDeleted, "Delete a secret (unlocked only).")
+    async def vault_delete(p: api.SecretRef, conn: Any) -> dict[str, Any]:
+        await vault.delete(p.name)
+        return {"name": p.name, "deleted": True}
+
+    # database and LLM backends --------------------------------------------------------------
+
+    @add("db.status", api.NoParams, DbSection, "The active profile's database, last probe.")
+    def db_status(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return database.section()
+
+    @add("llm.status", api.NoParams, LlmSection, "The LLM backends, last probe.")
+    def llm_status(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return llm.section()
+
+    @add("llm.probe", api.NoParams, LlmSection, "Probe every LLM backend now.")
+    async def llm_probe(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return await llm.probe()
 
     document = openrpc_document(methods)
     return methods

@@ -36,6 +36,7 @@ from simpleaided.domain.errors import (
     NotFound,
     ReadOnly,
     SimpleaideError,
+    VaultDamaged,
     VaultLocked,
     WrongPassphrase,
 )
@@ -52,6 +53,7 @@ INVALID_TRANSITION = -32010
 CONFLICT = -32011
 VAULT_LOCKED = -32020
 WRONG_PASSPHRASE = -32021
+VAULT_DAMAGED = -32022
 READ_ONLY = -32030
 LIMIT_EXCEEDED = -32040
 BACKEND_UNAVAILABLE = -32050
@@ -67,6 +69,7 @@ _ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
     (LimitExceeded, LIMIT_EXCEEDED),
     (VaultLocked, VAULT_LOCKED),
     (WrongPassphrase, WRONG_PASSPHRASE),
+    (VaultDamaged, VAULT_DAMAGED),
     (ReadOnly, READ_ONLY),
     (BackendUnavailable, BACKEND_UNAVAILABLE),
 ]

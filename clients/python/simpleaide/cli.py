@@ -38,13 +38,14 @@ RUN_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "corru
 
 DESCRIPTION = """\
 simpleaide talks to simpleaided, the per-user SimpleAide daemon, over its Unix socket: status
-chips for status lines, runs and their steps and artifacts, workspaces, and the daemon itself.
+chips for status lines, runs and their steps and artifacts, workspaces, the secrets vault, the
+database and LLM backends, and the daemon itself.
 If no daemon answers, one is started in the background first (unless --no-spawn).
 """
 
 EPILOG = """\
 examples:
-  simpleaide status                        DEV 🟢 · Vault – · DB OFF · LLM – · Run ⏳ 1
+  simpleaide status                        DEV 🟢 · Vault 🔒 · DB ✅ · LLM 2/3 · Run ⏳ 1
   id=$(simpleaide runs create --title "Refactor parser")
   simpleaide steps add "$id" plan --start
   simpleaide artifacts put "$id" plan plan.md plan.md
@@ -468,6 +469,94 @@ def build_parser() -> argparse.ArgumentParser:
         commands.workspaces_rm,
     )
     wrm.add_argument("path", metavar="PATH")
+
+    # vault
+    from simpleaide import backends
+
+    secret_input = (
+        "Passphrases and values are read from the terminal without echo, or one per line\n"
+        "from stdin when it is not a terminal (for scripts); never from the command line."
+    )
+    vault = command(tree, "vault", "the encrypted secrets vault", None, json_output=False)
+    vault_commands = vault.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    command(
+        vault_commands,
+        "status",
+        "locked or not, when it locks, where it lives",
+        backends.vault_status,
+    )
+    command(
+        vault_commands,
+        "init",
+        "create the vault (asks for a new passphrase twice)",
+        backends.vault_init,
+        description="Create an empty vault, encrypted under a new passphrase (8 characters or\n"
+        "more; asked twice). It starts unlocked.\n" + secret_input,
+    )
+    unlock = command(
+        vault_commands,
+        "unlock",
+        "unlock the vault (asks for the passphrase)",
+        backends.vault_unlock,
+        description="Unlock the vault. It locks itself again after the idle time (vault.\n"
+        "idle_lock_seconds; --ttl for this unlock) and at most vault.max_unlock_seconds\n"
+        "after unlocking. After a wrong passphrase each further attempt waits longer.\n"
+        + secret_input,
+    )
+    unlock.add_argument(
+        "--ttl",
+        metavar="SECONDS",
+        type=_positive_float,
+        help="lock after SECONDS unused (instead of the configured idle time)",
+    )
+    command(vault_commands, "lock", "lock the vault now (forget the key)", backends.vault_lock)
+    command(
+        vault_commands,
+        "passwd",
+        "change the passphrase (asks for the current one, then the new one twice)",
+        backends.vault_passwd,
+        description="Re-encrypt the vault under a new passphrase.\n" + secret_input,
+    )
+    secret_name = "the secret's name: 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+    vset = command(
+        vault_commands,
+        "set",
+        "store a secret (asks for the value)",
+        backends.vault_set,
+        description="Store a secret under NAME, replacing one of the same name. Settings\n"
+        "refer to it as vault:NAME (a database password, an LLM API key).\n" + secret_input,
+    )
+    vset.add_argument("name", metavar="NAME", help=secret_name)
+    vget = command(
+        vault_commands, "get", "print a secret's value (vault unlocked)", backends.vault_get
+    )
+    vget.add_argument("name", metavar="NAME", help=secret_name)
+    command(vault_commands, "ls", "list the secrets' names (vault unlocked)", backends.vault_ls)
+    vrm = command(vault_commands, "rm", "delete a secret (vault unlocked)", backends.vault_rm)
+    vrm.add_argument("name", metavar="NAME", help=secret_name)
+
+    # db and llm
+    db = command(tree, "db", "the database of the active profile", None, json_output=False)
+    db_commands = db.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    command(
+        db_commands,
+        "status",
+        "connected or not, type, read-only, latency, last error",
+        backends.db_status,
+        description="Show the database of the active profile (DEV or PROD) as the daemon's\n"
+        "last probe found it. In PROD the connection is read-only in the database itself.",
+    )
+    llm = command(tree, "llm", "the configured LLM backends", None, json_output=False)
+    llm_commands = llm.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    llm_status = command(
+        llm_commands,
+        "status",
+        "a table of the LLM backends: online, latency, models, error",
+        backends.llm_status,
+        description="Show each configured LLM backend as the last probe found it: online\n"
+        "means reachable, models listed, and the configured model among them.",
+    )
+    llm_status.add_argument("--probe", action="store_true", help="probe every backend now first")
 
     # daemon
     daemon = command(tree, "daemon", "start, stop and inspect the daemon", None, json_output=False)

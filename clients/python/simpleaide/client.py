@@ -15,6 +15,7 @@ exceptions::
         ├── InvalidParams        -32602  the parameters were refused (details in ``data``)
         ├── VaultLocked          -32020  the vault is locked or not initialized
         ├── WrongPassphrase      -32021  the passphrase does not open the vault
+        ├── VaultDamaged         -32022  the vault file fails authentication
         ├── ReadOnly             -32030  refused: the profile is PROD
         ├── LimitExceeded        -32040  a message or artifact is over a limit
         └── BackendUnavailable   -32050  a database or LLM backend cannot be reached
@@ -109,6 +110,10 @@ class WrongPassphrase(RpcError):
     """The passphrase does not open the vault (-32021)."""
 
 
+class VaultDamaged(RpcError):
+    """The vault file is damaged or was tampered with (-32022)."""
+
+
 class ReadOnly(RpcError):
     """Refused because the active profile is PROD (-32030)."""
 
@@ -124,6 +129,7 @@ ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32602: InvalidParams,
     -32020: VaultLocked,
     -32021: WrongPassphrase,
+    -32022: VaultDamaged,
     -32030: ReadOnly,
     -32040: LimitExceeded,
     -32050: BackendUnavailable,

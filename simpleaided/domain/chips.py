@@ -1,0 +1,118 @@
+"""The header chips, in words: ``DEV 🟢 · Vault 🔒 · DB ✅ RO · LLM 2/3 · Run ⏳ 1``.
+
+Every client shows the same five signals with the same words (DESIGN.md §6): the CLI and
+status lines in Python, the web header and the editor plugin in JavaScript. So the words are
+made here, once, and travel in the status document (``chips``); clients only lay them out.
+Each chip has a ``level`` that picks a colour: ``ok``, ``info``, ``warn``, ``bad`` or ``off``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_RUN_MARKS = {"completed": "✓", "failed": "✗", "cancelled": "⊘", "pending": "⏸", "running": "⏳"}
+_RUN_LEVELS = {"completed": "ok", "failed": "bad", "cancelled": "info", "pending": "info"}
+
+
+def format_age(ms: float | None) -> str:
+    """A short duration: ``45s``, ``12m``, ``5h``, ``3d``."""
+    if ms is None:
+        return "?"
+    seconds = max(int(ms) // 1000, 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def _chip(name: str, text: str, level: str, tooltip: str) -> dict[str, str]:
+    return {"name": name, "text": text, "level": level, "tooltip": tooltip, "href": f"#/{name}"}
+
+
+def env_chip(env: str) -> dict[str, str]:
+    if env == "PROD":
+        return _chip("env", "PROD 🔴", "bad", "PROD profile: the database is read-only")
+    return _chip("env", f"{env} 🟢", "ok", f"{env} profile")
+
+
+def vault_chip(vault: dict[str, Any]) -> dict[str, str]:
+    state = vault.get("state")
+    if state == "unlocked":
+        remaining = vault.get("autoLockRemainingMs")
+        # Rounded up to the second: just unlocked for 15 minutes reads "15m", not "14m".
+        when = (
+            f"locks in {format_age(remaining + 999)}" if remaining is not None else "no auto-lock"
+        )
+        return _chip("vault", "Vault 🔓", "warn", f"Vault unlocked: {when}")
+    if state == "locked":
+        return _chip("vault", "Vault 🔒", "info", "Vault locked")
+    return _chip("vault", "Vault –", "off", "No vault yet: simpleaide vault init")
+
+
+def db_chip(db: dict[str, Any]) -> dict[str, str]:
+    env, kind = db.get("env", "?"), db.get("type")
+    ro = " RO" if db.get("readOnly") else ""
+    if db.get("connected"):
+        mode = "read-only" if db.get("readOnly") else "read-write"
+        latency = db.get("latencyMs")
+        timing = f", {latency:g} ms" if latency is not None else ""
+        return _chip("db", f"DB ✅{ro}", "ok", f"{env} database: {mode} ({kind}{timing})")
+    reason = db.get("error") or "not connected"
+    return _chip("db", f"DB OFF{ro}", "off", f"{env} database: off ({reason})")
+
+
+def llm_chip(llm: dict[str, Any]) -> dict[str, str]:
+    backends = llm.get("backends") or []
+    if not backends:
+        return _chip("llm", "LLM –", "off", "LLM: no backends configured")
+    online, total = int(llm.get("online") or 0), int(llm.get("total") or 0)
+    level = "ok" if online == total else "warn" if online else "bad"
+    parts = [
+        f"{b.get('name', '?')} online"
+        if b.get("online")
+        else f"{b.get('name', '?')}: {b.get('error') or 'offline'}"
+        for b in backends
+    ]
+    return _chip("llm", f"LLM {online}/{total}", level, "LLM: " + ", ".join(parts))
+
+
+def last_run_words(last: dict[str, Any] | None) -> str | None:
+    """``Last run failed 2m ago: <error>``, or ``None`` without runs."""
+    if not last:
+        return None
+    words = f"Last run {last.get('status', '?')} {format_age(last.get('ageMs'))} ago"
+    if last.get("errorMessage"):
+        words += f": {last['errorMessage']}"
+    return words
+
+
+def runs_chip(runs: dict[str, Any]) -> dict[str, str]:
+    active = int(runs.get("active") or 0)
+    last = runs.get("last")
+    last_words = last_run_words(last)
+    if active > 0:
+        plural = "s" if active != 1 else ""
+        tip = f"{active} run{plural} active"
+        if last_words:
+            tip += f"; l{last_words[1:]}"  # "; last run running 5s ago"
+        return _chip("runs", f"Run ⏳ {active}", "warn", tip)
+    if not last or last_words is None:
+        return _chip("runs", "Run –", "off", "No runs yet")
+    status = last.get("status", "?")
+    return _chip(
+        "runs", f"Run {_RUN_MARKS.get(status, '?')}", _RUN_LEVELS.get(status, "info"), last_words
+    )
+
+
+def chips(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """The five chips of a status document, in header order."""
+    return [
+        env_chip(doc["env"]),
+        vault_chip(doc["vault"]),
+        db_chip(doc["db"]),
+        llm_chip(doc["llm"]),
+        runs_chip(doc["runs"]),
+    ]

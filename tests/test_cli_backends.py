@@ -1,0 +1,66 @@
+"""``simpleaide vault``, ``db`` and ``llm`` against the daemon the CLI starts itself."""
+
+from __future__ import annotations
+
+from tests.clitools import Sandbox
+
+FAST_VAULT = """
+[vault]
+kdf_memory_kib = 8192
+kdf_iterations = 1
+kdf_lanes = 1
+failed_unlock_delay_seconds = 0.05
+"""
+PASS = b"a long enough passphrase\n"
+
+
+def test_the_vault_from_the_command_line(sandbox: Sandbox) -> None:
+    sandbox.configure(FAST_VAULT)
+    assert "not set up" in sandbox.ok("vault", "status").stdout
+    assert (
+        sandbox.ok("vault", "init", input=PASS).stdout
+        == "vault unlocked (locks in 15m; 0 secrets)\n"
+    )
+    assert sandbox.ok("vault", "set", "api-key", input=b"sk-123\n").stdout == "stored api-key\n"
+    assert sandbox.ok("vault", "set", "api-key", input=b"sk-456\n").stdout == "replaced api-key\n"
+    assert sandbox.ok("vault", "get", "api-key").stdout == "sk-456\n"
+    assert sandbox.ok("vault", "ls").stdout == "api-key\n"
+    assert "Vault 🔓" in sandbox.ok("status").stdout
+
+    assert sandbox.ok("vault", "lock").stdout == "vault locked\n"
+    locked = sandbox.run("vault", "get", "api-key")
+    assert locked.code == 1 and "the vault is locked" in locked.err and "sk-" not in locked.err
+    wrong = sandbox.run("vault", "unlock", input=b"not it\n")
+    assert wrong.code == 1 and wrong.err.strip() == "simpleaide: wrong passphrase"
+    assert "next unlock attempt waits" in sandbox.ok("vault", "status").stdout
+    unlocked = sandbox.ok("vault", "unlock", "--ttl", "60", input=PASS).stdout
+    assert unlocked == "vault unlocked (locks in 1m; 1 secrets)\n"
+
+    assert sandbox.ok("vault", "passwd", input=PASS + b"another passphrase\n").stdout == (
+        "passphrase changed\n"
+    )
+    sandbox.ok("vault", "lock")
+    assert sandbox.run("vault", "unlock", input=PASS).code == 1
+    sandbox.ok("vault", "unlock", input=b"another passphrase\n")
+    assert sandbox.ok("vault", "rm", "api-key").stdout == "deleted api-key\n"
+    missing = sandbox.run("vault", "get", "api-key")
+    assert missing.code == 1 and "no secret named 'api-key'" in missing.err
+
+
+def test_secrets_are_never_taken_from_the_command_line(sandbox: Sandbox) -> None:
+    for argv in (
+        ["vault", "unlock", "--passphrase", "x"],
+        ["vault", "set", "name", "value"],
+        ["vault", "init", "secret"],
+    ):
+        result = sandbox.run(*argv)
+        assert result.code == 2, result
+    empty = sandbox.run("vault", "init")  # stdin is not a terminal, and empty
+    assert empty.code == 1 and "on stdin, got end of input" in empty.err
+
+
+def test_every_vault_answer_has_json(sandbox: Sandbox) -> None:
+    sandbox.configure(FAST_VAULT)
+    status = sandbox.ok("vault", "init", "--json", input=PASS).json()
+    assert status["state"] == "unlocked" and status["secrets"] == 0
+    assert sandbox.ok("vault", "ls", "--json").json() == {"names": []}
