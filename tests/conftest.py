@@ -17,10 +17,30 @@ from simpleaided.app.daemon import Daemon
 from tests.clitools import Sandbox
 from tests.rpcclient import RpcClient
 
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The machine's PostgreSQL URL; skipped when it is not running, a failure on CI."""
+    import psycopg
+
+    from simpleaided.services.database import pg_error_line
+
+    try:
+        psycopg.connect(PG_URL, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        reason = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {pg_error_line(str(exc))}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set: the PostgreSQL tests must run)")
+        pytest.skip(reason)
+    return PG_URL
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import stat
 import sys
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 
 from simpleaided.domain.database import DbTarget, default_sqlite_path, parse_target, redact
@@ -33,10 +31,8 @@ from simpleaided.services.database import (
     SecretResolver,
     pg_error_line,
 )
+from tests.conftest import PG_HOST, PG_PORT
 from tests.pgproxy import TcpProxy
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
 def no_secrets(reference: str) -> str:
@@ -305,19 +301,6 @@ async def test_an_invalid_url_is_reported() -> None:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def postgres() -> str:
-    """The machine's PostgreSQL URL; skipped when it is not running, a failure on CI."""
-    try:
-        psycopg.connect(PG_URL, connect_timeout=2).close()
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {pg_error_line(str(exc))}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set: the PostgreSQL tests must run)")
-        pytest.skip(reason)
-    return PG_URL
 
 
 async def test_postgres_dev_reads_and_writes(postgres: str) -> None:

@@ -116,6 +116,7 @@ class Daemon:
             env=config.env,
             socket_path=str(config.socket_path),
         )
+        self.runs.on_workspace_served = self.database.adopt_workspace
         self.status.sections["vault"] = self.vault.section
         self.status.sections["db"] = lambda _now: self.database.section()
         self.status.sections["llm"] = lambda _now: self.llm.section()

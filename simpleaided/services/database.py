@@ -583,6 +583,22 @@ class DatabaseService:
                 await self._wake.wait()
             self._wake = anyio.Event()
 
+    def adopt_workspace(self, workspace: str) -> None:
+        """A workspace is now served: with no database configured and no default file yet,
+        its ``.simpleaide/`` holds the default SQLite file from now on (a daemon started
+        without configuration learns its workspaces as clients use them)."""
+        if self._url is not None or self._target is not None:
+            return
+        path = default_sqlite_path(workspace, self.env)
+        if path is None:
+            return
+        self._target = DbTarget("sqlite", path, None)
+        self._in_store = True
+        self._config_error = None
+        self._kind = "sqlite"
+        self._publish(False, self.env == "PROD", None, None, checked=False)
+        self.probe_soon()
+
     def probe_soon(self) -> None:
         """Probe without waiting for the interval (the vault was unlocked, say)."""
         self._wake.set()

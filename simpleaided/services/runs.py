@@ -71,6 +71,8 @@ class RunService:
         self.signatures: dict[str, int] = {}
         self.watcher: RunWatcher | None = None
         self.snapshots: SnapshotStore | None = None
+        # Told of every workspace served from now on (the database's default file lives there).
+        self.on_workspace_served: Callable[[str], None] | None = None
 
     # -- the index, changed here only ------------------------------------------------------
 
@@ -120,6 +122,8 @@ class RunService:
         if self.registry.find_canonical(path) is not None:
             return 0  # already served (a concurrent add won)
         self.registry.register(path, source)
+        if self.on_workspace_served is not None:
+            self.on_workspace_served(path)
         if self.watcher is not None and watch:
             await self.watcher.watch_workspace(path)
         snapshot = None
