@@ -23,8 +23,9 @@ PASS = "a long enough passphrase"
 
 
 def chip(doc: dict[str, Any], name: str) -> dict[str, str]:
-    (found,) = [c for c in doc["chips"] if c["name"] == name]
-    return found
+    found: list[dict[str, str]] = [c for c in doc["chips"] if c["name"] == name]
+    assert len(found) == 1
+    return found[0]
 
 
 async def changed_until(
@@ -33,7 +34,7 @@ async def changed_until(
     """The first ``status.changed`` document for which ``done`` holds."""
     with anyio.fail_after(seconds):
         while True:
-            doc = (await client.notification("status.changed"))["status"]
+            doc: dict[str, Any] = (await client.notification("status.changed"))["status"]
             if done(doc):
                 return doc
 
