@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.clitools import Sandbox
+from tests.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
 
 FAST_VAULT = """
 [vault]
@@ -64,3 +67,47 @@ def test_every_vault_answer_has_json(sandbox: Sandbox) -> None:
     status = sandbox.ok("vault", "init", "--json", input=PASS).json()
     assert status["state"] == "unlocked" and status["secrets"] == 0
     assert sandbox.ok("vault", "ls", "--json").json() == {"names": []}
+
+
+def test_db_status_shows_the_default_sqlite_database(sandbox: Sandbox) -> None:
+    workspace = sandbox.workspace()
+    sandbox.configure(f'workspaces = ["{workspace}"]\n[db]\nprobe_seconds = 0.2\n')
+    sandbox.ok("daemon", "start")
+    for _ in range(50):  # the first probe runs in the background, just after start-up
+        shown = sandbox.ok("db", "status", "--json").json()
+        if shown["connected"]:
+            break
+        time.sleep(0.1)
+    assert shown["type"] == "sqlite" and shown["readOnly"] is False
+    lines = sandbox.ok("db", "status").stdout.splitlines()
+    assert lines[:4] == [
+        "database:  connected",
+        "type:      sqlite",
+        "env:       DEV",
+        "read-only: no",
+    ]
+    assert "DB ✅" in sandbox.ok("status").stdout
+
+
+def test_llm_status_is_a_table_and_probe_probes(sandbox: Sandbox) -> None:
+    with LlmServer({"/api/tags": Route(body=OLLAMA_TAGS)}) as server:
+        sandbox.configure(
+            f'[llm]\nprobe_seconds = 600\n[[llm.backends]]\nname = "local"\nkind = "ollama"\n'
+            f'url = "{server.url}"\nmodel = "qwen2.5-coder:7b"\n'
+            f'[[llm.backends]]\nname = "gone"\nkind = "openai"\nurl = "{refused_url()}"\n'
+        )
+        lines = sandbox.ok("llm", "status", "--probe").stdout.splitlines()
+        assert lines[0].split() == ["NAME", "KIND", "STATE", "LATENCY", "MODELS", "ERROR"]
+        assert lines[1].split()[:3] == ["local", "ollama", "online"]
+        assert "llama3:latest, qwen2.5-coder:7b" in lines[1]
+        assert lines[2].split()[:3] == ["gone", "openai", "OFF"]
+        assert lines[2].endswith("connection refused")
+        assert lines[3] == "1/2 online"
+        assert "LLM 1/2" in sandbox.ok("status").stdout
+    assert sandbox.ok("llm", "status", "--json").json()["total"] == 2
+
+
+def test_no_llm_backends_is_said_plainly(sandbox: Sandbox) -> None:
+    assert sandbox.ok("llm", "status").stdout == (
+        "no LLM backends configured ([[llm.backends]] in the config file)\n"
+    )

@@ -119,7 +119,8 @@ async def test_run_lifecycle_and_status(client: RpcClient, workspace: Path) -> N
     assert doc.env == "DEV"
     assert doc.runs.active == 1 and doc.runs.busy and doc.runs.total == 1
     assert doc.runs.last is not None and doc.runs.last.id == run.id and doc.runs.last.ageMs >= 0
-    assert doc.vault.state == "uninitialized" and doc.db.connected is False
+    assert doc.vault.state == "uninitialized"
+    assert doc.db.type == "sqlite"  # the default file of the workspace runs.create served
     assert doc.llm.total == 0 and doc.api.enabled is False
 
     await client.call("steps.complete", runId=run.id, step=1)
