@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
 import time
 
-from tests.clitools import Sandbox
+from tests.clitools import Sandbox, simpleaide_command
 from tests.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
 
 FAST_VAULT = """
@@ -111,3 +115,52 @@ def test_no_llm_backends_is_said_plainly(sandbox: Sandbox) -> None:
     assert sandbox.ok("llm", "status").stdout == (
         "no LLM backends configured ([[llm.backends]] in the config file)\n"
     )
+
+
+def on_a_terminal(sandbox: Sandbox, args: list[str], answers: list[bytes]) -> tuple[int, bytes]:
+    """Run ``simpleaide ARGS`` with a pseudo-terminal as its controlling terminal, typing one
+    answer at each prompt; returns the exit status and everything the terminal showed."""
+    pid, master = pty.fork()
+    if pid == 0:  # the child: its terminal is the pty
+        try:
+            os.chdir(sandbox.cwd)
+            os.execve(simpleaide_command(), ["simpleaide", *args], sandbox.env)
+        finally:
+            os._exit(127)
+    shown = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                if pending and shown.endswith(b": "):  # a prompt, waiting for its answer
+                    os.write(master, pending.pop(0) + b"\r")
+        else:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    return os.waitstatus_to_exitcode(status), shown
+
+
+def test_passphrases_are_read_from_the_terminal_without_echo(sandbox: Sandbox) -> None:
+    sandbox.configure(FAST_VAULT)
+    secret = b"typed-but-never-shown"
+    code, shown = on_a_terminal(sandbox, ["vault", "init"], [secret, secret])
+    assert code == 0, shown
+    assert b"New passphrase: " in shown and b"New passphrase (again): " in shown
+    assert secret not in shown  # no echo
+    assert b"vault unlocked" in shown
+    code, shown = on_a_terminal(sandbox, ["vault", "set", "token"], [b"value-not-echoed"])
+    assert code == 0 and b"value-not-echoed" not in shown and b"stored token" in shown
+    assert sandbox.ok("vault", "get", "token").stdout == "value-not-echoed\n"
+    code, shown = on_a_terminal(sandbox, ["vault", "passwd"], [secret, b"one", b"two"])
+    assert code == 1 and b"the two entries differ; nothing changed" in shown
