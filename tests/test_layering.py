@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,16 @@ def test_the_client_never_imports_the_daemon() -> None:
         if module.split(".")[0] in {"simpleaided", "pydantic", "anyio"}
     ]
     assert offenders == []
+
+
+def test_optional_heavy_libraries_load_only_when_used() -> None:
+    # httpx (~15 MB), cryptography (~9 MB) and psycopg (~25 MB) are loaded by the
+    # first LLM probe, the first vault operation and a PostgreSQL target: a daemon that uses
+    # none of them should not carry them.
+    heavy = ("httpx", "httpcore", "cryptography", "psycopg")
+    code = (
+        "import sys, simpleaided.app.daemon, simpleaided.app.main\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

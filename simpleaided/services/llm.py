@@ -17,10 +17,9 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 from anyio.abc import TaskStatus
 
 from simpleaided import __version__
@@ -37,6 +36,11 @@ from simpleaided.domain.llm import (
     timed_out,
 )
 from simpleaided.domain.names import VAULT_REF
+
+if TYPE_CHECKING:
+    # Imported when a backend is first probed: httpx and what it loads (ssl, certificates)
+    # cost ~15 MB of memory that a daemon without LLM backends should not pay.
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +72,7 @@ class LlmService:
         self.timeout_seconds = timeout_seconds
         self._resolve_secret = resolve_secret
         self._on_change = on_change
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_seconds),
-            # A fresh connection per probe: the probe then tells whether a new client could
-            # connect, and no idle sockets are held between probes.
-            limits=httpx.Limits(max_keepalive_connections=0),
-            follow_redirects=False,  # followed by hand, within the same origin only
-            headers={"User-Agent": f"simpleaided/{__version__}"},
-        )
+        self._http: httpx.AsyncClient | None = None  # made by the first probe
         self._entries = [
             backend_entry(spec, ProbeOutcome.offline(NOT_PROBED)) for spec in self.backends
         ]
@@ -122,9 +119,26 @@ class LlmService:
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout_seconds),
+                # A fresh connection per probe: the probe then tells whether a new client
+                # could connect, and no idle sockets are held between probes.
+                limits=httpx.Limits(max_keepalive_connections=0),
+                follow_redirects=False,  # followed by hand, within the same origin only
+                headers={"User-Agent": f"simpleaided/{__version__}"},
+            )
+        return self._http
 
     async def _probe_one(self, index: int) -> None:
+        import httpx
+
         spec = self.backends[index]
         secrets: list[str] = []
         latency_ms: float | None = None
@@ -152,6 +166,8 @@ class LlmService:
     ) -> tuple[ProbeOutcome, float | None]:
         """GET the model list; returns what it means and the time to the last byte (ms).
         ``secrets`` collects what must be scrubbed from any error."""
+        import httpx
+
         try:
             url = httpx.URL(models_url(spec))
         except (httpx.InvalidURL, ValueError):  # urlsplit raises ValueError on a bad IPv6 host
@@ -176,10 +192,11 @@ class LlmService:
             auth = None  # the bearer token wins over a user:password in the URL
 
         origin = (url.scheme, url.host, url.port)
-        request = self._client.build_request("GET", url, headers=headers)
+        client = self._client()
+        request = client.build_request("GET", url, headers=headers)
         started = time.perf_counter()
         for _hop in range(MAX_REDIRECTS + 1):
-            response = await self._client.send(request, auth=auth, stream=True)
+            response = await client.send(request, auth=auth, stream=True)
             try:
                 next_request = response.next_request
                 if next_request is not None:
@@ -250,6 +267,8 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
 
 def _describe(exc: httpx.HTTPError) -> str:
     """A short phrase for a failed request, never naming the URL (it may hold credentials)."""
+    import httpx
+
     if isinstance(exc, httpx.ConnectError):
         return _connect_failure(exc)
     if isinstance(exc, httpx.RemoteProtocolError):

@@ -25,9 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from simpleaided.domain.errors import NotFound, VaultDamaged, WrongPassphrase
 from simpleaided.store import safefs
@@ -82,9 +79,15 @@ def new_header(params: KdfParams) -> dict[str, Any]:
     }
 
 
+# ``cryptography`` is imported where it is used: ~9 MB of memory that a daemon whose vault
+# is never opened should not pay.
+
+
 def derive_key(passphrase: str, header: dict[str, Any]) -> bytes:
     """The 256-bit key of ``passphrase`` under ``header``'s KDF (CPU and memory heavy: run it
     in a worker thread)."""
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
     kdf = header["kdf"]
     return Argon2id(
         salt=_unb64(kdf["salt"]),
@@ -101,12 +104,16 @@ def _aad(header: dict[str, Any], part: str) -> bytes:
 
 
 def _seal_part(key: bytes, header: dict[str, Any], part: str, plain: bytes) -> dict[str, str]:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(_NONCE_BYTES)
     data = AESGCM(key).encrypt(nonce, plain, _aad(header, part))
     return {"nonce": _b64(nonce), "data": _b64(data)}
 
 
 def _open_part(key: bytes, header: dict[str, Any], part: str, sealed: Any) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if not isinstance(sealed, dict):
         raise ValueError(f"'{part}' is missing")
     return AESGCM(key).decrypt(
@@ -163,6 +170,8 @@ def parse_header(data: bytes) -> dict[str, Any]:
 def open_sealed(key: bytes, data: bytes) -> Sealed:
     """Decrypt a vault file with ``key``; ``WrongPassphrase`` if the key is not the file's,
     ``VaultDamaged`` if the key is right but the contents fail authentication."""
+    from cryptography.exceptions import InvalidTag
+
     header = parse_header(data)
     doc = orjson.loads(data)
     try:

@@ -307,9 +307,43 @@ class Bench:
         server, starts = self.timed_starts(home, workspace, "daemon, empty store")
         with procs.running(server):
             resources = self.settle(server, 0)
-        figures = {"startS": starts, "resources": resources}
+            self.log("empty store: vault unlock with the default Argon2id cost")
+            vault = self.vault_unlock(server)
+        figures = {"startS": starts, "resources": resources, "vault": vault}
         self.data["emptyStore"] = figures
         return figures
+
+    def vault_unlock(self, server: procs.Server, rounds: int = 5) -> dict[str, Any]:
+        """``vault.unlock`` with the default key-derivation cost (the daemon's defaults),
+        against ``vault.status`` on the same connection: the cost a guesser pays per try."""
+        passphrase = "benchmark passphrase"
+
+        def call(sock: Any, method: str, **params: Any) -> Any:
+            request = {"jsonrpc": "2.0", "method": method, "params": params, "id": 1}
+            reply = orjson.loads(client.roundtrip(sock, orjson.dumps(request) + b"\n"))
+            assert "result" in reply, reply
+            return reply["result"]
+
+        sock = client.connect(server.socket)
+        try:
+            call(sock, "vault.init", passphrase=passphrase)
+            unlock, status = [], []
+            for _ in range(rounds):
+                call(sock, "vault.lock")
+                began = time.perf_counter()
+                call(sock, "vault.unlock", passphrase=passphrase)
+                unlock.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                call(sock, "vault.status")
+                status.append(time.perf_counter() - began)
+        finally:
+            sock.close()
+        return {
+            "unlockS": unlock,
+            "statusS": status,
+            "unlockMedianS": statistics.median(unlock),
+            "statusMedianS": statistics.median(status),
+        }
 
     def size(self, n: int, empty: dict[str, Any], *, time_cli: bool) -> None:
         """Every figure at ``n`` runs on disk."""
@@ -631,6 +665,13 @@ class Bench:
         self.rows += [
             Row("start → first status.get, empty store", statistics.median(empty["startS"]), "s"),
             Row("RSS, empty store", empty["resources"]["VmRSS"] / MiB, "MiB"),
+            Row(
+                "vault.unlock, default Argon2id (vs vault.status)",
+                empty["vault"]["unlockMedianS"] * 1000,
+                "ms",
+                empty["vault"]["statusMedianS"] * 1000,
+                "a noticeable fraction of a second",
+            ),
         ]
 
 
