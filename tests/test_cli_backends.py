@@ -164,3 +164,11 @@ def test_passphrases_are_read_from_the_terminal_without_echo(sandbox: Sandbox) -
     assert sandbox.ok("vault", "get", "token").stdout == "value-not-echoed\n"
     code, shown = on_a_terminal(sandbox, ["vault", "passwd"], [secret, b"one", b"two"])
     assert code == 1 and b"the two entries differ; nothing changed" in shown
+
+
+def test_a_secret_from_stdin_may_span_lines(sandbox: Sandbox) -> None:
+    sandbox.configure(FAST_VAULT)
+    sandbox.ok("vault", "init", input=PASS)
+    pem = b"-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----\n"
+    sandbox.ok("vault", "set", "pem", input=pem)
+    assert sandbox.ok("vault", "get", "pem").out == pem  # all of it (one newline is printed)

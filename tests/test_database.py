@@ -330,6 +330,49 @@ async def test_postgres_prod_is_read_only_by_the_server(postgres: str) -> None:
         assert await db.execute("SELECT to_regclass('never_made')") == [(None,)]
 
 
+@pytest.mark.parametrize(
+    ("first", "refusal"),
+    [
+        # Turn the session default off, then write in the next statement.
+        ("SET default_transaction_read_only = off", None),
+        ("SELECT set_config('default_transaction_read_only', 'off', false)", None),
+        ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", None),
+        # Or all in one go.
+        ("BEGIN READ WRITE; CREATE TABLE never_made(x int); COMMIT", InvalidInput),
+        ("SET default_transaction_read_only = off; CREATE TABLE never_made(x int)", InvalidInput),
+    ],
+)
+async def test_prod_read_only_cannot_be_switched_off_through_the_connection(
+    postgres: str, first: str, refusal: type[Exception] | None
+) -> None:
+    async with database(env="PROD", url=postgres) as db:
+        await db.probe()
+        if refusal is None:
+            await db.execute(first)  # allowed, and undone when its transaction rolls back
+        else:
+            with pytest.raises(refusal, match="multiple commands"):
+                await db.execute(first)
+        with pytest.raises(ReadOnly):
+            await db.execute("CREATE TABLE never_made(x int)")
+        assert await db.execute("SELECT to_regclass('never_made')") == [(None,)]
+        assert await db.execute("SHOW default_transaction_read_only") == [("on",)]
+        section = await db.probe()
+        assert section["connected"] is True and section["readOnly"] is True
+        assert await db.execute("SELECT %s::int + 1", [41]) == [(42,)]  # parameters still work
+        assert await db.execute("SELECT 'a%'") == [("a%",)]  # and a bare "%" is no placeholder
+
+
+async def test_a_password_in_the_url_query_never_shows(
+    postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for url in (postgres + "?password=top%zzsecret", postgres + "?password=topsecret&x=%zz"):
+        async with database(url=url) as db:
+            section = await db.probe()
+        assert section["connected"] is False
+        assert "secret" not in str(section) and "secret" not in caplog.text
+
+
 async def test_postgres_secrets_from_the_vault(
     postgres: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -399,6 +399,22 @@ async def test_concurrent_callers_share_one_probe() -> None:
     assert results[0]["online"] == 1
 
 
+async def test_a_probe_whose_caller_goes_away_still_completes_for_the_others() -> None:
+    with LlmServer({"/api/tags": Route(body=OLLAMA_TAGS, delay=0.3)}) as server:
+        async with service(ollama(server.url)) as svc:
+            waiter: list[dict[str, Any]] = []
+
+            async def wait_for_it() -> None:
+                waiter.append(await svc.probe())  # joins the probe the first caller started
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    with anyio.move_on_after(0.1):  # the first caller (a client) goes away
+                        tg.start_soon(wait_for_it)
+                        await svc.probe()
+            assert waiter[0]["online"] == 1 and svc.section()["backends"][0]["checkedAt"]
+
+
 async def test_every_kind_of_backend_at_once() -> None:
     with (
         LlmServer({"/api/tags": Route(body=OLLAMA_TAGS)}) as good,

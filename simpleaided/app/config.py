@@ -107,8 +107,8 @@ class VaultSection(_Section):
     idle_lock_seconds: float = Field(900.0, ge=0, le=30 * 86400)
     max_unlock_seconds: float = Field(14400.0, ge=0, le=30 * 86400)
     # Argon2id for new vault files and passphrase changes (an existing file keeps its own).
-    kdf_memory_kib: int = Field(131072, ge=8 * 1024, le=4 * 1024 * 1024)
-    kdf_iterations: int = Field(3, ge=1, le=100)
+    kdf_memory_kib: int = Field(131072, ge=8 * 1024, le=1024 * 1024)  # as vault files allow
+    kdf_iterations: int = Field(3, ge=1, le=10)
     kdf_lanes: int = Field(4, ge=1, le=64)
     # The wait before the attempt after a wrong passphrase; it doubles per failure (max 30 s).
     failed_unlock_delay_seconds: float = Field(0.5, ge=0.01, le=30)

@@ -89,6 +89,7 @@ class Daemon:
             ),
             failed_delay_seconds=config.vault.failed_unlock_delay_seconds,
             on_change=self._vault_changed,
+            warn=self._warn,
         )
         profile = config.db.PROD if config.env == "PROD" else config.db.DEV
         self.database = DatabaseService(

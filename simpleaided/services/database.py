@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import anyio
 from anyio.abc import TaskStatus
@@ -120,6 +120,21 @@ def pg_error_line(message: str) -> str:
     return _lower_first(line) or "unknown database error"
 
 
+def _url_secrets(url: str) -> set[str]:
+    """The passwords a connection URL holds, as written and decoded: its userinfo password
+    and any ``password=`` query value (libpq takes both; its errors may quote either)."""
+    found: set[str] = set()
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        if parts.password:
+            found |= {parts.password, unquote(parts.password)}
+        for name, value in parse_qsl(parts.query, keep_blank_values=False):
+            if name == "password":
+                found.add(value)
+        found |= {m.group(1) for m in re.finditer(r"[?&]password=([^&#]*)", url) if m.group(1)}
+    return {secret for secret in found if secret}
+
+
 def _first_line(text: str) -> str:
     return text.strip().split("\n", 1)[0].strip()
 
@@ -151,8 +166,9 @@ class _PgSession(_Session):
 
     kind: DbKind = "postgres"
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, read_only: bool) -> None:
         self._conn = conn
+        self._read_only = read_only
         # Our own descriptor of the connection's socket: shutting it down wakes a thread
         # waiting on a silent server, and unlike libpq's descriptor (closed when libpq drops
         # the connection) its number cannot be reused for another file under us.
@@ -181,9 +197,22 @@ class _PgSession(_Session):
 
         try:
             with self._conn.cursor() as cur:
-                # No parameters: the statement is sent as it is (a "%" in it is no placeholder).
-                cur.execute(sql, params or None)
-                return list(cur.fetchall()) if cur.description is not None else []
+                if not self._read_only:
+                    # No parameters: sent as it is (a "%" in it is no placeholder).
+                    cur.execute(sql, params or None)
+                    return list(cur.fetchall()) if cur.description is not None else []
+                # PROD. The session default alone could be turned off by the statement itself
+                # ("SET default_transaction_read_only = off", "BEGIN READ WRITE; ..."). So:
+                # exactly one statement (prepared: the extended protocol refuses several), in
+                # a read-only transaction that is then rolled back, taking with it any setting
+                # the statement changed (SET is transactional in PostgreSQL).
+                cur.execute("BEGIN READ ONLY")
+                try:
+                    cur.execute(sql, params or None, prepare=True)
+                    return list(cur.fetchall()) if cur.description is not None else []
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        self._conn.execute("ROLLBACK")
         except psycopg.Error as exc:
             raise self._failure(exc) from None
 
@@ -286,7 +315,7 @@ def _open_postgres(
     except psycopg.Error as exc:
         raise BackendUnavailable(pg_error_line(str(exc))) from None
     try:
-        return _PgSession(conn)
+        return _PgSession(conn, read_only=read_only)
     except BaseException:
         conn.close()
         raise
@@ -499,9 +528,7 @@ class DatabaseService:
                 self._target = DbTarget("sqlite", path, None)
                 self._in_store = True
         elif not url.startswith(VAULT_PREFIX):
-            with contextlib.suppress(ValueError):
-                if secret := urlsplit(url).password:
-                    self._secrets.add(secret)
+            self._secrets |= _url_secrets(url)
             try:
                 self._target = parse_target(url, password)
             except InvalidInput as exc:
@@ -683,9 +710,8 @@ class DatabaseService:
         except NotFound:
             raise BackendUnavailable(f"secret {name!r} not in the vault") from None
         self._secrets.add(secret)
-        with contextlib.suppress(ValueError):
-            if (inner := urlsplit(secret).password) and "://" in secret:
-                self._secrets.add(inner)
+        if "://" in secret:
+            self._secrets |= _url_secrets(secret)
         return secret
 
     # -- calls on the connection ----------------------------------------------------------

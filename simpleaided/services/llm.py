@@ -109,9 +109,13 @@ class LlmService:
             return self._section
         done = self._probing = anyio.Event()
         try:
-            async with anyio.create_task_group() as tg:
-                for index in range(len(self.backends)):
-                    tg.start_soon(self._probe_one, index)
+            # Shielded: whoever started the probe (an llm.probe whose client went away) may
+            # be cancelled, but others wait for this probe, and each backend's part is bounded
+            # by timeout_seconds anyway.
+            with anyio.CancelScope(shield=True):
+                async with anyio.create_task_group() as tg:
+                    for index in range(len(self.backends)):
+                        tg.start_soon(self._probe_one, index)
         finally:
             self._probing = None
             done.set()

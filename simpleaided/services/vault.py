@@ -25,11 +25,13 @@ from simpleaided.domain.errors import (
     Conflict,
     LimitExceeded,
     NotFound,
+    SimpleaideError,
     VaultLocked,
     WrongPassphrase,
 )
 from simpleaided.domain.names import VAULT_REF
 from simpleaided.store.vaultfile import (
+    MAX_VAULT_BYTES,
     KdfParams,
     VaultFile,
     derive_key,
@@ -66,6 +68,7 @@ class VaultService:
         max_seconds: float,
         kdf: KdfParams,
         on_change: Callable[[], None],
+        warn: Callable[[str], None] = log.warning,
         failed_delay_seconds: float = 0.5,
     ) -> None:
         self.file = file
@@ -74,6 +77,8 @@ class VaultService:
         self.kdf = kdf
         self.failed_delay_seconds = failed_delay_seconds
         self._on_change = on_change
+        self._warn = warn
+        self._unusable: str | None = None  # why the vault's file cannot be used, if so
         self._initialized = False
         self._open: _Unlocked | None = None
         self._idle: float | None = None  # this unlock's idle time
@@ -91,7 +96,7 @@ class VaultService:
     def state(self) -> VaultState:
         if self._open is not None:
             return "unlocked"
-        return "locked" if self._initialized else "uninitialized"
+        return "locked" if self._initialized or self._unusable else "uninitialized"
 
     def _deadline(self) -> float | None:
         if self._open is None:
@@ -130,8 +135,15 @@ class VaultService:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Find out whether a vault exists (the state starts locked or uninitialized)."""
-        self._initialized = await anyio.to_thread.run_sync(self.file.exists)
+        """Find out whether a vault exists (the state starts locked or uninitialized). A vault
+        file the daemon may not use (a symlinked or group-writable folder) is reported, and
+        the daemon serves on without it."""
+        try:
+            self._initialized = await anyio.to_thread.run_sync(self.file.exists)
+        except (SimpleaideError, OSError) as exc:
+            reason = exc.message if isinstance(exc, SimpleaideError) else str(exc)
+            self._unusable = f"the vault cannot be used: {reason}"
+            self._warn(self._unusable)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Lock the vault when its time is up, until cancelled."""
@@ -151,8 +163,13 @@ class VaultService:
 
     # -- locking ---------------------------------------------------------------------------
 
+    def _check_usable(self) -> None:
+        if self._unusable is not None:
+            raise VaultLocked(self._unusable)
+
     async def init(self, passphrase: str) -> None:
         """Create an empty vault under ``passphrase``; it starts unlocked."""
+        self._check_usable()
         async with self._attempts, self._writes:
             if await anyio.to_thread.run_sync(self.file.exists):
                 self._initialized = True
@@ -168,12 +185,18 @@ class VaultService:
         """Open the vault with ``passphrase`` (again, if already open: that restarts its
         timers); ``WrongPassphrase`` slows the next attempt down."""
         async with self._attempts:
-            key, header, secrets = await self._open_with(passphrase)
-            self._start(_Unlocked(key, header, secrets), ttl_seconds)
+            key, _, _ = await self._open_with(passphrase)
+            # The key took a while to derive: a set or delete may have changed the file since
+            # it was read. Read it again under the write lock, so none is undone.
+            async with self._writes:
+                data = await anyio.to_thread.run_sync(self.file.read)
+                sealed = open_sealed(key, data)
+                self._start(_Unlocked(key, sealed.header, sealed.secrets), ttl_seconds)
         log.info("vault unlocked")
 
     async def _open_with(self, passphrase: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:
         """Derive and check the key; call with ``_attempts`` held."""
+        self._check_usable()
         wait = self._next_attempt - time.monotonic()
         if wait > 0:
             await anyio.sleep(wait)
@@ -275,6 +298,10 @@ class VaultService:
 
     async def _write(self, key: bytes, header: dict[str, Any], secrets: dict[str, str]) -> None:
         data = seal(key, header, secrets)
+        if len(data) > MAX_VAULT_BYTES:  # it could not be read back: refuse it now
+            raise LimitExceeded(
+                f"the vault would be {len(data)} bytes, over its {MAX_VAULT_BYTES}-byte limit"
+            )
         with anyio.CancelScope(shield=True):  # a half-done change must not be abandoned
             await anyio.to_thread.run_sync(self.file.write, data)
 

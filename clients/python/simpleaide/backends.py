@@ -2,7 +2,7 @@
 
 Passphrases and secret values are never taken from the command line (where ``ps`` and the
 shell history would show them): they are read from the terminal without echo, or, when
-stdin is not a terminal, one per line from stdin, for scripts.
+stdin is not a terminal (scripts), passphrases one per line and a value as all of stdin.
 """
 
 from __future__ import annotations
@@ -115,8 +115,12 @@ def vault_passwd(session: Session, args: Args) -> int:
 
 
 def vault_set(session: Session, args: Args) -> int:
-    """``simpleaide vault set NAME``: the value from the terminal (no echo) or stdin."""
-    value = _read_secret(f"Value of {args.name}")
+    """``simpleaide vault set NAME``: the value from the terminal (no echo), or all of stdin
+    (a PEM key spans lines; one trailing newline is dropped)."""
+    if sys.stdin.isatty():
+        value = _read_secret(f"Value of {args.name}")
+    else:
+        value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     result = session.call("vault.set", name=args.name, value=value)
     if args.json:
         print_json(result)

@@ -474,8 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simpleaide import backends
 
     secret_input = (
-        "Passphrases and values are read from the terminal without echo, or one per line\n"
-        "from stdin when it is not a terminal (for scripts); never from the command line."
+        "Passphrases and values are read from the terminal without echo; when stdin is not\n"
+        "a terminal (scripts), passphrases one per line and a value as all of stdin (less\n"
+        "one trailing newline). Never from the command line."
     )
     vault = command(tree, "vault", "the encrypted secrets vault", None, json_output=False)
     vault_commands = vault.add_subparsers(title="commands", metavar="COMMAND", required=True)
