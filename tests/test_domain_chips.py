@@ -135,3 +135,20 @@ def test_run_chips_say_what_the_last_run_did_and_when() -> None:
 )
 def test_ages_are_short(ms: int | None, words: str) -> None:
     assert chips.format_age(ms) == words
+
+
+def test_reused_chips_still_follow_every_change() -> None:
+    db_on = {"connected": True, "type": "sqlite", "env": "DEV", "readOnly": False}
+    last = {"id": "r", "status": "failed", "ageMs": 59_000, "errorMessage": None}
+    first = chips.chips(doc(db=db_on, runs={"active": 0, "last": last}))
+    again = chips.chips(doc(db=db_on, runs={"active": 0, "last": dict(last)}))
+    assert again[2] is first[2] and again[4] is first[4]  # same words: the same chip objects
+    later = chips.chips(
+        doc(db=dict(db_on, connected=False), runs={"active": 0, "last": {**last, "ageMs": 60_000}})
+    )
+    assert later[2]["text"] == "DB OFF"
+    assert later[4]["tooltip"] == "Last run failed 1m ago"
+    vault = chips.chips(doc(vault={"state": "unlocked", "autoLockRemainingMs": 61_000}))[1]
+    assert vault["tooltip"] == "Vault unlocked: locks in 1m"
+    vault = chips.chips(doc(vault={"state": "unlocked", "autoLockRemainingMs": 59_000}))[1]
+    assert vault["tooltip"] == "Vault unlocked: locks in 59s"

@@ -8,6 +8,7 @@ Each chip has a ``level`` that picks a colour: ``ok``, ``info``, ``warn``, ``bad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _RUN_MARKS = {"completed": "✓", "failed": "✗", "cancelled": "⊘", "pending": "⏸", "running": "⏳"}
@@ -108,11 +109,52 @@ def runs_chip(runs: dict[str, Any]) -> dict[str, str]:
 
 
 def chips(doc: dict[str, Any]) -> list[dict[str, str]]:
-    """The five chips of a status document, in header order."""
+    """The five chips of a status document, in header order.
+
+    Every status query builds them, so each chip is reused while what it says stays the
+    same: the db and llm sections are the same objects until a probe changes them, and the
+    others are keyed by the few values their words depend on (ages in whole units). The
+    chips returned are shared: callers must not change them.
+    """
+    vault, runs = doc["vault"], doc["runs"]
+    remaining = vault.get("autoLockRemainingMs")
+    last = runs.get("last") or {}
     return [
-        env_chip(doc["env"]),
-        vault_chip(doc["vault"]),
-        db_chip(doc["db"]),
-        llm_chip(doc["llm"]),
-        runs_chip(doc["runs"]),
+        _memo("env", doc["env"], env_chip, doc["env"]),
+        _memo(
+            "vault",
+            (vault.get("state"), None if remaining is None else format_age(remaining + 999)),
+            vault_chip,
+            vault,
+        ),
+        _memo("db", id(doc["db"]), db_chip, doc["db"]),
+        _memo("llm", id(doc["llm"]), llm_chip, doc["llm"]),
+        _memo(
+            "runs",
+            (
+                runs.get("active"),
+                last.get("id"),
+                last.get("status"),
+                format_age(last.get("ageMs")),
+                last.get("errorMessage"),
+            ),
+            runs_chip,
+            runs,
+        ),
     ]
+
+
+# The last chip made of each kind: (key, the section it was made from, the chip). The section
+# is kept so that an id() key cannot be reused by a new object while the entry lives.
+_last: dict[str, tuple[object, object, dict[str, str]]] = {}
+
+
+def _memo(
+    name: str, key: object, make: Callable[[Any], dict[str, str]], section: Any
+) -> dict[str, str]:
+    hit = _last.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[2]
+    chip = make(section)
+    _last[name] = (key, section, chip)
+    return chip
