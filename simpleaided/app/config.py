@@ -19,6 +19,13 @@ No file is needed: the defaults serve. The file lives at
     count_pending_as_active = false
     owner_check_seconds = 5          # how often the owners of active runs are checked
 
+    [http]                           # the HTTP shim: GET /api/status and the web header
+    enabled = false                  # --http [HOST:]PORT or SIMPLEAIDE_HTTP enable it too
+    listen = "127.0.0.1:7433"
+    allow_remote = false             # true: a non-loopback address may be listened on
+    allowed_hosts = []               # Host names accepted besides the loopback ones
+    cors_origins = []                # origins given CORS headers (none by default)
+
     [vault]
     file = "~/.local/share/simpleaide/vault.json"
     idle_lock_seconds = 900          # locks after this long unused (0: never)
@@ -46,6 +53,7 @@ No file is needed: the defaults serve. The file lives at
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -160,6 +168,60 @@ class LlmSection(_Section):
         return self
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``PORT`` (on 127.0.0.1) as ``(host, port)``."""
+    text = value.strip()
+    if text.isdigit():
+        host, port = "127.0.0.1", text
+    elif text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"{value!r} is not [IPV6]:PORT")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f"{value!r} is not HOST:PORT or PORT")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: the port must be 0-65535")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names the loopback interface."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpSection(_Section):
+    enabled: bool = False
+    listen: str = "127.0.0.1:7433"
+    allow_remote: bool = False
+    allowed_hosts: list[str] = []
+    cors_origins: list[str] = []
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> HttpSection:
+        host, _ = parse_listen(self.listen)
+        if not self.allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"the HTTP shim listens on loopback only: {host} is not a loopback address "
+                "(set http.allow_remote = true to allow it)"
+            )
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` to listen on."""
+        return parse_listen(self.listen)
+
+
 class Config(_Section):
     """The daemon's whole configuration, with every default filled in."""
 
@@ -169,6 +231,7 @@ class Config(_Section):
     limits: LimitsSection = LimitsSection()
     runs: RunsSection = RunsSection()
     watch: WatchSection = WatchSection()
+    http: HttpSection = HttpSection()
     vault: VaultSection = VaultSection()
     db: DbSection = DbSection()
     llm: LlmSection = LlmSection()
@@ -226,6 +289,7 @@ ENVIRONMENT = {
     "SIMPLEAIDE_STATE_DIR": "daemon.state_dir",
     "SIMPLEAIDE_MAX_MESSAGE_BYTES": "limits.max_message_bytes",
     "SIMPLEAIDE_VAULT_FILE": "vault.file",
+    "SIMPLEAIDE_HTTP": "http.listen",  # and enables the shim
 }
 
 
@@ -287,9 +351,13 @@ def load_config(
             if dotted in _PATH_SETTINGS:
                 value = _resolve(cwd, value)
             _set(data, dotted, value.lower() if dotted == "daemon.log_level" else value)
+            if dotted == "http.listen":
+                _set(data, "http.enabled", True)
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set(data, dotted, _resolve(cwd, value) if dotted in _PATH_SETTINGS else value)
+            if dotted == "http.listen":
+                _set(data, "http.enabled", True)
     if extra_workspaces:
         listed = data.get("workspaces", [])
         data["workspaces"] = [

@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import SocketListener, TaskGroup, TaskStatus
 
 from simpleaided import __version__
-from simpleaided.app.config import Config
+from simpleaided.app.config import Config, ConfigError
 from simpleaided.domain import clock
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database import DatabaseService
@@ -117,6 +117,11 @@ class Daemon:
             env=config.env,
             socket_path=str(config.socket_path),
         )
+        self.http: Any = None  # the HTTP shim (transports.http.HttpShim), when enabled
+        if config.http.enabled:
+            self.http = self._http_shim()
+            socket_path = str(config.socket_path)
+            self.status.sections["api"] = lambda _now: self.http.section(socket_path)
         self.runs.on_workspace_served = self.database.adopt_workspace
         self.status.sections["vault"] = self.vault.section
         self.status.sections["db"] = lambda _now: self.database.section()
@@ -164,6 +169,25 @@ class Daemon:
         if message not in self.runs.warnings:
             self.runs.warnings.append(message)
 
+    def _http_shim(self) -> Any:
+        try:
+            from simpleaided.transports.http import HttpShim
+        except ImportError as exc:
+            raise ConfigError(
+                f"the HTTP shim needs Starlette and uvicorn ({exc.name} is missing): "
+                "pip install 'simpleaided[http]'"
+            ) from None
+        host, port = self.config.http.address
+        return HttpShim(
+            self.status,
+            self.events,
+            self.runs.scope,
+            host=host,
+            port=port,
+            allowed_hosts=self.config.http.allowed_hosts,
+            cors_origins=self.config.http.cors_origins,
+        )
+
     def _vault_changed(self) -> None:
         self.events.section_changed()
         # Secrets may have become available (or gone): probes that need them try again now.
@@ -195,6 +219,8 @@ class Daemon:
                 await tg.start(self.vault.run)
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self.server.serve, listener)
+                if self.http is not None:
+                    await tg.start(self.http.serve)
                 tg.start_soon(self._after_start, tg)
                 log.info(
                     "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s))",

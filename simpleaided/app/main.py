@@ -21,7 +21,8 @@ logs go to stderr. Stop it with Ctrl-C or SIGTERM (requests in progress finish f
 
 EPILOG = """\
 environment: SIMPLEAIDE_SOCKET, SIMPLEAIDE_CONFIG, SIMPLEAIDE_ENV (DEV|PROD),
-SIMPLEAIDE_LOG_LEVEL, SIMPLEAIDE_STATE_DIR, SIMPLEAIDE_MAX_MESSAGE_BYTES.
+SIMPLEAIDE_LOG_LEVEL, SIMPLEAIDE_STATE_DIR, SIMPLEAIDE_MAX_MESSAGE_BYTES, SIMPLEAIDE_VAULT_FILE,
+SIMPLEAIDE_HTTP ([HOST:]PORT: enables the HTTP shim).
 Flags override the environment, which overrides the config file.
 """
 
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], type=str.lower
     )
+    parser.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="serve the HTTP shim (GET /api/status, the web header) on HOST:PORT "
+        "(default host 127.0.0.1; loopback only unless http.allow_remote)",
+    )
     parser.add_argument("--version", action="version", version=f"simpleaided {__version__}")
     return parser
 
@@ -56,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "env": args.env,
         "daemon.socket": args.socket,
         "daemon.log_level": args.log_level,
+        "http.listen": args.http,
     }
     try:
         config = load_config(
@@ -73,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        anyio.run(Daemon(config).run)
+        daemon = Daemon(config)
+    except ConfigError as exc:
+        print(f"simpleaided: {exc}", file=sys.stderr)
+        return 2
+    try:
+        anyio.run(daemon.run)
     except SocketInUse as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,258 @@
+"""The HTTP shim on the real daemon: the document, ETag/304, the event stream, the Host
+check, loopback-only binding, read-only routes, CORS only when configured, and a fuzz run of
+its OpenAPI description (schemathesis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import schemathesis
+
+from simpleaided.app.config import ConfigError, load_config
+from simpleaided.app.daemon import Daemon
+from simpleaided.transports.http import openapi_document, stable_view
+from tests.conftest import running_daemon
+from tests.rpcclient import RpcClient
+
+SHIM = {"http.listen": "127.0.0.1:0"}
+
+
+@pytest.fixture
+async def shim(isolated_env: Path, socket_path: Path) -> AsyncIterator[tuple[Daemon, str]]:
+    """A daemon serving the shim on a free loopback port, and the shim's URL."""
+    async with running_daemon(socket_path, isolated_env / "state", **SHIM) as daemon:
+        yield daemon, daemon.http.url
+
+
+async def test_the_document_is_status_get_with_an_etag(
+    shim: tuple[Daemon, str], socket_path: Path, workspace: Path
+) -> None:
+    _, url = shim
+    async with httpx.AsyncClient(base_url=url) as http, await RpcClient.connect(socket_path) as rpc:
+        reply = await http.get("/api/status")
+        assert reply.status_code == 200
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.headers["cache-control"] == "no-store"
+        via_socket = await rpc.call("status.get")
+        assert stable_view(reply.json()) == stable_view(via_socket)
+        assert via_socket["api"] == {
+            "enabled": True,
+            "url": url,
+            "port": int(url.rsplit(":", 1)[1]),
+            "socket": str(socket_path),
+        }
+
+        etag = reply.headers["etag"]
+        again = await http.get("/api/status", headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == etag and again.headers["cache-control"] == "no-store"
+
+        await rpc.call("runs.create", workspace=str(workspace))
+        changed = await http.get("/api/status", headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and changed.headers["etag"] != etag
+        assert changed.json()["runs"]["total"] == 1
+
+
+async def test_the_event_stream_delivers_each_change(
+    shim: tuple[Daemon, str], socket_path: Path, workspace: Path
+) -> None:
+    _, url = shim
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        http.stream("GET", "/api/status/stream") as stream,
+        await RpcClient.connect(socket_path) as rpc,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+
+        async def next_document() -> dict[str, Any]:
+            event = None
+            async for line in lines:
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event == "status":
+                    doc: dict[str, Any] = json.loads(line.split(":", 1)[1])
+                    return doc
+            raise AssertionError("the stream ended")
+
+        with anyio.fail_after(5):
+            first = await next_document()
+        assert first["runs"]["total"] == 0
+        await rpc.call("runs.create", workspace=str(workspace))
+        with anyio.fail_after(2):  # one change: delivered within the 50 ms coalescing, plus
+            while (await next_document())["runs"]["total"] != 1:
+                pass
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("[::1]", True),
+        ("evil.example", False),
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+    ],
+)
+async def test_a_foreign_host_header_is_refused(
+    shim: tuple[Daemon, str], host: str, allowed: bool
+) -> None:
+    _, url = shim
+    port = url.rsplit(":", 1)[1]
+    async with httpx.AsyncClient(base_url=url) as http:
+        for path in ("/api/status", "/api/status/stream", "/healthz", "/"):
+            if path.endswith("stream") and allowed:
+                continue  # an allowed stream never ends; covered above
+            headers = {"Host": f"{host}:{port}" if host else ""}
+            reply = await http.get(path, headers=headers)
+            assert (reply.status_code != 403) is allowed, (path, reply.status_code)
+            if not allowed:
+                assert "runs" not in reply.text
+
+
+async def test_only_reads_are_served_and_no_secret_shows(
+    isolated_env: Path, socket_path: Path, short_tmp: Path
+) -> None:
+    settings = {
+        **SHIM,
+        "vault.file": str(short_tmp / "vault.json"),
+        "vault.kdf_memory_kib": 8192,
+        "vault.kdf_iterations": 1,
+        "vault.kdf_lanes": 1,
+    }
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings) as daemon,
+        await RpcClient.connect(socket_path) as rpc,
+        httpx.AsyncClient(base_url=daemon.http.url) as http,
+    ):
+        await rpc.call("vault.init", passphrase="a long passphrase")
+        await rpc.call("vault.set", name="token", value="the-secret-value")
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            for path in ("/api/status", "/healthz"):
+                assert (await http.request(method, path)).status_code == 405
+        for path in ("/api/vault", "/api/status/../vault", "/rpc", "/api/runs"):
+            assert (await http.get(path)).status_code == 404
+        seen = (await http.get("/api/status")).text + (await http.get("/openapi.json")).text
+        assert "the-secret-value" not in seen and "a long passphrase" not in seen
+        assert (await http.get("/api/status")).json()["vault"]["state"] == "unlocked"
+
+
+async def test_no_cors_headers_unless_origins_are_configured(
+    isolated_env: Path, socket_path: Path
+) -> None:
+    origin = {"Origin": "http://app.example"}
+    async with running_daemon(socket_path, isolated_env / "a", **SHIM) as daemon:
+        async with httpx.AsyncClient(base_url=daemon.http.url) as http:
+            reply = await http.get("/api/status", headers=origin)
+            assert not [h for h in reply.headers if h.startswith("access-control-")]
+    settings = {**SHIM, "http.cors_origins": ["http://app.example"]}
+    async with running_daemon(socket_path, isolated_env / "b", **settings) as daemon:
+        async with httpx.AsyncClient(base_url=daemon.http.url) as http:
+            reply = await http.get("/api/status", headers=origin)
+            assert reply.headers["access-control-allow-origin"] == "http://app.example"
+            other = await http.get("/api/status", headers={"Origin": "http://evil.example"})
+            assert "access-control-allow-origin" not in other.headers
+
+
+async def test_health_openapi_and_the_demo_page(shim: tuple[Daemon, str]) -> None:
+    _, url = shim
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        spec = (await http.get("/openapi.json")).json()
+        assert spec["openapi"].startswith("3.1")
+        assert set(spec["paths"]) == {"/api/status", "/api/status/stream", "/healthz"}
+        assert spec["servers"] == [{"url": url}]
+
+
+def test_a_non_loopback_address_needs_explicit_configuration() -> None:
+    for listen in ("0.0.0.0:7433", "192.168.1.10:7433", "example.com:80", "[::]:7433"):
+        with pytest.raises(ConfigError, match="loopback only"):
+            load_config(environ={}, overrides={"http.listen": listen})
+    allowed = load_config(
+        environ={}, overrides={"http.listen": "0.0.0.0:0", "http.allow_remote": True}
+    )
+    assert allowed.http.enabled and allowed.http.address == ("0.0.0.0", 0)
+    for listen, address in [("7433", ("127.0.0.1", 7433)), ("[::1]:80", ("::1", 80))]:
+        assert load_config(environ={}, overrides={"http.listen": listen}).http.address == address
+    env = load_config(environ={"SIMPLEAIDE_HTTP": "localhost:9000"}).http
+    assert env.enabled and env.address == ("localhost", 9000)
+
+
+def test_the_command_refuses_a_remote_bind_with_one_line(short_tmp: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simpleaided",
+            "--socket",
+            str(short_tmp / "s.sock"),
+            "--http",
+            "0.0.0.0:7433",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "loopback only" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- fuzzing the described API ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shim_url() -> Iterator[str]:
+    """A real daemon process with the shim on a free port (schemathesis calls are
+    synchronous, so the daemon runs beside the test, not in its event loop)."""
+    from simpleaide.client import Client
+
+    home = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
+    sock = home / "d.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLEAIDE_", "XDG_"))}
+    env.update(HOME=str(home), XDG_STATE_HOME=str(home / "state"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simpleaided", "--socket", str(sock), "--http", "127.0.0.1:0"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with Client(str(sock), timeout=10) as client:
+            for _ in range(200):
+                if sock.exists() and client.ping():
+                    break
+                anyio.run(anyio.sleep, 0.05)
+            url: str = client.call("status.get")["api"]["url"]
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+# The event stream never ends, so a fuzzer reading whole answers cannot call it.
+_FUZZED = openapi_document("http://127.0.0.1")
+del _FUZZED["paths"]["/api/status/stream"]
+schema = schemathesis.openapi.from_dict(_FUZZED)
+
+
+@schema.parametrize()
+def test_the_api_keeps_to_its_description(case: schemathesis.Case, shim_url: str) -> None:
+    case.call_and_validate(base_url=shim_url)
+
+
+def test_nothing_else_listens(shim_url: str) -> None:
+    port = int(shim_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # the shim answers on loopback, where it was asked to
