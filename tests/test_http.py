@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -256,3 +257,35 @@ def test_nothing_else_listens(shim_url: str) -> None:
     port = int(shim_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass  # the shim answers on loopback, where it was asked to
+
+
+def test_the_daemon_keeps_its_signal_handling_with_the_shim(short_tmp: Path) -> None:
+    from simpleaide.client import Client
+
+    sock = short_tmp / "d.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLEAIDE_", "XDG_"))}
+    env["HOME"] = str(short_tmp)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simpleaided", "--socket", str(sock), "--http", "127.0.0.1:0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Client(str(sock), timeout=10) as client:
+            for _ in range(200):
+                if sock.exists() and client.ping():
+                    break
+                anyio.run(anyio.sleep, 0.05)
+            url = client.call("status.get")["api"]["url"]
+        with httpx.stream("GET", url + "/api/status/stream", timeout=10) as stream:
+            next(stream.iter_lines())  # an open event stream must not hold the stop up
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, err = proc.communicate()
+    assert "received SIGTERM" in err and "stopped" in err and "Traceback" not in err
+    assert not sock.exists()
