@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import schemathesis
 from simpleaided.app.config import ConfigError, load_config
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.http import openapi_document, stable_view
-from tests.conftest import running_daemon
+from tests.conftest import make_daemon, running_daemon
 from tests.rpcclient import RpcClient
 
 SHIM = {"http.listen": "127.0.0.1:0"}
@@ -104,6 +103,10 @@ async def test_the_event_stream_delivers_each_change(
         ("[::1]", True),
         ("evil.example", False),
         ("127.0.0.1.evil.example", False),
+        ("[::1]evil.example", False),
+        ("localhost:evil", False),
+        ("LOCALHOST", True),
+        ("localhost.", False),
         ("", False),
     ],
 )
@@ -116,7 +119,7 @@ async def test_a_foreign_host_header_is_refused(
         for path in ("/api/status", "/api/status/stream", "/healthz", "/"):
             if path.endswith("stream") and allowed:
                 continue  # an allowed stream never ends; covered above
-            headers = {"Host": f"{host}:{port}" if host else ""}
+            headers = {"Host": f"{host}:{port}" if host and ":evil" not in host else host}
             reply = await http.get(path, headers=headers)
             assert (reply.status_code != 403) is allowed, (path, reply.status_code)
             if not allowed:
@@ -143,8 +146,15 @@ async def test_only_reads_are_served_and_no_secret_shows(
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             for path in ("/api/status", "/healthz"):
                 assert (await http.request(method, path)).status_code == 405
-        for path in ("/api/vault", "/api/status/../vault", "/rpc", "/api/runs"):
+        for path in ("/api/vault", "/rpc", "/api/runs"):
             assert (await http.get(path)).status_code == 404
+        for raw in (
+            b"/api/status/../vault",
+            b"/../clients/web/index.html",
+            b"/%2e%2e/pyproject.toml",
+        ):
+            answer = await anyio.to_thread.run_sync(raw_get, daemon.http.url, raw)
+            assert answer.startswith(b"HTTP/1.1 404"), answer[:80]
         seen = (await http.get("/api/status")).text + (await http.get("/openapi.json")).text
         assert "the-secret-value" not in seen and "a long passphrase" not in seen
         assert (await http.get("/api/status")).json()["vault"]["state"] == "unlocked"
@@ -253,39 +263,168 @@ def test_the_api_keeps_to_its_description(case: schemathesis.Case, shim_url: str
     case.call_and_validate(base_url=shim_url)
 
 
-def test_nothing_else_listens(shim_url: str) -> None:
-    port = int(shim_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
-        pass  # the shim answers on loopback, where it was asked to
+def raw_get(url: str, target: bytes) -> bytes:
+    """One GET with the request target sent exactly as given (clients normalise ``..``)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
 
 
-def test_the_daemon_keeps_its_signal_handling_with_the_shim(short_tmp: Path) -> None:
-    from simpleaide.client import Client
+async def test_if_none_match_lists_star_and_weak_tags(shim: tuple[Daemon, str]) -> None:
+    _, url = shim
+    async with httpx.AsyncClient(base_url=url) as http:
+        etag = (await http.get("/api/status")).headers["etag"]
+        assert etag.startswith('W/"')
+        for header in (f'"other", {etag}', "*", etag.removeprefix("W/")):
+            reply = await http.get("/api/status", headers={"If-None-Match": header})
+            assert reply.status_code == 304, header
+        reply = await http.get("/api/status", headers={"If-None-Match": '"other"'})
+        assert reply.status_code == 200
 
-    sock = short_tmp / "d.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLEAIDE_", "XDG_"))}
-    env["HOME"] = str(short_tmp)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simpleaided", "--socket", str(sock), "--http", "127.0.0.1:0"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+
+async def test_a_head_request_on_the_stream_leaves_nothing_behind(
+    shim: tuple[Daemon, str],
+) -> None:
+    daemon, url = shim
+    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+        head = await http.head("/api/status/stream")
+        assert head.status_code == 200
+        assert head.headers["content-type"].startswith("text/event-stream")
+        assert (await http.get("/healthz")).status_code == 200  # the connection still serves
+    assert daemon.events.subscriptions == 0
+
+
+async def test_event_streams_that_end_leave_no_subscription(shim: tuple[Daemon, str]) -> None:
+    daemon, url = shim
+    for _ in range(5):
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=5) as http,
+            http.stream("GET", "/api/status/stream") as stream,
+        ):
+            await anext(stream.aiter_lines())
+    with anyio.fail_after(5):
+        while daemon.events.subscriptions:  # noqa: ASYNC110  # a count, no event to wait on
+            await anyio.sleep(0.02)
+
+
+async def test_the_stream_refreshes_words_that_age_and_pings_otherwise(
+    shim: tuple[Daemon, str],
+    socket_path: Path,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from simpleaided.transports import http as shim_module
+
+    monkeypatch.setattr(shim_module, "HEARTBEAT_SECONDS", 0.3)
+    _, url = shim
+    async with (
+        await RpcClient.connect(socket_path) as rpc,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        http.stream("GET", "/api/status/stream") as stream,
+    ):
+        events: list[tuple[str, str]] = []
+        lines = stream.aiter_lines()
+
+        async def next_event() -> tuple[str, str]:
+            name = ""
+            async for line in lines:
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    return name, line.split(":", 1)[1]
+            raise AssertionError("the stream ended")
+
+        assert (await next_event())[0] == "status"
+        with anyio.fail_after(3):
+            while (await next_event())[0] != "ping":
+                pass  # nothing changes: pings, so a page knows the daemon is there
+        await rpc.call("runs.create", workspace=str(workspace))
+        with anyio.fail_after(4):
+            # No further change is made: the run's age goes from 0s to 1s in the chips' words,
+            # and the stream sends the document again for that alone.
+            while True:
+                name, data = await next_event()
+                if name == "status":
+                    runs_chip = json.loads(data)["chips"][4]
+                    events.append((name, runs_chip["tooltip"]))
+                    if runs_chip["tooltip"].endswith(" 1s ago"):
+                        break
+
+
+async def test_a_stream_ends_when_its_workspace_is_removed(
+    shim: tuple[Daemon, str], socket_path: Path, workspace: Path
+) -> None:
+    daemon, url = shim
+    async with await RpcClient.connect(socket_path) as rpc:
+        await rpc.call("workspaces.add", path=str(workspace))
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=10) as http,
+            http.stream("GET", "/api/status/stream", params={"workspace": str(workspace)}) as s,
+        ):
+            lines = s.aiter_lines()
+            await anext(lines)
+            await rpc.call("workspaces.remove", path=str(workspace))
+            with anyio.fail_after(3):
+                async for _ in lines:
+                    pass  # ends: the client reconnects and learns why (404)
+            again = await http.get("/api/status/stream", params={"workspace": str(workspace)})
+            assert again.status_code == 404
+    assert daemon.events.subscriptions == 0
+
+
+async def test_a_port_in_use_stops_the_start_with_one_clear_error(
+    isolated_env: Path, socket_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = make_daemon(
+            socket_path, isolated_env / "state", **{"http.listen": f"127.0.0.1:{port}"}
+        )
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port} for the HTTP shim"):
+            await daemon.run()
+    assert not socket_path.exists()  # nothing was served
+
+
+def test_the_command_says_so_too(short_tmp: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "simpleaided",
+                "--socket",
+                str(short_tmp / "s.sock"),
+                "--http",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"simpleaided: cannot start: cannot listen on 127.0.0.1:{port} for the HTTP shim: "
+        "Address already in use"
     )
-    try:
-        with Client(str(sock), timeout=10) as client:
-            for _ in range(200):
-                if sock.exists() and client.ping():
-                    break
-                anyio.run(anyio.sleep, 0.05)
-            url = client.call("status.get")["api"]["url"]
-        with httpx.stream("GET", url + "/api/status/stream", timeout=10) as stream:
-            next(stream.iter_lines())  # an open event stream must not hold the stop up
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    _, err = proc.communicate()
-    assert "received SIGTERM" in err and "stopped" in err and "Traceback" not in err
-    assert not sock.exists()
+    assert "Traceback" not in done.stderr
+
+
+def test_a_remote_bind_in_the_config_file_or_environment_is_refused(short_tmp: Path) -> None:
+    config = short_tmp / "config.toml"
+    config.write_text('[http]\nenabled = true\nlisten = "0.0.0.0:7433"\n')
+    with pytest.raises(ConfigError, match="loopback only"):
+        load_config(config_file=str(config), environ={})
+    with pytest.raises(ConfigError, match="loopback only"):
+        load_config(environ={"SIMPLEAIDE_HTTP": "10.0.0.1:7433"})

@@ -32,6 +32,9 @@ const DEFAULT_INTERVAL_MS = 4000;
 const MIN_INTERVAL_MS = 250;
 const MAX_INTERVAL_MS = 3_600_000;
 const MAX_STREAM_BACKOFF_MS = 60_000;
+// The shim sends an event at least every 5 s (the document, or a "ping"); a stream silent for
+// this long belongs to a daemon that stopped answering, though its socket may still be open.
+const STREAM_SILENCE_MS = 12_000;
 const LEVELS = new Set(["ok", "info", "warn", "bad", "off"]);
 
 const STYLE = `
@@ -235,7 +238,22 @@ class SimpleAideStatus extends HTMLElement {
     }
     this._source = source;
     this._setTransport("stream");
+    let heard = Date.now();
+    const watchdog = setInterval(() => {
+      if (run !== this._run || this._source !== source) {
+        clearInterval(watchdog);
+      } else if (Date.now() - heard > STREAM_SILENCE_MS) {
+        clearInterval(watchdog);
+        source.close();
+        this._source = null;
+        this._streamFailed(run);
+      }
+    }, 1000);
+    source.addEventListener("ping", () => {
+      heard = Date.now();
+    });
     source.addEventListener("status", (event) => {
+      heard = Date.now();
       if (run !== this._run) return;
       let doc;
       try {

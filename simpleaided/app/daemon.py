@@ -205,7 +205,14 @@ class Daemon:
         task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve until stopped; ``task_status.started`` once the socket answers."""
-        claim = claim or SocketClaim.bind(self.config.socket_path)
+        if self.http is not None:
+            self.http.bind()  # first: a port in use stops the start before anything is served
+        try:
+            claim = claim or SocketClaim.bind(self.config.socket_path)
+        except BaseException:
+            if self.http is not None:
+                self.http.close()
+            raise
         try:
             listener = await SocketListener.from_socket(claim.sock)
             async with anyio.create_task_group() as tg:
@@ -236,6 +243,8 @@ class Daemon:
                 await self.database.aclose()
                 await self.llm.aclose()
             claim.release()
+            if self.http is not None:
+                self.http.close()  # bound but never served, if start-up failed before
             log.info("stopped")
 
     async def _stop_when_asked(self, scope: anyio.CancelScope) -> None:

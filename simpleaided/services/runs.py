@@ -200,6 +200,9 @@ class RunService:
             self.watcher.unwatch_workspace(canonical)
         for run_id in self.index.ids_in_workspace(canonical):
             self._index_drop(run_id)
+        # Subscribers scoped to it hear of it now (their subscription ends), even if it held
+        # no runs to drop.
+        self.events.section_changed()
         await anyio.to_thread.run_sync(self.registry.save)
         return {"path": canonical, "removed": True}
 

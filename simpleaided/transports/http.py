@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -46,18 +47,32 @@ from simpleaided.services.status import StatusService
 
 log = logging.getLogger(__name__)
 
-WEB_ROOT = Path(__file__).resolve().parents[2] / "clients" / "web"
+# The web header's files: inside the installed package (the wheel carries them as
+# simpleaided/web), else in the repository's clients/web (an editable install, a checkout).
+_PACKAGED_WEB = Path(__file__).resolve().parents[1] / "web"
+WEB_ROOT = (
+    _PACKAGED_WEB
+    if _PACKAGED_WEB.is_dir()
+    else Path(__file__).resolve().parents[2] / "clients" / "web"
+)
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-KEEPALIVE_SECONDS = 15.0
+# How often an event stream checks its document: sent again when what it shows changed (ages
+# in the chips' words, the vault's countdown), else a "ping" event, which a page can see (a
+# comment it cannot), so it can tell a silent daemon from a quiet one.
+HEARTBEAT_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 1
 
 
-def host_of(header: str) -> str:
-    """The host name of a ``Host`` header: ``[::1]:80`` → ``::1``, ``a:80`` → ``a``."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+_HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\[\]:]+))(?::\d{1,5})?$")
+
+
+def host_of(header: str) -> str | None:
+    """The host of a ``Host`` header (``[::1]:80`` → ``::1``, ``a:80`` → ``a``), or ``None``
+    when it is not one well-formed host and optional port."""
+    found = _HOST_HEADER.match(header.strip().lower())
+    if found is None:
+        return None
+    return found["v6"] or found["name"]
 
 
 class HostCheck:
@@ -126,7 +141,15 @@ class _StreamSubscriber:
         await self.send.send(params)
 
     def start_after_reply(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self.pumps.append(task)
+        async def pump() -> None:
+            try:
+                await task()
+            finally:
+                # The hub ended the subscription (its workspace was removed, say): end the
+                # stream too, so the client reconnects and learns why.
+                self.send.close()
+
+        self.pumps.append(pump)
 
     def on_close(self, key: str, callback: Callable[[], object]) -> None:
         self.closers[key] = callback
@@ -278,6 +301,7 @@ class HttpShim:
         self._tasks: TaskGroup | None = None  # runs the event streams' senders
         self._streams: set[_StreamSubscriber] = set()
         self._closing = False
+        self._sock: socket.socket | None = None  # bound, not yet served
 
     @property
     def url(self) -> str:
@@ -340,6 +364,8 @@ class HttpShim:
         if self._tasks is None or self._closing:
             return Response("shutting down\n", 503, media_type="text/plain")
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        if request.method == "HEAD":  # the headers only: an endless body is never started
+            return Response(media_type="text/event-stream", headers=headers)
         return StreamingResponse(
             self._events_of(workspace), media_type="text/event-stream", headers=headers
         )
@@ -363,11 +389,22 @@ class HttpShim:
         self._streams.add(subscriber)
         try:
             yield b"retry: 2000\n" + event(snapshot)
+            sent = etag_of(snapshot["status"])
             while True:
                 params = None
-                with anyio.move_on_after(KEEPALIVE_SECONDS):
+                with anyio.move_on_after(HEARTBEAT_SECONDS):
                     params = await subscriber.receive.receive()
-                yield b": keep-alive\n\n" if params is None else event(params)
+                if params is None:
+                    try:
+                        doc = self._status.document(workspace)
+                    except SimpleaideError:
+                        return  # its workspace is no longer served: the reconnect says so
+                    if etag_of(doc) == sent:
+                        yield b"event: ping\ndata: {}\n\n"
+                        continue
+                    params = {"seq": self._events.seq, "status": doc}
+                sent = etag_of(params["status"])
+                yield event(params)
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return  # the shim is stopping
         finally:
@@ -393,8 +430,9 @@ class HttpShim:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def bind(self) -> socket.socket:
-        """Listen on ``host:port`` now (so ``port`` is known, and clients queue until served)."""
+    def bind(self) -> None:
+        """Listen on ``host:port`` now, before anything else starts: a port in use is one
+        clear error, ``port`` is known (port 0), and clients queue until served."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -402,15 +440,25 @@ class HttpShim:
             sock.bind((self.host, self.port))
             sock.listen(128)
             sock.setblocking(False)
-        except BaseException:
+        except OSError as exc:
             sock.close()
-            raise
+            where = f"{self.host}:{self.port}"
+            raise OSError(f"cannot listen on {where} for the HTTP shim: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
-        return sock
+        self._sock = sock
+
+    def close(self) -> None:
+        """Release the socket of a shim that was bound but never served."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled, then let requests finish (streams are ended)."""
-        sock = self.bind()
+        if self._sock is None:
+            self.bind()
+        sock, self._sock = self._sock, None
+        assert sock is not None
         config = uvicorn.Config(
             self.app(),
             lifespan="off",
