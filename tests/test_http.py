@@ -201,22 +201,16 @@ def test_a_non_loopback_address_needs_explicit_configuration() -> None:
     assert env.enabled and env.address == ("localhost", 9000)
 
 
+def simpleaided(short_tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the daemon's command to its end (these runs fail at start-up)."""
+    argv = [sys.executable, "-m", "simpleaided", "--socket", str(short_tmp / "s.sock"), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLEAIDE_", "XDG_"))}
+    env["HOME"] = str(short_tmp)  # never the user's own folders
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env, check=False)
+
+
 def test_the_command_refuses_a_remote_bind_with_one_line(short_tmp: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "simpleaided",
-            "--socket",
-            str(short_tmp / "s.sock"),
-            "--http",
-            "0.0.0.0:7433",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = simpleaided(short_tmp, "--http", "0.0.0.0:7433")
     assert done.returncode == 2
     assert "loopback only" in done.stderr and "Traceback" not in done.stderr
 
@@ -398,21 +392,7 @@ def test_the_command_says_so_too(short_tmp: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "simpleaided",
-                "--socket",
-                str(short_tmp / "s.sock"),
-                "--http",
-                str(port),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = simpleaided(short_tmp, "--http", str(port))
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"simpleaided: cannot start: cannot listen on 127.0.0.1:{port} for the HTTP shim: "
