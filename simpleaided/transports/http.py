@@ -371,8 +371,9 @@ class HttpShim:
         )
 
     async def _events_of(self, workspace: str | None) -> AsyncIterator[bytes]:
-        """The event stream of one client: the document now, then after each change; a
-        comment now and then keeps proxies and browsers from timing the stream out.
+        """The event stream of one client: the document now, then after each change, and
+        every ``HEARTBEAT_SECONDS`` either the document (if what it shows moved on) or a
+        ``ping``, which also keeps proxies from timing the stream out.
 
         The subscription is made here, when the stream starts, so a client gone before
         that leaves nothing behind."""
