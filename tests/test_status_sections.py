@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+from simpleaided.domain.errors import ReadOnly
 from simpleaided.domain.status import StatusDocument
 from tests.conftest import running_daemon
 from tests.llm_servers import LLAMACPP_LOADING, OLLAMA_TAGS, OPENAI_MODELS, LlmServer, Route
@@ -111,8 +112,6 @@ async def test_prod_postgres_from_a_vault_url_is_read_only_and_never_shown(
         assert chip(doc, "env")["text"] == "PROD 🔴"
 
         # The daemon's own connection refuses writes: PostgreSQL itself says no.
-        from simpleaided.domain.errors import ReadOnly
-
         with pytest.raises(ReadOnly, match="read-only transaction"):
             await daemon.database.execute("CREATE TABLE simpleaide_should_not_exist (x int)")
         shown = json.dumps(await client.call("status.get")) + json.dumps(

@@ -101,10 +101,9 @@ class VaultService:
     def _deadline(self) -> float | None:
         if self._open is None:
             return None
-        deadlines = [d for d in (self._lock_at_most,) if d is not None]
-        if self._idle is not None:
-            deadlines.append(self._used_at + self._idle)
-        return min(deadlines) if deadlines else None
+        idle_end = None if self._idle is None else self._used_at + self._idle
+        ends = [end for end in (self._lock_at_most, idle_end) if end is not None]
+        return min(ends, default=None)
 
     def remaining_ms(self) -> int | None:
         """Milliseconds until the vault locks itself, or ``None`` (locked, or never)."""
