@@ -376,3 +376,22 @@ def load_config(
         )
         where = f"in {path}" if path is not None else "in the settings"
         raise ConfigError(f"invalid configuration {where}: {problems}") from None
+
+
+# Settings a running daemon cannot take on a reload: the socket and state it holds, the
+# watcher it built, the HTTP listener it bound, the vault file it reads, the message limit
+# its connections were made with.
+RESTART_ONLY = ("daemon.socket", "daemon.state_dir", "limits", "watch", "http", "vault.file")
+
+
+def carry_restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:
+    """``loaded`` with the restart-only settings kept as ``running`` has them, and the names
+    of those that differed (they take effect at the next start)."""
+    old = running.model_dump()
+    data = loaded.model_dump()
+    differing = []
+    for dotted in RESTART_ONLY:
+        if _get(old, dotted) != _get(data, dotted):
+            differing.append(dotted)
+            _set(data, dotted, _get(old, dotted))
+    return Config.model_validate(data), differing

@@ -506,13 +506,44 @@ class DatabaseService:
         resolve_secret: SecretResolver,
         on_change: Callable[[], None],
     ) -> None:
+        self._resolve_secret = resolve_secret
+        self._on_change = on_change
+        self._adopted: str | None = None  # the workspace adopted by a daemon not configured
+        self._configure(
+            env=env,
+            url=url,
+            password=password,
+            default_workspace=default_workspace,
+            probe_seconds=probe_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+        self._session: _Session | None = None
+        self._stuck: _Call | None = None  # an abandoned call whose thread has not ended yet
+        self._lock = anyio.Lock()  # one call on the connection at a time
+        self._probing: anyio.Event | None = None
+        self._wake = anyio.Event()
+        self._closed = False
+        self._key: tuple[bool, DbKind | None, bool, str | None] | None = None
+        self._section: dict[str, Any] = {}
+        error = self._config_error.message if self._config_error else None
+        self._publish(False, env == "PROD", None, error, checked=False)
+
+    def _configure(
+        self,
+        *,
+        env: EnvProfile,
+        url: str | None,
+        password: str | None,
+        default_workspace: str | None,
+        probe_seconds: float,
+        timeout_seconds: float,
+    ) -> None:
+        """Take the settings: what to connect to, and how long to wait."""
         self.env: EnvProfile = env
         self._url = url
         self._password = password
         self._probe_seconds = probe_seconds
         self._timeout = timeout_seconds
-        self._resolve_secret = resolve_secret
-        self._on_change = on_change
         self._no_answer = f"no answer within {timeout_seconds:g} s"
         self._secrets: set[str] = set()  # masked in every message (vault secrets once resolved)
         if password and not password.startswith(VAULT_PREFIX):
@@ -521,7 +552,7 @@ class DatabaseService:
         self._config_error: SimpleaideError | None = None
         self._in_store = False  # the default file, under the workspace's .simpleaide/
         if url is None:
-            path = default_sqlite_path(default_workspace, env)
+            path = default_sqlite_path(default_workspace or self._adopted, env)
             if path is None:
                 self._config_error = BackendUnavailable(NOT_CONFIGURED)
             else:
@@ -534,16 +565,6 @@ class DatabaseService:
             except InvalidInput as exc:
                 self._config_error = exc
         self._kind: DbKind | None = self._target.kind if self._target else None
-        self._session: _Session | None = None
-        self._stuck: _Call | None = None  # an abandoned call whose thread has not ended yet
-        self._lock = anyio.Lock()  # one call on the connection at a time
-        self._probing: anyio.Event | None = None
-        self._wake = anyio.Event()
-        self._closed = False
-        self._key: tuple[bool, DbKind | None, bool, str | None] | None = None
-        self._section: dict[str, Any] = {}
-        error = self._config_error.message if self._config_error else None
-        self._publish(False, env == "PROD", None, error, checked=False)
 
     # -- status ---------------------------------------------------------------------------
 
@@ -619,11 +640,41 @@ class DatabaseService:
         path = default_sqlite_path(workspace, self.env)
         if path is None:
             return
+        self._adopted = workspace
         self._target = DbTarget("sqlite", path, None)
         self._in_store = True
         self._config_error = None
         self._kind = "sqlite"
         self._publish(False, self.env == "PROD", None, None, checked=False)
+        self.probe_soon()
+
+    async def reconfigure(
+        self,
+        *,
+        env: EnvProfile,
+        url: str | None,
+        password: str | None,
+        default_workspace: str | None,
+        probe_seconds: float,
+        timeout_seconds: float,
+    ) -> None:
+        """Apply new settings (a reloaded configuration): the connection is closed once no
+        call is on it, and the new target is probed at once."""
+        with anyio.CancelScope(shield=True):
+            async with self._lock:  # a running call ends within its (old) timeout
+                session, self._session = self._session, None
+                if session is not None:
+                    await anyio.to_thread.run_sync(session.close)
+                self._configure(
+                    env=env,
+                    url=url,
+                    password=password,
+                    default_workspace=default_workspace,
+                    probe_seconds=probe_seconds,
+                    timeout_seconds=timeout_seconds,
+                )
+                error = self._config_error.message if self._config_error else None
+                self._publish(False, env == "PROD", None, error, checked=False)
         self.probe_soon()
 
     def probe_soon(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import socket
 import ssl
@@ -88,13 +89,32 @@ class LlmService:
         """Report started at once, then probe every ``probe_seconds`` (or sooner when
         ``probe_soon`` asks) until cancelled."""
         task_status.started()  # a backend's answer must never delay the daemon's start
-        if not self.backends:
-            await anyio.sleep_forever()
         while True:
             self._wake = anyio.Event()
-            await self.probe()
-            with anyio.move_on_after(self.probe_seconds):
+            if self.backends:
+                await self.probe()
+            # With no backend, only a reconfiguration wakes it.
+            with anyio.move_on_after(self.probe_seconds if self.backends else math.inf):
                 await self._wake.wait()
+
+    async def reconfigure(
+        self, backends: Sequence[LlmBackendSpec], *, probe_seconds: float, timeout_seconds: float
+    ) -> None:
+        """Replace the backends and timings (a reloaded configuration) and probe them now."""
+        while self._probing is not None:  # a probe in flight reports on the old backends
+            await self._probing.wait()
+        self.backends = tuple(backends)
+        self.probe_seconds = probe_seconds
+        self.timeout_seconds = timeout_seconds
+        if self._http is not None:  # its timeout was the old one
+            http, self._http = self._http, None
+            await http.aclose()
+        self._entries = [
+            backend_entry(spec, ProbeOutcome.offline(NOT_PROBED)) for spec in self.backends
+        ]
+        self._section = llm_section(self._entries)
+        self._on_change()
+        self.probe_soon()
 
     def probe_soon(self) -> None:
         """Have ``run`` probe now (after the vault unlocks, for example); call it on the loop."""

@@ -192,10 +192,32 @@ class RunService:
             await anyio.to_thread.run_sync(self.registry.save)
         return self._workspace_info(canonical)
 
+    async def configure_workspaces(self, configured: list[str]) -> None:
+        """Serve what a reloaded configuration lists and stop serving the configured
+        workspaces it no longer lists (their files stay)."""
+        new, dropped = self.registry.configure(configured)
+        for path in dropped:
+            self.registry.unregister(path, configured=True)
+            self._forget_workspace(path)
+            log.info("workspace %s is no longer configured: not served any more", path)
+        for path in new:
+            try:
+                await self._serve_workspace(path, "config")
+            except (NotFound, InvalidInput) as exc:
+                self.warnings.append(f"workspace {path} is not served: {exc.message}")
+                log.warning("%s", self.warnings[-1])
+        await anyio.to_thread.run_sync(self.registry.save)
+
     async def remove_workspace(self, path: str) -> dict[str, Any]:
         """Stop serving ``path`` (its files stay) and forget it."""
         canonical = canonical_workspace(path)
         self.registry.unregister(canonical)
+        self._forget_workspace(canonical)
+        await anyio.to_thread.run_sync(self.registry.save)
+        return {"path": canonical, "removed": True}
+
+    def _forget_workspace(self, canonical: str) -> None:
+        """Drop a workspace that is no longer served from the watches and the index."""
         if self.watcher is not None:
             self.watcher.unwatch_workspace(canonical)
         for run_id in self.index.ids_in_workspace(canonical):
@@ -203,8 +225,6 @@ class RunService:
         # Subscribers scoped to it hear of it now (their subscription ends), even if it held
         # no runs to drop.
         self.events.section_changed()
-        await anyio.to_thread.run_sync(self.registry.save)
-        return {"path": canonical, "removed": True}
 
     def list_workspaces(self) -> list[dict[str, Any]]:
         """Every served workspace with its run count."""

@@ -72,10 +72,12 @@ class VaultService:
         failed_delay_seconds: float = 0.5,
     ) -> None:
         self.file = file
-        self.idle_seconds = idle_seconds or None  # 0: never
-        self.max_seconds = max_seconds or None
-        self.kdf = kdf
-        self.failed_delay_seconds = failed_delay_seconds
+        self.configure(
+            idle_seconds=idle_seconds,
+            max_seconds=max_seconds,
+            kdf=kdf,
+            failed_delay_seconds=failed_delay_seconds,
+        )
         self._on_change = on_change
         self._warn = warn
         self._unusable: str | None = None  # why the vault's file cannot be used, if so
@@ -89,6 +91,21 @@ class VaultService:
         self._attempts = anyio.Lock()  # unlock attempts, one at a time
         self._writes = anyio.Lock()
         self._wake = anyio.Event()
+
+    def configure(
+        self,
+        *,
+        idle_seconds: float,
+        max_seconds: float,
+        kdf: KdfParams,
+        failed_delay_seconds: float,
+    ) -> None:
+        """Set the lock times (they apply from the next unlock), the key derivation for new
+        files and passphrases, and the delay after a wrong passphrase."""
+        self.idle_seconds = idle_seconds or None  # 0: never
+        self.max_seconds = max_seconds or None
+        self.kdf = kdf
+        self.failed_delay_seconds = failed_delay_seconds
 
     # -- state -----------------------------------------------------------------------------
 

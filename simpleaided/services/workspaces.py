@@ -53,14 +53,33 @@ class WorkspaceRegistry:
             self._sources[path] = source
         return store
 
-    def unregister(self, path: str) -> None:
-        """Stop serving ``path``; configured workspaces can only be removed in the config."""
+    def unregister(self, path: str, *, configured: bool = False) -> None:
+        """Stop serving ``path``; configured workspaces only when the configuration dropped
+        them (``configured``), never on a client's request."""
         if path not in self._stores:
             raise NotFound(f"workspace {path} is not served")
-        if self._sources[path] == "config":
+        if self._sources[path] == "config" and not configured:
             raise InvalidInput(f"workspace {path} comes from the config file; remove it there")
         del self._stores[path]
         del self._sources[path]
+
+    def configure(self, configured: list[str]) -> tuple[list[str], list[str]]:
+        """Take a reloaded configuration's workspaces: ``(to serve, to stop serving)``.
+
+        A newly configured workspace that a client had added becomes configured in place.
+        """
+        wanted = [canonical_workspace(p) for p in configured]
+        self._configured = wanted
+        dropped = [
+            p for p, source in self._sources.items() if source == "config" and p not in wanted
+        ]
+        new = []
+        for path in wanted:
+            if path not in self._sources:
+                new.append(path)
+            else:
+                self._sources[path] = "config"
+        return new, dropped
 
     def store(self, path: str) -> WorkspaceStore:
         """The store of served workspace ``path``."""
