@@ -10,14 +10,17 @@ import ctypes
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 from anyio.abc import SocketListener, TaskGroup, TaskStatus
 
 from simpleaided import __version__
-from simpleaided.app.config import Config, ConfigError
+from simpleaided.app.config import Config, ConfigError, carry_restart_only
+from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
+from simpleaided.domain.api import API_VERSION, StartMode
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database import DatabaseService
 from simpleaided.services.events import EventHub
@@ -33,11 +36,14 @@ from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
 from simpleaided.transports.server import RpcServer
-from simpleaided.transports.unix_socket import SocketClaim
+from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, answers
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 60.0
+SOCKET_CHECK_SECONDS = 1.0  # how often the socket file is checked (a /tmp cleaner may take it)
+STATUS_SECONDS = 2.0  # how often the service manager's STATUS= is brought up to date
+RELOAD_REFUSED = "configuration not reloaded"  # how the warning of a refused reload begins
 
 
 def _trim_heap() -> None:
@@ -53,9 +59,22 @@ def _trim_heap() -> None:
 class Daemon:
     """One daemon: its configuration, services and socket."""
 
-    def __init__(self, config: Config, *, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        handle_signals: bool = True,
+        notifier: Notifier | None = None,
+        start_mode: StartMode = "foreground",
+        load_config: Callable[[], Config] | None = None,
+    ) -> None:
         self.config = config
         self.handle_signals = handle_signals
+        self.notifier = notifier or Notifier({})  # a disabled one: nobody to tell
+        self.start_mode: StartMode = start_mode
+        self._load_config = load_config  # how SIGHUP reads the configuration again
+        self.config_loaded_ms = clock.now_ms()
+        self.reload_error: str | None = None
         max_bytes = config.limits.max_message_bytes
         self.events = EventHub(lambda workspace: self.status.document(workspace))
         self.runs = RunService(
@@ -82,31 +101,18 @@ class Daemon:
             VaultFile(config.vault_file),
             idle_seconds=config.vault.idle_lock_seconds,
             max_seconds=config.vault.max_unlock_seconds,
-            kdf=KdfParams(
-                memory_kib=config.vault.kdf_memory_kib,
-                iterations=config.vault.kdf_iterations,
-                lanes=config.vault.kdf_lanes,
-            ),
+            kdf=_kdf(config),
             failed_delay_seconds=config.vault.failed_unlock_delay_seconds,
             on_change=self._vault_changed,
             warn=self._warn,
         )
-        profile = config.db.PROD if config.env == "PROD" else config.db.DEV
         self.database = DatabaseService(
-            env=config.env,
-            url=profile.url if profile else None,
-            password=profile.password if profile else None,
-            default_workspace=config.workspaces[0] if config.workspaces else None,
-            probe_seconds=config.db.probe_seconds,
-            timeout_seconds=config.db.timeout_seconds,
+            **_database_settings(config),
             resolve_secret=self.vault.resolve,
             on_change=self.events.section_changed,
         )
         self.llm = LlmService(
-            [
-                LlmBackendSpec(b.name, b.kind, b.url, model=b.model, api_key=b.api_key)
-                for b in config.llm.backends
-            ],
+            _llm_backends(config),
             probe_seconds=config.llm.probe_seconds,
             timeout_seconds=config.llm.timeout_seconds,
             resolve_secret=self.vault.resolve,
@@ -140,7 +146,11 @@ class Daemon:
         )
         self.server = RpcServer(self.dispatcher, max_message_bytes=max_bytes)
         self.started_ms = clock.now_ms()
+        self.claim: SocketClaim | None = None  # the socket served, once run() has it
+        self._listener: SocketListener | None = None  # accepting on that socket
         self._stop = anyio.Event()
+        self._reloading = anyio.Lock()  # one reload at a time
+        self.answering = anyio.Event()  # set once the socket answers
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
 
     def info(self) -> dict[str, Any]:
@@ -148,10 +158,14 @@ class Daemon:
         now = clock.now_ms()
         return {
             "version": __version__,
+            "apiVersion": API_VERSION,
             "pid": os.getpid(),
             "uid": os.getuid(),
+            "startMode": self.start_mode,
             "socket": str(self.config.socket_path),
             "configFile": str(self.config.config_file) if self.config.config_file else None,
+            "configLoadedAt": clock.format_ms(self.config_loaded_ms),
+            "reloadError": self.reload_error,
             "env": self.config.env,
             "startedAt": clock.format_ms(self.started_ms),
             "uptimeMs": clock.age_ms(self.started_ms, now),
@@ -198,57 +212,133 @@ class Daemon:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
         self._stop.set()
 
+    def summary(self) -> str:
+        """One line for the service manager's ``STATUS=`` (``systemctl --user status``)."""
+        tally = self.runs.index.tally()
+        active = tally.counts["running"] + (
+            tally.counts["pending"] if self.runs.count_pending_as_active else 0
+        )
+        warnings = len(self.runs.warnings)
+        return (
+            f"{self.config.env}: {tally.total} runs in {len(self.runs.registry)} workspaces, "
+            f"{active} active; {self.watcher.watches} watches; "
+            f"{warnings} warning{'' if warnings == 1 else 's'}"
+        )
+
     async def run(
         self,
         *,
         claim: SocketClaim | None = None,
         task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until stopped; ``task_status.started`` once the socket answers."""
+        """Serve until stopped; ``task_status.started`` once the socket answers.
+
+        ``claim`` is a socket made beforehand (one passed by systemd); else one is bound.
+        """
         if self.http is not None:
             self.http.bind()  # first: a port in use stops the start before anything is served
         try:
-            claim = claim or SocketClaim.bind(self.config.socket_path)
+            self.claim = claim or SocketClaim.bind(self.config.socket_path)
         except BaseException:
             if self.http is not None:
                 self.http.close()
             raise
         try:
-            listener = await SocketListener.from_socket(claim.sock)
             async with anyio.create_task_group() as tg:
                 # Signals first: a stop during a long start-up scan must still clean up.
                 if self.handle_signals:
-                    tg.start_soon(self._watch_signals)
+                    tg.start_soon(self._watch_signals, tg)
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
                 await tg.start(self.watcher.run)  # watching before loading: no change is missed
                 await self.runs.load()
                 await self.vault.load()
                 await tg.start(self.vault.run)
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
-                await tg.start(self.server.serve, listener)
+                await tg.start(self._serve, self.claim)
                 if self.http is not None:
                     await tg.start(self.http.serve)
                 tg.start_soon(self._after_start, tg)
+                tg.start_soon(self._keep_socket, tg)
                 log.info(
-                    "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s))",
+                    "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s), %s)",
                     __version__,
-                    claim.path,
+                    self.claim.path,
                     self.config.env,
                     len(self.runs.registry),
                     len(self.runs.index),
+                    self.start_mode,
                 )
+                self.notifier.ready(self.summary())
+                if self.notifier.watchdog_seconds:
+                    tg.start_soon(self._ping_watchdog, self.notifier.watchdog_seconds / 2)
+                if self.notifier.enabled:
+                    tg.start_soon(self._report_status)
+                self.answering.set()
                 task_status.started(self)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.database.aclose()
                 await self.llm.aclose()
-            claim.release()
+            self.claim.release()
             if self.http is not None:
                 self.http.close()  # bound but never served, if start-up failed before
+            self.notifier.close()
             log.info("stopped")
+
+    async def _serve(
+        self, claim: SocketClaim, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept connections on ``claim``'s socket until the daemon stops, or until this
+        socket is replaced (its listener closed): its connections are then served to their
+        end."""
+        self._listener = listener = await SocketListener.from_socket(claim.sock)
+        await self.server.serve(listener, task_status=task_status)
+
+    async def _keep_socket(self, tg: TaskGroup) -> None:
+        """Bring the socket file back if it is deleted under the daemon; stop if another
+        daemon has taken its path (two daemons must never own the same store)."""
+        assert self.claim is not None
+        path = self.claim.path
+        blocked: str | None = None  # why the socket cannot be renewed, once said
+        while True:
+            await anyio.sleep(SOCKET_CHECK_SECONDS)
+            if self.claim.intact():
+                continue
+            try:
+                renewed = self.claim.renew()
+            except SocketInUse as exc:
+                if answers(path):
+                    log.error("%s; stopping: another daemon now serves this socket", exc)
+                    self.request_stop()
+                    return
+                if str(exc) != blocked:
+                    blocked = str(exc)
+                    log.warning("the socket file was deleted and cannot be renewed: %s", exc)
+                continue
+            except OSError as exc:
+                if str(exc) != blocked:
+                    blocked = str(exc)
+                    log.warning("the socket file was deleted and cannot be renewed: %s", exc)
+                continue
+            blocked = None
+            old, old_listener = self.claim, self._listener
+            self.claim = renewed
+            await tg.start(self._serve, renewed)
+            if old_listener is not None:
+                await old_listener.aclose()  # no new connections there; the accepted go on
+            old.release()
+            if old.owned:
+                log.warning("the socket file %s was deleted: serving on a new one", path)
+            else:
+                log.warning(
+                    "systemd's socket file %s was deleted: serving on a new one; "
+                    "systemctl --user restart simpleaided.socket restores socket activation",
+                    path,
+                )
 
     async def _stop_when_asked(self, scope: anyio.CancelScope) -> None:
         await self._stop.wait()
+        self.notifier.stopping()
         log.info("stopping: finishing requests in progress")
         await self.server.drain(self.config.daemon.shutdown_grace_seconds)
         with anyio.CancelScope(shield=True):
@@ -276,16 +366,129 @@ class Daemon:
                 await tg.start(self.llm.run)
             await anyio.sleep(SNAPSHOT_SECONDS)
 
-    async def _watch_signals(self) -> None:
+    async def _ping_watchdog(self, period: float) -> None:
+        """``WATCHDOG=1`` from the event loop itself: a loop that hangs stops the pings, and
+        systemd restarts the daemon."""
+        while True:
+            self.notifier.send("WATCHDOG=1")
+            await anyio.sleep(period)
+
+    async def _report_status(self) -> None:
+        shown = self.summary()
+        while True:
+            await anyio.sleep(STATUS_SECONDS)
+            summary = self.summary()
+            if summary != shown and self.notifier.send(f"STATUS={summary}"):
+                shown = summary
+
+    async def _watch_signals(self, tg: TaskGroup) -> None:
         signals_wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         with anyio.open_signal_receiver(*signals_wanted) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    # A terminal hang-up must not kill a foreground daemon abruptly.
-                    log.warning(
-                        "SIGHUP: reloading the configuration is not supported yet; "
-                        "restart the daemon to apply changes"
-                    )
+                    log.info("received SIGHUP: reloading the configuration")
+                    tg.start_soon(self._reload_once_answering)
                     continue
                 log.info("received %s", signal.Signals(signum).name)
                 self.request_stop()
+
+    async def _reload_once_answering(self) -> None:
+        # A reload during the start-up scan would race it: it waits, as do reloads behind it.
+        await self.answering.wait()
+        async with self._reloading:
+            await self.reload()
+
+    # -- reloading ---------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Read the configuration again and apply it (``SIGHUP``); whether it was applied.
+
+        Connections and subscriptions are untouched; subscribers see the new configuration's
+        effect. An invalid configuration is refused, logged and shown as a warning, and the
+        running one stays. Settings only a restart can change are logged and kept.
+        """
+        self.notifier.reloading()
+        try:
+            if self._load_config is None:
+                raise ConfigError("this daemon was started without a configuration to re-read")
+            loaded = self._load_config()
+        except ConfigError as exc:
+            self._refused(str(exc))
+            return False
+        new, kept = carry_restart_only(self.config, loaded)
+        if kept:
+            log.warning(
+                "changed in the configuration, applied at the next start: %s", ", ".join(kept)
+            )
+        try:
+            await self._apply(new)
+        except Exception as exc:  # a bug, or the disk failing: the daemon must go on serving
+            log.exception("applying the reloaded configuration failed")
+            self._refused(f"applying it failed ({type(exc).__name__}; see the daemon log)")
+            return False
+        self.reload_error = None
+        self.config_loaded_ms = clock.now_ms()
+        self.runs.warnings[:] = [w for w in self.runs.warnings if not w.startswith(RELOAD_REFUSED)]
+        self.events.section_changed()
+        self.notifier.ready(self.summary())
+        log.info("configuration reloaded")
+        return True
+
+    def _refused(self, reason: str) -> None:
+        self.reload_error = reason
+        log.error("%s, the running one stays: %s", RELOAD_REFUSED, reason)
+        self.runs.warnings[:] = [w for w in self.runs.warnings if not w.startswith(RELOAD_REFUSED)]
+        self.runs.warnings.append(f"{RELOAD_REFUSED}: {reason}")
+        self.events.section_changed()
+        self.notifier.ready(self.summary())
+
+    async def _apply(self, new: Config) -> None:
+        old, self.config = self.config, new
+        logging.getLogger().setLevel(new.daemon.log_level.upper())
+        self.status.env = new.env
+        self.runs.count_pending_as_active = new.runs.count_pending_as_active
+        self.owners.interval = new.runs.owner_check_seconds
+        self.vault.configure(
+            idle_seconds=new.vault.idle_lock_seconds,
+            max_seconds=new.vault.max_unlock_seconds,
+            kdf=_kdf(new),
+            failed_delay_seconds=new.vault.failed_unlock_delay_seconds,
+        )
+        if new.workspaces != old.workspaces:
+            await self.runs.configure_workspaces(new.workspaces)
+        if _database_settings(new) != _database_settings(old):
+            await self.database.reconfigure(**_database_settings(new))
+        if new.llm != old.llm:
+            await self.llm.reconfigure(
+                _llm_backends(new),
+                probe_seconds=new.llm.probe_seconds,
+                timeout_seconds=new.llm.timeout_seconds,
+            )
+
+
+def _kdf(config: Config) -> KdfParams:
+    return KdfParams(
+        memory_kib=config.vault.kdf_memory_kib,
+        iterations=config.vault.kdf_iterations,
+        lanes=config.vault.kdf_lanes,
+    )
+
+
+def _database_settings(config: Config) -> dict[str, Any]:
+    """The database service's settings for the active profile."""
+    profile = config.db.PROD if config.env == "PROD" else config.db.DEV
+    return {
+        "env": config.env,
+        "url": profile.url if profile else None,
+        "password": profile.password if profile else None,
+        "default_workspace": config.workspaces[0] if config.workspaces else None,
+        "probe_seconds": config.db.probe_seconds,
+        "timeout_seconds": config.db.timeout_seconds,
+    }
+
+
+def _llm_backends(config: Config) -> list[LlmBackendSpec]:
+    return [
+        LlmBackendSpec(b.name, b.kind, b.url, model=b.model, api_key=b.api_key)
+        for b in config.llm.backends
+    ]

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 import anyio
 
 from simpleaided import __version__
-from simpleaided.app.config import ConfigError, load_config
+from simpleaided.app import systemd
+from simpleaided.app.config import Config, ConfigError, load_config
 from simpleaided.app.daemon import Daemon
-from simpleaided.transports.unix_socket import SocketInUse
+from simpleaided.domain.api import StartMode
+from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
 
 DESCRIPTION = """\
 Run simpleaided, the per-user SimpleAide daemon, in the foreground. It owns the run store of
 every served workspace and answers JSON-RPC 2.0 on a Unix socket. It needs no config file;
-logs go to stderr. Stop it with Ctrl-C or SIGTERM (requests in progress finish first).
+logs go to stderr (to the journal, with priorities, under systemd). Stop it with Ctrl-C or
+SIGTERM (requests in progress finish first); SIGHUP reloads the configuration.
+
+Under systemd (simpleaide daemon install-units) it takes the socket systemd passes
+(socket activation) and reports readiness, status and watchdog pings with sd_notify.
 """
 
 EPILOG = """\
@@ -53,40 +61,114 @@ def _parser() -> argparse.ArgumentParser:
         "(default host 127.0.0.1; loopback only unless http.allow_remote)",
     )
     parser.add_argument("--version", action="version", version=f"simpleaided {__version__}")
+    # Set by `simpleaide` when it starts a daemon, for `simpleaide daemon status`.
+    parser.add_argument("--started-by", choices=["cli"], help=argparse.SUPPRESS)
     return parser
+
+
+class _JournalFormatter(logging.Formatter):
+    """Lines for journald: its own timestamps, and the level as a ``<N>`` syslog priority
+    (``journalctl -p warning`` then works)."""
+
+    PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = self.PRIORITIES.get(record.levelno, 2)
+        return f"<{priority}>{record.name}: {super().format(record)}"
+
+
+def _stderr_is_journal() -> bool:
+    """Whether stderr goes to journald (``JOURNAL_STREAM`` names its device and inode)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return (
+        device.isdigit()
+        and inode.isdigit()
+        and (st.st_dev, st.st_ino)
+        == (
+            int(device),
+            int(inode),
+        )
+    )
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if _stderr_is_journal():
+        handler.setFormatter(_JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    # httpx logs every request at INFO: one line per LLM backend per probe, URLs included.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _start_mode(args: argparse.Namespace, activated: bool, notifier: systemd.Notifier) -> StartMode:
+    if activated:
+        return "socket-activation"
+    if "INVOCATION_ID" in os.environ or notifier.enabled:
+        return "systemd"
+    return "cli" if args.started_by == "cli" else "foreground"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 cannot start, 2 bad usage or config)."""
     args = _parser().parse_args(argv)
+    try:
+        passed = systemd.take_passed_sockets()
+        activated = systemd.rpc_socket(passed) if passed else None
+    except systemd.ActivationError as exc:
+        print(f"simpleaided: socket activation: {exc}", file=sys.stderr)
+        return 2
+    notifier = systemd.Notifier()
     overrides = {
         "env": args.env,
         "daemon.socket": args.socket,
         "daemon.log_level": args.log_level,
         "http.listen": args.http,
     }
-    try:
-        config = load_config(
+    if activated is not None:
+        # The socket systemd passed is the one served, whatever the configuration says.
+        name = activated.getsockname()
+        if not isinstance(name, str) or not name.startswith("/"):
+            print(
+                "simpleaided: socket activation: the passed socket must be bound to a path "
+                "(ListenStream=/path/daemon.sock)",
+                file=sys.stderr,
+            )
+            return 2
+        overrides["daemon.socket"] = name
+
+    def load() -> Config:
+        return load_config(
             config_file=args.config, overrides=overrides, extra_workspaces=args.workspace
+        )
+
+    try:
+        config = load()
+    except ConfigError as exc:
+        print(f"simpleaided: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(config.daemon.log_level)
+    try:
+        daemon = Daemon(
+            config,
+            notifier=notifier,
+            start_mode=_start_mode(args, activated is not None, notifier),
+            load_config=load,
         )
     except ConfigError as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.daemon.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # httpx logs every request at INFO: one line per LLM backend per probe, URLs included.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        daemon = Daemon(config)
-    except ConfigError as exc:
-        print(f"simpleaided: {exc}", file=sys.stderr)
-        return 2
-    try:
-        anyio.run(daemon.run)
+        claim = None
+        if activated is not None:
+            claim = SocketClaim.adopt(activated, Path(overrides["daemon.socket"] or ""))
+        anyio.run(lambda: daemon.run(claim=claim))
     except SocketInUse as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 1

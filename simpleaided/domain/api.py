@@ -25,6 +25,11 @@ from simpleaided.domain.models import (
 )
 from simpleaided.domain.status import StatusDocument
 
+# The protocol's version, in daemon.info: raised whenever a method, a parameter or a result
+# changes in a way an older client or daemon would misread. Clients carry their own copy.
+API_VERSION = 1
+StartMode = Literal["socket-activation", "systemd", "cli", "foreground"]
+
 MAX_PAGE = 1000
 MAX_DAYS = 1_000_000  # for olderThanDays: far beyond any run, and far from float overflow
 
@@ -357,10 +362,14 @@ class DaemonInfo(BaseModel):
     """What ``daemon.info`` tells about the running daemon."""
 
     version: str
+    apiVersion: int
     pid: int
     uid: int
+    startMode: StartMode
     socket: str
     configFile: str | None
+    configLoadedAt: str
+    reloadError: str | None
     env: Literal["DEV", "PROD"]
     startedAt: str
     uptimeMs: int

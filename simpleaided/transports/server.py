@@ -120,11 +120,15 @@ class RpcServer:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept connections until cancelled."""
+        """Accept connections until cancelled, or until ``listener`` is closed (its socket
+        was replaced): then the connections it accepted are served until they end."""
         async with anyio.create_task_group() as tg, listener:
             task_status.started()
             while True:
-                stream = await listener.accept()
+                try:
+                    stream = await listener.accept()
+                except anyio.ClosedResourceError:
+                    return
                 tg.start_soon(self._serve_connection, stream)
 
     async def drain(self, grace_seconds: float) -> None:

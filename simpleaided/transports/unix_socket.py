@@ -58,7 +58,8 @@ def ensure_private_dir(path: Path) -> None:
         )
 
 
-def _answers(path: Path) -> bool:
+def answers(path: Path) -> bool:
+    """Whether something accepts connections on the socket at ``path``."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -71,61 +72,130 @@ def _answers(path: Path) -> bool:
 
 
 class SocketClaim:
-    """The bound, listening socket and the lock that makes it ours; ``release`` cleans up."""
+    """The listening socket and the lock that makes it ours; ``release`` cleans up.
 
-    def __init__(self, path: Path, sock: socket.socket, lock_fd: int | None) -> None:
+    A claim made by ``bind`` owns its socket file; one made by ``adopt`` (a socket passed by
+    systemd) does not, and never removes it. Either holds the lock, which keeps a second
+    daemon off the same path, and can ``renew`` the socket if its file is deleted.
+    """
+
+    def __init__(
+        self, path: Path, sock: socket.socket, lock_fd: int | None, *, owned: bool
+    ) -> None:
         self.path = path
         self.sock = sock
+        self.owned = owned
         self._lock_fd = lock_fd
-        self._inode = os.stat(path).st_ino if lock_fd is not None else None
+        self._inode = _inode(path)
 
     @classmethod
     def bind(cls, path: Path, *, backlog: int = 128) -> SocketClaim:
         """Claim ``path``: lock, replace a stale socket file, bind 0600, listen."""
         ensure_private_dir(path.parent)
-        lock_path = path.with_name(path.name + ".lock")
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        lock_fd = _lock(path)
         try:
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise SocketInUse(
-                    f"another simpleaided is already serving {path} (stop it first: "
-                    f"simpleaide daemon stop)"
-                ) from None
-            with contextlib.suppress(FileNotFoundError):
-                st = os.lstat(path)
-                if not stat.S_ISSOCK(st.st_mode):
-                    raise SocketInUse(f"{path} exists and is not a socket; remove it")
-                if _answers(path):
-                    raise SocketInUse(f"a daemon is already answering on {path}")
-                os.unlink(path)  # left behind by a daemon that died
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(str(path))
-                os.chmod(path, 0o600)
-                sock.listen(backlog)
-            except OSError as exc:
-                sock.close()
-                if exc.errno == errno.EADDRINUSE:
-                    raise SocketInUse(f"{path} is in use") from None
-                raise
+            sock = _bind_fresh(path, backlog)
         except BaseException:
             os.close(lock_fd)
             raise
-        return cls(path, sock, lock_fd)
+        return cls(path, sock, lock_fd, owned=True)
 
     @classmethod
     def adopt(cls, sock: socket.socket, path: Path) -> SocketClaim:
-        """Wrap a socket handed over by a service manager (it owns the path)."""
-        return cls(path, sock, None)
+        """Wrap a socket handed over by a service manager, which owns its file.
+
+        The lock is taken all the same, so that a daemon started by hand on that path while
+        this one runs refuses to start (and the other way round).
+        """
+        lock_fd = _lock(path) if path.parent.is_dir() else None
+        return cls(path, sock, lock_fd, owned=False)
+
+    def intact(self) -> bool:
+        """Whether the socket file is still the one served (not deleted, not replaced)."""
+        return self._inode is None or _inode(self.path) == self._inode
+
+    def renew(self, *, backlog: int = 128) -> SocketClaim:
+        """A new socket at the same path, after its file was deleted (a ``/tmp`` cleaner);
+        the lock is taken again if its file went too. This claim keeps its socket, which
+        the caller closes once the new one serves.
+
+        Raises ``SocketInUse`` when the path cannot be had: another daemon took it, or a file
+        that is not a socket is in the way.
+        """
+        ensure_private_dir(self.path.parent)
+        lock_fd = self._lock_fd
+        renewed_lock = lock_fd is None or _inode(_lock_path(self.path)) != os.fstat(lock_fd).st_ino
+        if renewed_lock:
+            lock_fd = _lock(self.path)
+        assert lock_fd is not None
+        try:
+            sock = _bind_fresh(self.path, backlog)
+        except BaseException:
+            if renewed_lock:
+                os.close(lock_fd)
+            raise
+        if renewed_lock and self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._lock_fd = None  # handed over to the new claim
+        return SocketClaim(self.path, sock, lock_fd, owned=True)
 
     def release(self) -> None:
-        """Remove the socket file if it is still ours, and drop the lock."""
-        if self._lock_fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            if os.lstat(self.path).st_ino == self._inode:
-                os.unlink(self.path)
-        os.close(self._lock_fd)
-        self._lock_fd = None
+        """Remove the socket file if this claim made it and it is still there; drop the lock."""
+        if self.owned and self._inode is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _lock(path: Path) -> int:
+    """Take the lock next to ``path``; ``SocketInUse`` if another daemon holds it."""
+    lock_fd = os.open(
+        _lock_path(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise SocketInUse(
+            f"another simpleaided is already serving {path} (stop it first: simpleaide daemon stop)"
+        ) from None
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return lock_fd
+
+
+def _bind_fresh(path: Path, backlog: int) -> socket.socket:
+    """Bind and listen on ``path`` (0600), replacing a socket file nobody answers on."""
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if not stat.S_ISSOCK(st.st_mode):
+            raise SocketInUse(f"{path} exists and is not a socket; remove it")
+        if answers(path):
+            raise SocketInUse(f"a daemon is already answering on {path}")
+        os.unlink(path)  # left behind by a daemon that died
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SocketInUse(f"{path} is in use") from None
+        raise
+    return sock

@@ -58,7 +58,15 @@ def start_daemon(
         raise SpawnError(f"cannot open the daemon log {log_path}: {exc.strerror}") from None
     try:
         offset = os.lseek(log_fd, 0, os.SEEK_END)
-        command = [sys.executable, "-m", "simpleaided", "--socket", socket_path]
+        command = [
+            sys.executable,
+            "-m",
+            "simpleaided",
+            "--socket",
+            socket_path,
+            "--started-by",
+            "cli",
+        ]
         try:
             child = subprocess.Popen(
                 command,
