@@ -87,6 +87,10 @@ def test_daemon_start_status_stop(sandbox: Sandbox) -> None:
     human = sandbox.ok("daemon", "status").stdout
     assert f"pid {pid}" in human
     assert str(sandbox.socket) in human
+    assert "started by:  simpleaide, on demand" in human
+    assert "protocol:    version 1\n" in human
+    info = sandbox.ok("daemon", "status", "--json").json()
+    assert (info["startMode"], info["apiVersion"]) == ("cli", 1)
 
     stopped = sandbox.ok("daemon", "stop")
     assert "stopped" in stopped.stdout
@@ -567,3 +571,32 @@ def test_invalid_params_are_described_on_one_line() -> None:
     assert describe(error) == (
         "Invalid params: name: invalid step name 'X' use a-z; step: Input should be greater than 0"
     )
+
+
+def test_a_daemon_of_another_protocol_version_is_named(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simpleaide import cli
+
+    sandbox.ok("daemon", "start")
+    args = ["--socket", str(sandbox.socket), "--no-spawn"]
+    assert cli.main([*args, "workspaces", "ls"]) == 0
+    assert capsys.readouterr().err == "no workspaces served yet\n"  # nothing else to say
+
+    monkeypatch.setattr("simpleaide.client.API_VERSION", 2)  # a newer client
+    assert cli.main([*args, "workspaces", "ls"]) == 0  # it still works, with a warning
+    assert capsys.readouterr().err == (
+        "simpleaide: warning: simpleaided 0.1.0 speaks protocol version 1, this simpleaide "
+        "speaks version 2; restart the daemon to run the installed version: "
+        "simpleaide daemon stop\nno workspaces served yet\n"
+    )
+    assert cli.main([*args, "status"]) == 0
+    assert capsys.readouterr().err == ""  # status lines pay for no extra round trip
+    assert cli.main([*args, "daemon", "status"]) == 0
+    shown = capsys.readouterr().out
+    assert "protocol:    version 1 (mismatch: see below)" in shown
+    assert "  ! simpleaided 0.1.0 speaks protocol version 1" in shown
+
+    monkeypatch.setattr("simpleaide.client.API_VERSION", 0)  # an older client
+    assert cli.main([*args, "workspaces", "ls"]) == 0
+    assert "this simpleaide speaks version 0; upgrade simpleaide" in capsys.readouterr().err

@@ -51,6 +51,11 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
 
+# The protocol version this client speaks; the daemon tells its own in ``daemon.info``
+# (``apiVersion``). Kept in step with ``simpleaided.domain.api.API_VERSION`` by hand: the
+# client never imports the daemon.
+API_VERSION = 1
+
 
 class ClientError(Exception):
     """Base of every error this client raises."""

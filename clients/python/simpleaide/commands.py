@@ -23,6 +23,7 @@ from simpleaide.session import (
     CliError,
     Session,
     print_json,
+    version_mismatch,
     workspace_call,
 )
 
@@ -485,6 +486,7 @@ def daemon_stop(session: Session, args: Args) -> int:
             print(f"simpleaided is not running on {path}")
             return EXIT_OK
         pid = client.peer_pid() or int(info["pid"])
+    under_systemd = info.get("startMode") in ("socket-activation", "systemd")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -494,10 +496,20 @@ def daemon_stop(session: Session, args: Args) -> int:
     deadline = time.monotonic() + STOP_TIMEOUT
     delay = 0.005
     while True:
-        with Client(path, timeout=1.0) as probe:
-            answering = probe.ping()
+        # Under socket activation a connection would start the daemon again: only the
+        # process is watched then.
+        answering = False
+        if not under_systemd:
+            with Client(path, timeout=1.0) as probe:
+                answering = probe.ping()
         if not answering and _process_gone(pid):
             print(f"simpleaided stopped (pid {pid})")
+            if under_systemd:
+                print(
+                    "it was started by systemd, which starts it again on the next connection; "
+                    "to stop it for good: systemctl --user stop simpleaided.socket "
+                    "simpleaided.service"
+                )
             return EXIT_OK
         if time.monotonic() >= deadline:
             raise CliError(f"simpleaided (pid {pid}) did not stop within {STOP_TIMEOUT:g} s")
@@ -530,13 +542,17 @@ def daemon_status(session: Session, args: Args) -> int:
         print_json(info)
         return EXIT_OK
     warnings = info.get("warnings") or []
+    mismatch = version_mismatch(info)
+    protocol = f"version {info.get('apiVersion', '?')}"
     print(
         tables.fields(
             [
                 ("simpleaided", f"{info.get('version', '?')}, running (pid {info.get('pid')})"),
+                ("started by", START_MODES.get(info.get("startMode"), "unknown")),
+                ("uptime", _uptime(int(info.get("uptimeMs") or 0))),
+                ("protocol", f"{protocol} (mismatch: see below)" if mismatch else protocol),
                 ("socket", str(info.get("socket"))),
                 ("env", str(info.get("env"))),
-                ("uptime", _uptime(int(info.get("uptimeMs") or 0))),
                 ("config", info.get("configFile") or "none (defaults)"),
                 ("workspaces", str(info.get("workspaces"))),
                 ("runs", str(info.get("runs"))),
@@ -544,6 +560,17 @@ def daemon_status(session: Session, args: Args) -> int:
             ]
         )
     )
+    if mismatch:
+        print(f"  ! {mismatch}")
     for warning in warnings:
         print(f"  ! {warning}")
     return EXIT_OK
+
+
+# How ``daemon.info``'s ``startMode`` reads in ``simpleaide daemon status``.
+START_MODES = {
+    "socket-activation": "systemd, on the first connection (socket activation)",
+    "systemd": "systemd (a service)",
+    "cli": "simpleaide, on demand (log: $XDG_STATE_HOME/simpleaide/daemon.log)",
+    "foreground": "hand, in the foreground",
+}

@@ -39,12 +39,18 @@ class CliError(Exception):
 
 
 class Session:
-    """The CLI's connection: resolves the socket and starts a daemon when none answers."""
+    """The CLI's connection: resolves the socket and starts a daemon when none answers.
 
-    def __init__(self, args: Args) -> None:
+    A daemon that was already running is asked its protocol version first, and a mismatch is
+    said on stderr, except for commands that opt out (``check_version``): ``status`` is run
+    by status lines every few seconds, where nobody reads stderr and every call counts.
+    """
+
+    def __init__(self, args: Args, *, check_version: bool = True) -> None:
         self.socket_path = paths.socket_path(args.socket)
         self.spawn = not args.no_spawn
         self.timeout: float = args.timeout
+        self.check_version = check_version
         self._client: Client | None = None
 
     def client(self) -> Client:
@@ -62,8 +68,11 @@ class Session:
                 ) from None
             from simpleaide.spawn import start_daemon
 
-            start_daemon(self.socket_path)
+            start_daemon(self.socket_path)  # the same installation: the same version
             client.connect()
+        else:
+            if self.check_version:
+                warn_on_version_mismatch(client)
         self._client = client
         return client
 
@@ -75,6 +84,37 @@ class Session:
         """Close the connection."""
         if self._client is not None:
             self._client.close()
+
+
+def version_mismatch(info: dict[str, Any]) -> str | None:
+    """What to tell the user when the daemon speaks another protocol version, else None."""
+    from simpleaide import client as client_module
+
+    ours = client_module.API_VERSION
+    theirs = info.get("apiVersion")
+    if theirs == ours:
+        return None
+    daemon = f"simpleaided {info.get('version', '?')}"
+    spoken = f"protocol version {theirs}" if theirs is not None else "an older protocol"
+    advice = (
+        "upgrade simpleaide"
+        if isinstance(theirs, int) and theirs > ours
+        else "restart the daemon to run the installed version: simpleaide daemon stop"
+    )
+    return f"{daemon} speaks {spoken}, this simpleaide speaks version {ours}; {advice}"
+
+
+def warn_on_version_mismatch(client: Client) -> None:
+    """Say on stderr if the daemon speaks another protocol version (one ``daemon.info``)."""
+    try:
+        info = client.call("daemon.info")
+    except RpcError:
+        return  # a daemon too old or too new to answer it is caught by the command itself
+    problem = version_mismatch(info) if isinstance(info, dict) else None
+    if problem:
+        import sys
+
+        print(f"simpleaide: warning: {problem}", file=sys.stderr)
 
 
 def describe(exc: RpcError) -> str:
