@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         '  waybar: "custom/simpleaide": {"exec": "simpleaide status --format waybar",\n'
         '                                "return-type": "json", "interval": 5}',
     )
+    # Forked by status lines every few seconds: no protocol-version round trip.
+    status_parser.set_defaults(check_version=False)
     status_parser.add_argument(
         "--format",
         choices=STATUS_FORMATS,
@@ -589,6 +591,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show the daemon's version, pid, socket, uptime, counts and warnings;\n"
         "exit 3 when none answers (a daemon is never started for this).",
     )
+    from simpleaide import units
+
+    # Not through command(): these never talk to the daemon, so no connection options.
+    unit_dir_help = "the user unit folder (default: $XDG_CONFIG_HOME/systemd/user)"
+    install_units = daemon_commands.add_parser(
+        "install-units",
+        help="install the systemd user units (socket activation)",
+        description=units.INSTALL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    install_units.set_defaults(handler=units.install_units)
+    install_units.add_argument("--dir", metavar="DIR", help=unit_dir_help)
+    install_units.add_argument(
+        "--force", action="store_true", help="replace unit files that exist and differ"
+    )
+    uninstall_units = daemon_commands.add_parser(
+        "uninstall-units",
+        help="remove the systemd user units that install-units wrote",
+        description=units.UNINSTALL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    uninstall_units.set_defaults(handler=units.uninstall_units)
+    uninstall_units.add_argument("--dir", metavar="DIR", help=unit_dir_help)
     return parser
 
 
@@ -605,6 +630,7 @@ def _fast_status_args(argv: list[str]) -> Any:
         format="plain",
         workspace=None,
         handler=status.status,
+        check_version=False,
     )
     seen_command = False
     i = 0
@@ -643,7 +669,7 @@ def _fast_status_args(argv: list[str]) -> Any:
 
 def run(args: Args) -> int:
     """Run the parsed command; errors become one line on stderr and an exit status."""
-    session = Session(args)
+    session = Session(args, check_version=getattr(args, "check_version", True))
     try:
         handler: Callable[[Session, Args], int] = args.handler
         return handler(session, args)
