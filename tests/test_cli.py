@@ -600,3 +600,21 @@ def test_a_daemon_of_another_protocol_version_is_named(
     monkeypatch.setattr("simpleaide.client.API_VERSION", 0)  # an older client
     assert cli.main([*args, "workspaces", "ls"]) == 0
     assert "this simpleaide speaks version 0; upgrade simpleaide" in capsys.readouterr().err
+
+
+def test_a_daemon_started_from_inside_a_service_is_not_that_services(sandbox: Sandbox) -> None:
+    # The CLI run by some systemd service (a CI runner, a script): the service's variables
+    # are for that service's process, not for the daemon the CLI starts.
+    import socket
+
+    manager = sandbox.root / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(manager))
+        listener.setblocking(False)
+        service = {"INVOCATION_ID": "0123abcd", "NOTIFY_SOCKET": str(manager)}
+        sandbox.ok("daemon", "start", env=service)
+        info = sandbox.ok("daemon", "status", "--json").json()
+        assert info["startMode"] == "cli"
+        sandbox.ok("daemon", "stop")
+        with pytest.raises(BlockingIOError):
+            listener.recv(4096)  # the service's manager never heard from our daemon

@@ -155,6 +155,22 @@ async def test_socket_activation_refuses_a_socket_it_cannot_serve(
     assert "Traceback" not in log
 
 
+def test_a_passed_fd_that_is_not_open_is_refused_in_one_line(short_tmp: Path) -> None:
+    # LISTEN_PID=$$ before exec: the variables are meant for the daemon; fd 3 is closed.
+    script = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$@" 3<&-'
+    result = subprocess.run(
+        ["sh", "-c", script, "sh", *DAEMON],
+        env=daemon_env(short_tmp),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "simpleaided: socket activation: passed fd 3 cannot be used: Bad file descriptor\n"
+    )
+
+
 # -- sd_notify --------------------------------------------------------------------------------
 
 
@@ -265,6 +281,16 @@ async def test_the_status_line_follows_the_runs(
 # -- reloading --------------------------------------------------------------------------------
 
 
+async def reloaded(client: RpcClient, since: str) -> dict[str, Any]:
+    """``daemon.info`` once a reload after ``since`` (a ``configLoadedAt``) has completed."""
+    with anyio.fail_after(10):
+        while True:
+            info: dict[str, Any] = await client.call("daemon.info")
+            if info["configLoadedAt"] > since:
+                return info
+            await client.notification("status.changed")  # a reload ends with one
+
+
 async def next_document(client: RpcClient, condition: Any) -> dict[str, Any]:
     """The first ``status.changed`` document that satisfies ``condition``."""
     with anyio.fail_after(10):
@@ -286,6 +312,7 @@ async def test_sighup_reloads_for_a_subscribed_client_and_refuses_a_bad_config(
     await _wait_until_answering(sock, daemon.proc)
     async with await RpcClient.connect(sock) as client:
         snapshot = await client.call("status.subscribe")
+        loaded_at = (await client.call("daemon.info"))["configLoadedAt"]
         assert snapshot["status"]["env"] == "DEV"
         assert snapshot["status"]["llm"]["total"] == 0
 
@@ -300,10 +327,10 @@ async def test_sighup_reloads_for_a_subscribed_client_and_refuses_a_bad_config(
         doc = await next_document(client, lambda d: d["env"] == "PROD" and d["llm"]["total"])
         assert doc["llm"]["backends"][0]["name"] == "local"
         assert doc["db"]["env"] == "PROD"
+        info = await reloaded(client, loaded_at)
         assert await client.call("workspaces.list") == [
             {"path": str(workspace), "runs": 0, "source": "config"}
         ]
-        info = await client.call("daemon.info")
         assert info["reloadError"] is None
         assert info["maxMessageBytes"] == 16 * 1024 * 1024
 
@@ -320,6 +347,7 @@ async def test_sighup_reloads_for_a_subscribed_client_and_refuses_a_bad_config(
         daemon.signal(signal.SIGHUP)
         doc = await next_document(client, lambda d: d["env"] == "DEV" and not d["llm"]["total"])
         assert doc["warnings"] == []
+        await reloaded(client, info["configLoadedAt"])
         assert await client.call("workspaces.list") == []
         assert (await client.call("daemon.info"))["reloadError"] is None
         assert await client.call("daemon.ping") == "pong"  # the same connection throughout
@@ -372,6 +400,7 @@ async def test_systemds_deleted_socket_file_is_renewed_and_the_new_one_removed_a
     code, log = activator.stop()
     assert code == 0, log
     assert "systemctl --user restart simpleaided.socket restores socket activation" in log
+    assert not sock.exists()  # the renewed file was the daemon's own, unlike systemd's
 
 
 async def test_only_one_daemon_serves_a_path_whose_files_were_deleted(

@@ -317,12 +317,13 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     extra_workspaces: list[str] | None = None,
     environ: Mapping[str, str] = os.environ,
+    cwd: Path | None = None,
 ) -> Config:
     """Build the configuration.
 
     ``overrides`` are dotted settings from command-line flags, ``extra_workspaces`` the
     flags' workspaces. Relative paths in the file are relative to the file's folder; in the
-    environment and in flags, to the current folder.
+    environment and in flags, to ``cwd`` (the current folder by default).
     """
     explicit = config_file or environ.get("SIMPLEAIDE_CONFIG")
     path = Path(explicit).expanduser() if explicit else default_config_path(environ)
@@ -344,7 +345,7 @@ def load_config(
             if _get(data, dotted) is not None:
                 _set(data, dotted, _resolve(path.parent, _get(data, dotted)))
 
-    cwd = Path.cwd()
+    cwd = cwd or Path.cwd()
     for variable, dotted in ENVIRONMENT.items():
         value = environ.get(variable)
         if value:

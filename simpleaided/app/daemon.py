@@ -36,7 +36,7 @@ from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
 from simpleaided.transports.server import RpcServer
-from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, answers
+from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, SocketTaken
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,12 @@ class Daemon:
             on_change=self._vault_changed,
             warn=self._warn,
         )
+        # What the services run with: a reload compares against these, not against the
+        # configuration, so a reload that failed part-way is completed by the next one.
+        self._database_applied = _database_settings(config)
+        self._llm_applied = config.llm
         self.database = DatabaseService(
-            **_database_settings(config),
+            **self._database_applied,
             resolve_secret=self.vault.resolve,
             on_change=self.events.section_changed,
         )
@@ -150,7 +154,6 @@ class Daemon:
         self._listener: SocketListener | None = None  # accepting on that socket
         self._stop = anyio.Event()
         self._reloading = anyio.Lock()  # one reload at a time
-        self.answering = anyio.Event()  # set once the socket answers
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
 
     def info(self) -> dict[str, Any]:
@@ -273,7 +276,6 @@ class Daemon:
                     tg.start_soon(self._ping_watchdog, self.notifier.watchdog_seconds / 2)
                 if self.notifier.enabled:
                     tg.start_soon(self._report_status)
-                self.answering.set()
                 task_status.started(self)
         finally:
             with anyio.CancelScope(shield=True):
@@ -302,15 +304,16 @@ class Daemon:
         blocked: str | None = None  # why the socket cannot be renewed, once said
         while True:
             await anyio.sleep(SOCKET_CHECK_SECONDS)
-            if self.claim.intact():
+            if self.claim.intact() or self._stop.is_set():
                 continue
             try:
-                renewed = self.claim.renew()
+                # In a thread: it may probe a socket file found in the way (up to a second).
+                renewed = await anyio.to_thread.run_sync(self.claim.renew)
+            except SocketTaken as exc:
+                log.error("%s; stopping: another daemon now serves this socket", exc)
+                self.request_stop()
+                return
             except SocketInUse as exc:
-                if answers(path):
-                    log.error("%s; stopping: another daemon now serves this socket", exc)
-                    self.request_stop()
-                    return
                 if str(exc) != blocked:
                     blocked = str(exc)
                     log.warning("the socket file was deleted and cannot be renewed: %s", exc)
@@ -340,6 +343,10 @@ class Daemon:
         await self._stop.wait()
         self.notifier.stopping()
         log.info("stopping: finishing requests in progress")
+        if self._listener is not None:
+            # No new connections: under socket activation they wait in systemd's queue for
+            # the next daemon rather than being accepted and dropped.
+            await self._listener.aclose()
         await self.server.drain(self.config.daemon.shutdown_grace_seconds)
         with anyio.CancelScope(shield=True):
             await self.runs.save_snapshots()
@@ -386,17 +393,22 @@ class Daemon:
         with anyio.open_signal_receiver(*signals_wanted) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    log.info("received SIGHUP: reloading the configuration")
-                    tg.start_soon(self._reload_once_answering)
+                    if self._stop.is_set():
+                        log.info("received SIGHUP while stopping: not reloading")
+                    else:
+                        log.info("received SIGHUP: reloading the configuration")
+                        tg.start_soon(self._reload_once_started)
                     continue
                 log.info("received %s", signal.Signals(signum).name)
                 self.request_stop()
 
-    async def _reload_once_answering(self) -> None:
-        # A reload during the start-up scan would race it: it waits, as do reloads behind it.
-        await self.answering.wait()
+    async def _reload_once_started(self) -> None:
+        # A reload during start-up (the scan, then the watches) would race it: it waits, as
+        # do the reloads behind it.
+        await self.watching.wait()
         async with self._reloading:
-            await self.reload()
+            if not self._stop.is_set():
+                await self.reload()
 
     # -- reloading ---------------------------------------------------------------------------
 
@@ -415,6 +427,10 @@ class Daemon:
         except ConfigError as exc:
             self._refused(str(exc))
             return False
+        except Exception as exc:  # the disk failing: refused like an invalid file
+            log.exception("reading the configuration failed")
+            self._refused(f"cannot read it ({type(exc).__name__}: {exc})")
+            return False
         new, kept = carry_restart_only(self.config, loaded)
         if kept:
             log.warning(
@@ -422,9 +438,10 @@ class Daemon:
             )
         try:
             await self._apply(new)
-        except Exception as exc:  # a bug, or the disk failing: the daemon must go on serving
+        except Exception as exc:  # a bug: the daemon must go on serving
             log.exception("applying the reloaded configuration failed")
-            self._refused(f"applying it failed ({type(exc).__name__}; see the daemon log)")
+            # What was applied stays applied; the next reload completes the rest.
+            self._refused(f"applying it failed part-way ({type(exc).__name__}; see the log)")
             return False
         self.reload_error = None
         self.config_loaded_ms = clock.now_ms()
@@ -443,9 +460,14 @@ class Daemon:
         self.notifier.ready(self.summary())
 
     async def _apply(self, new: Config) -> None:
-        old, self.config = self.config, new
-        logging.getLogger().setLevel(new.daemon.log_level.upper())
+        # The database first: under PROD it must be read-only before anything says PROD.
+        database = _database_settings(new)
+        if database != self._database_applied:
+            await self.database.reconfigure(**database)
+            self._database_applied = database
+        self.config = new
         self.status.env = new.env
+        logging.getLogger().setLevel(new.daemon.log_level.upper())
         self.runs.count_pending_as_active = new.runs.count_pending_as_active
         self.owners.interval = new.runs.owner_check_seconds
         self.vault.configure(
@@ -454,16 +476,15 @@ class Daemon:
             kdf=_kdf(new),
             failed_delay_seconds=new.vault.failed_unlock_delay_seconds,
         )
-        if new.workspaces != old.workspaces:
-            await self.runs.configure_workspaces(new.workspaces)
-        if _database_settings(new) != _database_settings(old):
-            await self.database.reconfigure(**_database_settings(new))
-        if new.llm != old.llm:
+        if new.llm != self._llm_applied:
             await self.llm.reconfigure(
                 _llm_backends(new),
                 probe_seconds=new.llm.probe_seconds,
                 timeout_seconds=new.llm.timeout_seconds,
             )
+            self._llm_applied = new.llm
+        # Always: it retries configured workspaces that could not be served before.
+        await self.runs.configure_workspaces(new.workspaces)
 
 
 def _kdf(config: Config) -> KdfParams:

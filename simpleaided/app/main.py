@@ -74,7 +74,9 @@ class _JournalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         priority = self.PRIORITIES.get(record.levelno, 2)
-        return f"<{priority}>{record.name}: {super().format(record)}"
+        text = f"{record.name}: {super().format(record)}"
+        # journald makes an entry of each line: a traceback's lines keep the priority too.
+        return "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
 
 
 def _stderr_is_journal() -> bool:
@@ -110,9 +112,11 @@ def _configure_logging(level: str) -> None:
 def _start_mode(args: argparse.Namespace, activated: bool, notifier: systemd.Notifier) -> StartMode:
     if activated:
         return "socket-activation"
+    if args.started_by == "cli":  # first: the CLI may itself run inside a service
+        return "cli"
     if "INVOCATION_ID" in os.environ or notifier.enabled:
         return "systemd"
-    return "cli" if args.started_by == "cli" else "foreground"
+    return "foreground"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         overrides["daemon.socket"] = name
 
+    cwd = Path.cwd()  # relative paths in flags and variables: from here, on reloads too
+
     def load() -> Config:
         return load_config(
-            config_file=args.config, overrides=overrides, extra_workspaces=args.workspace
+            config_file=args.config, overrides=overrides, extra_workspaces=args.workspace, cwd=cwd
         )
 
     try:
@@ -167,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         claim = None
         if activated is not None:
-            claim = SocketClaim.adopt(activated, Path(overrides["daemon.socket"] or ""))
+            # A daemon this one replaces may still be finishing its requests.
+            wait = config.daemon.shutdown_grace_seconds + 5
+            claim = SocketClaim.adopt(activated, config.socket_path, wait_seconds=wait)
         anyio.run(lambda: daemon.run(claim=claim))
     except SocketInUse as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)

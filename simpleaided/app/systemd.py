@@ -20,6 +20,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 SD_LISTEN_FDS_START = 3
+STATE_SEND_SECONDS = 1.0
 RPC_SOCKET_NAME = "rpc"  # FileDescriptorName= of the RPC socket in simpleaided.socket
 
 _ACTIVATION_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
@@ -56,7 +57,10 @@ def take_passed_sockets(environ: MutableMapping[str, str] = os.environ) -> list[
     passed = []
     for index in range(int(count)):
         fd = SD_LISTEN_FDS_START + index
-        os.set_inheritable(fd, False)  # ours alone, as sd_listen_fds() makes it
+        try:
+            os.set_inheritable(fd, False)  # ours alone, as sd_listen_fds() makes it
+        except OSError as exc:
+            raise ActivationError(f"passed fd {fd} cannot be used: {exc.strerror}") from None
         name = names[index] if index < len(names) and names[index] else "unknown"
         passed.append(PassedSocket(fd, name))
     return passed
@@ -122,11 +126,17 @@ class Notifier:
         """Whether a service manager listens."""
         return self._sock is not None
 
-    def send(self, *fields: str) -> bool:
-        """Send ``KEY=value`` fields as one message; whether it was sent."""
+    def send(self, *fields: str, wait: bool = False) -> bool:
+        """Send ``KEY=value`` fields as one message; whether it was sent.
+
+        Watchdog pings and status lines never wait (the next one follows soon); a change of
+        state (``wait``) waits up to a second for room in a full queue, since the manager
+        would otherwise wait for it until its timeout.
+        """
         if self._sock is None or self._address is None:
             return False
         try:
+            self._sock.settimeout(STATE_SEND_SECONDS if wait else 0)
             self._sock.sendto("\n".join(fields).encode(), self._address)
         except OSError as exc:
             log.debug("sd_notify %s not sent: %s", fields, exc)
@@ -135,16 +145,16 @@ class Notifier:
 
     def ready(self, status: str) -> bool:
         """The daemon answers (again, after a reload)."""
-        return self.send("READY=1", f"STATUS={status}")
+        return self.send("READY=1", f"STATUS={status}", wait=True)
 
     def reloading(self) -> bool:
         """A reload begins; the timestamp lets the manager match it to ``systemctl reload``."""
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", wait=True)
 
     def stopping(self) -> bool:
         """A graceful stop begins."""
-        return self.send("STOPPING=1", "STATUS=stopping: finishing requests in progress")
+        return self.send("STOPPING=1", "STATUS=stopping: finishing requests in progress", wait=True)
 
     def close(self) -> None:
         """Close the notification socket."""

@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 
 from simpleaided.domain import api, clock, names, states, status
-from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound
+from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound, UnsafePath
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
 from simpleaided.services.events import EventHub
@@ -104,12 +104,20 @@ class RunService:
         call ``watch_loaded`` once the daemon answers.
         """
         for path, source in self.registry.initial():
-            try:
-                await self._serve_workspace(path, source, watch=False)
-            except (NotFound, InvalidInput) as exc:
-                message = f"workspace {path} is not served: {exc.message}"
-                log.warning("%s", message)
-                self.warnings.append(message)
+            await self._serve_or_warn(path, source, watch=False)
+
+    async def _serve_or_warn(self, path: str, source: Source, *, watch: bool = True) -> None:
+        """Serve ``path``; if it cannot be, say why in a warning (the daemon serves on)."""
+        try:
+            await self._serve_workspace(path, source, watch=watch)
+            return
+        except (NotFound, InvalidInput) as exc:
+            reason = exc.message
+        except OSError as exc:
+            reason = f"cannot read it: {exc.strerror or exc}"
+        message = f"{_not_served(path)}{reason}"
+        log.warning("%s", message)
+        self.warnings.append(message)
 
     async def _serve_workspace(self, path: str, source: Source, *, watch: bool = True) -> int:
         """Serve ``path``: register it, watch it, then read it (a snapshot checked against
@@ -162,6 +170,8 @@ class RunService:
         if self.watcher is None:
             return
         for path, _ in self.registry.items():
+            if self.registry.find_canonical(path) is None:
+                continue  # no longer served (a reload dropped it meanwhile)
             try:
                 await self.watcher.watch_workspace(path)
                 changed = await self.rescan(path)
@@ -195,18 +205,21 @@ class RunService:
     async def configure_workspaces(self, configured: list[str]) -> None:
         """Serve what a reloaded configuration lists and stop serving the configured
         workspaces it no longer lists (their files stay)."""
+        before = self.registry.configured
         new, dropped = self.registry.configure(configured)
+        # Those that could not be served are tried again (or are not wanted any more).
+        stale = tuple(_not_served(path) for path in {*before, *self.registry.configured})
+        self.warnings[:] = [w for w in self.warnings if not w.startswith(stale)]
         for path in dropped:
             self.registry.unregister(path, configured=True)
             self._forget_workspace(path)
             log.info("workspace %s is no longer configured: not served any more", path)
         for path in new:
-            try:
-                await self._serve_workspace(path, "config")
-            except (NotFound, InvalidInput) as exc:
-                self.warnings.append(f"workspace {path} is not served: {exc.message}")
-                log.warning("%s", self.warnings[-1])
-        await anyio.to_thread.run_sync(self.registry.save)
+            await self._serve_or_warn(path, "config")
+        try:
+            await anyio.to_thread.run_sync(self.registry.save)
+        except (OSError, UnsafePath) as exc:
+            log.warning("cannot remember the added workspaces: %s", exc)
 
     async def remove_workspace(self, path: str) -> dict[str, Any]:
         """Stop serving ``path`` (its files stay) and forget it."""
@@ -625,3 +638,8 @@ class RunService:
                 ]
 
         return await anyio.to_thread.run_sync(in_thread)
+
+
+def _not_served(path: str) -> str:
+    """How the warning about a workspace that cannot be served begins."""
+    return f"workspace {path} is not served: "

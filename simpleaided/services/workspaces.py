@@ -36,6 +36,14 @@ class WorkspaceRegistry:
         self._stores: dict[str, WorkspaceStore] = {}
         self._sources: dict[str, Source] = {}
         self._configured = [canonical_workspace(p) for p in configured]
+        # Added by a client, then listed in the config too: added again when the config
+        # drops them, and remembered meanwhile.
+        self._was_added: set[str] = set()
+
+    @property
+    def configured(self) -> list[str]:
+        """The workspaces the configuration lists (canonical)."""
+        return list(self._configured)
 
     def initial(self) -> list[tuple[str, Source]]:
         """The workspaces to load at start: the configured ones, then the remembered ones."""
@@ -43,6 +51,8 @@ class WorkspaceRegistry:
         for path in self._load_remembered():
             if path not in self._configured:
                 out.append((path, "added"))
+            else:
+                self._was_added.add(path)
         return out
 
     def register(self, path: str, source: Source) -> WorkspaceStore:
@@ -66,19 +76,27 @@ class WorkspaceRegistry:
     def configure(self, configured: list[str]) -> tuple[list[str], list[str]]:
         """Take a reloaded configuration's workspaces: ``(to serve, to stop serving)``.
 
-        A newly configured workspace that a client had added becomes configured in place.
+        A newly configured workspace that a client had added becomes configured in place,
+        and goes back to being added (still served) when the configuration drops it.
         """
         wanted = [canonical_workspace(p) for p in configured]
         self._configured = wanted
-        dropped = [
-            p for p, source in self._sources.items() if source == "config" and p not in wanted
-        ]
+        dropped = []
+        for path, source in list(self._sources.items()):
+            if source != "config" or path in wanted:
+                continue
+            if path in self._was_added:
+                self._sources[path] = "added"
+                self._was_added.discard(path)
+            else:
+                dropped.append(path)
         new = []
         for path in wanted:
             if path not in self._sources:
                 new.append(path)
-            else:
+            elif self._sources[path] == "added":
                 self._sources[path] = "config"
+                self._was_added.add(path)
         return new, dropped
 
     def store(self, path: str) -> WorkspaceStore:
@@ -127,7 +145,9 @@ class WorkspaceRegistry:
 
     def save(self) -> None:
         """Write the added workspaces to the state file (atomically)."""
-        added = sorted(p for p, source in self._sources.items() if source == "added")
+        added = sorted(
+            p for p, source in self._sources.items() if source == "added" or p in self._was_added
+        )
         data = orjson.dumps({"workspaces": added}, option=orjson.OPT_INDENT_2) + b"\n"
         with safefs.opened(self._open_state_dir(create=True)) as fd:
             safefs.atomic_write(fd, STATE_FILE, data)

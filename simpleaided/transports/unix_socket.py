@@ -14,6 +14,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,11 @@ _PEERCRED = struct.Struct("3i")
 
 
 class SocketInUse(Exception):
-    """Another daemon already serves this socket (or the path cannot be used)."""
+    """The socket's path cannot be used (another daemon serves it, or a file is in the way)."""
+
+
+class SocketTaken(SocketInUse):
+    """Another daemon holds the socket's lock, or something answers on its path."""
 
 
 @dataclass(frozen=True)
@@ -101,14 +106,16 @@ class SocketClaim:
         return cls(path, sock, lock_fd, owned=True)
 
     @classmethod
-    def adopt(cls, sock: socket.socket, path: Path) -> SocketClaim:
+    def adopt(cls, sock: socket.socket, path: Path, *, wait_seconds: float = 0) -> SocketClaim:
         """Wrap a socket handed over by a service manager, which owns its file.
 
         The lock is taken all the same, so that a daemon started by hand on that path while
-        this one runs refuses to start (and the other way round).
+        this one runs refuses to start. A daemon still holding it (one stopping, as systemd
+        takes the path over) is waited for up to ``wait_seconds``: the connections wait in
+        the socket's queue meanwhile.
         """
-        lock_fd = _lock(path) if path.parent.is_dir() else None
-        return cls(path, sock, lock_fd, owned=False)
+        ensure_private_dir(path.parent)
+        return cls(path, sock, _lock(path, wait_seconds=wait_seconds), owned=False)
 
     def intact(self) -> bool:
         """Whether the socket file is still the one served (not deleted, not replaced)."""
@@ -161,22 +168,28 @@ def _lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-def _lock(path: Path) -> int:
-    """Take the lock next to ``path``; ``SocketInUse`` if another daemon holds it."""
+def _lock(path: Path, *, wait_seconds: float = 0) -> int:
+    """Take the lock next to ``path``, waiting up to ``wait_seconds`` for another daemon to
+    let it go; ``SocketTaken`` if it does not."""
     lock_fd = os.open(
         _lock_path(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
     )
+    deadline = time.monotonic() + wait_seconds
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock_fd)
-        raise SocketInUse(
-            f"another simpleaided is already serving {path} (stop it first: simpleaide daemon stop)"
-        ) from None
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock_fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SocketTaken(
+                        f"another simpleaided is already serving {path} (stop it first: "
+                        f"simpleaide daemon stop)"
+                    ) from None
+            time.sleep(0.05)  # called before the event loop runs, or in a worker thread
     except BaseException:
         os.close(lock_fd)
         raise
-    return lock_fd
 
 
 def _bind_fresh(path: Path, backlog: int) -> socket.socket:
@@ -186,7 +199,7 @@ def _bind_fresh(path: Path, backlog: int) -> socket.socket:
         if not stat.S_ISSOCK(st.st_mode):
             raise SocketInUse(f"{path} exists and is not a socket; remove it")
         if answers(path):
-            raise SocketInUse(f"a daemon is already answering on {path}")
+            raise SocketTaken(f"a daemon is already answering on {path}")
         os.unlink(path)  # left behind by a daemon that died
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

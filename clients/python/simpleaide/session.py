@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 
 from simpleaide import paths
-from simpleaide.client import Client, DaemonUnreachable, InvalidParams, NotFound, RpcError
+from simpleaide.client import (
+    Client,
+    ClientError,
+    DaemonUnreachable,
+    InvalidParams,
+    NotFound,
+    RpcError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -108,8 +115,8 @@ def warn_on_version_mismatch(client: Client) -> None:
     """Say on stderr if the daemon speaks another protocol version (one ``daemon.info``)."""
     try:
         info = client.call("daemon.info")
-    except RpcError:
-        return  # a daemon too old or too new to answer it is caught by the command itself
+    except ClientError:
+        return  # too old or new to answer, or gone: the command itself will say so
     problem = version_mismatch(info) if isinstance(info, dict) else None
     if problem:
         import sys

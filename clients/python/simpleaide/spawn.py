@@ -43,6 +43,24 @@ def _log_since(log_path: str, offset: int) -> str:
     return "".join(f"\n  | {line}" for line in lines)
 
 
+# A service manager's variables, if this command runs inside a service: meant for that
+# service's own process, never for a daemon it starts.
+_SERVICE_VARIABLES = (
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+)
+
+
+def _daemon_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _SERVICE_VARIABLES}
+
+
 def start_daemon(
     socket_path: str, *, log_path: str | None = None, timeout: float = START_TIMEOUT
 ) -> int:
@@ -70,6 +88,7 @@ def start_daemon(
         try:
             child = subprocess.Popen(
                 command,
+                env=_daemon_environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
