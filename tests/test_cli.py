@@ -618,3 +618,15 @@ def test_a_daemon_started_from_inside_a_service_is_not_that_services(sandbox: Sa
         sandbox.ok("daemon", "stop")
         with pytest.raises(BlockingIOError):
             listener.recv(4096)  # the service's manager never heard from our daemon
+
+
+def test_a_daemon_run_by_systemd_is_upgraded_through_its_unit() -> None:
+    from simpleaide.session import version_mismatch
+
+    info = {"version": "0.0.9", "apiVersion": 0, "startMode": "socket-activation"}
+    assert version_mismatch(info) == (
+        "simpleaided 0.0.9 speaks protocol version 0, this simpleaide speaks version 1; "
+        "point systemd at this installation: simpleaide daemon install-units --force, "
+        "then systemctl --user daemon-reload && systemctl --user restart simpleaided"
+    )
+    assert version_mismatch({**info, "apiVersion": 1}) is None

@@ -103,11 +103,16 @@ def version_mismatch(info: dict[str, Any]) -> str | None:
         return None
     daemon = f"simpleaided {info.get('version', '?')}"
     spoken = f"protocol version {theirs}" if theirs is not None else "an older protocol"
-    advice = (
-        "upgrade simpleaide"
-        if isinstance(theirs, int) and theirs > ours
-        else "restart the daemon to run the installed version: simpleaide daemon stop"
-    )
+    if isinstance(theirs, int) and theirs > ours:
+        advice = "upgrade simpleaide"
+    elif info.get("startMode") in ("socket-activation", "systemd"):
+        # systemd would start the same old daemon again: its unit must point here first.
+        advice = (
+            "point systemd at this installation: simpleaide daemon install-units --force, "
+            "then systemctl --user daemon-reload && systemctl --user restart simpleaided"
+        )
+    else:
+        advice = "restart the daemon to run the installed version: simpleaide daemon stop"
     return f"{daemon} speaks {spoken}, this simpleaide speaks version {ours}; {advice}"
 
 
