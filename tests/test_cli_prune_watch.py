@@ -119,11 +119,12 @@ def test_runs_prune_usage(sandbox: Sandbox, args: list[str], message: str) -> No
 
 
 class Watcher:
-    """``simpleaide watch`` as a background process, its stdout read line by line."""
+    """``simpleaide watch`` (or ``command``, e.g. ``status --follow``) as a background process,
+    its stdout read line by line."""
 
-    def __init__(self, sandbox: Sandbox, *args: str) -> None:
+    def __init__(self, sandbox: Sandbox, *args: str, command: str = "watch") -> None:
         self.proc = subprocess.Popen(
-            [simpleaide_command(), "watch", *args],
+            [simpleaide_command(), command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=sandbox.env,

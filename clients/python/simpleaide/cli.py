@@ -231,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
         "object {text, tooltip, class} for a waybar custom module (return-type json).\n"
         "When no daemon answers, tmux and waybar formats print an OFF chip (exit 3).\n\n"
         "  tmux:   set -g status-right '#(simpleaide status --format tmux)'\n"
-        '  waybar: "custom/simpleaide": {"exec": "simpleaide status --format waybar",\n'
-        '                                "return-type": "json", "interval": 5}',
+        '  waybar: "custom/simpleaide": {"exec": "simpleaide status --follow --format waybar",\n'
+        '                                "return-type": "json", "restart-interval": 5}\n'
+        "With --follow it keeps running and prints a new line at each change (waybar reads\n"
+        "each line); when the daemon goes away it prints the OFF chip and exits 3.",
     )
     # Forked by status lines every few seconds: no protocol-version round trip.
     status_parser.set_defaults(check_version=False)
@@ -244,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status_parser.add_argument(
         "--workspace", metavar="PATH", help="count only the runs of this workspace"
+    )
+    status_parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep running: a new line at each change, from a subscription (no polling); "
+        "as 'simpleaide watch'",
     )
 
     from simpleaide import watch

@@ -16,7 +16,12 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 
 
 def status(session: Session, args: Args) -> int:
-    """``simpleaide status``: the status document as chips, a waybar object, or JSON."""
+    """``simpleaide status``: the status document as chips, a waybar object, or JSON;
+    with ``--follow``, again at every change (``simpleaide watch``)."""
+    if getattr(args, "follow", False):
+        from simpleaide.watch import watch
+
+        return watch(session, args)
     workspace = paths.absolute(args.workspace) if args.workspace else None
     try:
         doc = workspace_call(session, "status.get", workspace)

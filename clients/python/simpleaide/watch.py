@@ -1,8 +1,10 @@
-"""``simpleaide watch``: the status chips, live, from ``status.subscribe``.
+"""``simpleaide watch`` (and ``status --follow``): the status chips, live, from
+``status.subscribe``.
 
 The line is printed at once and again whenever it changes (the daemon sends at most one
 ``status.changed`` every 50 ms). On a terminal it is rewritten in place; into a pipe (tmux,
-waybar, a script) each change is one new line, flushed at once.
+waybar, a script) each change is one new line, flushed at once. When the daemon goes away, the
+tmux and waybar formats end with the OFF chip, so a bar never keeps a stale status.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def watch(session: Session, args: Args) -> int:
         line.end()
         return EXIT_OK
     except DaemonUnreachable:
+        if args.format != "plain" and not args.json:
+            # A status bar keeps the last line it read: it must not be a stale status.
+            shown = chips.offline(session.socket_path, args.format)
+            line.show(shown if isinstance(shown, str) else fastjson.dumps(shown))
         line.end()
         raise
 

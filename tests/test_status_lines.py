@@ -1,0 +1,182 @@
+"""Status lines against a real daemon: ``simpleaide status --format plain|tmux|waybar`` checked
+against the status document in each state a bar shows, and ``status --follow``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.clitools import Sandbox
+from tests.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
+from tests.test_cli_prune_watch import Watcher
+
+PASS = b"a long enough passphrase\n"
+FAST_VAULT = """
+[vault]
+kdf_memory_kib = 8192
+kdf_iterations = 1
+kdf_lanes = 1
+"""
+SLOW_PROBES = """
+[db]
+probe_seconds = 3600
+[llm]
+probe_seconds = 3600
+"""
+# The colours README documents for the tmux format, by chip level.
+TMUX_COLOURS = {
+    "ok": "green",
+    "warn": "yellow",
+    "bad": "red",
+    "off": "colour244",
+    "info": "default",
+}
+
+
+def document(sandbox: Sandbox) -> dict[str, Any]:
+    result: dict[str, Any] = sandbox.ok("status", "--json").json()
+    return result
+
+
+def expected(doc: dict[str, Any], fmt: str) -> str:
+    """What a status line must print for ``doc``, derived from its chips alone."""
+    shown = [(c["text"], c["level"]) for c in doc["chips"]]
+    if doc["warnings"]:
+        shown.append((f"⚠ {len(doc['warnings'])}", "warn"))
+    plain = " · ".join(text for text, _ in shown)
+    if fmt == "plain":
+        return plain
+    if fmt == "tmux":
+        return " · ".join(f"#[fg={TMUX_COLOURS[level]}]{text}#[default]" for text, level in shown)
+    runs, last = doc["runs"], doc["runs"]["last"] or {}
+    classes = [doc["env"].lower()]
+    if runs["active"]:
+        classes.append("busy")
+    elif last.get("status") in ("failed", "cancelled", "completed"):
+        classes.append(last["status"])
+    if doc["warnings"]:
+        classes.append("warning")
+    tooltip = [f"SimpleAide {doc['env']}", *(c["tooltip"] for c in doc["chips"])]
+    tooltip += [f"Warning: {w}" for w in doc["warnings"]]
+    return json.dumps({"text": plain, "tooltip": "\n".join(tooltip), "class": classes})
+
+
+def check_formats(sandbox: Sandbox) -> dict[str, Any]:
+    """Each format's output matches the document read around it; returns that document.
+
+    Words with ages ("failed 2s ago") change at second boundaries: a pair of documents that
+    differ is read again (a few times at most) rather than compared across a change.
+    """
+    for _ in range(5):
+        before = document(sandbox)
+        outputs = {
+            fmt: sandbox.ok("status", "--format", fmt).stdout for fmt in ("plain", "tmux", "waybar")
+        }
+        after = document(sandbox)
+        if before["chips"] == after["chips"] and before["warnings"] == after["warnings"]:
+            break
+    else:
+        pytest.fail("the status kept changing")
+    assert outputs["plain"] == expected(before, "plain") + "\n"
+    assert outputs["tmux"] == expected(before, "tmux") + "\n"
+    assert json.loads(outputs["waybar"]) == json.loads(expected(before, "waybar"))
+    return before
+
+
+def wait_for_document(sandbox: Sandbox, condition: Any) -> dict[str, Any]:
+    """Poll the status (its probes run in the background) until ``condition`` holds."""
+    deadline = time.monotonic() + 15
+    while True:
+        doc = document(sandbox)
+        if condition(doc):
+            return doc
+        assert time.monotonic() < deadline, f"never reached: {json.dumps(doc)[:2000]}"
+        time.sleep(0.1)
+
+
+def test_nothing_set_up_yet(sandbox: Sandbox) -> None:
+    doc = check_formats(sandbox)
+    assert expected(doc, "plain") == "DEV 🟢 · Vault – · DB OFF · LLM – · Run –"
+    assert json.loads(expected(doc, "waybar"))["class"] == ["dev"]
+
+
+def test_vault_unlocked_db_connected_llm_partial_runs_active(sandbox: Sandbox) -> None:
+    with LlmServer({"/api/tags": Route(body=OLLAMA_TAGS)}) as ollama:
+        sandbox.configure(
+            FAST_VAULT
+            + SLOW_PROBES
+            + f'[[llm.backends]]\nname = "local"\nkind = "ollama"\nurl = "{ollama.url}"\n'
+            + '[[llm.backends]]\nname = "gone"\nkind = "openai"\n'
+            + f'url = "{refused_url()}/v1"\n'
+        )
+        workspace = sandbox.workspace()
+        run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+        sandbox.ok("steps", "add", run_id, "plan", "--start")
+        sandbox.ok("vault", "init", input=PASS)
+        sandbox.ok("llm", "status", "--probe")
+        wait_for_document(sandbox, lambda d: d["db"]["connected"])
+        doc = check_formats(sandbox)
+    assert expected(doc, "plain") == "DEV 🟢 · Vault 🔓 · DB ✅ · LLM 1/2 · Run ⏳ 1"
+    assert [c["level"] for c in doc["chips"]] == ["ok", "warn", "ok", "warn", "warn"]
+    assert json.loads(expected(doc, "waybar"))["class"] == ["dev", "busy"]
+
+
+def test_prod_read_only_vault_locked_last_run_failed(sandbox: Sandbox) -> None:
+    prod = sandbox.root / "prod.sqlite3"
+    sqlite3.connect(prod).close()
+    sandbox.configure(
+        f'env = "PROD"\n{FAST_VAULT}{SLOW_PROBES}[db.PROD]\nurl = "sqlite://{prod}"\n'
+    )
+    workspace = sandbox.workspace()
+    run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+    sandbox.ok("steps", "add", run_id, "plan", "--start")
+    sandbox.ok("runs", "fail", run_id, "--message", "3 tests failed")
+    sandbox.ok("vault", "init", input=PASS)
+    sandbox.ok("vault", "lock")
+    wait_for_document(sandbox, lambda d: d["db"]["connected"])
+    doc = check_formats(sandbox)
+    assert expected(doc, "plain") == "PROD 🔴 · Vault 🔒 · DB ✅ RO · LLM – · Run ✗"
+    assert doc["chips"][4]["tooltip"].endswith("ago: 3 tests failed")
+    assert json.loads(expected(doc, "waybar"))["class"] == ["prod", "failed"]
+
+
+def test_database_off_and_a_warning(sandbox: Sandbox) -> None:
+    sandbox.configure(
+        f'workspaces = ["{sandbox.root / "missing"}"]\n{SLOW_PROBES}'  # missing: a warning
+        f'[db.DEV]\nurl = "{refused_url().replace("http", "postgresql", 1)}/x"\n'
+    )
+    doc = wait_for_document(sandbox, lambda d: d["db"]["error"] and d["db"]["checkedAt"])
+    doc = check_formats(sandbox)
+    assert expected(doc, "plain") == "DEV 🟢 · Vault – · DB OFF · LLM – · Run – · ⚠ 1"
+    assert doc["chips"][2]["level"] == "off" and "DEV database: off (" in doc["chips"][2]["tooltip"]
+    assert json.loads(expected(doc, "waybar"))["class"] == ["dev", "warning"]
+
+
+@pytest.fixture
+def follow(sandbox: Sandbox) -> Iterator[Watcher]:
+    """``simpleaide status --follow --format waybar``, as a waybar module runs it."""
+    sandbox.ok("daemon", "start")
+    follow = Watcher(sandbox, "--follow", "--format", "waybar", command="status")
+    yield follow
+    follow.kill()
+
+
+def test_follow_prints_a_line_per_change_and_off_when_the_daemon_goes(
+    sandbox: Sandbox, follow: Watcher
+) -> None:
+    first = json.loads(follow.next_line())
+    assert first["text"] == "DEV 🟢 · Vault – · DB OFF · LLM – · Run –"
+    workspace = sandbox.workspace()
+    run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+    sandbox.ok("steps", "add", run_id, "plan", "--start")
+    changed = json.loads(follow.wait_for("Run ⏳ 1"))
+    assert changed["class"] == ["dev", "busy"]
+    sandbox.ok("daemon", "stop")
+    assert json.loads(follow.wait_for("SimpleAide OFF"))["class"] == ["offline"]
+    code, err = follow.finish()
+    assert code == 3 and "went away" in err
