@@ -639,6 +639,7 @@ def _fast_status_args(argv: list[str]) -> Any:
         workspace=None,
         handler=status.status,
         check_version=False,
+        follow=False,  # --follow takes argparse's way
     )
     seen_command = False
     i = 0
