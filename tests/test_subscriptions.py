@@ -171,3 +171,26 @@ async def test_removing_a_subscribed_workspace_ends_only_that_subscription(
         await c.call("runs.create", workspace=str(other))  # a change: both pumps wake
         assert (await c.notification("status.changed"))["status"]["runs"]["total"] == 1
     assert await client.call("daemon.ping") == "pong"
+
+
+async def test_a_document_that_reads_differently_with_time_alone_is_sent_again(
+    client: RpcClient, socket_path: Path, workspace: Path
+) -> None:
+    """No change announces that "failed 0s ago" became "failed 1s ago": the daemon notices."""
+    async with await RpcClient.connect(socket_path) as other:
+        run = await other.call("runs.create", workspace=str(workspace))
+        await other.call("steps.create", runId=run["id"], name="plan", start=True)
+        await other.call("runs.fail", runId=run["id"], errorMessage="boom")
+    snapshot = await client.call("status.subscribe")
+    shown = snapshot["status"]["chips"][4]["tooltip"]
+    assert shown.startswith("Last run failed ") and shown.endswith(" ago: boom")
+    with anyio.fail_after(5):
+        while True:
+            params = await client.notification("status.changed")
+            tooltip = params["status"]["chips"][4]["tooltip"]
+            if tooltip != shown:
+                break
+    assert params["seq"] > snapshot["seq"]
+    assert tooltip.startswith("Last run failed ") and tooltip.endswith(" ago: boom")
+    # Nothing else changed: the next notification only comes when the words change again.
+    assert params["status"]["runs"]["total"] == 1

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_SECONDS = 60.0
 SOCKET_CHECK_SECONDS = 1.0  # how often the socket file is checked (a /tmp cleaner may take it)
 STATUS_SECONDS = 2.0  # how often the service manager's STATUS= is brought up to date
+AGE_SECONDS = 1.0  # the finest unit of the ages the chips show ("45s ago")
 RELOAD_REFUSED = "configuration not reloaded"  # how the warning of a refused reload begins
 
 
@@ -262,6 +263,7 @@ class Daemon:
                     await tg.start(self.http.serve)
                 tg.start_soon(self._after_start, tg)
                 tg.start_soon(self._keep_socket, tg)
+                tg.start_soon(self._refresh_aged)
                 log.info(
                     "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s), %s)",
                     __version__,
@@ -360,8 +362,8 @@ class Daemon:
         saved_at = -1
         probing = False
         while True:
-            if self.events.seq != saved_at:
-                saved_at = self.events.seq
+            if self.events.changes != saved_at:
+                saved_at = self.events.changes
                 await self.runs.save_snapshots()
                 # Loading and saving free tens of MB at 100k runs that the C heap would keep.
                 await anyio.to_thread.run_sync(_trim_heap)
@@ -372,6 +374,12 @@ class Daemon:
                 await tg.start(self.database.run)
                 await tg.start(self.llm.run)
             await anyio.sleep(SNAPSHOT_SECONDS)
+
+    async def _refresh_aged(self) -> None:
+        """Subscribers' documents follow time too: "failed 2m ago" must not stay "0s ago"."""
+        while True:
+            await anyio.sleep(AGE_SECONDS)
+            self.events.refresh_aged()
 
     async def _ping_watchdog(self, period: float) -> None:
         """``WATCHDOG=1`` from the event loop itself: a loop that hangs stops the pings, and

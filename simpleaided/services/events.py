@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from simpleaided.domain.errors import NotFound
 from simpleaided.domain.index import RunSummary
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class StatusSubscription(_Subscription):
     def __init__(self, hub: EventHub, subscriber: Subscriber, workspace: str | None) -> None:
         super().__init__(hub, subscriber)
         self.workspace = workspace
+        self.words: list[tuple[str, str]] = []  # of the chips last sent
 
     async def flush(self) -> bool:
         seq = self.hub.seq
@@ -87,8 +89,20 @@ class StatusSubscription(_Subscription):
             return False
         doc = self.hub.document(self.workspace)  # built at ``seq``: no await in between
         self.sent_seq = seq
+        self.words = _words(doc)
         await self.subscriber.notify("status.changed", {"seq": seq, "status": doc})
         return True
+
+    def reads_differently(self) -> bool:
+        """Whether the document would now read differently from the one last sent."""
+        try:
+            return _words(self.hub.document(self.workspace)) != self.words
+        except NotFound:
+            return False  # the workspace went: the pump ends this subscription
+
+
+def _words(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(chip["text"], chip["tooltip"]) for chip in doc["chips"]]
 
 
 class RunSubscription(_Subscription):
@@ -128,6 +142,7 @@ class EventHub:
     def __init__(self, document: Callable[[str | None], dict[str, Any]]) -> None:
         self.document = document
         self.seq = 0
+        self.changes = 0  # changes of state (``seq`` also counts documents that only aged)
         self._status: dict[Subscriber, StatusSubscription] = {}
         self._runs: dict[Subscriber, RunSubscription] = {}
 
@@ -164,11 +179,23 @@ class EventHub:
         """Another section of the status changed (the vault locked, a backend went offline):
         status subscribers get a new document; run subscribers have nothing to hear."""
         self.seq += 1
+        self.changes += 1
         for status_sub in self._status.values():
             status_sub.wake.set()
 
+    def refresh_aged(self) -> None:
+        """Wake the status subscribers whose document now reads differently with time alone
+        ("failed 2m ago", "locks in 4m"), which no change announces; the daemon calls it
+        every second. A document the subscriber already has is not sent again."""
+        aged = [sub for sub in self._status.values() if sub.reads_differently()]
+        if aged:
+            self.seq += 1
+            for sub in aged:
+                sub.wake.set()
+
     def _publish(self, event: dict[str, Any]) -> None:
         self.seq += 1
+        self.changes += 1
         event["seq"] = self.seq
         for status_sub in self._status.values():
             status_sub.wake.set()
@@ -184,9 +211,11 @@ class EventHub:
         """
         self._end(self._status, subscriber)
         sub = StatusSubscription(self, subscriber, workspace)
+        doc = self.document(workspace)
+        sub.words = _words(doc)
         self._status[subscriber] = sub
         self._start(sub, self._status, "status")
-        return {"seq": self.seq, "status": self.document(workspace)}
+        return {"seq": self.seq, "status": doc}
 
     def subscribe_runs(self, subscriber: Subscriber, run_id: str | None) -> dict[str, Any]:
         """Register (or replace) the connection's run-event subscription."""
