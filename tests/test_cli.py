@@ -43,7 +43,7 @@ def test_no_spawn_without_daemon_exits_3_with_a_hint(sandbox: Sandbox) -> None:
         "(start it with: simpleaide daemon start)"
     )
     waybar = sandbox.run("status", "--format", "waybar", "--no-spawn")
-    assert waybar.code == 3
+    assert waybar.code == 0  # waybar would hide the module, OFF chip and all, on an error
     assert waybar.json()["class"] == ["offline"]
     assert sandbox.run("runs", "ls", "--no-spawn").code == 3
     assert not sandbox.socket.exists()

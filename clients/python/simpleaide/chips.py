@@ -68,7 +68,8 @@ def tooltip(doc: dict[str, Any]) -> str:
 
 
 def waybar(doc: dict[str, Any]) -> dict[str, Any]:
-    """A waybar custom-module object: ``text``, ``tooltip`` and CSS ``class`` names."""
+    """A waybar custom-module object: ``text``, ``tooltip`` (Pango markup, escaped) and CSS
+    ``class`` names."""
     runs = doc.get("runs") or {}
     last = runs.get("last") or {}
     classes = [str(doc.get("env", "unknown")).lower()]
@@ -78,7 +79,13 @@ def waybar(doc: dict[str, Any]) -> dict[str, Any]:
         classes.append(str(last["status"]))
     if doc.get("warnings"):
         classes.append("warning")
-    return {"text": plain(doc), "tooltip": tooltip(doc), "class": classes}
+    return {"text": _pango(plain(doc)), "tooltip": _pango(tooltip(doc)), "class": classes}
+
+
+def _pango(text: str) -> str:
+    """``text`` escaped for Pango markup, which waybar renders text and tooltip as: a run's
+    error message holding ``<Foo> & co`` would otherwise make the tooltip invalid."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def offline(socket_path: str, fmt: str) -> str | dict[str, Any]:

@@ -229,12 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
         "  ⚠ N                the daemon has N warnings\n"
         "With --format tmux the chips carry #[fg=...] colours; with --format waybar a JSON\n"
         "object {text, tooltip, class} for a waybar custom module (return-type json).\n"
-        "When no daemon answers, tmux and waybar formats print an OFF chip (exit 3).\n\n"
+        "When no daemon answers, tmux and waybar formats print an OFF chip (exit 3 for\n"
+        "tmux; 0 for waybar, which hides a module whose command fails).\n\n"
         "  tmux:   set -g status-right '#(simpleaide status --format tmux)'\n"
         '  waybar: "custom/simpleaide": {"exec": "simpleaide status --follow --format waybar",\n'
         '                                "return-type": "json", "restart-interval": 5}\n'
         "With --follow it keeps running and prints a new line at each change (waybar reads\n"
-        "each line); when the daemon goes away it prints the OFF chip and exits 3.",
+        "each line); when the daemon goes away it shows the OFF chip and waits for a\n"
+        "daemon to answer again (it never starts one then).",
     )
     # Forked by status lines every few seconds: no protocol-version round trip.
     status_parser.set_defaults(check_version=False)
@@ -264,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the status chips (as 'status' does) and again whenever they\n"
         "change, until Ctrl-C. On a terminal the line is rewritten in place; into a pipe\n"
         "each change is a new line (tmux and waybar read the last one). With --json, each\n"
-        "status document is one line of JSON. Exit 3 when the daemon goes away.",
+        "status document is one line of JSON. When the daemon goes away: plain and JSON\n"
+        "exit 3; tmux and waybar show the OFF chip and wait for a daemon to answer again.",
     )
     watch_parser.add_argument(
         "--format", choices=watch.FORMATS, default="plain", help="plain (default), tmux or waybar"

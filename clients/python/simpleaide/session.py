@@ -83,6 +83,13 @@ class Session:
         self._client = client
         return client
 
+    def reset(self, *, spawn: bool) -> None:
+        """Drop the connection (the daemon went away); the next call connects anew, and
+        starts a daemon only if ``spawn``."""
+        self.close()
+        self._client = None
+        self.spawn = spawn
+
     def call(self, method: str, /, **params: Any) -> Any:
         """Call ``method`` on the daemon (see ``Client.call``)."""
         return self.client().call(method, **params)

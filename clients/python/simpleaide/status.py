@@ -29,6 +29,8 @@ def status(session: Session, args: Args) -> int:
         if args.format != "plain" and not args.json:
             shown = chips.offline(session.socket_path, args.format)
             print(shown if isinstance(shown, str) else fastjson.dumps(shown))
+            if args.format == "waybar":
+                return EXIT_OK  # waybar hides a module whose command fails: OFF must show
         raise
     if args.json:
         print_json(doc)

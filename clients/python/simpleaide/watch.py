@@ -10,6 +10,7 @@ tmux and waybar formats end with the OFF chip, so a bar never keeps a stale stat
 from __future__ import annotations
 
 import sys
+import time
 
 from simpleaide import chips, fastjson, paths
 from simpleaide.client import DaemonUnreachable
@@ -17,11 +18,14 @@ from simpleaide.session import EXIT_OK, Session, workspace_call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
+    from collections.abc import Callable
     from typing import Any, NoReturn, TextIO
 
     from simpleaide.session import Args
 
 FORMATS = ("plain", "tmux", "waybar")
+RETRY_FIRST_SECONDS = 0.25  # a bar waiting for the daemon: 0.25 s, doubling up to 5 s
+RETRY_MAX_SECONDS = 5.0
 _CLEAR_TO_END = "\x1b[K"
 
 
@@ -63,27 +67,45 @@ def render(doc: dict[str, Any], args: Args) -> str:
 
 
 def watch(session: Session, args: Args) -> int:
-    """``simpleaide watch``: runs until Ctrl-C (exit 0) or until the daemon goes (exit 3)."""
+    """``simpleaide watch``: runs until Ctrl-C (exit 0). When the daemon goes, the plain and
+    JSON outputs end (exit 3); a status bar's (tmux, waybar) shows the OFF chip and waits for
+    a daemon to answer again, without starting one."""
     line = LiveLine(sys.stdout)
     if args.json or args.format == "waybar":
         line.in_place = False  # one JSON document per line, always
+    for_a_bar = args.format != "plain" and not args.json
+    delay = RETRY_FIRST_SECONDS
+
+    def subscribed() -> None:
+        nonlocal delay
+        delay = RETRY_FIRST_SECONDS
+
     try:
-        _follow(session, args, line)
+        while True:
+            try:
+                _follow(session, args, line, subscribed)
+            except DaemonUnreachable:
+                if not for_a_bar:
+                    line.end()
+                    raise
+                # A bar keeps the last line it read: it must not be a stale status. And a
+                # bar program that exits is hidden (waybar) or restarted: it waits instead.
+                shown = chips.offline(session.socket_path, args.format)
+                line.show(shown if isinstance(shown, str) else fastjson.dumps(shown))
+                session.reset(spawn=False)  # a daemon the user stopped stays stopped
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
     except KeyboardInterrupt:
         line.end()
         return EXIT_OK
-    except DaemonUnreachable:
-        if args.format != "plain" and not args.json:
-            # A status bar keeps the last line it read: it must not be a stale status.
-            shown = chips.offline(session.socket_path, args.format)
-            line.show(shown if isinstance(shown, str) else fastjson.dumps(shown))
-        line.end()
-        raise
 
 
-def _follow(session: Session, args: Args, line: LiveLine) -> NoReturn:
+def _follow(
+    session: Session, args: Args, line: LiveLine, subscribed: Callable[[], None]
+) -> NoReturn:
     workspace = paths.absolute(args.workspace) if args.workspace else None
     snapshot = workspace_call(session, "status.subscribe", workspace)
+    subscribed()
     seq = int(snapshot["seq"])
     line.show(render(snapshot["status"], args))
     client = session.client()
