@@ -5,11 +5,16 @@
  * Errors: `DaemonError` (the daemon answered with a JSON-RPC error: `code`, `message`, `data`)
  * and `NotConnectedError` (no daemon answers, or the connection closed), so that callers can
  * word each for the user without knowing about `vscode-jsonrpc`.
+ *
+ * Every request has a deadline: a daemon can accept connections and never answer (stopped with
+ * SIGSTOP, stuck in a loop, a socket-activated unit that fails to start), and nothing else would
+ * ever settle the request.
  */
 
 import * as net from 'node:net';
 import {
   createMessageConnection,
+  Message,
   MessageConnection,
   ResponseError,
   SocketMessageReader,
@@ -41,6 +46,14 @@ export class NotConnectedError extends Error {
   }
 }
 
+/** How long a request may wait for its answer, by default. */
+export const REQUEST_TIMEOUT_MS = 5000;
+
+/** The reason given when the daemon lets a deadline pass: `no answer within 5 s`. */
+export function noAnswerWithin(ms: number): string {
+  return `no answer within ${ms / 1000} s`;
+}
+
 /** Why a connection attempt failed, in a few words for a tooltip. */
 export function describeSocketError(err: NodeJS.ErrnoException): string {
   switch (err.code) {
@@ -59,6 +72,22 @@ export function describeSocketError(err: NodeJS.ErrnoException): string {
   }
 }
 
+/**
+ * A writer whose writes never fail. `vscode-jsonrpc`'s `sendRequest` rethrows a failed write
+ * inside a promise executor, where nothing can catch it: an unhandled rejection whenever a
+ * request is written as the connection closes (a timeout, `dispose`). A failed write means the
+ * socket is closing, and closing rejects the waiting requests anyway.
+ */
+class SocketWriter extends SocketMessageWriter {
+  override async write(msg: Message): Promise<void> {
+    try {
+      await super.write(msg);
+    } catch {
+      // The close rejects the request with NotConnectedError.
+    }
+  }
+}
+
 export class DaemonConnection {
   private closed = false;
   private closeReason = 'the daemon closed the connection';
@@ -68,17 +97,23 @@ export class DaemonConnection {
     readonly socketPath: string,
     private readonly socket: net.Socket,
     private readonly rpc: MessageConnection,
+    private readonly requestTimeoutMs: number,
   ) {
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.closeReason = describeSocketError(err);
     });
-    rpc.onClose(() => this.closedByPeer());
+    rpc.onClose(() => this.close(this.closeReason));
     rpc.listen();
   }
 
   /** Connects to `socketPath`; rejects with `NotConnectedError` saying why (no socket, refused,
-   * permission denied, no answer within `timeoutMs`). */
-  static open(socketPath: string, timeoutMs = 2000): Promise<DaemonConnection> {
+   * permission denied, no answer within `timeoutMs`). Each request then waits at most
+   * `requestTimeoutMs` for its answer. */
+  static open(
+    socketPath: string,
+    timeoutMs = 2000,
+    requestTimeoutMs = REQUEST_TIMEOUT_MS,
+  ): Promise<DaemonConnection> {
     return new Promise((resolve, reject) => {
       const socket = net.createConnection(socketPath);
       const fail = (reason: string): void => {
@@ -87,34 +122,42 @@ export class DaemonConnection {
         reject(new NotConnectedError(socketPath, reason));
       };
       const onError = (err: NodeJS.ErrnoException): void => fail(describeSocketError(err));
-      const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
+      const timer = setTimeout(() => fail(noAnswerWithin(timeoutMs)), timeoutMs);
       socket.once('error', onError);
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
-        resolve(DaemonConnection.over(socket, socketPath));
+        resolve(DaemonConnection.over(socket, socketPath, requestTimeoutMs));
       });
     });
   }
 
   /** A connection over a socket that is already connected (tests wrap its writes). */
-  static over(socket: net.Socket, socketPath: string): DaemonConnection {
+  static over(
+    socket: net.Socket,
+    socketPath: string,
+    requestTimeoutMs = REQUEST_TIMEOUT_MS,
+  ): DaemonConnection {
     const rpc = createMessageConnection(
       new SocketMessageReader(socket, 'utf-8'),
-      new SocketMessageWriter(socket, 'utf-8'),
+      new SocketWriter(socket, 'utf-8'),
     );
-    return new DaemonConnection(socketPath, socket, rpc);
+    return new DaemonConnection(socketPath, socket, rpc, requestTimeoutMs);
   }
 
   get isOpen(): boolean {
     return !this.closed;
   }
 
-  /** Calls `method` with named params; rejects with `DaemonError` or `NotConnectedError`. */
-  async call<T>(method: string, params?: object): Promise<T> {
+  /** Calls `method` with named params; rejects with `DaemonError` or `NotConnectedError`. With
+   * no answer within `timeoutMs` (the connection's request timeout by default), the connection
+   * closes (its other requests would wait as long), and `onClose` says so: `no answer within
+   * 5 s`. */
+  async call<T>(method: string, params?: object, timeoutMs = this.requestTimeoutMs): Promise<T> {
     if (this.closed) {
       throw new NotConnectedError(this.socketPath, this.closeReason);
     }
+    const deadline = setTimeout(() => this.close(noAnswerWithin(timeoutMs)), timeoutMs);
     try {
       return params === undefined
         ? await this.rpc.sendRequest<T>(method)
@@ -127,6 +170,8 @@ export class DaemonConnection {
         throw new DaemonError(err.code, err.message, err.data);
       }
       throw err;
+    } finally {
+      clearTimeout(deadline);
     }
   }
 
@@ -149,8 +194,8 @@ export class DaemonConnection {
     return snapshot;
   }
 
-  /** Calls `listener` once, with the reason, when the daemon closes the connection (not after
-   * `dispose`). */
+  /** Calls `listener` once, with the reason, when the daemon closes the connection or lets a
+   * request go unanswered (not after `dispose`). */
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);
   }
@@ -162,13 +207,15 @@ export class DaemonConnection {
     this.socket.destroy();
   }
 
-  private closedByPeer(): void {
+  /** Closes the connection for `reason` and tells the `onClose` listeners. */
+  private close(reason: string): void {
     if (this.closed) {
       return;
     }
+    this.closeReason = reason;
     this.dispose(); // also rejects the requests waiting for an answer that will never come
     for (const listener of this.closeListeners) {
-      listener(this.closeReason);
+      listener(reason);
     }
   }
 }

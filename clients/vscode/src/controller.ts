@@ -1,10 +1,11 @@
 /**
  * The extension's logic: keep a subscription to the daemon, render the status bar from each
- * status document, reconnect with backoff when the daemon goes away, and run the click
- * commands. It talks to VS Code only through the seam (`StatusBar`, `Ui`, `Timer`).
+ * status document, ping the daemon to notice it stop answering, reconnect with backoff when it
+ * goes away, and run the click commands. It talks to VS Code only through the seam
+ * (`StatusBar`, `Ui`, `Timer`).
  */
 
-import { DaemonConnection, NotConnectedError } from './connection';
+import { DaemonConnection, NotConnectedError, REQUEST_TIMEOUT_MS } from './connection';
 import {
   API_VERSION,
   DaemonInfo,
@@ -17,7 +18,8 @@ import {
 import { realTimer, StatusBar, Timer, Ui } from './seam';
 import { itemsFor, llmTable, runLines, runPickItems, statusLines, unreachableItems } from './statusbar';
 
-/** Reconnection delays: 250 ms, doubling, capped (5 s by default); reset once subscribed. */
+/** Reconnection delays: 250 ms, doubling, capped (5 s by default); reset once a connection has
+ * stayed up a while. */
 export class Backoff {
   private nextMs: number;
 
@@ -48,9 +50,20 @@ export interface ControllerOptions {
   maxDelayMs?: number;
   /** How long one connection attempt may take. */
   connectTimeoutMs?: number;
+  /** How long a request may wait for its answer (5 s by default). */
+  requestTimeoutMs?: number;
+  /** How often a connected daemon is pinged to notice that it stopped answering (15 s). */
+  pingIntervalMs?: number;
+  /** How long a connection must stay up before the backoff starts over (5 s). */
+  stableAfterMs?: number;
 }
 
 const RUNS_SHOWN = 30;
+
+// vault.unlock may take long and still be answered: after wrong passphrases the daemon waits up
+// to 30 s before trying, and the key derivation is costly. The pings meanwhile still notice a
+// daemon that stops answering.
+const UNLOCK_TIMEOUT_MS = 120_000;
 
 export class StatusController {
   readonly socketPath: string;
@@ -59,10 +72,15 @@ export class StatusController {
   private readonly timer: Timer;
   private readonly backoff: Backoff;
   private readonly connectTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private readonly stableAfterMs: number;
   private connection: DaemonConnection | undefined;
   private document: StatusDocument | undefined;
+  private attempt: Promise<void> | undefined; // the connection attempt under way
   private retry: unknown;
-  private connecting = false;
+  private pinger: unknown;
+  private stable: unknown;
   private disposed = false;
   private lastReason = 'not connected yet';
 
@@ -73,6 +91,9 @@ export class StatusController {
     this.timer = options.timer ?? realTimer;
     this.backoff = new Backoff(250, options.maxDelayMs ?? 5000);
     this.connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.pingIntervalMs = options.pingIntervalMs ?? 15000;
+    this.stableAfterMs = options.stableAfterMs ?? 5000;
   }
 
   /** The latest status document, while subscribed. */
@@ -89,9 +110,17 @@ export class StatusController {
     void this.connect();
   }
 
-  /** The `reconnect` command: tries again at once instead of waiting for the next attempt. */
+  /** The `reconnect` command: tries again at once instead of waiting for the next attempt. A
+   * connection without a document yet is dropped first: the daemon accepted it but does not
+   * answer (a failed ping has closed its connection already). */
   async reconnect(): Promise<void> {
-    if (this.connection === undefined) {
+    if (this.connected) {
+      return;
+    }
+    this.connection?.dispose(); // its subscribe fails now, which ends the attempt under way
+    this.connection = undefined;
+    await this.attempt;
+    if (!this.connected) {
       this.backoff.reset();
       await this.connect();
     }
@@ -99,39 +128,68 @@ export class StatusController {
 
   dispose(): void {
     this.disposed = true;
-    this.cancelRetry();
+    this.cancelTimers();
     this.connection?.dispose();
     this.connection = undefined;
   }
 
   // -- the connection ------------------------------------------------------------------
 
-  private async connect(): Promise<void> {
-    if (this.disposed || this.connecting) {
+  /** Connects and subscribes; a second caller waits for the attempt under way. */
+  private connect(): Promise<void> {
+    this.attempt ??= this.attemptConnection().finally(() => (this.attempt = undefined));
+    return this.attempt;
+  }
+
+  private async attemptConnection(): Promise<void> {
+    if (this.disposed) {
       return;
     }
-    this.connecting = true;
-    this.cancelRetry();
+    this.cancelTimers();
     let connection: DaemonConnection | undefined;
     try {
-      connection = await DaemonConnection.open(this.socketPath, this.connectTimeoutMs);
+      connection = await DaemonConnection.open(this.socketPath, this.connectTimeoutMs, this.requestTimeoutMs);
       if (this.disposed) {
         connection.dispose();
         return;
       }
       this.connection = connection;
       const opened = connection;
+      // Also when a request goes unanswered: the subscribe, a ping, a command.
       connection.onClose((reason) => this.lost(opened, reason));
       await connection.subscribe((doc) => this.show(opened, doc));
-      this.backoff.reset();
+      if (opened !== this.connection) {
+        return; // disposed meanwhile
+      }
       this.lastReason = '';
       this.ui.log(`connected to the daemon on ${this.socketPath}`);
+      // Not at once: a daemon that crashes right after answering would be retried every 250 ms.
+      this.stable = this.timer.setTimeout(() => this.backoff.reset(), this.stableAfterMs, 'stable');
+      this.schedulePing(opened);
       void this.checkApiVersion(connection);
     } catch (err) {
       this.lost(connection, err instanceof NotConnectedError ? err.reason : errorText(err));
-    } finally {
-      this.connecting = false;
     }
+  }
+
+  /** A daemon that stops answering (stopped, stuck) keeps its socket open: only a request left
+   * unanswered tells, so one is sent every `pingIntervalMs`. Unanswered, it closes the
+   * connection, and `lost` shows the unreachable item. */
+  private schedulePing(connection: DaemonConnection): void {
+    this.pinger = this.timer.setTimeout(
+      () => {
+        this.pinger = undefined;
+        const again = (): void => {
+          if (connection === this.connection) {
+            this.schedulePing(connection);
+          }
+        };
+        // Unanswered, the ping has closed the connection: `lost` has run, and `again` stops.
+        void connection.call('daemon.ping').then(again, again);
+      },
+      this.pingIntervalMs,
+      'ping',
+    );
   }
 
   private show(from: DaemonConnection, doc: StatusDocument): void {
@@ -156,15 +214,17 @@ export class StatusController {
       this.lastReason = reason;
     }
     this.bar.render(unreachableItems(this.socketPath, reason));
-    this.cancelRetry();
-    this.retry = this.timer.setTimeout(() => void this.connect(), this.backoff.next());
+    this.cancelTimers();
+    this.retry = this.timer.setTimeout(() => void this.connect(), this.backoff.next(), 'retry');
   }
 
-  private cancelRetry(): void {
-    if (this.retry !== undefined) {
-      this.timer.clearTimeout(this.retry);
-      this.retry = undefined;
+  private cancelTimers(): void {
+    for (const handle of [this.retry, this.pinger, this.stable]) {
+      if (handle !== undefined) {
+        this.timer.clearTimeout(handle);
+      }
     }
+    this.retry = this.pinger = this.stable = undefined;
   }
 
   /** Warns in the output channel when the daemon speaks another API version. */
@@ -210,7 +270,7 @@ export class StatusController {
       } else if (vault.state === 'locked') {
         const passphrase = await this.ui.askPassphrase('SimpleAide vault passphrase');
         if (passphrase) {
-          await this.current().call<VaultStatus>('vault.unlock', { passphrase });
+          await this.current().call<VaultStatus>('vault.unlock', { passphrase }, UNLOCK_TIMEOUT_MS);
         }
       } else {
         this.ui.showInfo('No vault yet: run simpleaide vault init in a terminal');

@@ -1,7 +1,8 @@
 /**
- * The VS Code side of the seam, and the only module that imports `vscode`: five status-bar
- * items, one output channel, the dialogs, the commands and the `simpleaide.socketPath` setting.
- * Everything else is in `StatusController`, which tests drive without VS Code.
+ * The VS Code side of the seam, and the only module that imports `vscode`: six status-bar
+ * items (the five chips, then `⚠ N` while the daemon reports warnings), one output channel,
+ * the dialogs, the commands and the `simpleaide.socketPath` setting. Everything else is in
+ * `StatusController`, which tests drive without VS Code.
  */
 
 import * as vscode from 'vscode';
@@ -11,7 +12,8 @@ import { Level, resolveSocketPath } from './protocol';
 import { BarItem, PickItem, StatusBar, Ui } from './seam';
 import { Command } from './statusbar';
 
-const SLOT_NAMES = ['Env', 'Vault', 'DB', 'LLM', 'Runs']; // the first also shows 'unreachable'
+// The first also shows 'unreachable'; the last is hidden while the daemon reports no warnings.
+const SLOT_NAMES = ['Env', 'Vault', 'DB', 'LLM', 'Runs', 'Warnings'];
 const FIRST_PRIORITY = 100; // decreasing priorities keep the items in order, left to right
 
 let controller: StatusController | undefined;
@@ -23,7 +25,7 @@ function background(level: Level): vscode.ThemeColor | undefined {
   return undefined;
 }
 
-/** The status bar as five slots; rendering fills the first ones and hides the rest. */
+/** The status bar as six slots; rendering fills the first ones and hides the rest. */
 function statusBar(context: vscode.ExtensionContext): StatusBar {
   const slots: vscode.StatusBarItem[] = [];
   SLOT_NAMES.forEach((name, i) => {

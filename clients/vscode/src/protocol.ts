@@ -180,9 +180,15 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
   return `/tmp/simpleaide-${os.userInfo().uid}/daemon.sock`;
 }
 
-/** The socket to talk to: the setting, else `$SIMPLEAIDE_SOCKET`, else the default rule. */
-export function resolveSocketPath(setting: string, env: NodeJS.ProcessEnv = process.env): string {
+/** The socket to talk to: the setting, else `$SIMPLEAIDE_SOCKET`, else the default rule. A
+ * leading `~` is the home folder, and a relative path is relative to it: the extension host's
+ * working folder means nothing to the user. */
+export function resolveSocketPath(
+  setting: string,
+  env: NodeJS.ProcessEnv = process.env,
+  home: string = os.homedir(),
+): string {
   const chosen = setting.trim() || env.SIMPLEAIDE_SOCKET || defaultSocketPath(env);
-  const expanded = chosen === '~' || chosen.startsWith('~/') ? os.homedir() + chosen.slice(1) : chosen;
-  return path.resolve(expanded);
+  const expanded = chosen === '~' || chosen.startsWith('~/') ? home + chosen.slice(1) : chosen;
+  return path.resolve(home, expanded);
 }

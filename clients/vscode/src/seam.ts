@@ -43,9 +43,13 @@ export interface Ui {
   log(line: string): void;
 }
 
-/** Timers, injectable so tests can record the reconnection delays. */
+/** What a timer is for: the next reconnection attempt, the next liveness ping, or the moment a
+ * connection counts as stable (the backoff starts over). Tests tell them apart by it. */
+export type TimerPurpose = 'retry' | 'ping' | 'stable';
+
+/** Timers, injectable so tests can record the delays and fire the timers themselves. */
 export interface Timer {
-  setTimeout(callback: () => void, ms: number): unknown;
+  setTimeout(callback: () => void, ms: number, purpose: TimerPurpose): unknown;
   clearTimeout(handle: unknown): void;
 }
 

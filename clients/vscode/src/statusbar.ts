@@ -1,6 +1,7 @@
 /**
  * What the extension shows, as pure functions of the daemon's documents: the five status-bar
- * items, the "daemon unreachable" item, and the lines of the output channel and quick pick.
+ * items and the warnings item, the "daemon unreachable" item, and the lines of the output
+ * channel and quick pick.
  *
  * The chips' words come from the daemon (`chips` in the status document), as for the CLI and the
  * web header: they are laid out here, never re-worded. No `vscode` import, so tests run in Node.
@@ -37,15 +38,16 @@ const RUN_MARKS: Readonly<Record<string, string>> = {
 };
 
 /**
- * The five items of a status document, in the order env, vault, db, llm, runs: each chip's
- * text and tooltip. The daemon's warnings go under the Env tooltip, as `Warning: …` lines (as in
- * the CLI's waybar tooltip). A chip the document lacks gives `<Name> ?` rather than no item.
+ * The items of a status document: the five chips in the order env, vault, db, llm, runs, each
+ * with its text and tooltip (a chip the document lacks gives `<Name> ?` rather than no item),
+ * then, only when the daemon reports warnings, a `⚠ N` item as every CLI format appends, whose
+ * tooltip has one `Warning: …` line each (as the CLI's waybar tooltip).
  */
 export function itemsFor(doc: StatusDocument): BarItem[] {
   const chips = new Map<string, Chip>((doc.chips ?? []).map((chip) => [chip.name, chip]));
-  return SLOTS.map((slot) => {
+  const items = SLOTS.map((slot): BarItem => {
     const chip = chips.get(slot.chip);
-    const item: BarItem = chip
+    return chip
       ? { id: slot.chip, text: chip.text, tooltip: chip.tooltip, command: slot.command, level: chip.level }
       : {
           id: slot.chip,
@@ -54,11 +56,18 @@ export function itemsFor(doc: StatusDocument): BarItem[] {
           command: slot.command,
           level: 'off',
         };
-    if (slot.chip === 'env' && doc.warnings?.length) {
-      item.tooltip = [item.tooltip, ...doc.warnings.map((w) => `Warning: ${w}`)].join('\n');
-    }
-    return item;
   });
+  const warnings = doc.warnings ?? [];
+  if (warnings.length) {
+    items.push({
+      id: 'warnings',
+      text: `⚠ ${warnings.length}`,
+      tooltip: warnings.map((w) => `Warning: ${w}`).join('\n'),
+      command: Command.showStatus,
+      level: 'warn',
+    });
+  }
+  return items;
 }
 
 /** The single item shown while no daemon answers; a click retries at once. */

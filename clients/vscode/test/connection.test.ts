@@ -91,3 +91,39 @@ test('subscribe() gives the document now, then each change', { timeout: 10000 },
     other.dispose();
   }
 });
+
+test('a request left unanswered rejects after the timeout and closes the connection', { timeout: 10000 }, async () => {
+  // Accepts, reads, never answers: a stopped daemon, or a socket-activated unit failing to start.
+  const socketPath = `${sandbox.root}/run/silent.sock`;
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((socket) => accepted.push(socket));
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  const connection = await DaemonConnection.open(socketPath, 2000, 200);
+  try {
+    const reasons: string[] = [];
+    connection.onClose((reason) => reasons.push(reason));
+    const started = Date.now();
+    const [first, second] = await Promise.allSettled([connection.call('daemon.ping'), connection.call('daemon.info')]);
+    assert.ok(Date.now() - started < 1000, `settled after ${Date.now() - started} ms`);
+    for (const outcome of [first, second]) {
+      assert.equal(outcome.status, 'rejected');
+      assert.ok(outcome.reason instanceof NotConnectedError);
+      assert.equal(outcome.reason.reason, 'no answer within 0.2 s');
+    }
+    assert.deepEqual(reasons, ['no answer within 0.2 s']); // once, for both
+    assert.equal(connection.isOpen, false);
+    await assert.rejects(connection.call('daemon.ping'), { reason: 'no answer within 0.2 s' });
+  } finally {
+    connection.dispose();
+    accepted.forEach((socket) => socket.destroy());
+    server.close();
+  }
+});
+
+test('a request written as the connection closes rejects with NotConnectedError, nothing unhandled', { timeout: 10000 }, async () => {
+  const connection = await DaemonConnection.open(sandbox.socketPath);
+  const request = connection.call('daemon.ping'); // still being written
+  connection.dispose();
+  await assert.rejects(request, NotConnectedError);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // room for an unhandled rejection to surface
+});

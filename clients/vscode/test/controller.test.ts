@@ -1,4 +1,5 @@
-/** `StatusController` against a real daemon: the status bar follows it, the commands work. */
+/** `StatusController` against a real daemon: the status bar follows it, the commands work. The
+ * daemon's config serves a workspace that does not exist, so it reports a warning. */
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -6,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { DaemonConnection } from '../src/connection';
 import { StatusController } from '../src/controller';
 import { LlmSection, RunView, StatusDocument } from '../src/protocol';
+import { BarItem } from '../src/seam';
 import { Daemon, Sandbox, waitFor } from './daemon';
 import { FakeBar, FakeUi } from './fakes';
 
@@ -16,6 +18,7 @@ const COMMANDS = [
   'simpleaide.showStatus',
   'simpleaide.showLlm',
   'simpleaide.showRuns',
+  'simpleaide.showStatus',
 ];
 
 let sandbox: Sandbox;
@@ -26,7 +29,7 @@ let ui: FakeUi;
 let controller: StatusController;
 
 before(async () => {
-  sandbox = new Sandbox();
+  sandbox = new Sandbox({ missingWorkspace: true });
   daemon = await sandbox.start();
   other = await DaemonConnection.open(sandbox.socketPath);
   bar = new FakeBar();
@@ -43,45 +46,60 @@ after(async () => {
   sandbox?.cleanUp();
 });
 
-/** The daemon's chips now, from a fresh `status.get`. */
-async function chipsNow(): Promise<StatusDocument['chips']> {
-  return (await other.call<StatusDocument>('status.get')).chips;
+/** What the items of a document must say, as [text, tooltip, level]: its chips, then the CLI's
+ * `⚠ N` chip when it has warnings (clients/python/simpleaide/chips.py). */
+function expected(doc: StatusDocument): string[][] {
+  const rows = doc.chips.map((c) => [c.text, c.tooltip, c.level]);
+  if (doc.warnings.length) {
+    rows.push([`⚠ ${doc.warnings.length}`, doc.warnings.map((w) => `Warning: ${w}`).join('\n'), 'warn']);
+  }
+  return rows;
 }
 
-/** Waits until the status bar shows what the daemon's chips say now. */
+function shown(items: readonly BarItem[]): string[][] {
+  return items.map((i) => [i.text, i.tooltip, i.level]);
+}
+
+/** Waits until the status bar shows the daemon's document, as a fresh `status.get` reads it.
+ * Tooltips hold ages ("0s ago"), so the bar is compared only with a document that reads the
+ * same just before and just after looking at the bar: a second boundary in between makes the
+ * check try again (the daemon sends the new words within a second). */
 async function barMatchesDaemon(): Promise<void> {
-  let expected: string[] = [];
+  let says: string[][] = [];
+  const get = async (): Promise<string[][]> => expected(await other.call<StatusDocument>('status.get'));
   await waitFor(
-    'the status bar to show the daemon\'s chips',
+    'the status bar to show the daemon\'s document',
     async () => {
-      expected = (await chipsNow()).map((c) => c.text);
-      return JSON.stringify(bar.texts) === JSON.stringify(expected);
+      const before = JSON.stringify(await get());
+      const items = JSON.stringify(shown(bar.items));
+      says = await get();
+      return before === JSON.stringify(says) && items === before;
     },
     3000,
   ).catch((err: Error) => {
-    throw new Error(`${err.message}: shows ${JSON.stringify(bar.texts)}, daemon says ${JSON.stringify(expected)}`);
+    throw new Error(`${err.message}: shows ${JSON.stringify(shown(bar.items))}, daemon says ${JSON.stringify(says)}`);
   });
 }
 
-test('the five items carry the chips\' words, tooltips and commands', { timeout: 10000 }, async () => {
-  const chips = controller.status?.chips ?? [];
+test('the items carry the chips\' words, tooltips and commands, then the warnings', { timeout: 10000 }, async () => {
+  const doc = controller.status;
+  assert.ok(doc);
   assert.deepEqual(
-    chips.map((c) => c.name),
+    doc.chips.map((c) => c.name),
     ['env', 'vault', 'db', 'llm', 'runs'],
   );
-  assert.deepEqual(
-    bar.items.map((i) => [i.id, i.text, i.tooltip, i.level]),
-    chips.map((c) => [c.name, c.text, c.tooltip, c.level]),
-  );
+  assert.equal(doc.warnings.length, 1);
+  assert.ok(doc.warnings[0].startsWith(`workspace ${sandbox.missingWorkspace} is not served: `), doc.warnings[0]);
+  assert.deepEqual(bar.items.map((i) => [i.id, i.text, i.tooltip, i.level]), [
+    ...doc.chips.map((c) => [c.name, c.text, c.tooltip, c.level]), // the Env tooltip is the chip's
+    ['warnings', '⚠ 1', `Warning: ${doc.warnings[0]}`, 'warn'],
+  ]);
   assert.deepEqual(
     bar.items.map((i) => i.command),
     COMMANDS,
   );
   // The same words as a fresh status.get (what the CLI prints): nothing re-worded.
-  assert.deepEqual(
-    bar.texts,
-    (await chipsNow()).map((c) => c.text),
-  );
+  await barMatchesDaemon();
   assert.equal(bar.texts[0], 'DEV 🟢');
   assert.ok(ui.logs.some((line) => line.startsWith('connected to the daemon on')));
   assert.ok(!ui.logs.some((line) => line.includes('API version')), 'no version warning');
@@ -90,10 +108,10 @@ test('the five items carry the chips\' words, tooltips and commands', { timeout:
 test('the Runs item follows a run created by another client', { timeout: 10000 }, async () => {
   const run = await other.call<RunView>('runs.create', { workspace: sandbox.workspace, title: 'Add the login page' });
   await other.call('steps.create', { runId: run.id, name: 'plan', start: true });
-  await barMatchesDaemon();
+  await barMatchesDaemon(); // the tooltips too
   const runs = bar.items[4];
   assert.equal(runs.text, 'Run ⏳ 1');
-  assert.equal(runs.tooltip, (await chipsNow())[4].tooltip);
+  assert.ok(runs.tooltip.startsWith('1 run active'), runs.tooltip);
   assert.equal(runs.level, 'warn');
 });
 
@@ -127,6 +145,34 @@ test('the Vault item follows init, lock and unlock', { timeout: 15000 }, async (
   await controller.toggleVault();
   assert.deepEqual(ui.errors, ['wrong passphrase']);
   assert.equal(ui.prompts.length, 3);
+});
+
+test('vault.unlock may take longer than the request timeout: the daemon slows down after wrong passphrases', { timeout: 15000 }, async () => {
+  // The vault is locked, after a wrong passphrase (the test before). Each wrong one doubles the
+  // daemon's wait before the next attempt: 0.1, 0.2, 0.4, 0.8 s, longer than 0.3 s at the end.
+  const patientUi = new FakeUi();
+  const patient = new StatusController({
+    socketPath: sandbox.socketPath,
+    statusBar: new FakeBar(),
+    ui: patientUi,
+    requestTimeoutMs: 300,
+  });
+  try {
+    patient.start();
+    await waitFor('connected', () => patient.connected);
+    assert.equal(patient.status?.vault.state, 'locked');
+    patientUi.passphrase = 'not the passphrase';
+    for (let i = 0; i < 4; i++) {
+      await patient.toggleVault();
+    }
+    patientUi.passphrase = PASSPHRASE;
+    await patient.toggleVault(); // waits 0.8 s for its turn
+    assert.deepEqual(patientUi.errors, Array(4).fill('wrong passphrase'));
+    await waitFor('Vault 🔓', () => bar.texts[1] === 'Vault 🔓');
+    assert.equal(patient.connected, true);
+  } finally {
+    patient.dispose();
+  }
 });
 
 test('showRuns: the runs in a quick pick; the one picked, with its steps, in the output', { timeout: 10000 }, async () => {

@@ -48,14 +48,17 @@ export async function waitFor<T>(
 }
 
 /** Temporary folders for a daemon: its environment, its socket and a workspace. Several
- * daemons may run in one sandbox, one after another, on the same socket. */
+ * daemons may run in one sandbox, one after another, on the same socket. With
+ * `missingWorkspace`, the config serves a workspace that does not exist, so that the daemon
+ * reports a warning (`workspace … is not served: …`). */
 export class Sandbox {
   readonly root: string;
   readonly socketPath: string;
   readonly workspace: string;
   readonly env: NodeJS.ProcessEnv;
+  readonly missingWorkspace: string;
 
-  constructor() {
+  constructor(options: { missingWorkspace?: boolean } = {}) {
     // A short path: AF_UNIX socket paths are limited to 108 bytes.
     this.root = fs.mkdtempSync('/tmp/sav-');
     const env: NodeJS.ProcessEnv = {};
@@ -69,7 +72,9 @@ export class Sandbox {
     this.env = env;
     const config = path.join(this.root, 'xdg_config_home', 'simpleaide');
     fs.mkdirSync(config, { mode: 0o700 });
-    fs.writeFileSync(path.join(config, 'config.toml'), CONFIG, { mode: 0o600 });
+    this.missingWorkspace = path.join(this.root, 'missing');
+    const workspaces = options.missingWorkspace ? `workspaces = [${JSON.stringify(this.missingWorkspace)}]\n` : '';
+    fs.writeFileSync(path.join(config, 'config.toml'), workspaces + CONFIG, { mode: 0o600 });
     fs.mkdirSync(path.join(this.root, 'run'), { mode: 0o700 });
     this.socketPath = path.join(this.root, 'run', 'd.sock');
     this.workspace = path.join(this.root, 'ws');
@@ -136,12 +141,23 @@ export class Daemon {
     return this.exitStatus !== undefined;
   }
 
+  /** SIGSTOP: the daemon keeps its socket, and the kernel accepts connections, but nothing
+   * answers. */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT');
+  }
+
   /** SIGTERM, and waits for the exit (SIGKILL after 10 s). */
   async stop(): Promise<void> {
     if (this.exited) {
       return;
     }
     this.child.kill('SIGTERM');
+    this.resume(); // a paused daemon acts on the SIGTERM only once it runs again
     const killer = setTimeout(() => this.child.kill('SIGKILL'), 10000);
     await this.exit;
     clearTimeout(killer);

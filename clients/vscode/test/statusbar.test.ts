@@ -47,11 +47,23 @@ test('itemsFor: the five chips in order, with their words, levels and commands',
   );
 });
 
-test('itemsFor: warnings go under the Env tooltip as "Warning:" lines', () => {
-  const items = itemsFor(document({ warnings: ['config reload failed', 'watcher overflowed'] }));
-  assert.equal(items[0].tooltip, 'DEV profile\nWarning: config reload failed\nWarning: watcher overflowed');
-  assert.equal(items[0].text, 'DEV 🟢');
-  assert.equal(items[1].tooltip, 'Vault locked');
+test('itemsFor: warnings add a sixth item, "⚠ N", listing them; the chips stay as sent', () => {
+  const doc = document({ warnings: ['config reload failed', 'watcher overflowed'] });
+  const items = itemsFor(doc);
+  assert.equal(items.length, 6);
+  assert.deepEqual(items[5], {
+    id: 'warnings',
+    text: '⚠ 2', // the CLI's chip (clients/python/simpleaide/chips.py), word for word
+    tooltip: 'Warning: config reload failed\nWarning: watcher overflowed',
+    command: 'simpleaide.showStatus',
+    level: 'warn',
+  });
+  assert.deepEqual(
+    items.slice(0, 5).map((i) => [i.text, i.tooltip]),
+    doc.chips.map((c) => [c.text, c.tooltip]),
+  );
+  assert.equal(items[0].tooltip, 'DEV profile'); // the warnings are no longer under Env
+  assert.equal(itemsFor(document({ warnings: [] })).length, 5);
 });
 
 test('itemsFor: a chip missing from the document gives "<Name> ?", not a crash', () => {
@@ -160,6 +172,17 @@ test('the socket: the setting, else $SIMPLEAIDE_SOCKET, else the default rule of
   assert.equal(resolveSocketPath('', env), '/tmp/x.sock');
   assert.equal(resolveSocketPath('  ', { XDG_RUNTIME_DIR: '/run/user/7' }), '/run/user/7/simpleaide/daemon.sock');
   assert.equal(resolveSocketPath('~/d.sock', env), `${os.homedir()}/d.sock`);
+});
+
+test('the socket: a relative path or "~" is against the home folder, not the working folder', () => {
+  const home = '/home/someone';
+  assert.equal(resolveSocketPath('/run/d.sock', {}, home), '/run/d.sock');
+  assert.equal(resolveSocketPath('run/d.sock', {}, home), '/home/someone/run/d.sock');
+  assert.equal(resolveSocketPath('./d.sock', {}, home), '/home/someone/d.sock');
+  assert.equal(resolveSocketPath(' ~/run/../d.sock ', {}, home), '/home/someone/d.sock');
+  assert.equal(resolveSocketPath('~', {}, home), home);
+  assert.equal(resolveSocketPath('', { SIMPLEAIDE_SOCKET: 'd.sock' }, home), '/home/someone/d.sock');
+  assert.equal(resolveSocketPath('d.sock'), path.join(os.homedir(), 'd.sock')); // the user's home by default
 });
 
 test('package.json contributes the commands the items run, and points at the built extension', () => {
