@@ -28,6 +28,7 @@ from simpleaided.domain.status import DbSection
 from simpleaided.services.database import (
     NOT_INSTALLED,
     DatabaseService,
+    DatabaseSettings,
     SecretResolver,
     pg_error_line,
 )
@@ -60,12 +61,14 @@ async def database(
         changed()
 
     svc = DatabaseService(
-        env=env,  # type: ignore[arg-type]  # tests pass the literal profile names
-        url=url,
-        password=password,
-        default_workspace=str(workspace) if workspace else None,
-        probe_seconds=60.0,
-        timeout_seconds=timeout_seconds,
+        DatabaseSettings(
+            env=env,  # type: ignore[arg-type]  # tests pass the literal profile names
+            url=url,
+            password=password,
+            default_workspace=str(workspace) if workspace else None,
+            probe_seconds=60.0,
+            timeout_seconds=timeout_seconds,
+        ),
         resolve_secret=resolve,
         on_change=on_change,
     )

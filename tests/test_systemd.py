@@ -88,6 +88,18 @@ async def wait_for_path(path: Path, process: Process) -> None:
             await anyio.sleep(0.02)  # a process we do not control: no other signal
 
 
+async def start_activated(short_tmp: Path, processes: list[Process]) -> tuple[Process, Path]:
+    """``systemd-socket-activate`` holding the daemon's socket (named rpc), as systemd's
+    simpleaided.socket would; the daemon starts at the first connection."""
+    assert ACTIVATE, "systemd-socket-activate is part of systemd; install systemd"
+    sock = short_tmp / "run" / "daemon.sock"
+    sock.parent.mkdir(mode=0o700)
+    argv = [ACTIVATE, "-l", str(sock), "--fdname=rpc", *DAEMON]
+    activator = start(processes, argv, daemon_env(short_tmp))
+    await wait_for_path(sock, activator)
+    return activator, sock
+
+
 async def reconnect_within(sock: Path, bound: float) -> float:
     """Seconds until a new connection to ``sock`` gets an answer (fails after ``bound``)."""
     started = time.monotonic()
@@ -106,12 +118,8 @@ async def reconnect_within(sock: Path, bound: float) -> float:
 async def test_socket_activation_serves_the_passed_socket_and_never_removes_it(
     short_tmp: Path, processes: list[Process]
 ) -> None:
-    assert ACTIVATE, "systemd-socket-activate is part of systemd; install systemd"
-    sock = short_tmp / "run" / "daemon.sock"
-    sock.parent.mkdir(mode=0o700)
+    activator, sock = await start_activated(short_tmp, processes)
     env = daemon_env(short_tmp)
-    activator = start(processes, [ACTIVATE, "-l", str(sock), "--fdname=rpc", *DAEMON], env)
-    await wait_for_path(sock, activator)
     inode = sock.stat().st_ino
     # Until the first connection only systemd-socket-activate runs: the daemon cannot have
     # made the socket file.
@@ -387,13 +395,7 @@ async def test_a_deleted_socket_file_is_renewed_and_old_connections_go_on(
 async def test_systemds_deleted_socket_file_is_renewed_and_the_new_one_removed_at_exit(
     short_tmp: Path, processes: list[Process]
 ) -> None:
-    assert ACTIVATE
-    sock = short_tmp / "run" / "daemon.sock"
-    sock.parent.mkdir(mode=0o700)
-    activator = start(
-        processes, [ACTIVATE, "-l", str(sock), "--fdname=rpc", *DAEMON], daemon_env(short_tmp)
-    )
-    await wait_for_path(sock, activator)
+    activator, sock = await start_activated(short_tmp, processes)
     assert (await call(sock, "daemon.info"))["startMode"] == "socket-activation"
     sock.unlink()
     await reconnect_within(sock, RENEW_BOUND)
@@ -464,12 +466,8 @@ def test_notifications_reach_an_abstract_socket() -> None:
 async def test_daemon_status_and_stop_name_systemd_under_socket_activation(
     short_tmp: Path, processes: list[Process]
 ) -> None:
-    assert ACTIVATE
-    sock = short_tmp / "run" / "daemon.sock"
-    sock.parent.mkdir(mode=0o700)
+    activator, sock = await start_activated(short_tmp, processes)
     env = daemon_env(short_tmp)
-    activator = start(processes, [ACTIVATE, "-l", str(sock), "--fdname=rpc", *DAEMON], env)
-    await wait_for_path(sock, activator)
     assert (await call(sock, "daemon.info"))["pid"] == activator.pid
     cli = [simpleaide_command(), "--socket", str(sock), "--no-spawn"]
     status = await anyio.run_process([*cli, "daemon", "status"], env=env)

@@ -22,7 +22,7 @@ from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
 from simpleaided.domain.api import API_VERSION, StartMode
 from simpleaided.domain.llm import LlmBackendSpec
-from simpleaided.services.database import DatabaseService
+from simpleaided.services.database import DatabaseService, DatabaseSettings
 from simpleaided.services.events import EventHub
 from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch
@@ -112,7 +112,7 @@ class Daemon:
         self._database_applied = _database_settings(config)
         self._llm_applied = config.llm
         self.database = DatabaseService(
-            **self._database_applied,
+            self._database_applied,
             resolve_secret=self.vault.resolve,
             on_change=self.events.section_changed,
         )
@@ -471,7 +471,7 @@ class Daemon:
         # The database first: under PROD it must be read-only before anything says PROD.
         database = _database_settings(new)
         if database != self._database_applied:
-            await self.database.reconfigure(**database)
+            await self.database.reconfigure(database)
             self._database_applied = database
         self.config = new
         self.status.env = new.env
@@ -503,17 +503,17 @@ def _kdf(config: Config) -> KdfParams:
     )
 
 
-def _database_settings(config: Config) -> dict[str, Any]:
+def _database_settings(config: Config) -> DatabaseSettings:
     """The database service's settings for the active profile."""
     profile = config.db.PROD if config.env == "PROD" else config.db.DEV
-    return {
-        "env": config.env,
-        "url": profile.url if profile else None,
-        "password": profile.password if profile else None,
-        "default_workspace": config.workspaces[0] if config.workspaces else None,
-        "probe_seconds": config.db.probe_seconds,
-        "timeout_seconds": config.db.timeout_seconds,
-    }
+    return DatabaseSettings(
+        env=config.env,
+        url=profile.url if profile else None,
+        password=profile.password if profile else None,
+        default_workspace=config.workspaces[0] if config.workspaces else None,
+        probe_seconds=config.db.probe_seconds,
+        timeout_seconds=config.db.timeout_seconds,
+    )
 
 
 def _llm_backends(config: Config) -> list[LlmBackendSpec]:

@@ -24,6 +24,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -491,32 +492,33 @@ def _execute(sql: str, params: tuple[Any, ...], call: _Call) -> list[tuple[Any, 
         raise
 
 
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """What the database service connects to (the active profile's database) and how often
+    and how long it waits; equal settings need no reconnection."""
+
+    env: EnvProfile
+    url: str | None  # None: SQLite in the default workspace's .simpleaide/
+    password: str | None
+    default_workspace: str | None
+    probe_seconds: float
+    timeout_seconds: float
+
+
 class DatabaseService:
     """Keeps one connection to the profile's database, probes it, and runs statements on it."""
 
     def __init__(
         self,
+        settings: DatabaseSettings,
         *,
-        env: EnvProfile,
-        url: str | None,
-        password: str | None,
-        default_workspace: str | None,
-        probe_seconds: float,
-        timeout_seconds: float,
         resolve_secret: SecretResolver,
         on_change: Callable[[], None],
     ) -> None:
         self._resolve_secret = resolve_secret
         self._on_change = on_change
         self._adopted: str | None = None  # the workspace adopted by a daemon not configured
-        self._configure(
-            env=env,
-            url=url,
-            password=password,
-            default_workspace=default_workspace,
-            probe_seconds=probe_seconds,
-            timeout_seconds=timeout_seconds,
-        )
+        self._configure(settings)
         self._session: _Session | None = None
         self._stuck: _Call | None = None  # an abandoned call whose thread has not ended yet
         self._lock = anyio.Lock()  # one call on the connection at a time
@@ -526,25 +528,17 @@ class DatabaseService:
         self._key: tuple[bool, DbKind | None, bool, str | None] | None = None
         self._section: dict[str, Any] = {}
         error = self._config_error.message if self._config_error else None
-        self._publish(False, env == "PROD", None, error, checked=False)
+        self._publish(False, settings.env == "PROD", None, error, checked=False)
 
-    def _configure(
-        self,
-        *,
-        env: EnvProfile,
-        url: str | None,
-        password: str | None,
-        default_workspace: str | None,
-        probe_seconds: float,
-        timeout_seconds: float,
-    ) -> None:
+    def _configure(self, settings: DatabaseSettings) -> None:
         """Take the settings: what to connect to, and how long to wait."""
+        env, url, password = settings.env, settings.url, settings.password
         self.env: EnvProfile = env
         self._url = url
         self._password = password
-        self._probe_seconds = probe_seconds
-        self._timeout = timeout_seconds
-        self._no_answer = f"no answer within {timeout_seconds:g} s"
+        self._probe_seconds = settings.probe_seconds
+        self._timeout = settings.timeout_seconds
+        self._no_answer = f"no answer within {settings.timeout_seconds:g} s"
         self._secrets: set[str] = set()  # masked in every message (vault secrets once resolved)
         if password and not password.startswith(VAULT_PREFIX):
             self._secrets.add(password)
@@ -552,7 +546,7 @@ class DatabaseService:
         self._config_error: SimpleaideError | None = None
         self._in_store = False  # the default file, under the workspace's .simpleaide/
         if url is None:
-            path = default_sqlite_path(default_workspace or self._adopted, env)
+            path = default_sqlite_path(settings.default_workspace or self._adopted, env)
             if path is None:
                 self._config_error = BackendUnavailable(NOT_CONFIGURED)
             else:
@@ -648,16 +642,7 @@ class DatabaseService:
         self._publish(False, self.env == "PROD", None, None, checked=False)
         self.probe_soon()
 
-    async def reconfigure(
-        self,
-        *,
-        env: EnvProfile,
-        url: str | None,
-        password: str | None,
-        default_workspace: str | None,
-        probe_seconds: float,
-        timeout_seconds: float,
-    ) -> None:
+    async def reconfigure(self, settings: DatabaseSettings) -> None:
         """Apply new settings (a reloaded configuration): the connection is closed once no
         call is on it, and the new target is probed at once."""
         with anyio.CancelScope(shield=True):
@@ -665,16 +650,9 @@ class DatabaseService:
                 session, self._session = self._session, None
                 if session is not None:
                     await anyio.to_thread.run_sync(session.close)
-                self._configure(
-                    env=env,
-                    url=url,
-                    password=password,
-                    default_workspace=default_workspace,
-                    probe_seconds=probe_seconds,
-                    timeout_seconds=timeout_seconds,
-                )
+                self._configure(settings)
                 error = self._config_error.message if self._config_error else None
-                self._publish(False, env == "PROD", None, error, checked=False)
+                self._publish(False, settings.env == "PROD", None, error, checked=False)
         self.probe_soon()
 
     def probe_soon(self) -> None:
