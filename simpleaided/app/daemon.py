@@ -315,12 +315,7 @@ class Daemon:
                 log.error("%s; stopping: another daemon now serves this socket", exc)
                 self.request_stop()
                 return
-            except SocketInUse as exc:
-                if str(exc) != blocked:
-                    blocked = str(exc)
-                    log.warning("the socket file was deleted and cannot be renewed: %s", exc)
-                continue
-            except OSError as exc:
+            except (SocketInUse, OSError) as exc:  # a file in the way, a folder not ours...
                 if str(exc) != blocked:
                     blocked = str(exc)
                     log.warning("the socket file was deleted and cannot be renewed: %s", exc)
