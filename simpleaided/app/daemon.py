@@ -218,14 +218,10 @@ class Daemon:
 
     def summary(self) -> str:
         """One line for the service manager's ``STATUS=`` (``systemctl --user status``)."""
-        tally = self.runs.index.tally()
-        active = tally.counts["running"] + (
-            tally.counts["pending"] if self.runs.count_pending_as_active else 0
-        )
         warnings = len(self.runs.warnings)
         return (
-            f"{self.config.env}: {tally.total} runs in {len(self.runs.registry)} workspaces, "
-            f"{active} active; {self.watcher.watches} watches; "
+            f"{self.config.env}: {len(self.runs.index)} runs in {len(self.runs.registry)} "
+            f"workspaces, {self.runs.active_count(None)} active; {self.watcher.watches} watches; "
             f"{warnings} warning{'' if warnings == 1 else 's'}"
         )
 
