@@ -5,6 +5,14 @@ library's jsonschema validation, and per batch element as the spec asks), valida
 with the method's pydantic model, and let ``jsonrpcserver`` route each request — synchronously
 for methods that only read memory, asynchronously for the rest. Project errors become their
 JSON-RPC codes here, once; anything unexpected becomes a generic internal error.
+
+Each request goes through ``jsonrpcserver``'s per-request pipeline (``dispatch_request``:
+the method lookup, the argument check against the handler's signature, the call with its
+errors caught; then ``to_response``), and batches are walked here. Its whole-message entry
+points only add, around that pipeline, parsing and validation that our knobs turn into
+identity functions, list plumbing and, when async, an ``asyncio.gather`` per message:
+measured, 4–5 µs of the library's ~11 µs per request (README, "Performance").
+The pipeline functions live in ``jsonrpcserver.dispatcher``; pyproject pins the 5.0 series.
 """
 
 from __future__ import annotations
@@ -16,15 +24,15 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar, cast
 
 import anyio.lowlevel
 import orjson
 from jsonrpcserver import Error, Success
-from jsonrpcserver import async_dispatch_to_response as _async_dispatch
-from jsonrpcserver import dispatch_to_response as _sync_dispatch
+from jsonrpcserver import async_dispatcher as _async_pipeline
+from jsonrpcserver import dispatcher as _pipeline
 from jsonrpcserver.response import to_serializable_one
+from jsonrpcserver.sentinels import NOID
 from pydantic import BaseModel, ValidationError
 
 from simpleaided.domain.errors import (
@@ -200,14 +208,6 @@ def _wrap_async(method: Method) -> Callable[..., Awaitable[Any]]:
     return _with_signature(call)
 
 
-def _identity(request: Any) -> Any:
-    return request
-
-
-def _accept(request: Any) -> Any:
-    return request  # the envelope was checked before dispatch (``_envelope_problem``)
-
-
 def _envelope_problem(request: Any) -> str | None:
     """Why ``request`` is not a JSON-RPC 2.0 request object, or ``None`` if it is."""
     if not isinstance(request, dict):
@@ -241,22 +241,6 @@ class Dispatcher:
         self._max_reply = max_reply_bytes
         self._sync = {m.name: _wrap_sync(m) for m in self.methods.values() if not m.is_async}
         self._async = {m.name: _wrap_async(m) for m in self.methods.values() if m.is_async}
-        # jsonrpcserver's knobs, bound once: the request arrives parsed and its envelope
-        # checked, and replies leave as plain dicts for orjson.
-        self._dispatch_sync = partial(
-            _sync_dispatch,
-            methods=self._sync,
-            deserializer=_identity,
-            validator=_accept,
-            post_process=to_serializable_one,
-        )
-        self._dispatch_async = partial(
-            _async_dispatch,
-            methods=self._async,
-            deserializer=_identity,
-            validator=_accept,
-            post_process=to_serializable_one,
-        )
 
     async def handle(self, raw: bytes, connection: Any) -> bytes | None:
         """Dispatch one message (a request, a notification or a batch)."""
@@ -291,11 +275,15 @@ class Dispatcher:
                 "error": error_object(INVALID_REQUEST, "Invalid request", problem),
                 "id": rid if _valid_id(rid) else None,
             }
-        if request["method"] in self._sync:
-            reply = self._dispatch_sync(request, context=connection)
-        else:
-            reply = await self._dispatch_async(request, context=connection)
-        return cast("dict[str, Any] | None", reply)  # jsonrpcserver is untyped here
+        call = _pipeline.create_request(request)
+        if call.method in self._sync:
+            call, result = _pipeline.dispatch_request(self._sync, connection, call)
+        else:  # an async method, or one that does not exist (jsonrpcserver says which)
+            call, result = await _async_pipeline.dispatch_request(self._async, connection, call)
+        if call.id is NOID:
+            return None  # a notification: no reply, whatever happened
+        reply = to_serializable_one(_pipeline.to_response(call, result))
+        return cast("dict[str, Any]", reply)  # jsonrpcserver is untyped here
 
     def _encode(self, reply: Any) -> bytes:
         try:
