@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from simpleaided.app.daemon import Daemon
+from simpleaided.domain import clock
 from simpleaided.domain.api import ArtifactInfo, DaemonInfo, RunPage, RunView, StepChange
 from simpleaided.domain.status import StatusDocument
 from tests.conftest import running_daemon
@@ -424,3 +425,68 @@ async def test_a_vanished_store_drops_its_runs(client: RpcClient, workspace: Pat
     err = await client.error("runs.get", runId=run["id"])
     assert err.code == -32001
     assert (await client.call("status.get"))["runs"]["total"] == 0
+
+
+class _FrozenClock:
+    """The status service's clock, stopped: every query falls in the same millisecond."""
+
+    ms = clock.now_ms()
+    format_ms = staticmethod(clock.format_ms)
+
+    @classmethod
+    def now_ms(cls) -> int:
+        return cls.ms
+
+
+async def test_status_within_one_millisecond_follows_every_change(
+    client: RpcClient,
+    daemon: Daemon,
+    workspace: Path,
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The document is reused within a millisecond only while nothing it shows changed."""
+    other = short_tmp / "other"
+    other.mkdir()
+    await client.call("workspaces.add", path=str(other))
+    monkeypatch.setattr("simpleaided.services.status.clock", _FrozenClock)
+    first = await client.call("status.get")
+    assert await client.call("status.get") == first
+    assert daemon.status.document() is daemon.status.document()  # built once
+
+    run = await new_run(client, workspace)
+    created = await client.call("status.get")
+    assert created["runs"]["total"] == first["runs"]["total"] + 1
+    assert created["runs"]["last"]["id"] == run["id"]
+    assert created["generatedAt"] == first["generatedAt"]  # still the same millisecond
+
+    await client.call("steps.create", runId=run["id"], name="plan", start=True)
+    running = await client.call("status.get")
+    assert running["runs"]["active"] == 1 and running["runs"]["last"]["status"] == "running"
+    scoped = await client.call("status.get", workspace=str(workspace))
+    assert scoped["runs"] == running["runs"]
+    empty = await client.call("status.get", workspace=str(other))
+    assert empty["runs"]["total"] == 0 and empty["runs"]["last"] is None
+
+    # Each change below follows an identical query, so a stale reuse would show.
+    assert await client.call("status.get") == running
+    daemon._warn("disk almost full")
+    assert (await client.call("status.get"))["warnings"] == ["disk almost full"]
+
+    moved = {**running["api"], "enabled": True, "url": "http://127.0.0.1:1/", "port": 1}
+    monkeypatch.setitem(daemon.status.sections, "api", lambda _now: moved)
+    assert (await client.call("status.get"))["api"] == moved
+
+    daemon.status.env = "PROD"
+    assert (await client.call("status.get"))["env"] == "PROD"
+
+    await client.call("runs.fail", runId=run["id"], errorMessage="boom")
+    failed = await client.call("status.get")
+    assert failed["runs"]["active"] == 0 and failed["runs"]["last"]["errorMessage"] == "boom"
+    assert StatusDocument.model_validate(failed).chips[4].text == "Run ✗"
+
+    await new_run(client, workspace)  # pending
+    pending = await client.call("status.get")
+    assert pending["runs"]["pending"] == 1 and pending["runs"]["active"] == 0
+    monkeypatch.setattr(daemon.runs, "count_pending_as_active", True)
+    assert (await client.call("status.get"))["runs"]["active"] == 1

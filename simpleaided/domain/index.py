@@ -166,6 +166,8 @@ class RunIndex:
         self._by_workspace: dict[str, Tally] = {}
         # Active runs that name an owner process, so checking owners never walks every run.
         self._owned: dict[str, int] = {}
+        # Counts every change: what is computed from the index stays valid while it holds.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -181,6 +183,7 @@ class RunIndex:
         """Insert or replace a summary; returns the one it replaced."""
         old = self._runs.get(summary.id)
         self._runs[summary.id] = summary
+        self.version += 1
         if summary.owner_pid is not None and summary.status in _ACTIVE:
             self._owned[summary.id] = summary.owner_pid
         else:
@@ -201,6 +204,7 @@ class RunIndex:
         """Remove ``run_id`` if present; returns the removed summary."""
         old = self._runs.pop(run_id, None)
         if old is not None:
+            self.version += 1
             self._owned.pop(run_id, None)
             self._untally(old)
             pos = bisect.bisect_left(self._order, run_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from simpleaided.domain import api
 from simpleaided.domain.models import RunStatus, StepStatus
 from simpleaided.domain.status import DbSection, LlmSection, StatusDocument
@@ -88,8 +90,8 @@ def build_methods(
     # status ---------------------------------------------------------------------------------
 
     @add("status.get", api.ScopeParams, StatusDocument, "The status document, from memory.")
-    def status_get(p: api.ScopeParams, conn: Any) -> dict[str, Any]:
-        return status.document(p.workspace)
+    def status_get(p: api.ScopeParams, conn: Any) -> orjson.Fragment:
+        return status.encoded(p.workspace)
 
     @add(
         "status.subscribe",
