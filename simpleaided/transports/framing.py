@@ -10,6 +10,7 @@ parse error) is newline-delimited JSON. Replies use the framing of the request.
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 
 import anyio
@@ -56,8 +57,11 @@ class MessageTooLarge(FramingError):
 class FramedStream:
     """Reads and writes whole messages on a byte stream."""
 
-    def __init__(self, stream: ByteStream, max_message_bytes: int) -> None:
+    def __init__(
+        self, stream: ByteStream, max_message_bytes: int, sock: socket.socket | None = None
+    ) -> None:
         self._stream = stream
+        self._sock = sock  # the non-blocking socket under ``stream``, for ``send``'s fast path
         self._max = max_message_bytes
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer already searched for a delimiter
@@ -144,8 +148,23 @@ class FramedStream:
         return body
 
     async def send(self, payload: bytes) -> None:
-        """Send one message in this connection's framing (newline-delimited by default)."""
+        """Send one message in this connection's framing (newline-delimited by default).
+
+        A message that fits in the socket's buffer is written at once when no input is
+        waiting in ours: the stream's own send would first take a trip through the event
+        loop, which the read that follows takes anyway. With input waiting (a client that
+        pipelines), the stream's send keeps that trip, so the client cannot hold the loop.
+        """
         if self.framing == "content-length":
-            await self._stream.send(b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            data = b"Content-Length: %d\r\n\r\n" % len(payload) + payload
         else:
-            await self._stream.send(payload + b"\n")
+            data = payload + b"\n"
+        if self._sock is not None and not self._buffer:
+            try:
+                sent = self._sock.send(data)
+            except OSError:  # full, or broken: the stream's send waits, or says which
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        await self._stream.send(data)

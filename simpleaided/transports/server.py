@@ -143,7 +143,7 @@ class RpcServer:
         async with raw:
             sock = raw.extra(SocketAttribute.raw_socket)
             peer = peer_credentials(sock)
-            framed = FramedStream(raw, self._max)
+            framed = FramedStream(raw, self._max, sock)
             if peer.uid != self._uid:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 message = f"connections from uid {peer.uid} are refused"
