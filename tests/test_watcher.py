@@ -378,3 +378,29 @@ async def test_a_run_folder_replaced_by_rename_stays_watched(
     await until(completed)
     rows = (await served.call("runs.list"))["runs"]
     assert [(r["id"], r["status"]) for r in rows] == [(run_id, "completed")]
+
+
+async def test_a_snapshot_is_saved_after_a_scan_and_not_again_while_it_holds(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    for _ in range(5):
+        write_run(workspace, "completed")
+    settings = {"workspaces": [str(workspace)]}
+    folder = isolated_env / "s" / "snapshots"
+
+    async def saved() -> bool:
+        return folder.is_dir() and any(folder.iterdir())
+
+    async def snapshot_saved() -> int:
+        await until(saved)  # written by a worker thread: nothing to wait on but the file
+        return next(folder.iterdir()).stat().st_ino  # each save replaces the file
+
+    async with running_daemon(socket_path, isolated_env / "s", **settings):
+        scanned = await snapshot_saved()  # a scan is saved at once, not only at the stop
+    stopped = await snapshot_saved()
+    assert stopped != scanned
+    async with running_daemon(socket_path, isolated_env / "s", **settings) as daemon:
+        await daemon.watching.wait()
+        await anyio.sleep(0.3)  # the first save would follow at once
+        # Loaded from it with nothing re-read: rewriting it would only churn memory.
+        assert await snapshot_saved() == stopped

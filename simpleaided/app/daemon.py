@@ -350,14 +350,19 @@ class Daemon:
         then keep the snapshots recent, so even a crash leaves a fast start behind."""
         await self.runs.watch_loaded()
         self.watching.set()
-        saved_at = -1
+        # Saved only once something changed, unless the snapshots were not what was loaded.
+        saved_at = self.events.changes if self.runs.snapshots_current else -1
+        trimmed = False
         probing = False
         while True:
             if self.events.changes != saved_at:
                 saved_at = self.events.changes
                 await self.runs.save_snapshots()
+                trimmed = False
+            if not trimmed:
                 # Loading and saving free tens of MB at 100k runs that the C heap would keep.
                 await anyio.to_thread.run_sync(_trim_heap)
+                trimmed = True
             if not probing:
                 # After the bulk of start-up: probe threads allocating beside the index load
                 # left ~9 MB (90 bytes a run at 100k) of fragments the heap could not return.

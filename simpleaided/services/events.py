@@ -152,6 +152,11 @@ class EventHub:
         """The index replaced ``old`` by ``new`` (either may be ``None``)."""
         if old is None and new is None:
             return
+        if not self._runs:
+            # Nobody follows run events (always so while the index loads): the change is
+            # counted, and the event that would describe it is not built.
+            self._changed()
+            return
         if new is None:
             assert old is not None
             self._publish({"type": "deleted", "runId": old.id, "workspace": old.workspace})
@@ -178,10 +183,7 @@ class EventHub:
     def section_changed(self) -> None:
         """Another section of the status changed (the vault locked, a backend went offline):
         status subscribers get a new document; run subscribers have nothing to hear."""
-        self.seq += 1
-        self.changes += 1
-        for status_sub in self._status.values():
-            status_sub.wake.set()
+        self._changed()
 
     def refresh_aged(self) -> None:
         """Wake the status subscribers whose document now reads differently with time alone
@@ -193,12 +195,15 @@ class EventHub:
             for sub in aged:
                 sub.wake.set()
 
-    def _publish(self, event: dict[str, Any]) -> None:
+    def _changed(self) -> None:
         self.seq += 1
         self.changes += 1
-        event["seq"] = self.seq
         for status_sub in self._status.values():
             status_sub.wake.set()
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        self._changed()
+        event["seq"] = self.seq
         for run_sub in self._runs.values():
             run_sub.offer(event)
 

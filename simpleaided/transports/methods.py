@@ -49,6 +49,7 @@ def build_methods(
 ) -> list[Method]:
     """Every method the daemon serves."""
     methods: list[Method] = []
+    described: list[dict[str, Any]] = []  # the OpenRPC document, once made
 
     def add(
         name: str, params: type[api.Params], result: Any, summary: str
@@ -71,7 +72,9 @@ def build_methods(
 
     @add("rpc.discover", api.NoParams, dict, "This API as an OpenRPC document.")
     def discover(p: api.NoParams, conn: Any) -> dict[str, Any]:
-        return document
+        if not described:  # made on first use: generating the schemas slows every start
+            described.append(openrpc_document(methods))
+        return described[0]
 
     # workspaces -----------------------------------------------------------------------------
 
@@ -276,5 +279,4 @@ def build_methods(
     async def llm_probe(p: api.NoParams, conn: Any) -> dict[str, Any]:
         return await llm.probe()
 
-    document = openrpc_document(methods)
     return methods
