@@ -11,7 +11,7 @@ the method lookup, the argument check against the handler's signature, the call 
 errors caught; then ``to_response``), and batches are walked here. Its whole-message entry
 points only add, around that pipeline, parsing and validation that our knobs turn into
 identity functions, list plumbing and, when async, an ``asyncio.gather`` per message:
-measured, 4–5 µs of the library's ~11 µs per request (README, "Performance").
+measured, 4–5 µs of the library's ~11 µs per request (README, "Benchmarks").
 The pipeline functions live in ``jsonrpcserver.dispatcher``; pyproject pins the 5.0 series.
 """
 
