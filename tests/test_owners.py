@@ -198,3 +198,27 @@ def test_process_gone() -> None:
 def test_the_check_interval_is_validated(isolated_env: Path, seconds: float) -> None:
     with pytest.raises(ConfigError, match="owner_check_seconds"):
         load_config(overrides={"runs.owner_check_seconds": seconds})
+
+
+async def test_a_run_ended_at_start_is_saved_in_the_snapshot_at_once(
+    isolated_env: Path,
+    socket_path: Path,
+    workspace: Path,
+    owners: list[subprocess.Popen[bytes]],
+) -> None:
+    owners.append(start_owner())
+    state = isolated_env / "state"
+    async with running_daemon(socket_path, state, **FAST):
+        async with await RpcClient.connect(socket_path) as client:
+            run_id = await owned_run(client, workspace, owners[0].pid)
+    (snapshot,) = (state / "snapshots").iterdir()  # written at the stop
+    stopped = snapshot.stat().st_ino
+    end(owners[0])
+    async with running_daemon(socket_path, state, **FAST):
+        # The run was ended before the first answer, after the snapshot was loaded: the
+        # snapshot no longer says what the index holds and is written again, not at the stop.
+        with anyio.fail_after(5):
+            while snapshot.stat().st_ino == stopped:  # noqa: ASYNC110 - a worker thread's file
+                await anyio.sleep(0.01)
+        rows = [json.loads(line) for line in snapshot.read_bytes().splitlines()[1:]]
+        assert [row[2] for chunk in rows for row in chunk if row[0] == run_id] == ["failed"]

@@ -251,13 +251,14 @@ class Daemon:
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
                 await tg.start(self.watcher.run)  # watching before loading: no change is missed
                 await self.runs.load()
+                loaded_version = self.runs.index.version  # what the snapshots hold, if current
                 await self.vault.load()
                 await tg.start(self.vault.run)
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self._serve, self.claim)
                 if self.http is not None:
                     await tg.start(self.http.serve)
-                tg.start_soon(self._after_start, tg)
+                tg.start_soon(self._after_start, tg, loaded_version)
                 tg.start_soon(self._keep_socket, tg)
                 tg.start_soon(self._refresh_aged)
                 log.info(
@@ -345,18 +346,22 @@ class Daemon:
             await self.runs.save_snapshots()
         scope.cancel()
 
-    async def _after_start(self, tg: TaskGroup) -> None:
+    async def _after_start(self, tg: TaskGroup, loaded_version: int) -> None:
         """Once answering: watch what was loaded, then start the database and LLM probes,
-        then keep the snapshots recent, so even a crash leaves a fast start behind."""
+        then keep the snapshots recent, so even a crash leaves a fast start behind.
+
+        ``loaded_version`` is the index's version once loaded: if the snapshots were what
+        was loaded, they are saved again only when the index moves on from there (an owner
+        gone, a client's change, an event meanwhile), not at once."""
         await self.runs.watch_loaded()
         self.watching.set()
-        # Saved only once something changed, unless the snapshots were not what was loaded.
-        saved_at = self.events.changes if self.runs.snapshots_current else -1
+        saved_at = loaded_version if self.runs.snapshots_current else -1
         trimmed = False
         probing = False
         while True:
-            if self.events.changes != saved_at:
-                saved_at = self.events.changes
+            version = self.runs.index.version
+            if version != saved_at:
+                saved_at = version
                 await self.runs.save_snapshots()
                 trimmed = False
             if not trimmed:
