@@ -48,7 +48,7 @@ class StatusService:
 
         The document is shared: callers must not change it. A query in the same millisecond
         as the previous one, with nothing changed, gets the previous document, which it would
-        have built identically: under load most queries do, and they cost a fifth.
+        have built identically: under load most queries do, and they cost a quarter.
         """
         now = clock.now_ms()
         scope = self._runs.scope(workspace)
