@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from watchdog.observers.inotify_c import InotifyConstants
 
@@ -167,6 +168,49 @@ async def test_an_overflow_leads_to_a_rate_limited_rescan(
     stats = daemon.watcher.stats
     assert stats.overflows == 50
     assert 1 <= stats.rescans <= 2  # one per interval, not one per overflow
+
+
+async def test_a_burst_of_changes_lets_clients_in_between(
+    client: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    """A re-read takes its run's lock without a trip through the loop, so a burst (a big
+    checkout) must yield on its own: other tasks run while it is applied."""
+    from simpleaided.services.watcher import Change
+    from simpleaided.services.workspaces import canonical_workspace
+
+    run_ids = [names.new_run_id(clock.now_ms() - k) for k in range(200)]
+    for run_id in run_ids:  # before the workspace is served: no events pending after this
+        await anyio.to_thread.run_sync(write_run, workspace, "running", run_id)
+    await client.call("workspaces.add", path=str(workspace))
+    assert await _total(client, 200)
+    ticks = 0
+    seen: list[int] = []
+    watcher = daemon.watcher
+    refresh = watcher._refresh
+
+    all_applied = anyio.Event()
+
+    async def counting_refresh(ws: str, run_id: str) -> bool:
+        seen.append(ticks)
+        if len(seen) == len(run_ids):
+            all_applied.set()
+        return await refresh(ws, run_id)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    watcher._refresh = counting_refresh
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        for run_id in run_ids:  # unchanged files: each costs a stat, and none waits
+            watcher._note(Change(canonical_workspace(str(workspace)), run_id))
+        with anyio.fail_after(BOUND):
+            await all_applied.wait()
+        tg.cancel_scope.cancel()
+    assert len(set(seen)) >= len(run_ids) // 64  # the ticker ran between slices of the burst
 
 
 async def test_a_failing_reader_is_restarted(

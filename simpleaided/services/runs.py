@@ -70,7 +70,9 @@ class RunService:
         self.warnings: list[str] = []
         self.count_pending_as_active = count_pending_as_active
         self._max_artifact_bytes = max_artifact_bytes
-        self._locks = [anyio.Lock() for _ in range(_LOCK_STRIPES)]
+        # Taken without a trip through the event loop when free: a watcher's re-read then
+        # costs the loop only its own work (every change that waits for a thread yields anyway).
+        self._locks = [anyio.Lock(fast_acquire=True) for _ in range(_LOCK_STRIPES)]
         self._last_id_ms = 0
         # The signature of the metadata.json each indexed summary was read from (or written
         # as): a watcher event whose file still has it needs no re-read.

@@ -415,7 +415,11 @@ class RunWatcher:
             await self._wake.wait()
             self._wake = anyio.Event()
             batch, self._pending = self._pending, set()
-            for change in batch:
+            for n, change in enumerate(batch):
+                if n % 64 == 63:
+                    # A refresh never waits (its lock is taken without a trip through the
+                    # loop when free): a big checkout must not hold clients back meanwhile.
+                    await anyio.lowlevel.checkpoint()
                 if change.workspace not in self.workspaces:
                     continue
                 try:
@@ -429,18 +433,12 @@ class RunWatcher:
                     self._failed(change.workspace, "cannot apply a change in")
 
     async def _apply(self, workspace: str, run_id: str) -> None:
-        path = os.path.join(runs_path(workspace), run_id, RUN_FILE)
-        try:
-            signature: int | None = safefs.signature(os.stat(path, follow_symlinks=False))
-        except OSError:
-            signature = None
-        if signature is not None and self.signatures.get(run_id) == signature:
-            self.stats.skipped_own += 1
-            return
+        # The refresh compares the file's signature with the index's under the run's lock,
+        # and reads nothing when they match (typically our own write, seen again).
         if await self._refresh(workspace, run_id):
             self.stats.rereads += 1
         else:
-            self.stats.skipped_own += 1  # the write it echoes was indexed meanwhile
+            self.stats.skipped_own += 1
 
     async def _rescan_now(self, workspace: str) -> None:
         self.stats.rescans += 1
