@@ -150,6 +150,13 @@ def running(server: Server) -> Iterator[Server]:
         server.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used so far (user + system, all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_bytes(pid: int) -> dict[str, int]:
     """``VmRSS`` and ``VmHWM`` (peak) of ``pid``, in bytes."""
     out: dict[str, int] = {}

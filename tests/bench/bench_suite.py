@@ -176,17 +176,25 @@ class Bench:
             if pin and server.proc.poll() is None:
                 os.sched_setaffinity(server.pid, os.sched_getaffinity(0))
 
-    def throughput(self, path: str, conns: int) -> float:
+    def throughput(self, server: procs.Server, conns: int) -> tuple[float, float]:
         """Replies per second over ``conns`` connections, spread over the client workers,
-        for one window of ``duration`` seconds."""
+        for one window of ``duration`` seconds; and the server's CPU time per reply, in µs
+        (what bounds throughput once the server is saturated)."""
         nprocs = min(self.s.client_procs, conns)
         split = [conns // nprocs + (1 if k < conns % nprocs else 0) for k in range(nprocs)]
         start_at = time.monotonic() + 0.2
+        cpu_before = procs.cpu_seconds(server.pid)
         jobs = [
-            self.pool.submit(client.throughput_job, path, STATUS, c, start_at, self.s.duration)
+            self.pool.submit(
+                client.throughput_job, server.socket, STATUS, c, start_at, self.s.duration
+            )
             for c in split
         ]
-        return sum(done / seconds for done, seconds in (job.result() for job in jobs))
+        results = [job.result() for job in jobs]
+        cpu = procs.cpu_seconds(server.pid) - cpu_before
+        replies = sum(done for done, _ in results)
+        rate = sum(done / seconds for done, seconds in results)
+        return rate, cpu / replies * 1e6 if replies else 0.0
 
     def rpc_figures(self, servers: dict[str, procs.Server]) -> dict[str, dict[str, Any]]:
         """Latency, then throughput at 1 and at ``connections`` connections, of every server
@@ -197,6 +205,7 @@ class Bench:
         latency: dict[str, list[float]] = {name: [] for name in names}
         round_p50: dict[str, list[float]] = {name: [] for name in names}
         tput: dict[str, dict[int, list[float]]] = {name: {} for name in names}
+        cpu: dict[str, dict[int, list[float]]] = {name: {} for name in names}
         per_round = max(1, self.s.samples // self.s.rounds)
         for r in range(self.s.rounds):
             for name in names if r % 2 == 0 else names[::-1]:
@@ -206,8 +215,9 @@ class Bench:
         for conns in (1, self.s.connections):
             for r in range(self.s.rounds):
                 for name in names if r % 2 == 0 else names[::-1]:
-                    rate = self.throughput(servers[name].socket, conns)
+                    rate, cpu_us = self.throughput(servers[name], conns)
                     tput[name].setdefault(conns, []).append(rate)
+                    cpu[name].setdefault(conns, []).append(cpu_us)
         return {
             name: {
                 "latencyUs": summarize(latency[name]),
@@ -215,12 +225,14 @@ class Bench:
                 "throughput1": {
                     "perSecond": statistics.fmean(tput[name][1]),
                     "rounds": tput[name][1],
+                    "serverCpuUsPerRequest": statistics.fmean(cpu[name][1]),
                 },
                 "throughputN": {
                     "connections": self.s.connections,
                     "processes": min(self.s.client_procs, self.s.connections),
                     "perSecond": statistics.fmean(tput[name][self.s.connections]),
                     "rounds": tput[name][self.s.connections],
+                    "serverCpuUsPerRequest": statistics.fmean(cpu[name][self.s.connections]),
                 },
             }
             for name in names
@@ -260,6 +272,11 @@ class Bench:
                 f"floor throughput, {self.s.connections} conns (for {n:,})",
                 figures["throughputN"]["perSecond"],
                 "rps",
+            ),
+            Row(
+                f"floor CPU per request, {self.s.connections} conns (for {n:,})",
+                figures["throughputN"]["serverCpuUsPerRequest"],
+                "us",
             ),
         ]
 
@@ -547,6 +564,12 @@ class Bench:
                     fN["perSecond"],
                     "≥ 0.5× floor" if key == "idle" else "",
                     ratio_at_least(0.5) if key == "idle" else None,
+                ),
+                Row(
+                    f"daemon CPU per request, {conns} conns, {label} {at}",
+                    fig["throughputN"]["serverCpuUsPerRequest"],
+                    "us",
+                    fN["serverCpuUsPerRequest"],
                 ),
             ]
         naive_us = out["naive"]["medianS"] * 1e6
