@@ -21,6 +21,7 @@ from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound,
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
 from simpleaided.services.events import EventHub
+from simpleaided.services.fairness import TimeSlices
 from simpleaided.services.owners import process_gone
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
@@ -318,11 +319,13 @@ class RunService:
 
     # -- changes made behind our back (the watcher) -----------------------------------------
 
-    async def refresh(self, workspace: str, run_id: str) -> bool:
+    async def refresh(self, workspace: str, run_id: str, observed: int | None = None) -> bool:
         """Re-read one run after a filesystem event, under its lock (never racing a write).
 
         Returns false when the file is the version already indexed (typically the daemon's
-        own write, seen again): then it costs one ``stat`` and nothing is read.
+        own write, seen again): then it costs one ``stat`` and nothing is read. ``observed``
+        is the signature the caller has just seen, with no await since: used instead of a
+        ``stat`` when the lock is free, as no write of ours can be in flight then.
         """
         if self.registry.find_canonical(workspace) is None:
             return False
@@ -330,8 +333,10 @@ class RunService:
         if known is not None and known.workspace != workspace:
             return False  # the same id in another workspace: the first one is served
         store = self.registry.store(workspace)
-        async with self._lock(run_id):
-            signature = store.signature(run_id)
+        lock = self._lock(run_id)
+        fresh = observed is not None and not lock.locked()
+        async with lock:
+            signature = observed if fresh else store.signature(run_id)
             if signature is not None and self.signatures.get(run_id) == signature:
                 return False
             # A few small reads: cheaper on the loop than a thread hop.
@@ -359,10 +364,10 @@ class RunService:
         stale += [
             run_id for run_id in self.index.ids_in_workspace(workspace) if run_id not in on_disk
         ]
-        for n, run_id in enumerate(stale):
+        slices = TimeSlices()  # a big checkout must not starve clients
+        for run_id in stale:
             await self.refresh(workspace, run_id)  # under the lock: never older than a write
-            if n % 64 == 63:
-                await anyio.lowlevel.checkpoint()  # a big checkout must not starve clients
+            await slices.tick()
         return len(stale)
 
     def run_ids(self, workspace: str) -> list[str]:

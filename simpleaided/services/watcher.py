@@ -41,6 +41,7 @@ import anyio.lowlevel
 from anyio.abc import TaskStatus
 
 from simpleaided.domain import names
+from simpleaided.services.fairness import TimeSlices
 from simpleaided.store import safefs
 from simpleaided.store.runstore import RUN_FILE, runs_path
 
@@ -195,7 +196,7 @@ class RunWatcher:
     def __init__(
         self,
         *,
-        refresh: Callable[[str, str], Awaitable[bool]],
+        refresh: Callable[[str, str, int | None], Awaitable[bool]],
         rescan: Callable[[str], Awaitable[int]],
         known_runs: Callable[[str], list[str]],
         signatures: dict[str, int],
@@ -415,11 +416,11 @@ class RunWatcher:
             await self._wake.wait()
             self._wake = anyio.Event()
             batch, self._pending = self._pending, set()
-            for n, change in enumerate(batch):
-                if n % 64 == 63:
-                    # A refresh never waits (its lock is taken without a trip through the
-                    # loop when free): a big checkout must not hold clients back meanwhile.
-                    await anyio.lowlevel.checkpoint()
+            # A change rarely waits (a run's lock is taken without a trip through the loop
+            # when free): a big checkout must not hold clients back meanwhile.
+            slices = TimeSlices()
+            for change in batch:
+                await slices.tick()
                 if change.workspace not in self.workspaces:
                     continue
                 try:
@@ -433,12 +434,20 @@ class RunWatcher:
                     self._failed(change.workspace, "cannot apply a change in")
 
     async def _apply(self, workspace: str, run_id: str) -> None:
-        # The refresh compares the file's signature with the index's under the run's lock,
-        # and reads nothing when they match (typically our own write, seen again).
-        if await self._refresh(workspace, run_id):
+        path = os.path.join(runs_path(workspace), run_id, RUN_FILE)
+        try:
+            signature: int | None = safefs.signature(os.stat(path, follow_symlinks=False))
+        except OSError:
+            signature = None
+        if signature is not None and self.signatures.get(run_id) == signature:
+            self.stats.skipped_own += 1  # our own write, seen again: no lock, nothing read
+            return
+        # The refresh reuses this signature if it gets the run's lock at once (then no write
+        # of ours can have moved the file since), and looks again if it has to wait.
+        if await self._refresh(workspace, run_id, signature):
             self.stats.rereads += 1
         else:
-            self.stats.skipped_own += 1
+            self.stats.skipped_own += 1  # the write it echoes was indexed meanwhile
 
     async def _rescan_now(self, workspace: str) -> None:
         self.stats.rescans += 1
@@ -519,11 +528,11 @@ class RunWatcher:
             return
         # The stats off the loop (there may be many); the re-reads on it, under run locks.
         signatures = await anyio.to_thread.run_sync(_signatures, path, missed)
-        for n, run_id in enumerate(missed):
+        slices = TimeSlices()
+        for run_id in missed:
             if signatures[run_id] is None or self.signatures.get(run_id) != signatures[run_id]:
                 await self._apply(path, run_id)
-            if n % 256 == 255:
-                await anyio.lowlevel.checkpoint()
+            await slices.tick()
         known = set(self._known_runs(path))  # read on the loop: the index is not thread-safe
         await anyio.to_thread.run_sync(self._retry_unwatched, inotify, path, known)
 
