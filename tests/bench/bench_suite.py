@@ -183,18 +183,23 @@ class Bench:
         nprocs = min(self.s.client_procs, conns)
         split = [conns // nprocs + (1 if k < conns % nprocs else 0) for k in range(nprocs)]
         start_at = time.monotonic() + 0.2
-        cpu_before = procs.cpu_seconds(server.pid)
         jobs = [
             self.pool.submit(
                 client.throughput_job, server.socket, STATUS, c, start_at, self.s.duration
             )
             for c in split
         ]
-        results = [job.result() for job in jobs]
+        # The server's CPU over the clients' counting window only (not their set-up).
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        cpu_before = procs.cpu_seconds(server.pid)
+        time.sleep(max(0.0, start_at + self.s.duration - time.monotonic()))
         cpu = procs.cpu_seconds(server.pid) - cpu_before
+        results = [job.result() for job in jobs]
         replies = sum(done for done, _ in results)
+        if not replies:
+            raise RuntimeError(f"{server.name}: no reply in a {self.s.duration} s window")
         rate = sum(done / seconds for done, seconds in results)
-        return rate, cpu / replies * 1e6 if replies else 0.0
+        return rate, cpu / replies * 1e6
 
     def rpc_figures(self, servers: dict[str, procs.Server]) -> dict[str, dict[str, Any]]:
         """Latency, then throughput at 1 and at ``connections`` connections, of every server
@@ -572,7 +577,9 @@ class Bench:
                     f"daemon CPU per request, {conns} conns, {label} {at}",
                     fig["throughputN"]["serverCpuUsPerRequest"],
                     "us",
-                    fN["serverCpuUsPerRequest"],
+                    (fN if key == "idle" else out["floorUnderWrites"]["throughputN"])[
+                        "serverCpuUsPerRequest"
+                    ],
                 ),
             ]
             if key == "underWrites":
