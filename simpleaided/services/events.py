@@ -142,7 +142,6 @@ class EventHub:
     def __init__(self, document: Callable[[str | None], dict[str, Any]]) -> None:
         self.document = document
         self.seq = 0
-        self.changes = 0  # changes of state (``seq`` also counts documents that only aged)
         self._status: dict[Subscriber, StatusSubscription] = {}
         self._runs: dict[Subscriber, RunSubscription] = {}
 
@@ -197,7 +196,6 @@ class EventHub:
 
     def _changed(self) -> None:
         self.seq += 1
-        self.changes += 1
         for status_sub in self._status.values():
             status_sub.wake.set()
 
