@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from simpleaided.domain import chips, status
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.status import StatusDocument
@@ -126,3 +128,61 @@ def test_document_sections_match_the_published_schema() -> None:
     doc["chips"] = chips.chips(doc)
     StatusDocument.model_validate(doc)
     assert doc["db"]["readOnly"] is True
+
+
+def _observable(index: RunIndex) -> tuple[Any, ...]:
+    """Everything a caller can read from an index."""
+    scopes = [None, "/a", "/b"]
+    return (
+        {ws: dict(index.tally(ws).counts) for ws in scopes},
+        {ws: index.latest(ws) for ws in scopes},
+        [s.id for s in index.page(limit=10_000)],
+        sorted(index.owned()),
+        len(index),
+    )
+
+
+def test_a_bulk_insert_reads_exactly_as_one_put_per_run() -> None:
+    rng = random.Random(7)
+    statuses = ["pending", "running", "completed", "failed", "corrupt"]
+    before = [summary(n, rng.choice(statuses), ws="/a") for n in range(0, 400, 2)]
+    # A second workspace whose ids interleave with the first's, some with owners.
+    loaded = [
+        _with_owner(summary(n, rng.choice(statuses), ws="/b"), n if n % 3 else None)
+        for n in range(1, 400, 2)
+    ]
+    rng.shuffle(loaded)
+
+    one_by_one, bulk = RunIndex(), RunIndex()
+    for s in before:
+        one_by_one.put(s)
+        bulk.put(s)
+    for s in loaded:
+        one_by_one.put(s)
+    bulk.put_new(loaded)
+
+    assert _observable(bulk) == _observable(one_by_one)
+    assert bulk.version > 0
+
+
+def test_a_bulk_insert_refuses_a_run_already_indexed() -> None:
+    index = RunIndex()
+    index.put(summary(1))
+    with pytest.raises(ValueError, match="already indexed"):
+        index.put_new([summary(2), summary(1)])
+    assert summary(2).id not in index and len(index) == 1  # nothing half-inserted
+
+
+def _with_owner(s: RunSummary, pid: int | None) -> RunSummary:
+    return RunSummary(
+        id=s.id,
+        workspace=s.workspace,
+        status=s.status,
+        title=s.title,
+        started_ms=s.started_ms,
+        completed_ms=s.completed_ms,
+        updated_ms=s.updated_ms,
+        step_count=s.step_count,
+        error_message=s.error_message,
+        owner_pid=pid,
+    )

@@ -17,9 +17,15 @@ from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus
 _ACTIVE = frozenset({RunStatus.PENDING.value, RunStatus.RUNNING.value})
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RunSummary:
-    """What the daemon keeps in memory about one run: a slotted record of small values."""
+    """What the daemon keeps in memory about one run: a slotted record of small values.
+
+    Treated as immutable (the index replaces a summary whole, never assigns to one) but not
+    declared ``frozen``: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` and costs 6x as much (2.8 against 0.47 µs), which was a fifth of
+    the time a 10k-run start spends loading its snapshot.
+    """
 
     id: str
     workspace: str
@@ -125,6 +131,19 @@ class Tally:
         if self._latest is None or summary.latest_key() >= self._latest.latest_key():
             self._latest = summary
 
+    def add_many(self, summaries: list[RunSummary]) -> None:
+        """``add`` each of ``summaries``, in one pass."""
+        self.counts.update(summary.status for summary in summaries)
+        if self._latest_stale:
+            return
+        newest = max(
+            (s for s in summaries if s.status != CORRUPT), key=RunSummary.latest_key, default=None
+        )
+        if newest is not None and (
+            self._latest is None or newest.latest_key() >= self._latest.latest_key()
+        ):
+            self._latest = newest
+
     def remove(self, summary: RunSummary) -> None:
         self.counts[summary.status] -= 1
         if self.counts[summary.status] <= 0:
@@ -199,6 +218,34 @@ class RunIndex:
         self.all.add(summary)
         self._by_workspace.setdefault(summary.workspace, Tally()).add(summary)
         return old
+
+    def put_new(self, summaries: list[RunSummary]) -> None:
+        """Insert many summaries at once, none of whose ids is indexed yet (a workspace
+        being loaded): what ``put`` would do for each, at a fraction of the cost."""
+        if not summaries:
+            return
+        runs = self._runs
+        for summary in summaries:
+            if summary.id in runs:
+                raise ValueError(f"put_new() got run {summary.id}, which is already indexed")
+        for summary in summaries:
+            runs[summary.id] = summary
+            if summary.owner_pid is not None and summary.status in _ACTIVE:
+                self._owned[summary.id] = summary.owner_pid
+        self.version += 1
+        ids = [summary.id for summary in summaries]
+        ids.sort()
+        if self._order and ids[0] < self._order[-1]:
+            self._order.extend(ids)
+            self._order.sort()  # two sorted runs: one linear merge
+        else:
+            self._order.extend(ids)
+        by_workspace: dict[str, list[RunSummary]] = {}
+        for summary in summaries:
+            by_workspace.setdefault(summary.workspace, []).append(summary)
+        self.all.add_many(summaries)
+        for workspace, members in by_workspace.items():
+            self._by_workspace.setdefault(workspace, Tally()).add_many(members)
 
     def discard(self, run_id: str) -> RunSummary | None:
         """Remove ``run_id`` if present; returns the removed summary."""

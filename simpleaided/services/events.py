@@ -147,6 +147,10 @@ class EventHub:
 
     # -- changes ---------------------------------------------------------------------------
 
+    def follows_runs(self) -> bool:
+        """Whether anyone follows run events (``runs.subscribe``)."""
+        return bool(self._runs)
+
     def run_changed(self, old: RunSummary | None, new: RunSummary | None) -> None:
         """The index replaced ``old`` by ``new`` (either may be ``None``)."""
         if old is None and new is None:

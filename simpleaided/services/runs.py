@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -38,6 +39,8 @@ from simpleaided.store.snapshot import SnapshotStore
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def _scanned_id(scanned: Scanned) -> str:
@@ -147,8 +150,13 @@ class RunService:
         if self.watcher is not None and watch:
             await self.watcher.watch_workspace(path)
         snapshot = None
-        if self.snapshots is not None:
-            snapshot = await anyio.to_thread.run_sync(self.snapshots.load, path)
+        on_disk: dict[str, int | None] | None = None
+        if self.snapshots is not None and self.snapshots.exists(path):
+            # The snapshot is checked against the disk: the files' signatures are read (a
+            # stat each, the GIL let go) while the snapshot is parsed, in two threads.
+            snapshot, on_disk = await _in_threads(
+                partial(self.snapshots.load, path), store.signatures
+            )
         summaries = snapshot if snapshot is not None else await anyio.to_thread.run_sync(store.scan)
         self._fill(path, summaries)
         if snapshot is None:
@@ -156,7 +164,7 @@ class RunService:
         if snapshot is not None or watch:
             # A snapshot is checked against the disk; a scan is re-checked too once watched,
             # since an event during the scan may have found nothing yet to change.
-            changed = await self.rescan(path)
+            changed = await self.rescan(path, on_disk if snapshot is not None else None)
             if changed:
                 self.snapshots_current = False
             if snapshot is not None:
@@ -168,7 +176,10 @@ class RunService:
     def _fill(self, path: str, summaries: list[Scanned]) -> None:
         # In id order, each run joins the index's ordered ids at the end: in the order of a
         # directory listing, 100k of them cost half a second of list moves.
+        if self.registry.find_canonical(path) is None:
+            return  # removed while it was read: its runs are not served
         summaries.sort(key=_scanned_id)
+        fresh: list[RunSummary] = []
         for summary, signature in summaries:
             known = self.index.get(summary.id)
             if known is not None and known.workspace != path:
@@ -181,7 +192,17 @@ class RunService:
                 continue
             if known is not None:
                 continue  # refreshed by a watcher event while we read: that is newer
-            self._index_put(summary, signature)
+            if self.events.follows_runs():
+                self._index_put(summary, signature)  # each run is announced as created
+                continue
+            fresh.append(summary)
+            if signature is not None:
+                self.signatures[summary.id] = signature
+        if fresh:
+            # Nobody follows run events (always so at start-up): one bulk insert, and one
+            # change for the status subscribers.
+            self.index.put_new(fresh)
+            self.events.section_changed()
 
     async def watch_loaded(self) -> None:
         """Watch the workspaces ``load`` read, then re-check them against the disk: a change
@@ -348,14 +369,18 @@ class RunService:
                 self._index_put(*scanned)
             return True
 
-    async def rescan(self, workspace: str) -> int:
+    async def rescan(
+        self, workspace: str, on_disk: dict[str, int | None] | None = None
+    ) -> int:
         """Bring a workspace's index in line with the disk (after lost events, or to check
         what was loaded): a ``stat`` per run, a re-read only where the file changed. Returns
-        how many runs were re-read."""
+        how many runs were re-read. ``on_disk``: the signatures, if the caller read them
+        after the workspace was watched (or before it is, if it will be re-checked then)."""
         if self.registry.find_canonical(workspace) is None:
             return 0
         store = self.registry.store(workspace)
-        on_disk = await anyio.to_thread.run_sync(store.signatures)
+        if on_disk is None:
+            on_disk = await anyio.to_thread.run_sync(store.signatures)
         stale = [
             run_id
             for run_id, signature in on_disk.items()
@@ -662,6 +687,19 @@ class RunService:
                 ]
 
         return await anyio.to_thread.run_sync(in_thread)
+
+
+async def _in_threads(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Call ``first`` and ``second`` in two worker threads at once; both results."""
+    results: dict[int, Any] = {}
+
+    async def call(slot: int, function: Callable[[], Any]) -> None:
+        results[slot] = await anyio.to_thread.run_sync(function)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, 0, first)
+        tg.start_soon(call, 1, second)
+    return results[0], results[1]
 
 
 def _not_served(path: str) -> str:

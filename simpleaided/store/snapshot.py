@@ -70,6 +70,10 @@ class SnapshotStore:
         with safefs.opened(self._open(create=True)) as fd:
             safefs.atomic_write(fd, snapshot_name(workspace), b"\n".join(lines))
 
+    def exists(self, workspace: str) -> bool:
+        """Whether ``workspace`` has a snapshot file (usable or not): a ``stat``."""
+        return (self.folder / snapshot_name(workspace)).is_file()
+
     def load(self, workspace: str) -> list[Scanned] | None:
         """``workspace``'s snapshot, or ``None`` if there is none usable."""
         try:
