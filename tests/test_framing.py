@@ -59,3 +59,14 @@ async def test_an_oversized_line_is_refused_whether_whole_or_split() -> None:
 async def test_a_line_cut_by_the_end_of_the_stream_is_a_framing_error() -> None:
     with pytest.raises(FramingError, match="middle of a message"):
         await messages(b'{"a":1}\n', b'{"a":')
+
+
+async def test_a_content_length_of_thousands_of_digits_is_too_large_not_a_crash() -> None:
+    # Python refuses to convert a string of over 4300 digits to an int (ValueError).
+    for digits in (b"9" * 30, b"9" * 4300, b"9" * 4301, b"9" * 8000):
+        with pytest.raises(MessageTooLarge, match="exceeds the 65536-byte limit"):
+            await messages(b"Content-Length: " + digits + b"\r\n\r\n{}", limit=65536)
+
+
+async def test_a_content_length_with_leading_zeros_is_its_value() -> None:
+    assert await messages(b"Content-Length: " + b"0" * 5000 + b"2\r\n\r\n{}") == [b"{}"]

@@ -256,6 +256,20 @@ async def test_bad_framing_is_reported(daemon: Daemon, socket_path: Path) -> Non
     assert b"missing Content-Length" in reply
 
 
+async def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large(
+    daemon: Daemon, socket_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # int() refuses strings of over 4300 digits: that is the client's error to hear about,
+    # never a connection that fails with a traceback in the log.
+    header = b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}"
+    reply = await raw_exchange(socket_path, header, until=b"\x00never")
+    error = json.loads(reply.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == -32040 and "5000-digit" in error["message"]
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text
+    async with await RpcClient.connect(socket_path) as c:
+        assert await c.call("daemon.ping") == "pong"
+
+
 async def test_a_stuck_client_does_not_delay_others(daemon: Daemon, socket_path: Path) -> None:
     async with (
         await anyio.connect_unix(socket_path) as stuck,

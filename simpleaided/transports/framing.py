@@ -38,6 +38,19 @@ def _detect(start: bytes | bytearray) -> Framing | None:
     return "ndjson" if len(start) >= _MAX_HEADER_NAME else None
 
 
+def detect_framing(start: bytes) -> Framing:
+    """The framing that a connection's first bytes ``start`` use (newline-delimited JSON
+    when they do not tell, or there are none yet)."""
+    return _detect(start.lstrip()) or "ndjson"
+
+
+def frame(payload: bytes, framing: Framing | None) -> bytes:
+    """``payload`` as one message in ``framing`` (newline-delimited by default)."""
+    if framing == "content-length":
+        return b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+    return payload + b"\n"
+
+
 class FramingError(Exception):
     """The peer broke the framing; the connection cannot continue."""
 
@@ -45,10 +58,10 @@ class FramingError(Exception):
 class MessageTooLarge(FramingError):
     """A message is larger than the limit."""
 
-    def __init__(self, size: int | None, limit: int) -> None:
+    def __init__(self, size: int | str | None, limit: int) -> None:
         if size is None:
             message = f"message exceeds the {limit}-byte limit (no newline within it)"
-        else:
+        else:  # a number of bytes, or (too long to show) how many digits it has
             message = f"message of {size} bytes exceeds the {limit}-byte limit"
         super().__init__(message)
         self.limit = limit
@@ -66,6 +79,12 @@ class FramedStream:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer already searched for a delimiter
         self.framing: Framing | None = None
+
+    @property
+    def buffered(self) -> bool:
+        """Whether input is waiting behind the last message: the peer sends without
+        waiting for replies (pipelines)."""
+        return bool(self._buffer)
 
     async def _fill(self) -> None:
         chunk = await self._stream.receive(_RECEIVE_CHUNK)
@@ -136,7 +155,11 @@ class FramedStream:
                 value = value.strip()
                 if not value.isdigit():
                     raise FramingError(f"bad Content-Length {value[:20]!r}")
-                length = int(value)
+                digits = value.lstrip("0") or "0"
+                if len(digits) > len(str(self._max)):
+                    # Surely too large, and int() refuses over 4300 digits anyway.
+                    raise MessageTooLarge(f"a {len(digits)}-digit number of", self._max)
+                length = int(digits)
         if length is None:
             raise FramingError("missing Content-Length header")
         if length > self._max:
