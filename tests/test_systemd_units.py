@@ -222,6 +222,9 @@ def test_the_templates_carry_the_marker_and_the_settings_asked_for() -> None:
         "After=simpleaided.socket",
         "Also=simpleaided.socket",
         "SyslogIdentifier=simpleaided",
+        # A hard limit far above the daemon's connection cap, whatever systemd's version;
+        # the daemon raises its own soft limit to it.
+        "LimitNOFILE=1024:524288",
     ]:
         assert f"\n{setting}\n" in service, setting
 

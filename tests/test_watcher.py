@@ -115,6 +115,7 @@ async def test_own_writes_are_not_read_twice(
     stats = daemon.watcher.stats
     run = await served.call("runs.create", workspace=str(workspace))
     await served.call("steps.create", runId=run["id"], name="a", start=True)
+    await served.call("steps.complete", runId=run["id"], step=1)
     await served.call("runs.complete", runId=run["id"])
 
     async def echoes_seen() -> bool:
@@ -452,3 +453,60 @@ async def test_a_snapshot_is_saved_after_a_scan_and_not_again_while_it_holds(
         await anyio.sleep(0.3)  # the first save would follow at once
         # Loaded from it with nothing re-read: rewriting it would only churn memory.
         assert await snapshot_saved() == stopped
+
+
+def _kernel_watches() -> int:
+    """Inotify watches this process holds, as the kernel counts them (the daemon runs here)."""
+    kernel = 0
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:  # descriptors come and go while we look
+            kernel += Path(f"/proc/self/fdinfo/{fd}").read_text().count("inotify wd:")
+        except FileNotFoundError:
+            continue
+    return kernel
+
+
+async def test_run_folders_moved_out_of_runs_are_no_longer_watched(
+    served: RpcClient, daemon: Daemon, workspace: Path
+) -> None:
+    runs = workspace / ".simpleaide" / "runs"
+    ids = [await anyio.to_thread.run_sync(write_run, workspace) for _ in range(5)]
+    await until(lambda: _total(served, 5))
+    assert daemon.watcher.watches == 6  # runs/ and five runs
+    archive = workspace / "archive"
+    archive.mkdir()
+    for run_id in ids[:2]:  # archived by hand, or by another tool
+        await anyio.to_thread.run_sync(os.rename, runs / run_id, archive / run_id)
+    # Renamed inside runs/: still the same run folder, still watched (under its new name).
+    renamed = names.new_run_id(clock.now_ms() + 1000)
+    await anyio.to_thread.run_sync(os.rename, runs / ids[2], runs / renamed)
+    await until(lambda: _total(served, 3))
+
+    async def watches_dropped() -> bool:
+        return daemon.watcher.watches == 4
+
+    await until(watches_dropped)
+    assert await anyio.to_thread.run_sync(_kernel_watches) == 4
+    # What moved away is not followed: changes there are not this workspace's.
+    moved = archive / ids[0] / "metadata.json"
+    record = json.loads(moved.read_text())
+    await anyio.to_thread.run_sync(moved.write_text, json.dumps({**record, "status": "failed"}))
+    # The renamed one is followed under its new name.
+    await anyio.to_thread.run_sync(lambda: write_run(workspace, "failed", renamed))
+
+    async def renamed_followed() -> bool:
+        return bool((await served.call("runs.get", runId=renamed))["status"] == "failed")
+
+    await until(renamed_followed)
+    assert (await served.call("status.get"))["runs"]["total"] == 3
+    assert daemon.watcher.watches == 4
+
+    # runs/ itself moved away: none of its watches stay; a new runs/ is watched again.
+    await anyio.to_thread.run_sync(os.rename, runs, workspace / "runs.old")
+    await until(lambda: _total(served, 0))
+
+    async def none_left() -> bool:
+        return daemon.watcher.watches == 0
+
+    await until(none_left)
+    assert await anyio.to_thread.run_sync(_kernel_watches) == 0

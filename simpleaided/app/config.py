@@ -14,6 +14,7 @@ No file is needed: the defaults serve. The file lives at
 
     [limits]
     max_message_bytes = 16777216
+    max_connections = 1000           # clients served at once; more are refused (-32040)
 
     [runs]
     count_pending_as_active = false
@@ -72,6 +73,7 @@ from pydantic import (
 from simpleaided.domain.names import VAULT_REF, check_workspace_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 1000
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -92,6 +94,10 @@ class DaemonSection(_Section):
 
 class LimitsSection(_Section):
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1 << 30)
+    # Connections served at once; one more gets -32040. Well under the file descriptor
+    # limit the daemon raises itself to (the unit's LimitNOFILE=), so that the cap, not
+    # running out of descriptors, is what a flood of clients meets.
+    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1, le=1_000_000)
 
 
 class RunsSection(_Section):
@@ -288,6 +294,7 @@ ENVIRONMENT = {
     "SIMPLEAIDE_LOG_LEVEL": "daemon.log_level",
     "SIMPLEAIDE_STATE_DIR": "daemon.state_dir",
     "SIMPLEAIDE_MAX_MESSAGE_BYTES": "limits.max_message_bytes",
+    "SIMPLEAIDE_MAX_CONNECTIONS": "limits.max_connections",
     "SIMPLEAIDE_VAULT_FILE": "vault.file",
     "SIMPLEAIDE_HTTP": "http.listen",  # and enables the shim
 }
@@ -381,8 +388,16 @@ def load_config(
 
 # Settings a running daemon cannot take on a reload: the socket and state it holds, the
 # watcher it built, the HTTP listener it bound, the vault file it reads, the message limit
-# its connections were made with.
-RESTART_ONLY = ("daemon.socket", "daemon.state_dir", "limits", "watch", "http", "vault.file")
+# its connections were made with. (``limits.max_connections`` applies to the next
+# connection, so a reload changes it.)
+RESTART_ONLY = (
+    "daemon.socket",
+    "daemon.state_dir",
+    "limits.max_message_bytes",
+    "watch",
+    "http",
+    "vault.file",
+)
 
 
 def carry_restart_only(running: Config, loaded: Config) -> tuple[Config, list[str]]:

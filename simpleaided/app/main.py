@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from simpleaided.app import systemd
 from simpleaided.app.config import Config, ConfigError, load_config
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain.api import StartMode
+from simpleaided.transports.server import warn_if_short_of_descriptors
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
 
 DESCRIPTION = """\
@@ -29,8 +31,9 @@ Under systemd (simpleaide daemon install-units) it takes the socket systemd pass
 
 EPILOG = """\
 environment: SIMPLEAIDE_SOCKET, SIMPLEAIDE_CONFIG, SIMPLEAIDE_ENV (DEV|PROD),
-SIMPLEAIDE_LOG_LEVEL, SIMPLEAIDE_STATE_DIR, SIMPLEAIDE_MAX_MESSAGE_BYTES, SIMPLEAIDE_VAULT_FILE,
-SIMPLEAIDE_HTTP ([HOST:]PORT: enables the HTTP shim).
+SIMPLEAIDE_LOG_LEVEL, SIMPLEAIDE_STATE_DIR, SIMPLEAIDE_MAX_MESSAGE_BYTES,
+SIMPLEAIDE_MAX_CONNECTIONS, SIMPLEAIDE_VAULT_FILE, SIMPLEAIDE_HTTP ([HOST:]PORT: enables the
+HTTP shim).
 Flags override the environment, which overrides the config file.
 """
 
@@ -119,6 +122,23 @@ def _start_mode(args: argparse.Namespace, activated: bool, notifier: systemd.Not
     return "foreground"
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; returns ``(before, now)``.
+
+    Each client connection takes a descriptor, and systemd's soft default of 1,024 (kept
+    low for programs that still use ``select``) would be reached by about a thousand idle
+    clients. The hard limit is what the administrator allows (the unit's ``LimitNOFILE=``).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or soft == resource.RLIM_INFINITY:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # a hard limit above what the kernel allows (nr_open)
+        return soft, soft
+    return soft, hard
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 cannot start, 2 bad usage or config)."""
     args = _parser().parse_args(argv)
@@ -160,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 2
     _configure_logging(config.daemon.log_level)
+    before, now = raise_fd_limit()
+    log = logging.getLogger(__name__)
+    if now != before:
+        log.debug("file descriptor limit raised from %d to %d", before, now)
+    warn_if_short_of_descriptors(config.limits.max_connections)
     try:
         daemon = Daemon(
             config,

@@ -313,7 +313,7 @@ class RunWatcher:
         # The index's own id strings where it has them: one string per run, not two.
         indexed = [run_id for run_id in self._known_runs(path) if run_id in entries]
         others = entries.difference(indexed)
-        for run_id in [*indexed, *(name for name in others if names.RUN_ID_RE.match(name))]:
+        for run_id in [*indexed, *(name for name in others if names.RUN_ID_RE.fullmatch(name))]:
             self._add(inotify, os.path.join(runs, run_id), RUN_DIR_MASK, path, run_id)
 
     def _add(
@@ -345,7 +345,7 @@ class RunWatcher:
                     if not where:
                         continue  # dest_path: a move's target, where the run now is
                     rel = os.path.relpath(os.fsdecode(where), runs).split(os.sep)
-                    if rel and names.RUN_ID_RE.match(rel[0]):
+                    if rel and names.RUN_ID_RE.fullmatch(rel[0]):
                         watcher._from_thread(Change(path, rel[0]))
 
         if os.path.isdir(runs):
@@ -371,6 +371,11 @@ class RunWatcher:
                 self._trouble.set()
 
     def _dispatch(self, inotify: _Inotify, buffer: bytes) -> None:
+        # Run folders renamed away from runs/ in this buffer. The kernel reports a rename as
+        # IN_MOVED_FROM, IN_MOVED_TO, then the folder's own IN_MOVE_SELF, all at once; by
+        # then a folder renamed within runs/ is watched under its new name again (same wd),
+        # while one moved out still has its old one: its watch goes.
+        moved_away: set[tuple[str, str]] = set()
         for wd, mask, name in parse_events(buffer):
             if mask & _c.IN_Q_OVERFLOW:
                 self._note_overflow()
@@ -385,19 +390,35 @@ class RunWatcher:
             if run_id is not None:
                 if mask & _SELF_GONE or name == _RUN_FILE:
                     self._note(Change(workspace, run_id))
+                if mask & _c.IN_MOVE_SELF and (workspace, run_id) in moved_away:
+                    moved_away.discard((workspace, run_id))
+                    inotify.remove(wd)  # the kernel would go on watching it wherever it is
                 continue
             # In runs/: a run folder appeared, went away or was renamed; or runs/ itself did.
             if mask & _SELF_GONE:
+                if mask & _c.IN_MOVE_SELF:
+                    # Moved away whole: its watches go (deleted, the kernel drops them
+                    # itself). The rescan watches a runs/ found in its place.
+                    self._drop_workspace_watches(inotify, workspace)
                 self._note(Change(workspace, None))
                 continue
             new_run = os.fsdecode(name)
-            if not names.RUN_ID_RE.match(new_run):
+            if not names.RUN_ID_RE.fullmatch(new_run):
                 continue
+            if mask & _c.IN_MOVED_FROM:
+                moved_away.add((workspace, new_run))
             if mask & _APPEARED:
+                moved_away.discard((workspace, new_run))
                 # At once, so no rewrite inside it is missed; the re-read comes after.
                 path = os.path.join(runs_path(workspace), new_run)
                 self._add(inotify, path, RUN_DIR_MASK, workspace, new_run)
             self._note(Change(workspace, new_run))
+
+    @staticmethod
+    def _drop_workspace_watches(inotify: _Inotify, workspace: str) -> None:
+        for wd, (owner, _) in list(inotify.by_wd.items()):
+            if owner == workspace:
+                inotify.remove(wd)
 
     def _note(self, change: Change) -> None:
         self.stats.events += 1

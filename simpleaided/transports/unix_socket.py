@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _PEERCRED = struct.Struct("3i")
+# Connections waiting to be accepted. A client that connects with a timeout (the CLI, a
+# status line) fails at once with EAGAIN when the queue is full, so a burst of clients must
+# fit: as deep as the kernel allows (net.core.somaxconn, 4096), as systemd's Backlog= is.
+BACKLOG = socket.SOMAXCONN
 
 
 class SocketInUse(Exception):
@@ -94,9 +98,12 @@ class SocketClaim:
         self._inode = _inode(path)
 
     @classmethod
-    def bind(cls, path: Path, *, backlog: int = 128) -> SocketClaim:
-        """Claim ``path``: lock, replace a stale socket file, bind 0600, listen."""
+    def bind(cls, path: Path, *, backlog: int = BACKLOG) -> SocketClaim:
+        """Claim ``path``: lock, replace a stale socket file, bind 0600, listen.
+
+        Something other than a socket at ``path`` is refused before anything is created."""
         ensure_private_dir(path.parent)
+        _refuse_non_socket(path)
         lock_fd = _lock(path)
         try:
             sock = _bind_fresh(path, backlog)
@@ -121,7 +128,7 @@ class SocketClaim:
         """Whether the socket file is still the one served (not deleted, not replaced)."""
         return self._inode is None or _inode(self.path) == self._inode
 
-    def renew(self, *, backlog: int = 128) -> SocketClaim:
+    def renew(self, *, backlog: int = BACKLOG) -> SocketClaim:
         """A new socket at the same path, after its file was deleted (a ``/tmp`` cleaner);
         the lock is taken again if its file went too. This claim keeps its socket, which
         the caller closes once the new one serves.

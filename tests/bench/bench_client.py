@@ -233,3 +233,124 @@ def writer_job(
         "perSecond": writes / seconds if seconds else 0.0,
         "maxBehindMs": max_behind * 1000,
     }
+
+
+# -- abuse: idle, slow and flooding clients --------------------------------------------------
+
+# A request that never ends: the slow clients send it one byte a second.
+_NEVER_FINISHED = b'{"jsonrpc":"2.0","method":"status.get","params":{"padding":"' + b"x" * 4096
+_FLOOD_CHUNK = STATUS_REQUEST * 64  # what a flooder writes whenever its socket takes more
+FLOOD_READ_BYTES = 16 * 1024  # a slow-reading flooder takes this much...
+FLOOD_READ_EVERY = 0.01  # ...this often (1.6 MB/s: about 2,300 status replies a second)
+_ABUSE_TICK = 0.01
+
+
+def _connect_waiting(path: str) -> socket.socket:
+    """A connection made in blocking mode: it waits for room in the server's listen queue
+    rather than failing with ``EAGAIN`` when the queue is full."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def abuse_job(
+    path: str, idle: int, slow: int, flood: int, ready_file: str, stop_file: str
+) -> dict[str, Any]:
+    """Hold ``idle`` connections that never send, ``slow`` ones that send one byte a second
+    of a message that never ends, and ``flood`` ones that write pipelined ``status.get``
+    requests as fast as the server takes them: half never read a reply, half read
+    ``FLOOD_READ_BYTES`` every ``FLOOD_READ_EVERY`` seconds. ``ready_file`` is made once
+    all are connected and flooding; everything stops when ``stop_file`` appears.
+
+    Returns what the server did to them: replies the flooders read, and connections it
+    closed (refused, or dropped).
+    """
+    idle_socks = [_connect_waiting(path) for _ in range(idle)]
+    slow_socks = [_connect_waiting(path) for _ in range(slow)]
+    flood_socks = [_connect_waiting(path) for _ in range(flood)]
+    readers = flood_socks[1::2]
+    for sock in (*idle_socks, *slow_socks, *flood_socks):
+        sock.setblocking(False)
+    selector = selectors.DefaultSelector()
+    pending = {sock.fileno(): memoryview(_FLOOD_CHUNK) for sock in flood_socks}
+    for sock in flood_socks:
+        selector.register(sock, selectors.EVENT_WRITE)
+    sent = 0
+    read = 0
+    closed = 0
+    slow_pos = 0
+    began = time.monotonic()
+    next_slow = began
+    next_read = began
+    ready = False
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= next_slow:  # one byte a second from each slow client
+                for sock in slow_socks:
+                    try:
+                        sock.send(_NEVER_FINISHED[slow_pos : slow_pos + 1])
+                    except OSError:
+                        closed += 1
+                slow_pos = min(slow_pos + 1, len(_NEVER_FINISHED) - 1)
+                next_slow += 1.0
+                if os.path.exists(stop_file):
+                    break
+            if now >= next_read:
+                for sock in readers:
+                    try:
+                        read += sock.recv(FLOOD_READ_BYTES).count(b"\n")
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        closed += 1
+                next_read = now + FLOOD_READ_EVERY
+                if os.path.exists(stop_file):
+                    break
+            timeout = max(0.0, min(next_slow, next_read) - time.monotonic())
+            for key, _ in selector.select(timeout=timeout):
+                flooder = key.fileobj
+                assert isinstance(flooder, socket.socket)
+                fd = flooder.fileno()
+                try:
+                    n = flooder.send(pending[fd])
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    selector.unregister(flooder)
+                    closed += 1
+                    continue
+                sent += n
+                rest = pending[fd][n:]
+                pending[fd] = rest if len(rest) else memoryview(_FLOOD_CHUNK)
+            if not ready:
+                ready = True
+                with open(ready_file, "w"):
+                    pass
+        for sock in idle_socks:  # an idle connection the server closed reads as EOF
+            try:
+                if sock.recv(1) == b"":
+                    closed += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+    finally:
+        selector.close()
+        for sock in (*idle_socks, *slow_socks, *flood_socks):
+            sock.close()
+    seconds = time.monotonic() - began
+    return {
+        "idle": idle,
+        "slow": slow,
+        "flood": flood,
+        "floodBytesSent": sent,
+        "floodRepliesRead": read,
+        "floodRepliesReadPerSecond": read / seconds,
+        "closedByServer": closed,
+        "seconds": seconds,
+    }
