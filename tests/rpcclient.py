@@ -47,10 +47,12 @@ class RpcClient:
         await self.stream.send(data)
 
     async def receive_line(self) -> bytes:
+        # Only new bytes are searched and joined once: a reply of megabytes stays linear.
+        parts = [self._buffer]
         with anyio.fail_after(10):
-            while b"\n" not in self._buffer:
-                self._buffer += await self.stream.receive()
-        line, _, self._buffer = self._buffer.partition(b"\n")
+            while b"\n" not in parts[-1]:
+                parts.append(await self.stream.receive())
+        line, _, self._buffer = b"".join(parts).partition(b"\n")
         return line
 
     async def exchange(self, message: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from simpleaided.domain.errors import InvalidInput
 def test_run_ids_sort_by_creation_time_and_match_the_pattern() -> None:
     earlier = names.new_run_id(1_795_000_000_000)
     later = names.new_run_id(1_795_000_000_001)
-    assert names.RUN_ID_RE.match(earlier) and names.RUN_ID_RE.match(later)
+    assert names.RUN_ID_RE.fullmatch(earlier) and names.RUN_ID_RE.fullmatch(later)
     assert earlier < later
 
 
@@ -117,3 +118,101 @@ def test_formatting_agrees_with_datetime_over_random_times() -> None:
         expected = datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=epoch_ms)
         assert clock.format_ms(epoch_ms) == expected.isoformat(timespec="milliseconds")[:-6] + "Z"
         assert clock.parse_ms(clock.format_ms(epoch_ms)) == epoch_ms
+
+
+# -- the corpus: names that look harmless but are not -----------------------------------
+
+
+# Every regex-based rule must match the whole name: ``$`` alone lets a final newline through.
+@pytest.mark.parametrize(
+    ("check", "value"),
+    [
+        (names.check_step_name, "code\n"),
+        (names.check_run_id, "20261124T101500123Z-1a2b3c4d\n"),
+    ],
+)
+def test_a_trailing_newline_is_refused(check: Callable[[str], str], value: str) -> None:
+    with pytest.raises(InvalidInput):
+        check(value)
+
+
+def test_a_step_folder_with_a_trailing_newline_is_not_a_step() -> None:
+    assert names.parse_step_dir("02_code\n") is None
+
+
+ARTIFACT_CORPUS_BAD = {
+    "C1 CSI": "a\u009bb",
+    "C1 NEL": "a\u0085b",
+    "C1 first": "a\u0080",
+    "C1 last": "\u009f",
+    "DEL": "a\x7fb",
+    "ESC": "\x1b[31mred",
+    "tab": "a\tb",
+    "trailing newline": "plan.md\n",
+    "carriage return": "a\rb",
+    "right-to-left override": "evil\u202egpj.exe",
+    "left-to-right embedding": "a\u202ab",
+    "first strong isolate": "a\u2068b",
+    "pop directional isolate": "a\u2069b",
+    "right-to-left mark": "a\u200fb",
+    "zero-width space": "plan\u200b.md",
+    "zero-width joiner": "a\u200db",
+    "zero-width non-joiner": "a\u200cb",
+    "word joiner": "a\u2060b",
+    "byte order mark": "\ufeffplan.md",
+    "soft hyphen": "pl\u00adan.md",
+    "line separator": "a\u2028b",
+    "paragraph separator": "a\u2029b",
+    "lone surrogate": "a\udcffb",
+    "interlinear annotation": "a\ufff9b",
+    "tag character": "a\U000e0041b",
+    "decomposed (NFD) é": "re\u0301sume\u0301.txt",
+    "Angstrom sign (NFC is U+00C5)": "\u212b.txt",
+    "256 bytes": "a" * 256,
+    "256 bytes of two-byte characters": "é" * 128,
+    "257 bytes, ending mid-character at 256": "a" * 254 + "€",
+    "backslash": "a\\xffb",
+}
+
+ARTIFACT_CORPUS_GOOD = {
+    "ascii": "plan.md",
+    "255 bytes": "a" * 255,
+    "255 bytes of mixed width": "a" + "é" * 127,
+    "255 bytes ending in a 3-byte character": "a" * 252 + "€",
+    "composed (NFC) é": "r\u00e9sum\u00e9.txt",
+    "Å composed": "\u00c5.txt",
+    "CJK": "計画.md",
+    "emoji": "✅ done.txt",
+    "emoji with variation selector": "\u2714\ufe0f.txt",  # a Mn mark, visible, not a format char
+    "Arabic letters (right-to-left, no override)": "خطة.md",
+    "spaces inside": "my plan.md",
+    "no-break space": "my\u00a0plan.md",
+    "private use": "\ue000.txt",
+    "dots inside": "x..y",
+}
+
+
+@pytest.mark.parametrize("value", ARTIFACT_CORPUS_BAD.values(), ids=ARTIFACT_CORPUS_BAD.keys())
+def test_artifact_name_corpus_refused(value: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid artifact name"):
+        names.check_artifact_name(value)
+
+
+@pytest.mark.parametrize("value", ARTIFACT_CORPUS_GOOD.values(), ids=ARTIFACT_CORPUS_GOOD.keys())
+def test_artifact_name_corpus_accepted(value: str) -> None:
+    assert names.check_artifact_name(value) == value
+
+
+def test_refusals_say_why() -> None:
+    with pytest.raises(InvalidInput, match=r"U\+202E"):
+        names.check_artifact_name("evil\u202egpj.exe")
+    with pytest.raises(InvalidInput, match="NFC"):
+        names.check_artifact_name("re\u0301sume\u0301.txt")
+    with pytest.raises(InvalidInput, match="255 bytes"):
+        names.check_artifact_name("é" * 128)
+
+
+@pytest.mark.parametrize("value", ["\u009b", "\u0085", "\u202e", "\u200b", "\ufeff", "\x7f"])
+def test_step_names_refuse_the_same_characters(value: str) -> None:
+    with pytest.raises(InvalidInput):
+        names.check_step_name(f"code{value}")

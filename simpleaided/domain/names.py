@@ -2,6 +2,9 @@
 
 Run ids sort by creation time (``20261124T101500123Z-1a2b3c4d``: UTC milliseconds, then 32
 random bits); step folders are ``NN_<name>``; artifact names are one safe path component.
+
+Patterns are matched whole (``fullmatch``): ``$`` alone also matches before a final newline,
+which would let ``"code\n"`` through.
 """
 
 from __future__ import annotations
@@ -9,17 +12,25 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 
 from simpleaided.domain.errors import InvalidInput
 
-RUN_ID_RE = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{8}$")
-STEP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-STEP_DIR_RE = re.compile(r"^(\d{2})_([a-z0-9][a-z0-9_-]{0,63})$")
+# Always used with ``fullmatch``.
+RUN_ID_RE = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
+STEP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+STEP_DIR_RE = re.compile(r"(\d{2})_([a-z0-9][a-z0-9_-]{0,63})")
 MAX_STEPS = 99
 MAX_ARTIFACT_NAME_BYTES = 255
 MAX_WORKSPACE_PATH_BYTES = 4096
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode general categories refused in names: Cc (C0, DEL and C1 controls: they drive
+# terminals), Cf (format characters: bidi overrides and isolates, zero-width spaces and
+# joiners, the BOM, soft hyphens, tags: they make a name look like another), Zl and Zp (line
+# and paragraph separators: they break a name over lines), Cs (lone surrogates: no UTF-8 form).
+# A rule by category, not a list, so that every such character is covered, including those
+# Unicode adds later. Private-use and unassigned characters are allowed: they are inert.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def new_run_id(epoch_ms: int) -> str:
@@ -30,7 +41,7 @@ def new_run_id(epoch_ms: int) -> str:
 
 def check_run_id(value: str) -> str:
     """Return ``value`` if it is a well-formed run id, else raise ``InvalidInput``."""
-    if not RUN_ID_RE.match(value):
+    if not RUN_ID_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid run id {value[:80]!r}: expected e.g. 20261124T101500123Z-1a2b3c4d"
         )
@@ -39,7 +50,7 @@ def check_run_id(value: str) -> str:
 
 def check_step_name(value: str) -> str:
     """Return ``value`` if it is a valid step name (``[a-z0-9][a-z0-9_-]{0,63}``)."""
-    if not STEP_NAME_RE.match(value):
+    if not STEP_NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid step name {value[:80]!r}: use 1-64 of a-z 0-9 _ -, "
             "starting with a letter or digit"
@@ -61,24 +72,59 @@ def step_dir_name(number: int, name: str) -> str:
 
 def parse_step_dir(folder: str) -> tuple[int, str] | None:
     """``(number, name)`` of a step folder name, or ``None`` if it is not one."""
-    match = STEP_DIR_RE.match(folder)
+    match = STEP_DIR_RE.fullmatch(folder)
     if match is None or int(match.group(1)) == 0:
         return None
     return int(match.group(1)), match.group(2)
 
 
+def refused_character(value: str) -> str | None:
+    """The first character of ``value`` in a ``REFUSED_CATEGORIES`` category, or ``None``."""
+    if value.isprintable():  # fast path: no Cc, Cf, Zl, Zp or Cs in it
+        return None
+    for char in value:
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            return char
+    return None
+
+
 def check_artifact_name(value: str) -> str:
-    """Return ``value`` if it is one safe path component of at most 255 bytes."""
+    """Return ``value`` if it is one safe path component of at most 255 bytes.
+
+    Refused: empty, ``/`` or ``\\``, a leading dot, a character of ``REFUSED_CATEGORIES``, and
+    a name not in Unicode NFC form. NFC is required, not applied: the name on disk is then
+    exactly the name the client sent, and two names that look alike (``é`` composed and
+    decomposed) can never be two artifacts.
+    """
     if not value:
         raise InvalidInput("invalid artifact name: it is empty")
-    if "/" in value or "\\" in value:
+    if "/" in value:
         raise InvalidInput(f"invalid artifact name {value[:80]!r}: it must not contain a slash")
+    if "\\" in value:
+        # Listings show names that are not UTF-8 on disk with \xNN escapes; this is why such
+        # a listed name can never be confused with a real one.
+        raise InvalidInput(
+            f"invalid artifact name {value[:80]!r}: it must not contain a backslash "
+            "(a listed name with \\xNN escapes is not UTF-8 on disk and cannot be read here)"
+        )
     if value in (".", "..") or value.startswith("."):
         raise InvalidInput(f"invalid artifact name {value[:80]!r}: it must not start with a dot")
-    if _CONTROL_RE.search(value):
-        raise InvalidInput("invalid artifact name: it contains NUL or control characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_ARTIFACT_NAME_BYTES:
-        raise InvalidInput(f"invalid artifact name: longer than {MAX_ARTIFACT_NAME_BYTES} bytes")
+    char = refused_character(value)
+    if char is not None:
+        kind = unicodedata.category(char)
+        raise InvalidInput(
+            f"invalid artifact name {value[:80]!r}: it contains U+{ord(char):04X}, "
+            f"a control, format or separator character ({kind})"
+        )
+    if len(value.encode("utf-8")) > MAX_ARTIFACT_NAME_BYTES:
+        raise InvalidInput(
+            f"invalid artifact name: longer than {MAX_ARTIFACT_NAME_BYTES} bytes in UTF-8"
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        raise InvalidInput(
+            f"invalid artifact name {value[:80]!r}: it is not in Unicode NFC form "
+            f"(its composed form is {unicodedata.normalize('NFC', value)[:80]!r})"
+        )
     return value
 
 

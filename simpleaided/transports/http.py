@@ -69,7 +69,7 @@ _HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\[\]:]+))(?::
 def host_of(header: str) -> str | None:
     """The host of a ``Host`` header (``[::1]:80`` → ``::1``, ``a:80`` → ``a``), or ``None``
     when it is not one well-formed host and optional port."""
-    found = _HOST_HEADER.match(header.strip().lower())
+    found = _HOST_HEADER.fullmatch(header.strip().lower())
     if found is None:
         return None
     return found["v6"] or found["name"]

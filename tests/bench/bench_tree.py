@@ -214,7 +214,7 @@ def naive_status(runs_dir: Path) -> dict[str, Any]:
     latest_record: dict[str, Any] | None = None
     with os.scandir(runs_dir) as entries:
         for entry in entries:
-            if not RUN_ID_RE.match(entry.name):
+            if not RUN_ID_RE.fullmatch(entry.name):
                 continue
             try:
                 with open(os.path.join(entry.path, "metadata.json"), "rb") as f:

@@ -20,6 +20,7 @@ from simpleaide.client import (
     NotFound,
     RpcError,
 )
+from simpleaide.safetext import escape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -133,7 +134,7 @@ def warn_on_version_mismatch(client: Client) -> None:
     if problem:
         import sys
 
-        print(f"simpleaide: warning: {problem}", file=sys.stderr)
+        print(f"simpleaide: warning: {escape(problem)}", file=sys.stderr)
 
 
 def describe(exc: RpcError) -> str:
@@ -158,9 +159,9 @@ def describe(exc: RpcError) -> str:
 
 def print_json(value: Any) -> None:
     """Print a result as indented JSON (``--json``)."""
-    import json
+    from simpleaide.safetext import json_text
 
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json_text(value))
 
 
 def workspace_call(session: Session, method: str, workspace: str | None, **params: Any) -> Any:

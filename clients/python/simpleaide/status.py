@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from simpleaide import chips, fastjson, paths
 from simpleaide.client import DaemonUnreachable
+from simpleaide.safetext import escape, json_safe
 from simpleaide.session import EXIT_OK, Session, print_json, workspace_call
 
 TYPE_CHECKING = False
@@ -28,16 +29,16 @@ def status(session: Session, args: Args) -> int:
     except DaemonUnreachable:
         if args.format != "plain" and not args.json:
             shown = chips.offline(session.socket_path, args.format)
-            print(shown if isinstance(shown, str) else fastjson.dumps(shown))
+            print(escape(shown) if isinstance(shown, str) else json_safe(fastjson.dumps(shown)))
             if args.format == "waybar":
                 return EXIT_OK  # waybar hides a module whose command fails: OFF must show
         raise
     if args.json:
         print_json(doc)
     elif args.format == "tmux":
-        print(chips.tmux(doc))
+        print(escape(chips.tmux(doc)))
     elif args.format == "waybar":
-        print(fastjson.dumps(chips.waybar(doc)))
+        print(json_safe(fastjson.dumps(chips.waybar(doc))))
     else:
-        print(chips.plain(doc))
+        print(escape(chips.plain(doc)))
     return EXIT_OK

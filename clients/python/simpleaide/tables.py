@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from simpleaide.chips import format_age
+from simpleaide.safetext import escape
 
 ELLIPSIS = "…"
 _GAP = "  "
@@ -81,9 +82,11 @@ def render(
     width: int | None = None,
 ) -> str:
     """A table as text; column ``elastic`` (usually the last) shrinks to fit ``width``
-    (the terminal's width by default; ``None`` without a terminal: no limit)."""
+    (the terminal's width by default; ``None`` without a terminal: no limit). Cells are
+    shown with control characters escaped."""
     if width is None:
         width = terminal_width()
+    rows = [[escape(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -101,6 +104,6 @@ def render(
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> str:
-    """``name: value`` lines with the values aligned."""
+    """``name: value`` lines with the values aligned (control characters escaped)."""
     pad = max((len(name) for name, _ in pairs), default=0) + 1
-    return "\n".join(f"{(name + ':').ljust(pad)} {value}" for name, value in pairs)
+    return "\n".join(f"{(name + ':').ljust(pad)} {escape(value)}" for name, value in pairs)

@@ -14,6 +14,7 @@ import time
 
 from simpleaide import chips, fastjson, paths
 from simpleaide.client import DaemonUnreachable
+from simpleaide.safetext import escape, json_safe
 from simpleaide.session import EXIT_OK, Session, workspace_call
 
 TYPE_CHECKING = False
@@ -58,12 +59,12 @@ class LiveLine:
 def render(doc: dict[str, Any], args: Args) -> str:
     """The status document as the line ``args`` asks for."""
     if args.json:
-        return fastjson.dumps(doc)
+        return json_safe(fastjson.dumps(doc))
     if args.format == "tmux":
-        return chips.tmux(doc)
+        return escape(chips.tmux(doc))
     if args.format == "waybar":
-        return fastjson.dumps(chips.waybar(doc))
-    return chips.plain(doc)
+        return json_safe(fastjson.dumps(chips.waybar(doc)))
+    return escape(chips.plain(doc))
 
 
 def watch(session: Session, args: Args) -> int:
@@ -91,7 +92,9 @@ def watch(session: Session, args: Args) -> int:
                 # A bar keeps the last line it read: it must not be a stale status. And a
                 # bar program that exits is hidden (waybar) or restarted: it waits instead.
                 shown = chips.offline(session.socket_path, args.format)
-                line.show(shown if isinstance(shown, str) else fastjson.dumps(shown))
+                line.show(
+                    escape(shown) if isinstance(shown, str) else json_safe(fastjson.dumps(shown))
+                )
                 session.reset(spawn=False)  # a daemon the user stopped stays stopped
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
