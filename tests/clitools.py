@@ -32,6 +32,25 @@ def simpleaide_command() -> str:
     return found
 
 
+# Sets SIGINT back to its default, then becomes the command: see ``interruptible``.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def interruptible(command: list[str]) -> list[str]:
+    """``command``, started with SIGINT at its default, for a test that sends it SIGINT as
+    Ctrl-C at a terminal would.
+
+    A process inherits an ignored SIGINT through ``exec``, and the suite may run with it
+    ignored (a background job of a script, ``nohup``-style launchers): its children would
+    then ignore the test's SIGINT, as a program started in the background rightly does
+    (the CLI keeps what it inherited, as Python and the shell do). ``preexec_fn`` is unsafe
+    in this threaded process, so a small exec shim resets it instead."""
+    return [sys.executable, "-c", _DEFAULT_SIGINT, *command]
+
+
 @dataclass
 class Result:
     """A finished ``simpleaide`` run."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +34,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _dumpable_again() -> Iterator[None]:
+    """An in-process daemon whose vault got a passphrase makes this process non-dumpable
+    (``PR_SET_DUMPABLE``); each test starts from a dumpable process again."""
+    yield
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, 1
 
 
 @pytest.fixture(scope="session")

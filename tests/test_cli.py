@@ -74,6 +74,23 @@ def test_socket_flag_and_variable_choose_the_socket(sandbox: Sandbox) -> None:
     assert not flagged.exists()
 
 
+def test_a_daemon_that_cannot_start_is_reported_at_once_with_its_reason(
+    sandbox: Sandbox,
+) -> None:
+    in_the_way = sandbox.root / "notes.txt"
+    in_the_way.write_text("precious")
+    for args in (["status"], ["daemon", "start"]):
+        result = sandbox.run("--socket", str(in_the_way), *args)
+        assert result.code == 3, result
+        # Noticed when the daemon exited, not after the start timeout; its reason quoted.
+        assert "simpleaided exited with status 1 before answering" in result.err, result
+        assert f"{in_the_way} exists and is not a socket" in result.err, result
+    assert in_the_way.read_text() == "precious"
+    assert sorted(p.name for p in sandbox.root.iterdir() if p.name.startswith("notes")) == [
+        "notes.txt"
+    ]
+
+
 def test_daemon_start_status_stop(sandbox: Sandbox) -> None:
     assert sandbox.run("daemon", "status").code == 3
     started = sandbox.ok("daemon", "start")
@@ -124,6 +141,69 @@ def test_concurrent_commands_share_one_daemon(sandbox: Sandbox) -> None:
     # Stop at once, while daemons that lost the race could still be booting.
     assert sandbox.ok("daemon", "stop").stdout.startswith("simpleaided stopped")
     assert sandbox.run("daemon", "status").code == 3
+
+
+def run_with_stdout(sandbox: Sandbox, args: list[str], stdout: int) -> tuple[int, str]:
+    """Run ``simpleaide ARGS`` with ``stdout`` as its fd 1 (-1: closed, as ``>&-`` does);
+    returns the exit status and stderr."""
+    command = [simpleaide_command(), *args]
+    if stdout < 0:
+        command = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
+    proc = subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=None if stdout < 0 else stdout,
+        stderr=subprocess.PIPE,
+        env=sandbox.env,
+        cwd=sandbox.cwd,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode, proc.stderr.decode()
+
+
+def test_a_closed_stdout_refuses_quietly_and_changes_nothing(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace()
+    new_run(sandbox, ws)
+    read_only = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for args in (
+            ["status"],
+            ["status", "--format", "tmux"],
+            ["runs", "ls", "--all"],
+            ["daemon", "status"],
+            ["runs", "create", "--workspace", str(ws)],
+        ):
+            for fd in (-1, read_only):
+                code, err = run_with_stdout(sandbox, args, fd)
+                assert code == 1, (args, fd, err)
+                assert err == "simpleaide: standard output is closed or read-only\n", (args, err)
+    finally:
+        os.close(read_only)
+    assert len(sandbox.ok("runs", "ls", "--all", "--json").json()["runs"]) == 1
+
+
+def test_a_reader_that_went_away_ends_quietly_with_141(sandbox: Sandbox) -> None:
+    """``simpleaide runs ls | head -1``: once the reader has gone, the next write ends the
+    command, silently, with the status a shell gives a process killed by SIGPIPE."""
+    ws = sandbox.workspace()
+    run_id = new_run(sandbox, ws)
+    sandbox.ok("steps", "add", run_id, "plan")
+    sandbox.ok("artifacts", "put", run_id, "1", "big.bin", "-", input=os.urandom(300_000))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written: no race
+    try:
+        for args in (
+            ["status"],
+            ["runs", "ls", "--all"],
+            ["runs", "show", run_id, "--json"],
+            ["artifacts", "get", run_id, "1", "big.bin"],
+            ["watch", "--format", "plain"],
+        ):
+            code, err = run_with_stdout(sandbox, args, write_end)
+            assert (code, err) == (141, ""), args
+    finally:
+        os.close(write_end)
 
 
 # -- status -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def test_the_vault_from_the_command_line(sandbox: Sandbox) -> None:
     sandbox.configure(FAST_VAULT.replace("= 0.05", "= 1.0"))
     assert "not set up" in sandbox.ok("vault", "status").stdout
     assert (
-        sandbox.ok("vault", "init", input=PASS).stdout
+        sandbox.ok("vault", "init", input=PASS * 2).stdout
         == "vault unlocked (locks in 15m; 0 secrets)\n"
     )
     assert sandbox.ok("vault", "set", "api-key", input=b"sk-123\n").stdout == "stored api-key\n"
@@ -45,9 +45,8 @@ def test_the_vault_from_the_command_line(sandbox: Sandbox) -> None:
     unlocked = sandbox.ok("vault", "unlock", "--ttl", "60", input=PASS).stdout
     assert unlocked == "vault unlocked (locks in 1m; 1 secrets)\n"
 
-    assert sandbox.ok("vault", "passwd", input=PASS + b"another passphrase\n").stdout == (
-        "passphrase changed\n"
-    )
+    new = b"another passphrase\n"
+    assert sandbox.ok("vault", "passwd", input=PASS + new * 2).stdout == "passphrase changed\n"
     sandbox.ok("vault", "lock")
     assert sandbox.run("vault", "unlock", input=PASS).code == 1
     sandbox.ok("vault", "unlock", input=b"another passphrase\n")
@@ -68,9 +67,26 @@ def test_secrets_are_never_taken_from_the_command_line(sandbox: Sandbox) -> None
     assert empty.code == 1 and "on stdin, got end of input" in empty.err
 
 
+def test_a_new_passphrase_from_stdin_is_confirmed_by_a_second_line(sandbox: Sandbox) -> None:
+    sandbox.configure(FAST_VAULT)
+    differ = sandbox.run("vault", "init", input=b"first passphrase\nsecond passphrase\n")
+    assert differ.code == 1, differ
+    assert differ.err.strip() == "simpleaide: the two entries differ; nothing changed"
+    assert "not set up" in sandbox.ok("vault", "status").stdout
+    once = sandbox.run("vault", "init", input=PASS)  # no second line to confirm it
+    assert once.code == 1 and "got end of input" in once.err, once
+    assert "not set up" in sandbox.ok("vault", "status").stdout
+
+    sandbox.ok("vault", "init", input=PASS * 2)
+    passwd = sandbox.run("vault", "passwd", input=PASS + b"new passphrase 1\nnew passphrase 2\n")
+    assert passwd.code == 1 and "differ; nothing changed" in passwd.err, passwd
+    sandbox.ok("vault", "lock")
+    sandbox.ok("vault", "unlock", input=PASS)  # the old one still opens it
+
+
 def test_every_vault_answer_has_json(sandbox: Sandbox) -> None:
     sandbox.configure(FAST_VAULT)
-    status = sandbox.ok("vault", "init", "--json", input=PASS).json()
+    status = sandbox.ok("vault", "init", "--json", input=PASS * 2).json()
     assert status["state"] == "unlocked" and status["secrets"] == 0
     assert sandbox.ok("vault", "ls", "--json").json() == {"names": []}
 
@@ -170,7 +186,7 @@ def test_passphrases_are_read_from_the_terminal_without_echo(sandbox: Sandbox) -
 
 def test_a_secret_from_stdin_may_span_lines(sandbox: Sandbox) -> None:
     sandbox.configure(FAST_VAULT)
-    sandbox.ok("vault", "init", input=PASS)
+    sandbox.ok("vault", "init", input=PASS * 2)
     pem = b"-----BEGIN KEY-----\nAAAA\nBBBB\n-----END KEY-----\n"
     sandbox.ok("vault", "set", "pem", input=pem)
     assert sandbox.ok("vault", "get", "pem").out == pem  # all of it (one newline is printed)

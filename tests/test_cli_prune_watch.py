@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clitools import Sandbox, simpleaide_command
+from tests.clitools import Sandbox, interruptible, simpleaide_command
 from tests.test_cli import new_run
 
 BOUND = 15.0  # seconds: generous, only a failing test waits this long
@@ -124,7 +124,7 @@ class Watcher:
 
     def __init__(self, sandbox: Sandbox, *args: str, command: str = "watch") -> None:
         self.proc = subprocess.Popen(
-            [simpleaide_command(), command, *args],
+            interruptible([simpleaide_command(), command, *args]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=sandbox.env,
@@ -198,6 +198,7 @@ def test_watch_shows_the_chips_live(sandbox: Sandbox, watchers: list[Watcher]) -
     sandbox.ok("steps", "add", run_id, "plan", "--start")
     busy = watcher.wait_for("Run ⏳ 1")
     assert busy.startswith("DEV 🟢 · ")
+    sandbox.ok("steps", "done", run_id, "plan")
     sandbox.ok("runs", "complete", run_id)
     watcher.wait_for("Run ✓")
 
@@ -225,7 +226,7 @@ def test_watch_rewrites_the_line_in_place_on_a_terminal(sandbox: Sandbox) -> Non
     sandbox.ok("daemon", "start")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [simpleaide_command(), "watch"],
+        interruptible([simpleaide_command(), "watch"]),
         stdout=slave,
         stderr=subprocess.PIPE,
         env=sandbox.env,

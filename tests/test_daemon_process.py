@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,13 +160,111 @@ def test_a_live_socket_without_a_lock_is_not_stolen(short_tmp: Path) -> None:
         live.close()
 
 
-def test_a_path_that_is_not_a_socket_is_refused(short_tmp: Path) -> None:
+@pytest.mark.parametrize("kind", ["file", "folder", "symlink"])
+def test_a_path_that_is_not_a_socket_is_refused_and_nothing_is_created(
+    short_tmp: Path, kind: str
+) -> None:
     path = short_tmp / "run" / "x.sock"
     path.parent.mkdir(mode=0o700)
-    path.write_text("precious")
+    if kind == "file":
+        path.write_text("precious")
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        live = socket.socket(socket.AF_UNIX)
+        live.bind(str(short_tmp / "real.sock"))
+        live.close()
+        path.symlink_to(short_tmp / "real.sock")
+    before = sorted(path.parent.iterdir())
     with pytest.raises(SocketInUse, match="not a socket"):
         SocketClaim.bind(path)
-    assert path.read_text() == "precious"
+    assert sorted(path.parent.iterdir()) == before  # no lock file beside it either
+    if kind == "file":
+        assert path.read_text() == "precious"
+
+
+async def test_a_workspace_is_served_by_one_daemon_at_a_time(
+    isolated_env: Path, short_tmp: Path, workspace: Path
+) -> None:
+    """Two daemons on different sockets never serve (and write the runs of) one workspace:
+    a lock in its ``.simpleaide/`` is held while one serves it, and the other says whose."""
+    first_socket, second_socket = short_tmp / "a" / "d.sock", short_tmp / "b" / "d.sock"
+    owner = f"(pid {os.getpid()}, socket {first_socket})"
+    async with (
+        running_daemon(first_socket, isolated_env / "s1"),
+        await RpcClient.connect(first_socket) as first,
+    ):
+        await first.call("workspaces.add", path=str(workspace))
+        lock = workspace / ".simpleaide" / "daemon.lock"
+        assert stat.S_IMODE(lock.lstat().st_mode) == 0o600
+        run = await first.call("runs.create", workspace=str(workspace))
+
+        settings: dict[str, Any] = {"workspaces": [str(workspace)]}
+        async with (
+            running_daemon(second_socket, isolated_env / "s2", **settings),
+            await RpcClient.connect(second_socket) as second,
+        ):
+            (warning,) = (await second.call("daemon.info"))["warnings"]
+            assert warning == (
+                f"workspace {workspace} is not served: another simpleaided serves it {owner}"
+            )
+            assert await second.call("workspaces.list") == []
+            for method, params in (
+                ("workspaces.add", {"path": str(workspace)}),
+                ("runs.create", {"workspace": str(workspace)}),
+            ):
+                error = await second.error(method, **params)
+                assert error.code == -32011, method
+                assert error.message == (
+                    f"workspace {workspace} is served by another simpleaided {owner}"
+                ), method
+                assert error.data == {"pid": os.getpid(), "socket": str(first_socket)}
+            assert (await second.call("runs.list"))["runs"] == []
+            # The first serves on, unharmed.
+            assert (await first.call("runs.get", runId=run["id"]))["status"] == "pending"
+
+            # Removed from the first, it is the second's to take.
+            await first.call("workspaces.remove", path=str(workspace))
+            await second.call("workspaces.add", path=str(workspace))
+            assert [r["id"] for r in (await second.call("runs.list"))["runs"]] == [run["id"]]
+            error = await first.error("workspaces.add", path=str(workspace))
+            assert f"(pid {os.getpid()}, socket {second_socket})" in error.message
+    # A stopped daemon holds nothing.
+    async with (
+        running_daemon(first_socket, isolated_env / "s1"),
+        await RpcClient.connect(first_socket) as first,
+    ):
+        await first.call("workspaces.add", path=str(workspace))
+        assert not (await first.call("daemon.info"))["warnings"]
+
+
+def test_a_second_daemon_process_names_the_owner_of_a_workspace(
+    spawned: tuple[subprocess.Popen[bytes], Path], short_tmp: Path
+) -> None:
+    proc, sock = spawned
+    workspace = short_tmp / "shared"
+    workspace.mkdir()
+    with anyio.from_thread.start_blocking_portal() as portal:
+        portal.call(_add_workspace, sock, workspace)
+    second = subprocess.Popen(
+        [*DAEMON, "--socket", str(short_tmp / "two" / "d.sock"), "--workspace", str(workspace)],
+        env=daemon_env(short_tmp / "second"),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_answering(short_tmp / "two" / "d.sock", second)
+    finally:
+        second.terminate()
+        _, err = second.communicate(timeout=20)
+    assert (
+        f"workspace {workspace} is not served: another simpleaided serves it "
+        f"(pid {proc.pid}, socket {sock})"
+    ) in err.decode()
+
+
+async def _add_workspace(sock: Path, workspace: Path) -> None:
+    async with await RpcClient.connect(sock) as c:
+        await c.call("workspaces.add", path=str(workspace))
 
 
 def test_a_socket_folder_writable_by_others_is_refused(short_tmp: Path) -> None:

@@ -152,3 +152,58 @@ def test_reused_chips_still_follow_every_change() -> None:
     assert vault["tooltip"] == "Vault unlocked: locks in 1m"
     vault = chips.chips(doc(vault={"state": "unlocked", "autoLockRemainingMs": 59_000}))[1]
     assert vault["tooltip"] == "Vault unlocked: locks in 59s"
+
+
+def _doc(age_ms: int | None = None, lock_in_ms: int | None = None) -> dict[str, Any]:
+    last = None if age_ms is None else {"status": "failed", "ageMs": age_ms}
+    return {"runs": {"last": last}, "vault": {"autoLockRemainingMs": lock_in_ms}}
+
+
+@pytest.mark.parametrize(
+    ("age_ms", "lock_in_ms", "until"),
+    [
+        (None, None, None),  # nothing in the words moves with time
+        (0, None, 1000),  # "0s ago" becomes "1s ago"
+        (250, None, 750),
+        (59_999, None, 1),  # "59s" becomes "1m"
+        (60_000, None, 60_000),
+        (90_000, None, 30_000),
+        (3_600_000, None, 3_600_000),
+        (48 * 3_600_000 - 1, None, 1),
+        (48 * 3_600_000, None, 86_400_000),
+        (None, 900_000, 1000),  # "locks in 15m" (rounded up) becomes "14m" in a second
+        (None, 899_001, 1),
+        (None, 59_001, 1),  # "1m" becomes "59s"
+        (None, 30_500, 500),
+        (None, 0, 1000),  # "0s": the words move on once the vault locks, an event
+        (500, 30_200, 200),  # the soonest of the two
+    ],
+)
+def test_when_the_words_next_change_with_time_alone(
+    age_ms: int | None, lock_in_ms: int | None, until: int | None
+) -> None:
+    doc = _doc(age_ms, lock_in_ms)
+    assert chips.next_words_change_ms(doc) == until
+    if until is not None:
+        later = _doc(
+            None if age_ms is None else age_ms + until,
+            None if lock_in_ms is None else max(lock_in_ms - until, 0),
+        )
+        earlier = _doc(
+            None if age_ms is None else age_ms + until - 1,
+            None if lock_in_ms is None else lock_in_ms - until + 1,
+        )
+        words = [(c["text"], c["tooltip"]) for c in _chips_of(doc)]
+        assert [(c["text"], c["tooltip"]) for c in _chips_of(earlier)] == words
+        if lock_in_ms != 0:
+            assert [(c["text"], c["tooltip"]) for c in _chips_of(later)] != words
+
+
+def _chips_of(partial: dict[str, Any]) -> list[dict[str, str]]:
+    vault = partial["vault"]
+    state = "unlocked" if vault["autoLockRemainingMs"] is not None else "locked"
+    runs = {"active": 0, "last": partial["runs"]["last"] and {**partial["runs"]["last"], "id": "x"}}
+    return [
+        chips.vault_chip({**vault, "state": state}),
+        chips.runs_chip(runs),
+    ]

@@ -126,6 +126,7 @@ async def test_a_finished_run_stays_as_it_is(
         await RpcClient.connect(socket_path) as c,
     ):
         run_id = await owned_run(c, workspace, owner.pid)
+        await c.call("steps.complete", runId=run_id, step=1)
         await c.call("runs.complete", runId=run_id)
         end(owner)
         assert await d.owners.check() == []
@@ -172,6 +173,51 @@ async def test_owner_pid_is_validated(fast_client: RpcClient, workspace: Path) -
     assert run["ownerPid"] is None
     metadata = workspace / ".simpleaide" / "runs" / run["id"] / "metadata.json"
     assert "ownerPid" not in json.loads(metadata.read_text())
+
+
+def start_time(pid: int) -> int:
+    """Field 22 of ``/proc/<pid>/stat``: when the process started, in clock ticks after boot."""
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rfind(b")") + 2 :].split()[19])
+
+
+async def test_a_reused_pid_is_not_mistaken_for_the_owner(
+    isolated_env: Path, socket_path: Path, workspace: Path, owners: list[subprocess.Popen[bytes]]
+) -> None:
+    """A run records its owner's start time with its pid: a process holding that pid now but
+    started at another time is not the owner (the owner exited, its pid was reused)."""
+    owner = start_owner()
+    owners.append(owner)
+    slow = {"runs.owner_check_seconds": 3600}
+    state = isolated_env / "state"
+    async with (
+        running_daemon(socket_path, state, **slow),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        reused_id = await owned_run(c, workspace, owner.pid)
+        legacy_id = await owned_run(c, workspace, owner.pid)
+        run = await c.call("runs.get", runId=reused_id)
+        assert run["ownerStartTime"] == start_time(owner.pid)
+    runs = workspace / ".simpleaide" / "runs"
+    # What the store holds once the owner has exited and a later process got its pid; and a
+    # record written before start times were recorded.
+    reused = json.loads((runs / reused_id / "metadata.json").read_text())
+    assert reused["ownerStartTime"] == start_time(owner.pid)
+    reused["ownerStartTime"] += 1
+    (runs / reused_id / "metadata.json").write_text(json.dumps(reused))
+    legacy = json.loads((runs / legacy_id / "metadata.json").read_text())
+    del legacy["ownerStartTime"]
+    (runs / legacy_id / "metadata.json").write_text(json.dumps(legacy))
+    async with (
+        running_daemon(socket_path, state, **slow),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        run = await c.call("runs.get", runId=reused_id)
+        assert run["status"] == "failed"
+        assert run["errorMessage"] == f"interrupted: owner process {owner.pid} exited"
+        # Without a start time, the pid alone decides, as before.
+        assert (await c.call("runs.get", runId=legacy_id))["status"] == "running"
+        assert (await c.call("status.get"))["runs"]["active"] == 1
 
 
 def test_process_gone() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import logging
 import stat
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -92,6 +94,36 @@ async def test_a_vault_keeps_secrets_encrypted_and_only_unlocked_reads_them(
     await vclient.call("vault.delete", name="openai")
     assert (await rpc_error(vclient, "vault.get", name="openai")).code == -32001
     assert (await rpc_error(vclient, "vault.delete", name="openai")).code == -32001
+
+
+PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
+
+
+def dumpable() -> int:
+    """This process's ``PR_GET_DUMPABLE``: the in-process daemon sets it for the process."""
+    return int(ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+async def test_once_a_passphrase_arrives_the_process_memory_is_closed_to_other_processes(
+    vclient: RpcClient,
+) -> None:
+    """Not dumpable: no same-uid ptrace, no ``/proc/<pid>/mem`` read, no core file with the
+    key in it. (The autouse fixture in conftest makes the test process dumpable again.)"""
+    assert dumpable() == 1
+    await vclient.call("vault.status")
+    assert dumpable() == 1  # nothing secret yet: the daemon stays debuggable
+    await vclient.call("vault.init", passphrase=PASS)
+    assert dumpable() == 0
+    await vclient.call("vault.lock")
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    await rpc_error(vclient, "vault.unlock", passphrase="wrong passphrase")
+    assert dumpable() == 0  # a passphrase was in memory, right or wrong
+    ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    await vclient.call("vault.unlock", passphrase=PASS)
+    assert dumpable() == 0
+    await vclient.call("vault.lock")
+    assert dumpable() == 0  # a locked vault's key may linger in freed memory
 
 
 async def test_every_write_uses_a_fresh_nonce(vclient: RpcClient, short_tmp: Path) -> None:

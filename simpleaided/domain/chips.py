@@ -29,6 +29,34 @@ def format_age(ms: float | None) -> str:
     return f"{seconds // 86400}d"
 
 
+def _unit_ms(ms: int) -> int:
+    """The unit ``format_age`` shows ``ms`` in, in milliseconds."""
+    seconds = ms // 1000
+    if seconds < 60:
+        return 1000
+    if seconds < 3600:
+        return 60_000
+    if seconds < 48 * 3600:
+        return 3_600_000
+    return 86_400_000
+
+
+def next_words_change_ms(doc: dict[str, Any]) -> int | None:
+    """Milliseconds until the chips of ``doc`` read differently with time alone: the last
+    run's age ticks over a unit ("59s" → "1m"), or the vault's countdown does. ``None`` if
+    nothing in them moves with time."""
+    waits = []
+    age = (doc["runs"].get("last") or {}).get("ageMs")
+    if age is not None:
+        age = max(int(age), 0)
+        waits.append(_unit_ms(age) - age % _unit_ms(age))
+    remaining = doc["vault"].get("autoLockRemainingMs")
+    if remaining is not None:
+        shown = max(int(remaining), 0) + 999  # as ``vault_chip`` rounds it up
+        waits.append(shown % _unit_ms(shown) + 1)
+    return min(waits, default=None)
+
+
 def _chip(name: str, text: str, level: str, tooltip: str) -> dict[str, str]:
     return {"name": name, "text": text, "level": level, "tooltip": tooltip, "href": f"#/{name}"}
 

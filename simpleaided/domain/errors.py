@@ -4,6 +4,7 @@
     ├── NotFound                 -32001  a run, step, artifact or workspace that does not exist
     ├── InvalidTransition        -32010  a status change the state machine refuses
     ├── Conflict                 -32011  something that already exists
+    │   └── WorkspaceTaken       -32011  a workspace another daemon serves
     ├── InvalidInput             -32602  input the rules refuse (names, paths, sizes of fields)
     │   └── UnsafePath           -32602  a symlink, a foreign owner or a writable-by-others tree
     ├── VaultLocked              -32020  the vault is locked (or not initialized)
@@ -49,6 +50,11 @@ class InvalidTransition(SimpleaideError):
 
 class Conflict(SimpleaideError):
     """The thing to create already exists."""
+
+
+class WorkspaceTaken(Conflict):
+    """Another daemon serves the workspace (holds its lock); ``data`` names its pid and
+    socket when it wrote them."""
 
 
 class InvalidInput(SimpleaideError, ValueError):

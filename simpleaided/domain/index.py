@@ -39,6 +39,7 @@ class RunSummary:
     step_count: int
     error_message: str | None
     owner_pid: int | None = None
+    owner_start_time: int | None = None
 
     @classmethod
     def of(cls, run: RunMetadata, workspace: str) -> RunSummary:
@@ -57,6 +58,7 @@ class RunSummary:
             step_count=run.step_count,
             error_message=run.error_message,
             owner_pid=run.owner_pid,
+            owner_start_time=run.owner_start_time,
         )
 
     @classmethod
@@ -184,7 +186,7 @@ class RunIndex:
         self.all = Tally()
         self._by_workspace: dict[str, Tally] = {}
         # Active runs that name an owner process, so checking owners never walks every run.
-        self._owned: dict[str, int] = {}
+        self._owned: dict[str, tuple[int, int | None]] = {}
         # Counts every change: what is computed from the index stays valid while it holds.
         self.version = 0
 
@@ -204,7 +206,7 @@ class RunIndex:
         self._runs[summary.id] = summary
         self.version += 1
         if summary.owner_pid is not None and summary.status in _ACTIVE:
-            self._owned[summary.id] = summary.owner_pid
+            self._owned[summary.id] = (summary.owner_pid, summary.owner_start_time)
         else:
             self._owned.pop(summary.id, None)
         if old is not None and old.workspace == summary.workspace:
@@ -231,7 +233,7 @@ class RunIndex:
         for summary in summaries:
             runs[summary.id] = summary
             if summary.owner_pid is not None and summary.status in _ACTIVE:
-                self._owned[summary.id] = summary.owner_pid
+                self._owned[summary.id] = (summary.owner_pid, summary.owner_start_time)
         self.version += 1
         ids = [summary.id for summary in summaries]
         ids.sort()
@@ -272,9 +274,10 @@ class RunIndex:
         """The most recently started run, overall or in ``workspace``."""
         return self.tally(workspace).latest(self.summaries(workspace))
 
-    def owned(self) -> list[tuple[str, int]]:
-        """``(run id, owner pid)`` of every pending or running run that names its owner."""
-        return list(self._owned.items())
+    def owned(self) -> list[tuple[str, int, int | None]]:
+        """``(run id, owner pid, owner start time)`` of every pending or running run that
+        names its owner."""
+        return [(run_id, pid, start) for run_id, (pid, start) in self._owned.items()]
 
     def summaries(self, workspace: str | None = None) -> Iterator[RunSummary]:
         """Every summary, overall or in ``workspace``, in no particular order."""

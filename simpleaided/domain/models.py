@@ -74,6 +74,7 @@ RunId = Annotated[str, AfterValidator(_check_run_id)]
 StepName = Annotated[str, AfterValidator(_check_step_name)]
 StepNumber = Annotated[int, Field(ge=1, le=names.MAX_STEPS)]
 OwnerPid = Annotated[int, Field(gt=0, le=MAX_PID, strict=True)]  # strict: `true` is no pid
+OwnerStartTime = Annotated[int, Field(ge=0, strict=True)]
 
 
 class StoreRecord(BaseModel):
@@ -102,6 +103,9 @@ class RunMetadata(StoreRecord):
     step_count: Annotated[int, Field(ge=0, le=names.MAX_STEPS)] = 0
     # The process driving the run; when it is gone the daemon abandons the run.
     owner_pid: OwnerPid | None = None
+    # When that process started (``/proc/<pid>/stat`` field 22, clock ticks after boot, kept
+    # raw and compared exactly): a later process given the same pid is not the owner.
+    owner_start_time: OwnerStartTime | None = None
 
 
 class StepMetadata(StoreRecord):

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from simpleaided.domain import chips
 from simpleaided.domain.errors import NotFound
 from simpleaided.domain.index import RunSummary
 
@@ -93,13 +94,6 @@ class StatusSubscription(_Subscription):
         await self.subscriber.notify("status.changed", {"seq": seq, "status": doc})
         return True
 
-    def reads_differently(self) -> bool:
-        """Whether the document would now read differently from the one last sent."""
-        try:
-            return _words(self.hub.document(self.workspace)) != self.words
-        except NotFound:
-            return False  # the workspace went: the pump ends this subscription
-
 
 def _words(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return [(chip["text"], chip["tooltip"]) for chip in doc["chips"]]
@@ -144,6 +138,9 @@ class EventHub:
         self.seq = 0
         self._status: dict[Subscriber, StatusSubscription] = {}
         self._runs: dict[Subscriber, RunSubscription] = {}
+        # Set when the moment a document next reads differently with time alone may have
+        # come nearer (see ``refresh_aged``).
+        self.retimed = anyio.Event()
 
     # -- changes ---------------------------------------------------------------------------
 
@@ -188,18 +185,38 @@ class EventHub:
         status subscribers get a new document; run subscribers have nothing to hear."""
         self._changed()
 
-    def refresh_aged(self) -> None:
+    def refresh_aged(self) -> float | None:
         """Wake the status subscribers whose document now reads differently with time alone
-        ("failed 2m ago", "locks in 4m"), which no change announces; the daemon calls it
-        every second. A document the subscriber already has is not sent again."""
-        aged = [sub for sub in self._status.values() if sub.reads_differently()]
+        ("failed 2m ago", "locks in 4m"), which no change announces. A document the
+        subscriber already has is not sent again.
+
+        Returns the seconds until some subscriber's document next reads differently with
+        time alone (``None``: none would): the daemon calls it again then, so an age is sent
+        the moment it ticks over, not up to a polling period later; and again when
+        ``retimed`` is set (a change or a new subscriber may bring a nearer moment)."""
+        self.retimed = anyio.Event()
+        aged = []
+        soonest: int | None = None
+        for sub in self._status.values():
+            try:
+                doc = self.document(sub.workspace)
+            except NotFound:
+                continue  # the workspace went: the pump ends this subscription
+            if _words(doc) != sub.words:
+                aged.append(sub)
+            until = chips.next_words_change_ms(doc)
+            if until is not None and (soonest is None or until < soonest):
+                soonest = until
         if aged:
             self.seq += 1
             for sub in aged:
                 sub.wake.set()
+        return None if soonest is None else soonest / 1000
 
     def _changed(self) -> None:
         self.seq += 1
+        if not self.retimed.is_set():
+            self.retimed.set()
         for status_sub in self._status.values():
             status_sub.wake.set()
 
@@ -222,6 +239,7 @@ class EventHub:
         sub.words = _words(doc)
         self._status[subscriber] = sub
         self._start(sub, self._status, "status")
+        self.retimed.set()  # its ages are followed from their first change on
         return {"seq": self.seq, "status": doc}
 
     def subscribe_runs(self, subscriber: Subscriber, run_id: str | None) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Abandoned runs: a run whose owner process has exited is ended, never left running forever.
 
 ``runs.create`` may name the process that drives the run (``ownerPid``, a pid as the daemon
-sees it). At start-up, before the first answer, and then every few seconds, each pending or
-running run that names an owner is checked; when the owner is gone the run is abandoned
-through the run service (running → failed, pending → cancelled) with
-``errorMessage: "interrupted: owner process <pid> exited"``.
+sees it; the daemon records its start time too, ``ownerStartTime``, so that a later process
+given the same pid is not taken for the owner). At start-up, before the first answer, and
+then every few seconds, each pending or running run that names an owner is checked; when
+the owner is gone the run is abandoned through the run service (running → failed, pending →
+cancelled) with ``errorMessage: "interrupted: owner process <pid> exited"``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 5.0
 
 
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` from the third (the state) on, or ``None`` when it
+    cannot be read (no ``/proc`` here, or the process exited just now)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The fields follow the parenthesised command name, which may itself hold ") ".
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
 def process_gone(pid: int) -> bool:
     """Whether process ``pid`` has exited; a zombie (exited, not yet reaped) counts as gone."""
     if pid <= 0:
@@ -37,14 +50,30 @@ def process_gone(pid: int) -> bool:
         return True
     except PermissionError:
         pass  # it exists, under another user
+    fields = _stat_fields(pid)
+    return fields is not None and fields[:1] == [b"Z"]
+
+
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started: field 22 of ``/proc/<pid>/stat``, in clock ticks after
+    boot; ``None`` where it cannot be read. With the pid, it names one process for good:
+    a pid is reused only by a process that starts later."""
+    fields = _stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False  # no /proc here, or it exited just now: the next check tells
-    # The state follows the parenthesised command name, which may itself hold ") ".
-    end = stat.rfind(b")")
-    return stat[end + 2 : end + 3] == b"Z"
+        return int(fields[19]) if fields is not None else None
+    except (IndexError, ValueError):
+        return None
+
+
+def owner_gone(pid: int, start_time: int | None) -> bool:
+    """Whether the owner process ``pid``, started at ``start_time`` (``None``: not recorded,
+    the pid alone decides), has exited, even if a later process now holds its pid."""
+    if process_gone(pid):
+        return True
+    if start_time is None:
+        return False
+    now = process_start_time(pid)
+    return now is not None and now != start_time
 
 
 def interrupted_message(pid: int) -> str:
@@ -60,7 +89,7 @@ class OwnerWatch:
         runs: RunService,
         *,
         interval: float = DEFAULT_INTERVAL,
-        gone: Callable[[int], bool] = process_gone,
+        gone: Callable[[int, int | None], bool] = owner_gone,
     ) -> None:
         self.runs = runs
         self.interval = interval
@@ -78,11 +107,12 @@ class OwnerWatch:
     async def check(self) -> list[str]:
         """Abandon every pending or running run whose owner is gone; returns their ids."""
         abandoned: list[str] = []
-        gone: dict[int, bool] = {}  # several runs may share one owner
-        for run_id, pid in self.runs.index.owned():
-            if pid not in gone:
-                gone[pid] = self._gone(pid)
-            if not gone[pid]:
+        gone: dict[tuple[int, int | None], bool] = {}  # several runs may share one owner
+        for run_id, pid, start_time in self.runs.index.owned():
+            owner = (pid, start_time)
+            if owner not in gone:
+                gone[owner] = self._gone(pid, start_time)
+            if not gone[owner]:
                 continue
             try:
                 if await self.runs.abandon_run(run_id, pid, interrupted_message(pid)):

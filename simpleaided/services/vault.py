@@ -13,7 +13,9 @@ serialized, and each one after a failure waits a delay that doubles per failure 
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -46,6 +48,29 @@ log = logging.getLogger(__name__)
 VaultState = Literal["uninitialized", "locked", "unlocked"]
 MAX_FAILED_DELAY_SECONDS = 30.0
 MAX_SECRETS = 10_000
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def _close_memory_to_other_processes() -> None:
+    """Make this process non-dumpable (Linux's ``PR_SET_DUMPABLE`` 0): no process of the
+    same user may ptrace it or read ``/proc/<pid>/mem``, and it leaves no core file.
+
+    Done when a passphrase first arrives rather than at start: before that there is nothing
+    secret in memory, and the daemon stays open to a debugger and core dumps for users who
+    never use the vault. Never undone: a locked vault's key may linger in freed memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0:
+            return
+        reason = f"errno {ctypes.get_errno()}"
+    except (OSError, AttributeError) as exc:  # no C library to load, or no prctl in it
+        reason = str(exc)
+    log.warning("vault: cannot make the process non-dumpable (%s)", reason)
 
 
 class _Unlocked:
@@ -186,6 +211,7 @@ class VaultService:
     async def init(self, passphrase: str) -> None:
         """Create an empty vault under ``passphrase``; it starts unlocked."""
         self._check_usable()
+        _close_memory_to_other_processes()
         async with self._attempts, self._writes:
             if await anyio.to_thread.run_sync(self.file.exists):
                 self._initialized = True
@@ -200,6 +226,7 @@ class VaultService:
     async def unlock(self, passphrase: str, ttl_seconds: float | None = None) -> None:
         """Open the vault with ``passphrase`` (again, if already open: that restarts its
         timers); ``WrongPassphrase`` slows the next attempt down."""
+        _close_memory_to_other_processes()
         async with self._attempts:
             key, _, _ = await self._open_with(passphrase)
             # The key took a while to derive: a set or delete may have changed the file since
@@ -259,6 +286,7 @@ class VaultService:
     async def change_passphrase(self, passphrase: str, new_passphrase: str) -> None:
         """Re-key the vault (a new salt, the configured KDF cost); the state stays as it was,
         and an open vault stays open under the new key."""
+        _close_memory_to_other_processes()
         async with self._attempts, self._writes:
             _, _, secrets = await self._open_with(passphrase)
             header = new_header(self.kdf)

@@ -15,7 +15,7 @@ import orjson
 from simpleaided.domain import names
 from simpleaided.domain.errors import InvalidInput, NotFound, UnsafePath
 from simpleaided.store import safefs
-from simpleaided.store.runstore import WorkspaceStore
+from simpleaided.store.runstore import WorkspaceLock, WorkspaceStore
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,14 @@ def canonical_workspace(path: str) -> str:
 
 
 class WorkspaceRegistry:
-    """Known workspaces by canonical path, each with its store."""
+    """Known workspaces by canonical path, each with its store and the lock that makes it
+    this daemon's while served."""
 
     def __init__(self, configured: list[str], state_dir: Path) -> None:
         self._state_dir = state_dir
         self._stores: dict[str, WorkspaceStore] = {}
         self._sources: dict[str, Source] = {}
+        self._locks: dict[str, WorkspaceLock] = {}  # the lock of each served workspace
         self._configured = [canonical_workspace(p) for p in configured]
         # Added by a client, then listed in the config too: added again when the config
         # drops them, and remembered meanwhile.
@@ -55,12 +57,16 @@ class WorkspaceRegistry:
                 self._was_added.add(path)
         return out
 
-    def register(self, path: str, source: Source) -> WorkspaceStore:
-        """Remember ``path`` (canonical) as served; returns its store."""
+    def register(self, path: str, source: Source, lock: WorkspaceLock) -> WorkspaceStore:
+        """Remember ``path`` (canonical) as served, holding its ``lock`` (released when it
+        is unregistered); returns its store."""
         store = self._stores.get(path)
         if store is None:
             store = self._stores[path] = WorkspaceStore(path)
             self._sources[path] = source
+            self._locks[path] = lock
+        else:
+            lock.release()  # already held, through the first registration
         return store
 
     def unregister(self, path: str, *, configured: bool = False) -> None:
@@ -72,6 +78,12 @@ class WorkspaceRegistry:
             raise InvalidInput(f"workspace {path} comes from the config file; remove it there")
         del self._stores[path]
         del self._sources[path]
+        self._locks.pop(path).release()
+
+    def release_all(self) -> None:
+        """Let every served workspace go, for another daemon to serve (at stop)."""
+        for lock in self._locks.values():
+            lock.release()
 
     def configure(self, configured: list[str]) -> tuple[list[str], list[str]]:
         """Take a reloaded configuration's workspaces: ``(to serve, to stop serving)``.

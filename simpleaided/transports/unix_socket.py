@@ -137,6 +137,7 @@ class SocketClaim:
         that is not a socket is in the way.
         """
         ensure_private_dir(self.path.parent)
+        _refuse_non_socket(self.path)
         lock_fd = self._lock_fd
         renewed_lock = lock_fd is None or _inode(_lock_path(self.path)) != os.fstat(lock_fd).st_ino
         if renewed_lock:
@@ -173,6 +174,15 @@ def _inode(path: Path) -> int | None:
 
 def _lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
+
+
+def _refuse_non_socket(path: Path) -> None:
+    """``SocketInUse`` if ``path`` holds anything but a socket (a file, a folder, a symlink):
+    checked before the lock file is made beside it, so a mistyped ``--socket /etc/passwd``
+    creates nothing. ``_bind_fresh`` checks again, as the path may change meanwhile."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise SocketInUse(f"{path} exists and is not a socket; remove it")
 
 
 def _lock(path: Path, *, wait_seconds: float = 0) -> int:

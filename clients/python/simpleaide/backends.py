@@ -2,7 +2,8 @@
 
 Passphrases and secret values are never taken from the command line (where ``ps`` and the
 shell history would show them): they are read from the terminal without echo, or, when
-stdin is not a terminal (scripts), passphrases one per line and a value as all of stdin.
+stdin is not a terminal (scripts), passphrases one per line (a new one twice, like at the
+terminal) and a value as all of stdin.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 from simpleaide import tables
 from simpleaide.chips import format_age
+from simpleaide.safetext import escape
 from simpleaide.session import EXIT_OK, CliError, Session, print_json
 
 TYPE_CHECKING = False
@@ -21,18 +23,26 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 
 
 def _read_secret(prompt: str, *, confirm: bool = False) -> str:
-    """A line from the terminal without echo (typed twice if ``confirm``), or from stdin."""
+    """A line from the terminal without echo, or from stdin; with ``confirm``, a second
+    entry (the next line, from stdin) must repeat the first, as a typo would go unseen."""
     if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        if not line:
-            raise CliError(f"expected {prompt.lower()} on stdin, got end of input")
-        return line.removesuffix("\n").removesuffix("\r")
-    import getpass
+        read = _read_line
+    else:
+        import getpass
 
-    value = getpass.getpass(f"{prompt}: ")
-    if confirm and getpass.getpass(f"{prompt} (again): ") != value:
+        read = getpass.getpass
+    value = read(f"{prompt}: ")
+    if confirm and read(f"{prompt} (again): ") != value:
         raise CliError("the two entries differ; nothing changed")
     return value
+
+
+def _read_line(prompt: str) -> str:
+    """One line of stdin, for the entry ``prompt`` asks for."""
+    line = sys.stdin.readline()
+    if not line:
+        raise CliError(f"expected {prompt.removesuffix(': ').lower()} on stdin, got end of input")
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 # -- vault --------------------------------------------------------------------------------
@@ -130,10 +140,13 @@ def vault_set(session: Session, args: Args) -> int:
 
 
 def vault_get(session: Session, args: Args) -> int:
-    """``simpleaide vault get NAME``: the value alone on stdout, for scripts."""
+    """``simpleaide vault get NAME``: the value alone on stdout, exact for scripts; on a
+    terminal with its control characters escaped (a value is data, not terminal commands)."""
     result = session.call("vault.get", name=args.name)
     if args.json:
         print_json(result)
+    elif sys.stdout.isatty():
+        print(escape(result["value"], keep="\t"))
     else:
         print(result["value"])
     return EXIT_OK

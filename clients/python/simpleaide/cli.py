@@ -15,6 +15,7 @@ import sys
 
 from simpleaide import status
 from simpleaide.client import DEFAULT_TIMEOUT, ClientError, DaemonUnreachable, RpcError
+from simpleaide.safetext import escape
 from simpleaide.session import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
@@ -328,12 +329,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(running: failed, pending: cancelled) with 'interrupted: owner process PID exited'",
     )
 
-    for name, method, summary in [
-        ("complete", "runs.complete", "mark a running run completed"),
-        ("cancel", "runs.cancel", "cancel a pending or running run"),
-    ]:
-        sub = command(run_commands, name, summary, commands.finish_run(method))
-        sub.add_argument("run_id", metavar="RUN_ID", help=run_help)
+    complete = command(
+        run_commands,
+        "complete",
+        "mark a running run completed",
+        commands.finish_run("runs.complete", force="force"),
+        description="Mark a running run completed. Refused while one of its steps is still\n"
+        "pending or running, unless --force, which closes them: a running step fails\n"
+        "('run completed while the step was open'), a pending one is skipped.",
+    )
+    complete.add_argument("run_id", metavar="RUN_ID", help=run_help)
+    complete.add_argument(
+        "--force", action="store_true", help="complete it even with open steps, closing them"
+    )
+    cancel = command(
+        run_commands,
+        "cancel",
+        "cancel a pending or running run (its open steps are closed)",
+        commands.finish_run("runs.cancel"),
+    )
+    cancel.add_argument("run_id", metavar="RUN_ID", help=run_help)
     fail = command(
         run_commands,
         "fail",
@@ -488,8 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     secret_input = (
         "Passphrases and values are read from the terminal without echo; when stdin is not\n"
-        "a terminal (scripts), passphrases one per line and a value as all of stdin (less\n"
-        "one trailing newline). Never from the command line."
+        "a terminal (scripts), passphrases one per line (a new one twice, on two lines that\n"
+        "must match) and a value as all of stdin (less one trailing newline). Never from\n"
+        "the command line."
     )
     vault = command(tree, "vault", "the encrypted secrets vault", None, json_output=False)
     vault_commands = vault.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -702,17 +718,43 @@ def run(args: Args) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"simpleaide: {message}", file=sys.stderr)
+    print(f"simpleaide: {escape(message)}", file=sys.stderr)
+
+
+def _stdout_writable() -> bool:
+    """Whether standard output can be written: ``>&-`` closes it (Python then has no
+    ``sys.stdout``), ``1</dev/null`` opens it read-only."""
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not backed by a file descriptor (a test's capture)
+        return True
+    import fcntl
+
+    try:
+        mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return False
+    return mode != os.O_RDONLY
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``simpleaide`` command; returns the exit status."""
+    """Entry point of the ``simpleaide`` command; returns the exit status.
+
+    Standard output closed or read-only: exit 1 with one line, before doing anything. A
+    reader that goes away (``| head -1``): exit 141, silently, as a shell reports a
+    process that SIGPIPE ended (Python ignores SIGPIPE, so the write fails instead)."""
     argv = sys.argv[1:] if argv is None else argv
     # A status line must print something even under an odd locale rather than crash.
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    if not _stdout_writable():
+        # Refused before anything is done: a command's answer (a new run's id) would be lost.
+        _error("standard output is closed or read-only")
+        return EXIT_ERROR
     try:
         args = _fast_status_args(argv) or build_parser().parse_args(argv)
         code = run(args)

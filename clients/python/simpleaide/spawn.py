@@ -9,6 +9,7 @@ wrote to the log.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -41,6 +42,14 @@ def _log_since(log_path: str, offset: int) -> str:
         return ""
     lines = [line for line in text.splitlines() if line.strip()][-_LOG_TAIL_LINES:]
     return "".join(f"\n  | {line}" for line in lines)
+
+
+def _holds_socket(path: str) -> bool:
+    """Whether ``path`` is a socket file (not followed if a symlink)."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 # A service manager's variables, if this command runs inside a service: meant for that
@@ -114,7 +123,8 @@ def start_daemon(
             status = child.poll()
             # A child that lost a start-up race to another daemon exits at once; while the
             # winner's socket exists (it may still be loading), wait for the winner instead.
-            if status is not None and not os.path.exists(socket_path):
+            # Anything else at the path (a file, a folder) is the child's reason, not a winner.
+            if status is not None and not _holds_socket(socket_path):
                 raise SpawnError(
                     f"simpleaided exited with status {status} before answering on "
                     f"{socket_path}; from {log_path}:{_log_since(log_path, offset)}"
