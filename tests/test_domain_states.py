@@ -206,3 +206,116 @@ def test_an_abandoned_run_ends_with_the_reason(current: RunStatus, ending: RunSt
 def test_a_finished_run_cannot_be_abandoned(status: RunStatus) -> None:
     with pytest.raises(InvalidTransition, match=f"is {status}"):
         states.abandon_run(make_run(status), T1, "interrupted")
+
+
+# -- a finished run never has an open step ---------------------------------------------------
+
+
+def steps_of(*statuses: StepStatus) -> list[StepMetadata]:
+    return [
+        make_step(status, number).model_copy(update={"started_at": T0})
+        for number, status in enumerate(statuses, 1)
+    ]
+
+
+def test_closing_a_step_fails_a_running_one_and_skips_a_pending_one() -> None:
+    running, pending = steps_of(StepStatus.RUNNING, StepStatus.PENDING)
+    closed = states.close_step(running, "run cancelled", T1)
+    assert (closed.status, closed.error_message, closed.completed_at) == (
+        StepStatus.FAILED,
+        "run cancelled",
+        T1,
+    )
+    skipped = states.close_step(pending, "run cancelled", T1)
+    assert (skipped.status, skipped.error_message, skipped.completed_at) == (
+        StepStatus.SKIPPED,
+        None,
+        T1,
+    )
+    for status in (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED):
+        with pytest.raises(ValueError, match="not open"):
+            states.close_step(make_step(status), "why", T1)
+
+
+@pytest.mark.parametrize(
+    ("target", "message", "reason"),
+    [
+        (RunStatus.FAILED, "tests broke", "tests broke"),
+        (RunStatus.CANCELLED, None, "run cancelled"),
+    ],
+)
+def test_ending_a_run_closes_its_open_steps(
+    target: RunStatus, message: str | None, reason: str
+) -> None:
+    run = make_run(RunStatus.RUNNING, steps=4)
+    steps = steps_of(
+        StepStatus.COMPLETED, StepStatus.RUNNING, StepStatus.PENDING, StepStatus.FAILED
+    )
+    ended, closed = states.end_run(run, steps, target, T1, message)
+    assert ended.status is target and ended.completed_at == T1
+    assert [(s.number, s.status, s.error_message) for s in closed] == [
+        (2, StepStatus.FAILED, reason),
+        (3, StepStatus.SKIPPED, None),
+    ]
+    assert all(s.completed_at == T1 for s in closed)
+
+
+def test_completing_a_run_with_open_steps_is_refused_unless_forced() -> None:
+    run = make_run(RunStatus.RUNNING, steps=3)
+    steps = steps_of(StepStatus.COMPLETED, StepStatus.RUNNING, StepStatus.PENDING)
+    with pytest.raises(InvalidTransition) as refused:
+        states.end_run(run, steps, RunStatus.COMPLETED, T1)
+    assert "02_code (running)" in refused.value.message
+    assert "03_code (pending)" in refused.value.message
+    assert "force" in refused.value.message
+    ended, closed = states.end_run(run, steps, RunStatus.COMPLETED, T1, force=True)
+    assert ended.status is RunStatus.COMPLETED and ended.error_message is None
+    assert [(s.number, s.status) for s in closed] == [
+        (2, StepStatus.FAILED),
+        (3, StepStatus.SKIPPED),
+    ]
+    # Nothing open: no force needed, nothing to close.
+    done = steps_of(StepStatus.COMPLETED, StepStatus.SKIPPED)
+    assert states.end_run(run, done, RunStatus.COMPLETED, T1)[1] == []
+
+
+def test_the_closing_reason_follows_the_finished_run() -> None:
+    run = make_run(RunStatus.RUNNING)
+    failed = states.finish_run(run, RunStatus.FAILED, T1, "boom")
+    assert states.closing_reason(failed) == "boom"
+    assert states.closing_reason(states.finish_run(run, RunStatus.FAILED, T1)) == "run failed"
+    assert states.closing_reason(states.finish_run(run, RunStatus.CANCELLED, T1)) == (
+        "run cancelled"
+    )
+    assert "completed" in states.closing_reason(states.finish_run(run, RunStatus.COMPLETED, T1))
+    abandoned = states.abandon_run(run, T1, "interrupted: owner process 7 exited")
+    assert states.closing_reason(abandoned) == "interrupted: owner process 7 exited"
+    with pytest.raises(ValueError, match="has not finished"):
+        states.closing_reason(run)
+
+
+def test_repair_closes_the_open_steps_of_a_finished_run_only() -> None:
+    steps = steps_of(StepStatus.RUNNING, StepStatus.PENDING, StepStatus.COMPLETED)
+    for status in states.ACTIVE_RUN:
+        assert states.repair_open_steps(make_run(status, steps=3), steps, T1) == []
+    failed = states.finish_run(make_run(RunStatus.RUNNING, 3), RunStatus.FAILED, T1, "boom")
+    repaired = states.repair_open_steps(failed, steps, T1)
+    assert [(s.number, s.status, s.error_message) for s in repaired] == [
+        (1, StepStatus.FAILED, "boom"),
+        (2, StepStatus.SKIPPED, None),
+    ]
+    # Converges: repairing the repaired steps changes nothing more.
+    assert states.repair_open_steps(failed, [*repaired, steps[2]], T1) == []
+
+
+def test_failing_a_step_that_fails_the_run_has_its_other_open_steps_closed_by_repair() -> None:
+    run = make_run(RunStatus.RUNNING, steps=2)
+    first, second = steps_of(StepStatus.RUNNING, StepStatus.RUNNING)
+    failed_run, failed_step = states.transition_step(
+        run, second, StepStatus.FAILED, T1, error_message="boom"
+    )
+    assert failed_run.status is RunStatus.FAILED
+    closed = states.repair_open_steps(failed_run, [first, failed_step], T1)
+    assert [(s.number, s.status, s.error_message) for s in closed] == [
+        (1, StepStatus.FAILED, "step 02_code failed: boom")
+    ]

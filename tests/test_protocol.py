@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -242,8 +243,10 @@ async def test_a_reply_over_the_limit_is_an_error(
             await c.call("steps.create", runId=run["id"], name="x")
             folder = workspace / ".simpleaide" / "runs" / run["id"] / "01_x" / "artifacts"
             (folder / "big.txt").write_bytes(b"\x01" * (limit // 2))  # escapes grow 6x in JSON
-            err = await c.error("artifacts.get", runId=run["id"], step=1, name="big.txt")
-            assert err.code == -32040
+            # Text that JSON would escape past the limit comes as base64 instead.
+            got = await c.call("artifacts.get", runId=run["id"], step=1, name="big.txt")
+            assert got["encoding"] == "base64"
+            assert base64.b64decode(got["base64"]) == b"\x01" * (limit // 2)
             (folder / "huge.bin").write_bytes(b"x" * limit)
             err = await c.error("artifacts.get", runId=run["id"], step=1, name="huge.bin")
             assert err.code == -32040 and "limit" in err.message

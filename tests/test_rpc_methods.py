@@ -243,7 +243,14 @@ async def test_artifacts(client: RpcClient, workspace: Path) -> None:
         base64=base64.b64encode(blob).decode(),
     )
     text = await client.call("artifacts.get", runId=run["id"], step=1, name="plan.md")
-    assert text == {"name": "plan.md", "size": 11, "encoding": "text", "text": "# Plan ✓\n"}
+    assert {k: text[k] for k in ("name", "size", "offset", "length", "encoding", "text")} == {
+        "name": "plan.md",
+        "size": 11,
+        "offset": 0,
+        "length": 11,
+        "encoding": "text",
+        "text": "# Plan ✓\n",
+    }
     binary = await client.call("artifacts.get", runId=run["id"], step=1, name="blob.bin")
     assert binary["encoding"] == "base64" and base64.b64decode(binary["base64"]) == blob
     as_b64 = await client.call(

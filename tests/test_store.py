@@ -17,7 +17,7 @@ from simpleaided.domain.errors import Conflict, NotFound, UnsafePath
 from simpleaided.domain.index import RunSummary
 from simpleaided.domain.models import RunMetadata, RunStatus
 from simpleaided.store import safefs
-from simpleaided.store.runstore import CorruptRecord, WorkspaceStore
+from simpleaided.store.runstore import CorruptRecord, WorkspaceStore, upload_name
 from simpleaided.store.snapshot import ROWS_PER_LINE, SnapshotStore
 
 T0 = "2026-11-24T10:00:00.000Z"
@@ -195,8 +195,88 @@ def test_symlinked_artifact_file_is_refused(store: WorkspaceStore, tmp_path: Pat
             handle.get_artifact(1, "leak", 1 << 20)
         with pytest.raises(UnsafePath):
             handle.put_artifact(1, "leak", b"overwrite")
+        with pytest.raises(UnsafePath):
+            handle.append_artifact(1, "leak", b"more", None)
+        with pytest.raises(UnsafePath):
+            handle.put_artifact_chunk(1, "leak", b"overwrite", 0, True, None)
         assert [a.name for a in handle.list_artifacts(1)] == ["plan.md"]
     assert secret.read_text() == "do not read"
+
+
+def test_a_symlink_in_place_of_a_staged_upload_is_refused(
+    store: WorkspaceStore, tmp_path: Path
+) -> None:
+    run = create_with_step(store)
+    secret = tmp_path / "secret"
+    secret.write_text("do not touch")
+    artifacts = runs_dir(store) / run.id / "01_plan" / "artifacts"
+    planted = "1f-0123456789abcdef"
+    (artifacts / upload_name("big.bin", planted)).symlink_to(secret)
+    with store.open_run(run.id) as handle:
+        for offset in (0, 5):
+            with pytest.raises(UnsafePath):
+                handle.put_artifact_chunk(1, "big.bin", b"data", offset, False, planted)
+    assert secret.read_text() == "do not touch"
+
+
+def test_a_hard_link_in_place_of_a_staged_upload_is_refused(
+    store: WorkspaceStore, tmp_path: Path
+) -> None:
+    run = create_with_step(store)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    artifacts = runs_dir(store) / run.id / "01_plan" / "artifacts"
+    with store.open_run(run.id) as handle:
+        started = handle.put_artifact_chunk(1, "big.bin", b"data", 0, False, None)
+        assert started.upload_id
+        staged = artifacts / upload_name("big.bin", started.upload_id)
+        staged.unlink()
+        os.link(victim, staged)
+        with pytest.raises(UnsafePath, match="hard link"):
+            handle.put_artifact_chunk(1, "big.bin", b"more", 0, False, started.upload_id)
+    assert victim.read_text() == "precious"
+
+
+def test_a_failed_append_is_undone_and_can_be_retried(store: WorkspaceStore) -> None:
+    import resource
+    import signal
+
+    run = create_with_step(store)
+    with store.open_run(run.id) as handle:
+        handle.append_artifact(1, "app.log", b"a" * 1000, None)
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))
+        try:
+            with pytest.raises(OSError):
+                handle.append_artifact(1, "app.log", b"b" * 1000, 1000)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, old_handler)
+        # Nothing of the failed append is left: the retry lands where it was meant to.
+        assert handle.append_artifact(1, "app.log", b"b" * 1000, 1000).size == 2000
+        data, _ = handle.get_artifact(1, "app.log", 1 << 20)
+    assert data == b"a" * 1000 + b"b" * 1000
+
+
+def test_tidy_removes_uploads_abandoned_for_a_day_only(store: WorkspaceStore) -> None:
+    import time
+
+    run = create_with_step(store)
+    artifacts = runs_dir(store) / run.id / "01_plan" / "artifacts"
+    with store.open_run(run.id) as handle:
+        old = handle.put_artifact_chunk(1, "old.bin", b"x", 0, False, None)
+        recent = handle.put_artifact_chunk(1, "recent.bin", b"x", 0, False, None)
+    assert old.upload_id and recent.upload_id
+    old_file = artifacts / upload_name("old.bin", old.upload_id)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old_file, (day_ago, day_ago))
+    (artifacts / ".upload-notes").write_text("a user's file")
+    tidied = store.tidy(time.time_ns(), frozenset())
+    assert not old_file.exists()
+    assert any(old.upload_id in path for path in tidied.removed)
+    assert (artifacts / upload_name("recent.bin", recent.upload_id)).exists()
+    assert (artifacts / ".upload-notes").exists()
 
 
 def test_symlinked_store_folder_is_refused(tmp_path: Path) -> None:
@@ -304,7 +384,7 @@ def test_the_longest_artifact_name_fits(store: WorkspaceStore) -> None:
     assert len(name.encode()) == 255
     with store.open_run(run.id) as handle:
         handle.put_artifact(1, name, b"x")
-        assert handle.get_artifact(1, name, 10) == b"x"
+        assert handle.get_artifact(1, name, 10)[0] == b"x"
 
 
 def test_deleting_steps_unlinks_a_symlinked_step_folder(

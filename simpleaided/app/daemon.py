@@ -20,10 +20,11 @@ from simpleaided import __version__
 from simpleaided.app.config import Config, ConfigError, carry_restart_only
 from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
-from simpleaided.domain.api import API_VERSION, StartMode
+from simpleaided.domain.api import API_VERSION, StartMode, artifact_chunk_limit
+from simpleaided.domain.errors import UnsafePath
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database import DatabaseService, DatabaseSettings
-from simpleaided.services.events import EventHub
+from simpleaided.services.events import COALESCE_SECONDS, EventHub
 from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch
 from simpleaided.services.runs import RunService
@@ -32,10 +33,11 @@ from simpleaided.services.vault import VaultService
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import WorkspaceRegistry
 from simpleaided.store.snapshot import SnapshotStore
+from simpleaided.store.stopmark import StopMark
 from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
-from simpleaided.transports.server import RpcServer
+from simpleaided.transports.server import RpcServer, warn_if_short_of_descriptors
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, SocketTaken
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 SNAPSHOT_SECONDS = 60.0
 SOCKET_CHECK_SECONDS = 1.0  # how often the socket file is checked (a /tmp cleaner may take it)
 STATUS_SECONDS = 2.0  # how often the service manager's STATUS= is brought up to date
-AGE_SECONDS = 1.0  # the finest unit of the ages the chips show ("45s ago")
+AGE_SECONDS = 1.0  # the longest wait between checks of the ages the chips show ("45s ago")
 RELOAD_REFUSED = "configuration not reloaded"  # how the warning of a refused reload begins
 
 
@@ -81,9 +83,10 @@ class Daemon:
         self.runs = RunService(
             WorkspaceRegistry(config.workspaces, config.state_dir),
             events=self.events,
-            # A bigger file cannot fit in a reply; one that fits raw but not once encoded
-            # is caught by the dispatcher's reply-size check.
-            max_artifact_bytes=max_bytes,
+            # The most one artifacts.get reply carries (base64 included); larger artifacts are
+            # read in ranges. Text that grows more once escaped in JSON is caught by the
+            # dispatcher's reply-size check.
+            max_artifact_bytes=artifact_chunk_limit(max_bytes),
             count_pending_as_active=config.runs.count_pending_as_active,
         )
         self.owners = OwnerWatch(self.runs, interval=config.runs.owner_check_seconds)
@@ -98,6 +101,8 @@ class Daemon:
         )
         self.runs.watcher = self.watcher
         self.runs.snapshots = SnapshotStore(config.state_dir / "snapshots")
+        self.runs.socket_path = str(config.socket_path)
+        self.stop_mark = StopMark(config.state_dir)
         self.vault = VaultService(
             VaultFile(config.vault_file),
             idle_seconds=config.vault.idle_lock_seconds,
@@ -149,13 +154,19 @@ class Daemon:
             ),
             max_reply_bytes=max_bytes,
         )
-        self.server = RpcServer(self.dispatcher, max_message_bytes=max_bytes)
+        self.server = RpcServer(
+            self.dispatcher,
+            max_message_bytes=max_bytes,
+            max_connections=config.limits.max_connections,
+        )
         self.started_ms = clock.now_ms()
         self.claim: SocketClaim | None = None  # the socket served, once run() has it
         self._listener: SocketListener | None = None  # accepting on that socket
         self._stop = anyio.Event()
         self._reloading = anyio.Lock()  # one reload at a time
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
+        # Set once the stores are known free of a crash's leftovers (at once after a clean stop).
+        self.stores_checked = anyio.Event()
 
     def info(self) -> dict[str, Any]:
         """What ``daemon.info`` answers."""
@@ -176,9 +187,13 @@ class Daemon:
             "workspaces": len(self.runs.registry),
             "runs": len(self.runs.index),
             "maxMessageBytes": self.config.limits.max_message_bytes,
+            "connections": self.server.report(),
+            "maxArtifactChunkBytes": self.runs.max_artifact_bytes,
             "framings": ["ndjson", "content-length"],
             "warnings": list(self.runs.warnings),
             "watcher": self.watcher.report(),
+            # After a crash: whether every run was checked for its leftovers yet.
+            "storesChecked": self.stores_checked.is_set(),
         }
 
     def _warn(self, message: str) -> None:
@@ -250,7 +265,15 @@ class Daemon:
                     tg.start_soon(self._watch_signals, tg)
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
                 await tg.start(self.watcher.run)  # watching before loading: no change is missed
+                # Before any write of ours: a crash from here on must be noticed next time.
+                clean = await self._take_stop_mark()
                 await self.runs.load()
+                # The leftovers in ``runs/`` go before any answer (a listing each); after a
+                # crash, the walk through every run (a crash's temp files, steps it left
+                # open) follows the first answer, as it takes ~3x a full scan.
+                await self.runs.tidy_all(deep=False)
+                if clean:
+                    self.stores_checked.set()
                 loaded_version = self.runs.index.version  # what the snapshots hold, if current
                 await self.vault.load()
                 await tg.start(self.vault.run)
@@ -276,15 +299,36 @@ class Daemon:
                 if self.notifier.enabled:
                     tg.start_soon(self._report_status)
                 task_status.started(self)
+            if self._stop.is_set() and self.stores_checked.is_set():
+                # Not before the stores were checked after a crash: the next start must
+                # check them then.
+                with anyio.CancelScope(shield=True):
+                    # Every write has ended (the task group waited for them).
+                    try:
+                        await anyio.to_thread.run_sync(self.stop_mark.put)
+                    except OSError as exc:
+                        log.warning("cannot record the clean stop: %s", exc)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.database.aclose()
                 await self.llm.aclose()
+            # Nothing is written any more: the workspaces go first, so a daemon that takes
+            # over the socket (systemd's next one) finds them free.
+            self.runs.registry.release_all()
             self.claim.release()
             if self.http is not None:
                 self.http.close()  # bound but never served, if start-up failed before
             self.notifier.close()
             log.info("stopped")
+
+    async def _take_stop_mark(self) -> bool:
+        """Whether the previous daemon stopped cleanly (its mark is taken away); when that
+        cannot be told, it did not (the stores are then tidied in depth)."""
+        try:
+            return await anyio.to_thread.run_sync(self.stop_mark.take)
+        except (OSError, UnsafePath) as exc:
+            log.warning("cannot read the clean-stop mark: %s", exc)
+            return False
 
     async def _serve(
         self, claim: SocketClaim, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -355,6 +399,10 @@ class Daemon:
         gone, a client's change, an event meanwhile), not at once."""
         await self.runs.watch_loaded()
         self.watching.set()
+        if not self.stores_checked.is_set():
+            await self.runs.tidy_all(deep=True)
+            self.stores_checked.set()
+            log.info("the run stores were checked for what the last daemon left mid-write")
         saved_at = loaded_version if self.runs.snapshots_current else -1
         trimmed = False
         probing = False
@@ -377,10 +425,17 @@ class Daemon:
             await anyio.sleep(SNAPSHOT_SECONDS)
 
     async def _refresh_aged(self) -> None:
-        """Subscribers' documents follow time too: "failed 2m ago" must not stay "0s ago"."""
+        """Subscribers' documents follow time too: "failed 2m ago" must not stay "0s ago".
+
+        Checked when the words next change, as the documents tell, rather than every second:
+        a free-running tick, out of phase with the ages, sent each change up to a second
+        late. After a change (which may bring a nearer moment) the check waits as the pumps
+        coalesce, so a burst of changes costs one check."""
         while True:
-            await anyio.sleep(AGE_SECONDS)
-            self.events.refresh_aged()
+            until = self.events.refresh_aged()
+            with anyio.move_on_after(AGE_SECONDS if until is None else until):
+                await self.events.retimed.wait()
+                await anyio.sleep(COALESCE_SECONDS)
 
     async def _ping_watchdog(self, period: float) -> None:
         """``WATCHDOG=1`` from the event loop itself: a loop that hangs stops the pings, and
@@ -478,6 +533,9 @@ class Daemon:
         self.status.env = new.env
         logging.getLogger().setLevel(new.daemon.log_level.upper())
         self.runs.count_pending_as_active = new.runs.count_pending_as_active
+        if new.limits.max_connections > self.server.max_connections:
+            warn_if_short_of_descriptors(new.limits.max_connections)
+        self.server.max_connections = new.limits.max_connections  # from the next connection
         self.owners.interval = new.runs.owner_check_seconds
         self.vault.configure(
             idle_seconds=new.vault.idle_lock_seconds,

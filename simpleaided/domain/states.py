@@ -5,11 +5,17 @@ Run:  pending → running (a step is created or started); running → completed 
       A run abandoned by its owner process fails if running, is cancelled if pending.
 Step: pending → running → completed | failed | skipped.
 
+A finished run never has an open (pending or running) step: ending a run closes them, a running
+step failing with the run's reason and a pending one skipped (``close_step``). Completing a run
+with an open step is refused unless forced, which closes them the same way.
+
 Each function takes the current records and the time, and returns the new records; it raises
 ``InvalidTransition`` and changes nothing when the move is not allowed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from simpleaided.domain.errors import InvalidTransition, NotFound
 from simpleaided.domain.models import RunMetadata, RunStatus, StepMetadata, StepStatus
@@ -33,6 +39,13 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
 
 ACTIVE_RUN = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 FINISHED_RUN = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+OPEN_STEP = frozenset({StepStatus.PENDING, StepStatus.RUNNING})
+
+_CLOSING_REASONS = {
+    RunStatus.FAILED: "run failed",
+    RunStatus.CANCELLED: "run cancelled",
+    RunStatus.COMPLETED: "run completed while the step was open",
+}
 
 
 def _run_label(run: RunMetadata) -> str:
@@ -81,6 +94,62 @@ def abandon_run(run: RunMetadata, now: str, error_message: str) -> RunMetadata:
     pending one, which may not fail (it never started), is cancelled."""
     target = RunStatus.FAILED if run.status is RunStatus.RUNNING else RunStatus.CANCELLED
     return finish_run(run, target, now).model_copy(update={"error_message": error_message})
+
+
+def closing_reason(run: RunMetadata) -> str:
+    """Why the open steps of the finished ``run`` are closed: its error message (a failure,
+    an abandoned owner), else what ended it."""
+    if run.status not in FINISHED_RUN:
+        raise ValueError(f"run {run.id} has not finished: its steps are not closed")
+    return run.error_message or _CLOSING_REASONS[run.status]
+
+
+def close_step(step: StepMetadata, reason: str, now: str) -> StepMetadata:
+    """An open step closed because its run ended: running fails with ``reason``, pending is
+    skipped."""
+    if step.status not in OPEN_STEP:
+        raise ValueError(f"step {step.dir_name} is {step.status}, not open")
+    update: dict[str, object] = {"completed_at": now}
+    if step.status is StepStatus.RUNNING:
+        update.update(status=StepStatus.FAILED, error_message=reason)
+    else:
+        update["status"] = StepStatus.SKIPPED
+    return step.model_copy(update=update)
+
+
+def repair_open_steps(
+    run: RunMetadata, steps: Sequence[StepMetadata], now: str
+) -> list[StepMetadata]:
+    """The open ones of ``steps``, closed, if ``run`` has finished (else none): what start-up
+    writes for a run left finished with open steps by a crash or an older version."""
+    if run.status not in FINISHED_RUN:
+        return []
+    reason = closing_reason(run)
+    return [close_step(step, reason, now) for step in steps if step.status in OPEN_STEP]
+
+
+def end_run(
+    run: RunMetadata,
+    steps: Sequence[StepMetadata],
+    target: RunStatus,
+    now: str,
+    error_message: str | None = None,
+    *,
+    force: bool = False,
+) -> tuple[RunMetadata, list[StepMetadata]]:
+    """Complete, fail or cancel ``run`` and close its open ``steps``; returns the run and the
+    steps closed. Completing with an open step is refused unless ``force``."""
+    still_open = [step for step in steps if step.status in OPEN_STEP]
+    if target is RunStatus.COMPLETED and still_open and not force:
+        listed = ", ".join(f"{step.dir_name} ({step.status})" for step in still_open)
+        raise InvalidTransition(
+            _run_label(run),
+            run.status,
+            target,
+            f"steps still open: {listed}; finish them first, or force it (--force) to close them",
+        )
+    ended = finish_run(run, target, now, error_message)
+    return ended, repair_open_steps(ended, still_open, now)
 
 
 def create_step(

@@ -3,6 +3,16 @@
 Writes run in a worker thread (they fsync) under a per-run lock, inside a shielded scope so a
 shutdown never leaves a write applied on disk but missing from the index. The index is
 changed in exactly one place, ``_index_put``/``_index_drop``.
+
+A run that ends leaves no step open (``states.end_run``). Closing a run's open steps touches
+several files, written in this order: the run's ``metadata.json`` first, then each closed
+step's ``step.json`` in step order (for ``steps.fail`` with ``failRun``, the failing step
+first among them). A crash before the first write changes nothing; a crash after it leaves a
+finished run with open steps, which start-up (``tidy``) closes exactly as the transition
+would have, with the run's reason, and logs. A store written by an older daemon, which left
+steps open, is repaired the same way. A crash mid-write otherwise leaves only hidden temp
+entries of exact names (``.tmp-<hex>``, ``.deleting-<hex>``, ``.creating-<hex>``), which
+``tidy`` removes.
 """
 
 from __future__ import annotations
@@ -10,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -18,12 +29,18 @@ import anyio
 import anyio.lowlevel
 
 from simpleaided.domain import api, clock, names, states, status
-from simpleaided.domain.errors import InvalidInput, InvalidTransition, NotFound, UnsafePath
+from simpleaided.domain.errors import (
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    UnsafePath,
+    WorkspaceTaken,
+)
 from simpleaided.domain.index import RunIndex, RunSummary
-from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepStatus
+from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepMetadata, StepStatus
 from simpleaided.services.events import EventHub
 from simpleaided.services.fairness import TimeSlices
-from simpleaided.services.owners import process_gone
+from simpleaided.services.owners import process_gone, process_start_time
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
 from simpleaided.store.runstore import (
@@ -50,6 +67,22 @@ def _scanned_id(scanned: Scanned) -> str:
 _LOCK_STRIPES = 64
 
 
+def _read_steps(handle: RunHandle, run: RunMetadata) -> list[StepMetadata]:
+    """The readable records of steps ``1..stepCount``; a missing or corrupt one is left as is
+    (it is reported as such; nothing says whether it is open)."""
+    dirs = handle.step_dirs()
+    found = []
+    for number in range(1, run.step_count + 1):
+        dir_name = dirs.get(number)
+        if dir_name is None:
+            continue
+        try:
+            found.append(handle.read_step(number, dir_name))
+        except (CorruptRecord, NotFound, UnsafePath):
+            continue
+    return found
+
+
 def _read_for_change(handle: RunHandle, requested: str) -> RunMetadata:
     try:
         return handle.read()
@@ -73,11 +106,15 @@ class RunService:
         self.index = RunIndex()
         self.warnings: list[str] = []
         self.count_pending_as_active = count_pending_as_active
-        self._max_artifact_bytes = max_artifact_bytes
+        # The most artifact bytes one artifacts.get answers with (larger: read in ranges).
+        self.max_artifact_bytes = max_artifact_bytes
         # Taken without a trip through the event loop when free: a watcher's re-read then
         # costs the loop only its own work (every change that waits for a thread yields anyway).
         self._locks = [anyio.Lock(fast_acquire=True) for _ in range(_LOCK_STRIPES)]
         self._last_id_ms = 0
+        # Entries last changed before this are a previous daemon's leftovers, never a write
+        # of ours in progress (see ``tidy``).
+        self.started_ns = time.time_ns()
         # The signature of the metadata.json each indexed summary was read from (or written
         # as): a watcher event whose file still has it needs no re-read.
         self.signatures: dict[str, int] = {}
@@ -88,6 +125,10 @@ class RunService:
         self.snapshots_current = True
         # Told of every workspace served from now on (the database's default file lives there).
         self.on_workspace_served: Callable[[str], None] | None = None
+        # The daemon's socket, written into the lock of each workspace served, so that another
+        # daemon refused it can say which daemon serves it.
+        self.socket_path = ""
+        self._claiming = anyio.Lock()
 
     # -- the index, changed here only ------------------------------------------------------
 
@@ -126,6 +167,11 @@ class RunService:
         try:
             await self._serve_workspace(path, source, watch=watch)
             return
+        except WorkspaceTaken as exc:
+            holder = exc.data
+            reason = "another simpleaided serves it" + (
+                f" (pid {holder['pid']}, socket {holder['socket']})" if holder else ""
+            )
         except (NotFound, InvalidInput) as exc:
             reason = exc.message
         except OSError as exc:
@@ -139,12 +185,18 @@ class RunService:
         the disk, or a full scan). In that order no change can slip between read and watch;
         a run that a watcher event already refreshed meanwhile is not overwritten.
 
-        Without ``watch``, the caller must ``watch_loaded`` later (it re-checks after)."""
+        Without ``watch``, the caller must ``watch_loaded`` later (it re-checks after).
+        ``WorkspaceTaken`` if another daemon serves ``path``: its lock is held meanwhile."""
         store = WorkspaceStore(path)
-        await anyio.to_thread.run_sync(store.init)
-        if self.registry.find_canonical(path) is not None:
-            return 0  # already served (a concurrent add won)
-        self.registry.register(path, source)
+        # One claim at a time: a concurrent add of the same path waits, then finds it served
+        # (two claims by this daemon would refuse each other). Shielded: a lock taken by a
+        # thread that a cancellation no longer waits for would be held by nobody.
+        async with self._claiming:
+            if self.registry.find_canonical(path) is not None:
+                return 0  # already served (a concurrent add won)
+            with anyio.CancelScope(shield=True):
+                lock = await anyio.to_thread.run_sync(store.claim, self.socket_path)
+                self.registry.register(path, source, lock)
         if self.on_workspace_served is not None:
             self.on_workspace_served(path)
         if self.watcher is not None and watch:
@@ -369,9 +421,7 @@ class RunService:
                 self._index_put(*scanned)
             return True
 
-    async def rescan(
-        self, workspace: str, on_disk: dict[str, int | None] | None = None
-    ) -> int:
+    async def rescan(self, workspace: str, on_disk: dict[str, int | None] | None = None) -> int:
         """Bring a workspace's index in line with the disk (after lost events, or to check
         what was loaded): a ``stat`` per run, a re-read only where the file changed. Returns
         how many runs were re-read. ``on_disk``: the signatures, if the caller read them
@@ -381,6 +431,8 @@ class RunService:
         store = self.registry.store(workspace)
         if on_disk is None:
             on_disk = await anyio.to_thread.run_sync(store.signatures)
+            # Not on the start-up path (which passes ``on_disk``): one more listing of runs/.
+            await self.tidy(workspace, deep=False)
         stale = [
             run_id
             for run_id, signature in on_disk.items()
@@ -394,6 +446,63 @@ class RunService:
             await self.refresh(workspace, run_id)  # under the lock: never older than a write
             await slices.tick()
         return len(stale)
+
+    async def tidy_all(self, *, deep: bool) -> None:
+        """``tidy`` every served workspace; one that cannot be tidied is logged and skipped."""
+        for path, _ in self.registry.items():
+            try:
+                await self.tidy(path, deep=deep)
+            except (OSError, UnsafePath) as exc:
+                log.warning("cannot tidy the run store of %s: %s", path, exc)
+
+    async def tidy(self, workspace: str, *, deep: bool) -> None:
+        """Remove a previous daemon's leftovers from ``workspace``'s store (see
+        ``WorkspaceStore.tidy``) and, when ``deep``, close the open steps of its finished runs
+        (left by a crash between a run's write and its steps', or by an older daemon). Every
+        repair is logged as a warning."""
+        if self.registry.find_canonical(workspace) is None:
+            return
+        store = self.registry.store(workspace)
+        finished = None
+        if deep:
+            finished = frozenset(
+                summary.id
+                for summary in self.index.summaries(workspace)
+                if summary.status in states.FINISHED_RUN
+            )
+        tidied = await anyio.to_thread.run_sync(store.tidy, self.started_ns, finished)
+        for path in tidied.removed:
+            log.warning("%s: removed %s, left by a daemon stopped mid-write", workspace, path)
+        for run_id in tidied.half_built:
+            await self.refresh(workspace, run_id)
+        for run_id in tidied.unclosed:
+            await self._close_left_open(run_id)
+
+    async def _close_left_open(self, run_id: str) -> None:
+        """Close the open steps of finished run ``run_id`` as its end would have."""
+
+        def op(handle: RunHandle) -> tuple[RunMetadata, list[StepMetadata]]:
+            run = _read_for_change(handle, "repaired")
+            closed = states.repair_open_steps(run, _read_steps(handle, run), self._now())
+            for step in closed:
+                handle.write_step(step)
+            return run, closed
+
+        try:
+            view, closed = await self._change(run_id, op)
+        except (NotFound, InvalidTransition) as exc:  # gone or corrupt meanwhile
+            log.warning("cannot close the open steps of run %s: %s", run_id, exc)
+            return
+        self._steps_closed(run_id, closed)
+        for step in closed:
+            log.warning(
+                "run %s is %s but its step %s was open: marked %s%s",
+                run_id,
+                view["status"],
+                step.dir_name,
+                step.status,
+                f" ({step.error_message})" if step.error_message else "",
+            )
 
     def run_ids(self, workspace: str) -> list[str]:
         """The ids of the runs indexed for ``workspace``."""
@@ -409,8 +518,11 @@ class RunService:
     ) -> dict[str, Any]:
         """Create a pending run in ``workspace`` (served from now on if it was not), owned
         by process ``owner_pid`` if given (it must exist)."""
-        if owner_pid is not None and process_gone(owner_pid):
-            raise InvalidInput(f"owner process {owner_pid} does not exist")
+        owner_start_time = None
+        if owner_pid is not None:
+            if process_gone(owner_pid):
+                raise InvalidInput(f"owner process {owner_pid} does not exist")
+            owner_start_time = process_start_time(owner_pid)
         canonical = canonical_workspace(workspace)
         if self.registry.find(canonical) is None:
             await self.add_workspace(canonical)
@@ -429,6 +541,7 @@ class RunService:
             started_at=now,
             updated_at=now,
             owner_pid=owner_pid,
+            owner_start_time=owner_start_time,
         )
         # Under the run's lock, so the watcher never reads a half-created run.
         async with self._lock(run_id):
@@ -449,7 +562,10 @@ class RunService:
                 return api.run_view(run, store.path, listed)
 
         try:
-            return await anyio.to_thread.run_sync(in_thread)
+            # Under the run's lock: a transition writes several files (the run, then the
+            # steps it closes) before the index follows, and a reader must see it whole.
+            async with self._lock(run_id):
+                return await anyio.to_thread.run_sync(in_thread)
         except CorruptRecord as exc:
             return RunSummary.corrupt(run_id, store.path, exc.reason).to_wire()
         except NotFound:
@@ -468,18 +584,31 @@ class RunService:
         return {"runs": [row.to_wire() for row in rows], "nextBefore": next_before}
 
     async def finish_run(
-        self, run_id: str, target: RunStatus, error_message: str | None = None
+        self,
+        run_id: str,
+        target: RunStatus,
+        error_message: str | None = None,
+        *,
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Complete, fail or cancel a run."""
+        """Complete, fail or cancel a run, closing its open steps (completing one with an
+        open step only with ``force``)."""
 
-        def op(handle: RunHandle) -> tuple[RunMetadata, None]:
-            run = states.finish_run(
-                _read_for_change(handle, target), target, self._now(), error_message
+        def op(handle: RunHandle) -> tuple[RunMetadata, list[StepMetadata]]:
+            current = _read_for_change(handle, target)
+            run, closed = states.end_run(
+                current,
+                _read_steps(handle, current),
+                target,
+                self._now(),
+                error_message,
+                force=force,
             )
-            handle.write(run)
-            return run, None
+            _write_closing(handle, run, closed)
+            return run, closed
 
-        view, _ = await self._change(run_id, op)
+        view, closed = await self._change(run_id, op)
+        self._steps_closed(run_id, closed)
         log.info("run %s %s", run_id, target)
         return view
 
@@ -487,18 +616,26 @@ class RunService:
         """End a run whose owner process ``owner_pid`` is gone (see ``states.abandon_run``),
         unless it finished or changed owner meanwhile; returns whether it did."""
 
-        def op(handle: RunHandle) -> tuple[RunMetadata, bool]:
+        def op(handle: RunHandle) -> tuple[RunMetadata, list[StepMetadata] | None]:
             current = _read_for_change(handle, RunStatus.FAILED)
             if current.owner_pid != owner_pid or current.status not in states.ACTIVE_RUN:
-                return current, False
-            run = states.abandon_run(current, self._now(), error_message)
-            handle.write(run)
-            return run, True
+                return current, None
+            now = self._now()
+            run = states.abandon_run(current, now, error_message)
+            closed = states.repair_open_steps(run, _read_steps(handle, current), now)
+            _write_closing(handle, run, closed)
+            return run, closed
 
-        _, abandoned = await self._change(run_id, op)
-        if abandoned:
-            log.warning("run %s abandoned: %s", run_id, error_message)
-        return abandoned
+        _, closed = await self._change(run_id, op)
+        if closed is None:
+            return False
+        self._steps_closed(run_id, closed)
+        log.warning("run %s abandoned: %s", run_id, error_message)
+        return True
+
+    def _steps_closed(self, run_id: str, closed: list[StepMetadata]) -> None:
+        for step in closed:
+            self.events.step_changed(run_id, api.step_view(step))
 
     async def delete_run(
         self, run_id: str, *, force: bool = False, finished_only: bool = False
@@ -576,7 +713,9 @@ class RunService:
     ) -> dict[str, Any]:
         """Start, complete, fail or skip a step (failing it fails the run unless told not to)."""
 
-        def op(handle: RunHandle) -> tuple[RunMetadata, dict[str, Any]]:
+        def op(
+            handle: RunHandle,
+        ) -> tuple[RunMetadata, tuple[dict[str, Any], list[StepMetadata]]]:
             current = _read_for_change(handle, f"step {target}")
             if number > current.step_count:
                 raise NotFound(f"run {run_id} has no step {number}")
@@ -586,21 +725,29 @@ class RunService:
                 raise InvalidTransition(
                     f"step {number} of run {run_id}", CORRUPT, target, exc.reason
                 ) from None
+            now = self._now()
             run, new_step = states.transition_step(
                 current,
                 step,
                 target,
-                self._now(),
+                now,
                 error_message=error_message,
                 fail_run=fail_run,
             )
+            if run.status in states.FINISHED_RUN:
+                # The step failed its run: the run first, then this step, then the others.
+                others = [s for s in _read_steps(handle, current) if s.number != number]
+                closed = states.repair_open_steps(run, others, now)
+                _write_closing(handle, run, [new_step, *closed])
+                return run, (api.step_view(new_step), closed)
             handle.write_step(new_step)
             if run != current:
                 handle.write(run)
-            return run, api.step_view(new_step)
+            return run, (api.step_view(new_step), [])
 
-        view, step = await self._change(run_id, op)
+        view, (step, closed) = await self._change(run_id, op)
         self.events.step_changed(run_id, step)
+        self._steps_closed(run_id, closed)
         return {"run": view, "step": step}
 
     async def list_steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -631,37 +778,67 @@ class RunService:
     # -- artifacts ------------------------------------------------------------------------
 
     async def put_artifact(self, params: api.PutArtifactParams) -> dict[str, Any]:
-        """Save an artifact of a step (atomically; replaces one of the same name)."""
-        if params.text is not None:
-            data = params.text.encode("utf-8", "surrogatepass")
-        else:
-            try:
-                data = base64.b64decode(params.base64 or "", validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidInput("'base64' is not valid base64") from None
+        """Save an artifact of a step: whole (atomically replacing one of the same name), one
+        chunk of a staged upload, or an append (see ``api.PutArtifactParams``)."""
+        # Decoding megabytes takes milliseconds: in a worker thread, so other clients are
+        # answered meanwhile, and before the run's lock is taken.
+        data = await anyio.to_thread.run_sync(_put_body, params)
         store = self._locate(params.run_id)
 
         def in_thread() -> dict[str, Any]:
             with store.open_run(params.run_id) as handle:
-                entry = handle.put_artifact(params.step, params.name, data)
+                if params.append:
+                    entry = handle.append_artifact(params.step, params.name, data, params.offset)
+                elif params.offset is not None:
+                    entry = handle.put_artifact_chunk(
+                        params.step,
+                        params.name,
+                        data,
+                        params.offset,
+                        bool(params.final),
+                        params.upload_id,
+                    )
+                else:
+                    entry = handle.put_artifact(params.step, params.name, data)
                 return artifact_info(params.run_id, params.step, entry)
 
         async with self._lock(params.run_id):
             with anyio.CancelScope(shield=True):
                 saved = await anyio.to_thread.run_sync(in_thread)
-        self.events.artifact_saved(params.run_id, saved)
+        if not saved["staged"]:  # a staged chunk changes nothing anyone can see yet
+            self.events.artifact_saved(params.run_id, saved)
         return saved
 
     async def get_artifact(self, params: api.GetArtifactParams) -> dict[str, Any]:
-        """An artifact's content, as text when it is UTF-8 (or as asked)."""
+        """An artifact's content (or a range of it), as text when it is UTF-8 and fits one
+        message (or as asked)."""
         store = self._locate(params.run_id)
+        # What base64 makes of the largest chunk, which fits one message by construction.
+        budget = (self.max_artifact_bytes + 2) // 3 * 4
 
-        def in_thread() -> bytes:
+        def in_thread() -> dict[str, Any]:
             with store.open_run(params.run_id) as handle:
-                return handle.get_artifact(params.step, params.name, self._max_artifact_bytes)
+                data, entry = handle.get_artifact(
+                    params.step,
+                    params.name,
+                    self.max_artifact_bytes,
+                    params.offset,
+                    params.length,
+                    params.version,
+                )
+            # Encoding megabytes is done here too, off the event loop.
+            body, length = encode_artifact(data, params.encoding, budget)
+            return {
+                "name": params.name,
+                "size": entry.size,
+                "modifiedAt": clock.format_ms(entry.modified_ms),
+                "version": entry.version,
+                "offset": params.offset,
+                "length": length,
+                **body,
+            }
 
-        data = await anyio.to_thread.run_sync(in_thread)
-        return {"name": params.name, "size": len(data), **encode_artifact(data, params.encoding)}
+        return await anyio.to_thread.run_sync(in_thread)
 
     async def list_artifacts(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
         """The artifacts of one step, or of every step of the run."""
@@ -680,13 +857,28 @@ class RunService:
                         ) from None
                     listed = handle.step_dirs()
                     numbers = [n for n in range(1, step_count + 1) if n in listed]
-                return [
-                    artifact_info(run_id, number, entry)
-                    for number in numbers
-                    for entry in handle.list_artifacts(number)
-                ]
+                rows: list[dict[str, Any]] = []
+                for number in numbers:
+                    try:
+                        entries = handle.list_artifacts(number)
+                    except NotFound:
+                        if step is not None:
+                            raise
+                        continue  # a step deleted while the run was listed
+                    rows.extend(artifact_info(run_id, number, entry) for entry in entries)
+                return rows
 
         return await anyio.to_thread.run_sync(in_thread)
+
+
+def _put_body(params: api.PutArtifactParams) -> bytes:
+    """The bytes an ``artifacts.put`` carries."""
+    if params.text is not None:
+        return params.text.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(params.base64 or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("'base64' is not valid base64") from None
 
 
 async def _in_threads(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
@@ -700,6 +892,14 @@ async def _in_threads(first: Callable[[], A], second: Callable[[], B]) -> tuple[
         tg.start_soon(call, 0, first)
         tg.start_soon(call, 1, second)
     return results[0], results[1]
+
+
+def _write_closing(handle: RunHandle, run: RunMetadata, steps: list[StepMetadata]) -> None:
+    """Write a run that has ended and the steps it closed, in the order the module docstring
+    gives (the run first), so that any crash between them is repaired the same way."""
+    handle.write(run)
+    for step in steps:
+        handle.write_step(step)
 
 
 def _not_served(path: str) -> str:

@@ -13,22 +13,29 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import fcntl
+import hashlib
 import os
+import re
+import secrets
+import shutil
 import stat
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from simpleaided.domain import clock, names
+from simpleaided.domain import clock, names, states
 from simpleaided.domain.errors import (
     Conflict,
     InvalidInput,
     LimitExceeded,
     NotFound,
     UnsafePath,
+    WorkspaceTaken,
 )
 from simpleaided.domain.index import RunSummary
 from simpleaided.domain.models import RunMetadata, StepMetadata
@@ -40,6 +47,33 @@ RUN_FILE = "metadata.json"
 STEP_FILE = "step.json"
 ARTIFACTS_DIR = "artifacts"
 MAX_RECORD_BYTES = 1 << 20
+
+
+CREATING_PREFIX = ".creating-"
+# A run being built before it is renamed to its id: never matches ``RUN_ID_RE``.
+CREATING_RE = re.compile(r"\.creating-[0-9a-f]{16}")
+
+
+def _is_leftover(name: str) -> bool:
+    """Whether ``name`` is a temp file or a half-deleted folder of the daemon's."""
+    return bool(safefs.TMP_RE.fullmatch(name) or safefs.DELETING_RE.fullmatch(name))
+
+
+def _remove_temp_files(fd: int, where: str, before_ns: int, tidied: Tidied) -> None:
+    for entry in safefs.list_dir(fd):
+        if safefs.TMP_RE.fullmatch(entry.name) and safefs.remove_leftover(
+            fd, entry.name, before_ns
+        ):
+            tidied.removed.append(f"{where}/{entry.name}")
+
+
+@dataclass(slots=True)
+class Tidied:
+    """What ``WorkspaceStore.tidy`` did and found."""
+
+    removed: list[str] = field(default_factory=list)  # paths below runs/
+    half_built: list[str] = field(default_factory=list)  # run folders removed
+    unclosed: list[str] = field(default_factory=list)  # finished runs with an open step
 
 
 Scanned = tuple[RunSummary, int | None]
@@ -70,13 +104,83 @@ def _encode(record: RunMetadata | StepMetadata) -> bytes:
     return orjson.dumps(record.to_json_dict(), option=orjson.OPT_INDENT_2) + b"\n"
 
 
+UPLOAD_PREFIX = ".upload-"
+# An upload's id: the inode of its staging file (in hex), a dash, 16 random hex digits. The
+# inode stays with the file when it is published, so a final chunk sent again (its reply
+# lost) can be recognised as already published.
+UPLOAD_ID_RE = re.compile(r"[0-9a-f]{1,16}-[0-9a-f]{16}")
+# The exact names of staged uploads: only these are ever tidied away (not a user's
+# ``.upload-notes``).
+UPLOAD_RE = re.compile(r"\.upload-[0-9a-f]{32}-[0-9a-f]{1,16}-[0-9a-f]{16}")
+# An upload not written to for this long is abandoned (its client is gone).
+UPLOAD_MAX_AGE_NS = 24 * 3600 * 1_000_000_000
+# What a listing shows in place of an ``artifacts/`` folder it refuses to read: a name no
+# artifact can have.
+UNREADABLE_FOLDER = "artifacts/"
+
+
+def upload_name(name: str, upload_id: str) -> str:
+    """Where upload ``upload_id`` of artifact ``name`` is staged until its final chunk:
+    hidden (listings skip dot names) and of bounded length, so a 255-byte name still has
+    one; one file per upload, so two uploads of one name never mix."""
+    if not UPLOAD_ID_RE.fullmatch(upload_id):
+        raise InvalidInput(f"{upload_id!r} is not an upload id")
+    return f"{UPLOAD_PREFIX}{hashlib.sha256(name.encode('utf-8')).hexdigest()[:32]}-{upload_id}"
+
+
+def remove_abandoned_uploads(fd: int, where: str, now_ns: int) -> list[str]:
+    """Remove the staged uploads in the open ``artifacts/`` folder ``fd`` last written
+    ``UPLOAD_MAX_AGE_NS`` before ``now_ns`` or earlier; the paths removed."""
+    removed = []
+    for entry in safefs.list_dir(fd):
+        if not UPLOAD_RE.fullmatch(entry.name):
+            continue
+        # The modification time: every chunk written moves it, so an upload in progress,
+        # however slow, is never taken away.
+        st = safefs.lstat_at(fd, entry.name)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            continue
+        if st.st_mtime_ns < now_ns - UPLOAD_MAX_AGE_NS:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.name, dir_fd=fd)
+                removed.append(f"{where}/{entry.name}")
+    return removed
+
+
+def artifact_version(st: os.stat_result) -> str:
+    """A token that names one file of an artifact: the same while it is appended to, another
+    once it is replaced (a replace renames a new file, a new inode, into place)."""
+    return hashlib.blake2b(f"{st.st_dev}:{st.st_ino}".encode(), digest_size=8).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class ArtifactEntry:
-    """An artifact file's name, size and modification time."""
+    """An artifact file's name, size and modification time.
+
+    ``invalid_name``: the name on disk breaks the naming rules (``name`` is then a safe
+    rendering of it); ``staged``: the bytes of an upload not yet published; ``upload_id``:
+    the upload a chunk belongs to; ``version``: see ``artifact_version``; ``problem``: why
+    a listed entry cannot be read (an ``artifacts/`` folder refused, a file unreadable)."""
 
     name: str
     size: int
     modified_ms: int
+    invalid_name: bool = False
+    staged: bool = False
+    upload_id: str | None = None
+    version: str = ""
+    problem: str | None = None
+
+
+def _listed_name(on_disk: str) -> tuple[str, bool]:
+    """How a file name found in ``artifacts/`` is listed, and whether it breaks the rules.
+
+    A name that is not UTF-8 (surrogate-escaped by ``os.scandir``) is shown with ``\\xNN``
+    escapes: a backslash is refused in artifact names, so the rendering names no real one."""
+    try:
+        return names.check_artifact_name(on_disk), False
+    except InvalidInput:
+        return os.fsencode(on_disk).decode("utf-8", "backslashreplace"), True
 
 
 class RunHandle:
@@ -190,9 +294,18 @@ class RunHandle:
                 # Beyond stepCount: left by a crash between the step and the run write.
                 safefs.remove_tree(self.fd, leftover)
         where = self._where(step.dir_name)
-        with safefs.opened(safefs.make_dir(self.fd, step.dir_name, where)) as step_fd:
-            os.close(safefs.make_dir(step_fd, ARTIFACTS_DIR, f"{where}/{ARTIFACTS_DIR}"))
-            safefs.atomic_write(step_fd, STEP_FILE, _encode(step))
+        # Built under a hidden name, then renamed: a crash never leaves a step folder without
+        # its step.json (``tidy`` removes a half-built one).
+        building = safefs.temp_name(CREATING_PREFIX)
+        try:
+            with safefs.opened(safefs.make_dir(self.fd, building, where)) as step_fd:
+                os.close(safefs.make_dir(step_fd, ARTIFACTS_DIR, f"{where}/{ARTIFACTS_DIR}"))
+                safefs.atomic_write(step_fd, STEP_FILE, _encode(step))
+            os.rename(building, step.dir_name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(building, dir_fd=self.fd)
+            raise
         os.fsync(self.fd)
 
     def write_step(self, step: StepMetadata) -> None:
@@ -227,34 +340,288 @@ class RunHandle:
             existing = safefs.lstat_at(art, name)
             if existing is not None and not stat.S_ISREG(existing.st_mode):
                 raise UnsafePath(f"refusing artifact {name!r}: a symlink or folder is in its place")
+            remove_abandoned_uploads(art, ARTIFACTS_DIR, time.time_ns())
             safefs.atomic_write(art, name, data)
             st = os.stat(name, dir_fd=art, follow_symlinks=False)
         return ArtifactEntry(name, st.st_size, st.st_mtime_ns // 1_000_000)
 
-    def get_artifact(self, number: int, name: str, max_bytes: int) -> bytes:
-        """The bytes of artifact ``name`` of step ``number``."""
+    def put_artifact_chunk(
+        self, number: int, name: str, data: bytes, offset: int, final: bool, upload_id: str | None
+    ) -> ArtifactEntry:
+        """Write one chunk of upload ``upload_id`` of artifact ``name`` at ``offset``.
+
+        Without ``upload_id`` (at offset 0) a new upload starts, staged in a file of its
+        own; the entry returned carries its id, which every later chunk gives. A chunk must
+        start at most at the bytes received so far (``Conflict`` otherwise: no gap), and what
+        follows it is cut, so a chunk sent again gives the same file. ``final`` publishes the
+        upload atomically in place of the artifact; until then readers see the old version,
+        if any. An unknown id (the upload was published, replaced, or its step rerun) is a
+        ``Conflict``, except a final chunk sent again for an upload already published, which
+        is answered as the first time.
+        """
+        names.check_artifact_name(name)
+        where = f"upload of artifact {name!r}"
+        with self._artifacts_dir(number, create=True) as art:
+            if final:
+                self._check_replaceable(art, name)
+            if upload_id is None:
+                if offset != 0:
+                    raise Conflict(
+                        f"no upload of artifact {name!r} is in progress: "
+                        "its first chunk goes at offset 0"
+                    )
+                remove_abandoned_uploads(art, ARTIFACTS_DIR, time.time_ns())
+                fd, upload_id = self._new_upload(art, name)
+            else:
+                staging = upload_name(name, upload_id)
+                try:
+                    fd = safefs.open_regular(art, staging, where, write=True, create=False)
+                except NotFound:
+                    done = self._published(art, name, upload_id, data, offset) if final else None
+                    if done is not None:
+                        return done
+                    raise Conflict(
+                        f"upload {upload_id} of artifact {name!r} is not in progress: it was "
+                        "interrupted or replaced by another (or its step was rerun); "
+                        "start again at offset 0 without an uploadId"
+                    ) from None
+            staging = upload_name(name, upload_id)
+            with safefs.opened(fd):
+                received = os.fstat(fd).st_size
+                if offset > received:
+                    raise Conflict(
+                        f"artifact {name!r}: {received} bytes received so far; a chunk at "
+                        f"offset {offset} would leave a gap"
+                    )
+                os.ftruncate(fd, offset)
+                safefs.write_at(fd, data, offset)
+                os.fsync(fd)
+                if final:
+                    os.rename(staging, name, src_dir_fd=art, dst_dir_fd=art)
+                st = os.fstat(fd)
+            os.fsync(art)
+        return ArtifactEntry(
+            name,
+            st.st_size,
+            st.st_mtime_ns // 1_000_000,
+            staged=not final,
+            upload_id=upload_id,
+            version=artifact_version(st),
+        )
+
+    @staticmethod
+    def _new_upload(art: int, name: str) -> tuple[int, str]:
+        """Create the staging file of a new upload of ``name``; its open fd and its id."""
+        # Made under a temp name first: the id holds the inode, known only once it exists.
+        tmp = safefs.temp_name(safefs.TMP_PREFIX)
+        fd = safefs.create_exclusive(art, tmp)
+        try:
+            upload_id = f"{os.fstat(fd).st_ino:x}-{secrets.token_hex(8)}"
+            os.rename(tmp, upload_name(name, upload_id), src_dir_fd=art, dst_dir_fd=art)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=art)
+            raise
+        return fd, upload_id
+
+    @staticmethod
+    def _published(
+        art: int, name: str, upload_id: str, data: bytes, offset: int
+    ) -> ArtifactEntry | None:
+        """The artifact as upload ``upload_id`` published it, if it still is: the same file
+        (inode), the same size, and the final chunk's bytes at its end; else ``None``."""
+        inode = int(upload_id.partition("-")[0], 16)
+        st = safefs.lstat_at(art, name)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_ino != inode or st.st_size != offset + len(data):
+            return None
+        with safefs.opened(safefs.open_regular(art, name, f"artifact {name!r}")) as fd:
+            st = os.fstat(fd)
+            if st.st_ino != inode or safefs.read_at(fd, len(data), offset) != data:
+                return None
+        return ArtifactEntry(
+            name,
+            st.st_size,
+            st.st_mtime_ns // 1_000_000,
+            upload_id=upload_id,
+            version=artifact_version(st),
+        )
+
+    def append_artifact(
+        self, number: int, name: str, data: bytes, offset: int | None
+    ) -> ArtifactEntry:
+        """Add ``data`` at the end of artifact ``name`` (made if missing), durably; with
+        ``offset``, only if the artifact has exactly that many bytes (``Conflict`` else,
+        and nothing is made). A write that fails is undone before the error goes on."""
+        names.check_artifact_name(name)
+        with self._artifacts_dir(number, create=True) as art:
+            created = safefs.lstat_at(art, name) is None
+            if created and offset:
+                raise Conflict(
+                    f"artifact {name!r} has 0 bytes (it does not exist): an append at offset "
+                    f"{offset} would not land at its end"
+                )
+            fd = safefs.open_regular(art, name, f"artifact {name!r}", write=True)
+            with safefs.opened(fd):
+                size = os.fstat(fd).st_size
+                if offset is not None and offset != size:
+                    raise Conflict(
+                        f"artifact {name!r} has {size} bytes: an append at offset {offset} "
+                        "would not land at its end"
+                    )
+                try:
+                    safefs.write_at(fd, data, size)
+                    os.fsync(fd)
+                except BaseException:
+                    # Half an append (disk full, file too large) would be read as data, and
+                    # a retry at the same offset refused: cut it off again.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                        os.fsync(fd)
+                    if created:
+                        with contextlib.suppress(OSError):
+                            os.unlink(name, dir_fd=art)
+                    raise
+                st = os.fstat(fd)
+            if created:
+                os.fsync(art)
+        return ArtifactEntry(
+            name, st.st_size, st.st_mtime_ns // 1_000_000, version=artifact_version(st)
+        )
+
+    def _check_replaceable(self, art: int, name: str) -> None:
+        existing = safefs.lstat_at(art, name)
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise UnsafePath(f"refusing artifact {name!r}: a symlink or folder is in its place")
+
+    def get_artifact(
+        self,
+        number: int,
+        name: str,
+        max_bytes: int,
+        offset: int = 0,
+        length: int | None = None,
+        version: str | None = None,
+    ) -> tuple[bytes, ArtifactEntry]:
+        """Bytes of artifact ``name`` of step ``number`` from ``offset``, and the artifact's
+        entry (its whole size, modification time and version: a client reading in chunks
+        checks that the version stays the same, or gives it as ``version``, refused with
+        ``Conflict`` once the artifact was replaced).
+
+        Without ``length`` the rest of the file is read, refused (``LimitExceeded``) when
+        over ``max_bytes``; with it, at most ``min(length, max_bytes)`` bytes come back.
+        """
         names.check_artifact_name(name)
         with self._artifacts_dir(number) as art:
-            try:
-                return safefs.read_file(art, name, f"artifact {name!r}", max_bytes)
-            except OSError as exc:
-                if exc.errno == errno.EFBIG:
-                    raise LimitExceeded(
-                        f"artifact {name!r} is larger than the {max_bytes}-byte message limit"
-                    ) from None
-                raise
+            fd = safefs.open_regular(art, name, f"artifact {name!r}")
+            with safefs.opened(fd):
+                st = os.fstat(fd)
+                size = st.st_size
+                current = artifact_version(st)
+                if version is not None and version != current:
+                    raise Conflict(
+                        f"artifact {name!r} was replaced since version {version} was read"
+                    )
+                if offset > size:
+                    raise InvalidInput(
+                        f"offset {offset} is past the end of artifact {name!r} ({size} bytes)"
+                    )
+                if length is None:
+                    if size - offset > max_bytes:
+                        raise LimitExceeded(
+                            f"artifact {name!r} is {size} bytes, over the {max_bytes}-byte "
+                            "limit of one answer: read it in parts with 'offset' and 'length'"
+                        )
+                    length = size - offset
+                data = safefs.read_at(fd, min(length, max_bytes, size - offset), offset)
+        return data, ArtifactEntry(name, size, st.st_mtime_ns // 1_000_000, version=current)
 
     def list_artifacts(self, number: int) -> list[ArtifactEntry]:
-        """The regular files in step ``number``'s ``artifacts/``, by name."""
-        with self._artifacts_dir(number) as art:
-            out = []
-            for entry in safefs.list_dir(art):
-                if entry.name.startswith("."):
-                    continue  # temporary files of an atomic write in progress
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode):
-                    out.append(ArtifactEntry(entry.name, st.st_size, st.st_mtime_ns // 1_000_000))
+        """The regular files in step ``number``'s ``artifacts/``, by name; a name that breaks
+        the rules (not UTF-8, a control character...) is listed too, marked, never read.
+
+        Never fails on what is on disk: a file deleted while listed is left out, a step
+        without ``artifacts/`` has none, and an ``artifacts/`` the store refuses (a symlink,
+        another owner...) is one entry, ``UNREADABLE_FOLDER``, with the reason."""
+        dir_name = self.step_dirs().get(number)
+        if dir_name is None:
+            raise NotFound(f"run {self.run_id} has no step {number}")
+        out = []
+        try:
+            with self._artifacts_dir(number) as art:
+                for entry in safefs.list_dir(art):
+                    if entry.name.startswith("."):
+                        continue  # temporary files of atomic writes, staged uploads
+                    shown, invalid = _listed_name(entry.name)
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted since the folder was read
+                    except OSError as exc:
+                        problem = f"cannot be read: {exc.strerror or exc}"
+                        out.append(ArtifactEntry(shown, 0, 0, invalid, problem=problem))
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        out.append(
+                            ArtifactEntry(
+                                shown, st.st_size, st.st_mtime_ns // 1_000_000, invalid_name=invalid
+                            )
+                        )
+        except NotFound:
+            return []  # no artifacts/ (or the step went meanwhile): nothing to list
+        except (UnsafePath, OSError) as exc:
+            problem = (
+                str(exc)
+                if isinstance(exc, UnsafePath)
+                else (f"the artifacts folder cannot be read: {exc.strerror or exc}")
+            )
+            modified_ms = 0
+            with contextlib.suppress(OSError):
+                st = os.stat(f"{dir_name}/{ARTIFACTS_DIR}", dir_fd=self.fd, follow_symlinks=False)
+                modified_ms = st.st_mtime_ns // 1_000_000
+            return [
+                ArtifactEntry(UNREADABLE_FOLDER, 0, modified_ms, invalid_name=True, problem=problem)
+            ]
         return sorted(out, key=lambda a: a.name)
+
+
+LOCK_FILE = "daemon.lock"
+# O_NONBLOCK: a FIFO put there must not hang the open.
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+class WorkspaceLock:
+    """A workspace's ``daemon.lock``, held: the workspace is this daemon's until ``release``."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Let the workspace go (the holder's details are cleared first); idempotent."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def _taken(path: str, holder: bytes) -> WorkspaceTaken:
+    """The error for ``path``, locked by the daemon ``holder`` (its lock file's contents)
+    describes; it may not have written them yet."""
+    try:
+        data = orjson.loads(holder)
+        pid, socket = data["pid"], data["socket"]
+        if not isinstance(pid, int) or not isinstance(socket, str):
+            raise TypeError
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return WorkspaceTaken(f"workspace {path} is served by another simpleaided")
+    return WorkspaceTaken(
+        f"workspace {path} is served by another simpleaided (pid {pid}, socket {socket})",
+        {"pid": pid, "socket": socket},
+    )
 
 
 class WorkspaceStore:
@@ -263,7 +630,8 @@ class WorkspaceStore:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def _open_runs(self, *, create: bool) -> int:
+    def _open_top(self, *, create: bool) -> int:
+        """Open ``.simpleaide`` (made 0700 if ``create``), checking the workspace is ours."""
         try:
             root = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -274,15 +642,53 @@ class WorkspaceStore:
             st = os.fstat(root)
             if st.st_uid != os.getuid():
                 raise UnsafePath(f"refusing workspace {self.path}: owned by uid {st.st_uid}")
-            top = safefs.open_dir(root, STORE_DIR, f"{self.path}/{STORE_DIR}", create=create)
-            with safefs.opened(top):
-                return safefs.open_dir(
-                    top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=create
-                )
+            return safefs.open_dir(root, STORE_DIR, f"{self.path}/{STORE_DIR}", create=create)
+
+    def _open_runs(self, *, create: bool) -> int:
+        with safefs.opened(self._open_top(create=create)) as top:
+            return safefs.open_dir(
+                top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=create
+            )
 
     def init(self) -> None:
         """Create ``.simpleaide/runs`` (0700) if missing, and check the tree is safe."""
         os.close(self._open_runs(create=True))
+
+    def claim(self, socket: str) -> WorkspaceLock:
+        """Create the store if missing (as ``init``) and make the workspace this daemon's
+        while the returned lock is held: ``flock`` on ``.simpleaide/daemon.lock``, into
+        which the daemon's pid and ``socket`` are written for another daemon to name.
+
+        ``WorkspaceTaken`` if another daemon holds it. The file is never removed: a daemon
+        that had opened it could otherwise lock a file no longer there, beside a new one."""
+        with safefs.opened(self._open_top(create=True)) as top:
+            os.close(
+                safefs.open_dir(top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=True)
+            )
+            where = f"{self.path}/{STORE_DIR}/{LOCK_FILE}"
+            try:
+                fd = os.open(LOCK_FILE, _LOCK_FLAGS, safefs.FILE_MODE, dir_fd=top)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise UnsafePath(f"refusing {where}: it is a symlink") from None
+                raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePath(f"refusing {where}: not a regular file")
+            safefs.check_owned(st, where)
+            os.fchmod(fd, safefs.FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _taken(self.path, os.pread(fd, 4096, 0)) from None
+            holder = orjson.dumps({"pid": os.getpid(), "socket": socket})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder + b"\n", 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        return WorkspaceLock(fd)
 
     @contextlib.contextmanager
     def open_run(self, run_id: str) -> Iterator[RunHandle]:
@@ -296,16 +702,116 @@ class WorkspaceStore:
     def create_run(self, run: RunMetadata) -> int:
         """Create the run's folder and ``metadata.json``; ``Conflict`` if the id exists.
 
-        Returns the signature of the ``metadata.json`` written."""
+        The folder is built under a hidden ``.creating-<hex>`` name, then renamed to the run's
+        id: a crash leaves the run whole or absent, never a folder without its record (``tidy``
+        removes a half-built one). Returns the signature of the ``metadata.json`` written."""
         with safefs.opened(self._open_runs(create=True)) as runs:
+            if safefs.lstat_at(runs, run.id) is not None:
+                raise Conflict(f"run {run.id} already exists")
+            building = safefs.temp_name(CREATING_PREFIX)
             try:
-                run_fd = safefs.make_dir(runs, run.id, f"run {run.id}")
-            except FileExistsError:
-                raise Conflict(f"run {run.id} already exists") from None
-            with safefs.opened(run_fd):
-                written = safefs.atomic_write(run_fd, RUN_FILE, _encode(run))
+                with safefs.opened(safefs.make_dir(runs, building, f"run {run.id}")) as run_fd:
+                    written = safefs.atomic_write(run_fd, RUN_FILE, _encode(run))
+                try:
+                    os.rename(building, run.id, src_dir_fd=runs, dst_dir_fd=runs)
+                except OSError as exc:
+                    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise Conflict(f"run {run.id} already exists") from None
+                    raise
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(building, dir_fd=runs)
+                raise
             os.fsync(runs)
         return written
+
+    def tidy(self, before_ns: int, finished: frozenset[str] | None = None) -> Tidied:
+        """Remove what a daemon stopped mid-write left in this store, changed before
+        ``before_ns`` (epoch ns), so never a write of this daemon in progress.
+
+        In ``runs/``: half-built runs (``.creating-<hex>``), half-deleted folders
+        (``.deleting-<hex>``), temp files (``.tmp-<hex>``). With ``finished`` (the ids of runs
+        known finished), also inside every run folder (half-built steps too), step folder and
+        ``artifacts/``, and a run folder holding nothing else (begun by an older daemon and
+        never written); and the finished runs with an open step are reported, for the caller
+        to close under their lock. Only those exact names are touched: a user's
+        ``.tmp-notes`` stays.
+        """
+        tidied = Tidied()
+        try:
+            runs_fd = self._open_runs(create=False)
+        except NotFound:
+            return tidied
+        with safefs.opened(runs_fd) as runs:
+            for entry in safefs.list_dir(runs):
+                name = entry.name
+                if _is_leftover(name) or CREATING_RE.fullmatch(name):
+                    if safefs.remove_leftover(runs, name, before_ns):
+                        tidied.removed.append(name)
+                elif finished is not None and names.RUN_ID_RE.fullmatch(name):
+                    if entry.is_dir(follow_symlinks=False):
+                        self._tidy_run(runs, name, before_ns, name in finished, tidied)
+            if tidied.removed:
+                os.fsync(runs)
+        return tidied
+
+    def _tidy_run(
+        self, runs: int, run_id: str, before_ns: int, finished: bool, tidied: Tidied
+    ) -> None:
+        try:
+            run_fd = safefs.open_dir(runs, run_id, f"run {run_id}")
+        except (NotFound, UnsafePath, OSError):
+            return  # listed as corrupt by the scan, with the reason
+        with safefs.opened(run_fd):
+            older = os.fstat(run_fd).st_ctime_ns < before_ns
+            kept = 0
+            for entry in safefs.list_dir(run_fd):
+                if _is_leftover(entry.name) or CREATING_RE.fullmatch(entry.name):
+                    if safefs.remove_leftover(run_fd, entry.name, before_ns):
+                        tidied.removed.append(f"{run_id}/{entry.name}")
+                        continue
+                kept += 1
+                if names.parse_step_dir(entry.name) is None:
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                where = f"{run_id}/{entry.name}"
+                step_open = self._tidy_step(run_fd, entry.name, where, before_ns, tidied)
+                if finished and step_open and run_id not in tidied.unclosed:
+                    tidied.unclosed.append(run_id)
+        if kept == 0 and older:
+            # Nothing but our temp files, or nothing at all: a run an older daemon began.
+            with contextlib.suppress(OSError):  # not empty any more: someone writes there
+                os.rmdir(run_id, dir_fd=runs)
+                tidied.removed.append(run_id)
+                tidied.half_built.append(run_id)
+
+    @staticmethod
+    def _tidy_step(run_fd: int, step_dir: str, where: str, before_ns: int, tidied: Tidied) -> bool:
+        """Tidy one step folder; returns whether its record says the step is open."""
+        try:
+            step_fd = safefs.open_dir(run_fd, step_dir, where)
+        except (NotFound, UnsafePath, OSError):
+            return False
+        with safefs.opened(step_fd):
+            _remove_temp_files(step_fd, where, before_ns, tidied)
+            try:
+                # Only the status matters here: the repair reads the record in full, under
+                # the run's lock.
+                record = orjson.loads(safefs.read_file(step_fd, STEP_FILE, where, MAX_RECORD_BYTES))
+                step_open = isinstance(record, dict) and record.get("status") in states.OPEN_STEP
+            except (NotFound, UnsafePath, OSError, orjson.JSONDecodeError):
+                step_open = False
+            try:
+                art = safefs.open_dir(step_fd, ARTIFACTS_DIR, f"{where}/{ARTIFACTS_DIR}")
+            except (NotFound, UnsafePath, OSError):
+                return step_open
+            with safefs.opened(art):
+                _remove_temp_files(art, f"{where}/{ARTIFACTS_DIR}", before_ns, tidied)
+                tidied.removed.extend(
+                    remove_abandoned_uploads(art, f"{where}/{ARTIFACTS_DIR}", time.time_ns())
+                )
+        return step_open
 
     def delete_run(self, run_id: str) -> None:
         """Delete the run's folder and everything in it."""
@@ -324,7 +830,7 @@ class WorkspaceStore:
         out: list[Scanned] = []
         with safefs.opened(runs):
             for entry in safefs.list_dir(runs):
-                if names.RUN_ID_RE.match(entry.name):
+                if names.RUN_ID_RE.fullmatch(entry.name):
                     kind = "link" if entry.is_symlink() else "dir" if entry.is_dir() else "file"
                     out.append(self._summarize(runs, entry.name, kind))
         return out
@@ -347,7 +853,7 @@ class WorkspaceStore:
         out: dict[str, int | None] = {}
         with safefs.opened(runs):
             for entry in safefs.list_dir(runs):
-                if not names.RUN_ID_RE.match(entry.name):
+                if not names.RUN_ID_RE.fullmatch(entry.name):
                     continue
                 out[entry.name] = None
                 if entry.is_dir(follow_symlinks=False):
@@ -399,15 +905,63 @@ class WorkspaceStore:
             return RunSummary.corrupt(run_id, self.path, f"cannot be read: {exc.strerror}"), None
 
 
-def encode_artifact(data: bytes, encoding: str | None) -> dict[str, Any]:
-    """An artifact body for the wire: UTF-8 text when it is text (or asked), else base64."""
+# Bytes that JSON writes as they are (orjson keeps UTF-8 and DEL as is); every other one is
+# escaped: as two bytes (``\n``, ``\"``...) or as six (``\u0001``).
+_PLAIN_IN_JSON = bytes(b for b in range(256) if b >= 0x20 and b not in b'"\\')
+_SHORT_ESCAPES = b'"\\\b\f\n\r\t'
+
+
+def json_text_size(data: bytes) -> int:
+    """The bytes UTF-8 ``data`` takes as a JSON string, quotes aside; in C speed."""
+    escaped = data.translate(None, _PLAIN_IN_JSON)
+    return len(data) + len(escaped) + 4 * len(escaped.translate(None, _SHORT_ESCAPES))
+
+
+def _text_prefix(data: bytes, budget: int) -> int:
+    """The longest prefix of UTF-8 ``data`` whose JSON takes at most ``budget`` bytes, cut
+    at a character boundary."""
+    end, used, step = 0, 0, 1 << 16
+    while step:
+        while end + step <= len(data):
+            cost = json_text_size(data[end : end + step])
+            if used + cost > budget:
+                break
+            used += cost
+            end += step
+        step //= 2
+    while 0 < end < len(data) and data[end] & 0xC0 == 0x80:
+        end -= 1  # never half a character: the client goes on from here
+    return end
+
+
+def encode_artifact(data: bytes, encoding: str | None, budget: int) -> tuple[dict[str, Any], int]:
+    """An artifact body for the wire, and how many of ``data``'s bytes it holds.
+
+    UTF-8 text when it is text and its JSON takes at most ``budget`` bytes (JSON escapes
+    can make text six times larger), else base64. With ``encoding: "text"`` it is text or
+    an error: a range is cut to fit the budget and never ends inside a character.
+    """
     if encoding != "base64":
+        text: str | None = None
         try:
-            return {"encoding": "text", "text": data.decode("utf-8")}
-        except UnicodeDecodeError:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
             if encoding == "text":
-                raise InvalidInput("the artifact is not UTF-8 text; ask for base64") from None
-    return {"encoding": "base64", "base64": base64.b64encode(data).decode("ascii")}
+                # A range that ends inside a character: the character waits for the next one.
+                if exc.reason == "unexpected end of data" and exc.start > 0:
+                    data = data[: exc.start]
+                    text = data.decode("utf-8")
+                else:
+                    raise InvalidInput("the artifact is not UTF-8 text; ask for base64") from None
+        if text is not None:
+            if json_text_size(data) <= budget:
+                return {"encoding": "text", "text": text}, len(data)
+            if encoding == "text":
+                end = _text_prefix(data, budget)
+                if end == 0:
+                    raise InvalidInput("the text does not fit one answer; ask for base64")
+                return {"encoding": "text", "text": data[:end].decode("utf-8")}, end
+    return {"encoding": "base64", "base64": base64.b64encode(data).decode("ascii")}, len(data)
 
 
 def artifact_info(run_id: str, number: int, entry: ArtifactEntry) -> dict[str, Any]:
@@ -418,4 +972,8 @@ def artifact_info(run_id: str, number: int, entry: ArtifactEntry) -> dict[str, A
         "name": entry.name,
         "size": entry.size,
         "modifiedAt": clock.format_ms(entry.modified_ms),
+        "invalidName": entry.invalid_name,
+        "staged": entry.staged,
+        **({"uploadId": entry.upload_id} if entry.upload_id else {}),
+        **({"problem": entry.problem} if entry.problem else {}),
     }

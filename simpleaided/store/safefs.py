@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -23,6 +24,11 @@ FILE_MODE = 0o600
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 TMP_PREFIX = ".tmp-"
+DELETING_PREFIX = ".deleting-"
+# The exact names of the daemon's own temporary entries: a prefix and 16 lowercase hex digits,
+# as ``temp_name`` makes them. Only these are ever cleaned up; a user's ``.tmp-notes`` is not.
+TMP_RE = re.compile(r"\.tmp-[0-9a-f]{16}")
+DELETING_RE = re.compile(r"\.deleting-[0-9a-f]{16}")
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -148,7 +154,7 @@ def atomic_write(parent: int, name: str, data: bytes) -> int:
     """
     final: os.stat_result | None = None
     # Not derived from ``name``: a 255-byte name must still leave room for the temp name.
-    tmp = f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    tmp = temp_name(TMP_PREFIX)
     fd = os.open(tmp, _TMP_FLAGS, FILE_MODE, dir_fd=parent)
     try:
         try:
@@ -169,6 +175,100 @@ def atomic_write(parent: int, name: str, data: bytes) -> int:
     os.fsync(parent)
     assert final is not None
     return signature(final)
+
+
+def open_regular(
+    parent: int, name: str, where: str, *, write: bool = False, create: bool = True
+) -> int:
+    """Open regular file ``name`` below ``parent`` for reading (or writing, made 0600 if
+    missing unless not ``create``), never following a symlink; raises ``NotFound`` or
+    ``UnsafePath`` (also for writing to a file with other hard links)."""
+    flags = (
+        (os.O_WRONLY | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        if write
+        else _READ_FLAGS
+    )
+    try:
+        fd = os.open(name, flags, FILE_MODE, dir_fd=parent)
+    except FileNotFoundError:
+        raise NotFound(f"{where} does not exist") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise UnsafePath(f"refusing {where}: a symlink or not a regular file") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath(f"refusing {where}: not a regular file")
+        if write:
+            check_single_link(st, where)
+            os.fchmod(fd, FILE_MODE)  # O_CREAT honours the umask
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_single_link(st: os.stat_result, where: str) -> None:
+    """Refuse to write in place to a file with other hard links: the write would change
+    a file elsewhere (one planted outside the store) too."""
+    if st.st_nlink > 1:
+        raise UnsafePath(
+            f"refusing {where}: it has {st.st_nlink - 1} other hard link(s), "
+            "which writing in place would change too"
+        )
+
+
+def create_exclusive(parent: int, name: str) -> int:
+    """Create regular file ``name`` (0600) below ``parent`` for writing; it must not exist."""
+    fd = os.open(name, _TMP_FLAGS, FILE_MODE, dir_fd=parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` of the open file ``fd``."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def read_at(fd: int, length: int, offset: int) -> bytes:
+    """Up to ``length`` bytes at ``offset`` of the open file ``fd`` (fewer at its end)."""
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 22), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def temp_name(prefix: str) -> str:
+    """A fresh hidden name ``<prefix><16 hex digits>`` for an entry being written or deleted."""
+    return f"{prefix}{secrets.token_hex(8)}"
+
+
+def remove_leftover(parent: int, name: str, before_ns: int) -> bool:
+    """Remove entry ``name`` below ``parent`` (a file, or a folder and its contents) if it
+    was last changed before ``before_ns`` (epoch ns): left by a daemon that stopped mid-write,
+    never a write of this one in progress. Returns whether it was removed."""
+    st = lstat_at(parent, name)
+    if st is None or st.st_ctime_ns >= before_ns:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=parent)
+    else:
+        os.unlink(name, dir_fd=parent)
+    return True
 
 
 def lstat_at(parent: int, name: str) -> os.stat_result | None:
@@ -200,7 +300,7 @@ def remove_tree(parent: int, name: str) -> None:
         os.unlink(name, dir_fd=parent)
         os.fsync(parent)
         return
-    doomed = f".deleting-{secrets.token_hex(8)}"
+    doomed = temp_name(DELETING_PREFIX)
     os.rename(name, doomed, src_dir_fd=parent, dst_dir_fd=parent)
     os.fsync(parent)
     shutil.rmtree(doomed, dir_fd=parent)

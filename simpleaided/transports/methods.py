@@ -123,9 +123,15 @@ def build_methods(
     def runs_list(p: api.ListRunsParams, conn: Any) -> dict[str, Any]:
         return runs.list_runs(p)
 
-    @add("runs.complete", api.RunRef, api.RunView, "Mark a running run completed.")
-    async def runs_complete(p: api.RunRef, conn: Any) -> dict[str, Any]:
-        return await runs.finish_run(p.run_id, RunStatus.COMPLETED)
+    @add(
+        "runs.complete",
+        api.CompleteRunParams,
+        api.RunView,
+        "Mark a running run completed; refused while a step is open, unless force (which "
+        "closes them).",
+    )
+    async def runs_complete(p: api.CompleteRunParams, conn: Any) -> dict[str, Any]:
+        return await runs.finish_run(p.run_id, RunStatus.COMPLETED, force=p.force)
 
     @add("runs.fail", api.FailRunParams, api.RunView, "Mark a running run failed.")
     async def runs_fail(p: api.FailRunParams, conn: Any) -> dict[str, Any]:
