@@ -112,6 +112,19 @@ def wait_first_answer(server: Server, timeout: float = 300.0, poll: float = 0.00
         return server.first_answer_s
 
 
+def wait_stores_checked(server: Server, timeout: float = 300.0) -> None:
+    """Block until ``daemon.info`` says the stores were checked (the walk after a crash, or
+    after the first start on a store, has ended)."""
+    request = b'{"jsonrpc":"2.0","method":"daemon.info","id":1}\n'
+    deadline = time.monotonic() + timeout
+    with connect(server.socket) as sock:
+        while not orjson.loads(roundtrip(sock, request))["result"]["storesChecked"]:
+            server.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{server.name} did not check its stores within {timeout} s")
+            time.sleep(0.05)
+
+
 def start_daemon(home: Path, workspace: Path | None, name: str = "daemon") -> Server:
     """``python -m simpleaided --socket ... [--workspace ...]`` with an isolated HOME;
     returns once ``status.get`` answers (``first_answer_s`` says how long that took)."""

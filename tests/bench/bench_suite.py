@@ -327,7 +327,11 @@ class Bench:
     ) -> tuple[procs.Server, list[float]]:
         """One throwaway start (warms the page cache), then ``starts`` timed ones; returns
         the last daemon, still running, and the start times (seconds to first answer)."""
-        procs.start_daemon(home, workspace, f"{label} (throwaway)").stop()
+        throwaway = procs.start_daemon(home, workspace, f"{label} (throwaway)")
+        # A store the daemon has not checked since its last clean stop (a new tree) is walked
+        # once after the first answer: let that end, or every timed start would walk it again.
+        procs.wait_stores_checked(throwaway)
+        throwaway.stop()
         starts: list[float] = []
         server: procs.Server | None = None
         for k in range(self.s.starts):
