@@ -10,9 +10,11 @@ import ast
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import pytest
 from simpleaided.domain import chips as daemon_chips
 from tests.clitools import Sandbox, process_alive, simpleaide_command
 
-RUN_ID = re.compile(r"^\d{8}T\d{9}Z-[0-9a-f]{8}$")
+RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$")
 CLIENT_PACKAGE = Path(__file__).resolve().parents[1] / "clients" / "python" / "simpleaide"
 
 
@@ -82,13 +84,54 @@ def test_a_daemon_that_cannot_start_is_reported_at_once_with_its_reason(
     for args in (["status"], ["daemon", "start"]):
         result = sandbox.run("--socket", str(in_the_way), *args)
         assert result.code == 3, result
-        # Noticed when the daemon exited, not after the start timeout; its reason quoted.
-        assert "simpleaided exited with status 1 before answering" in result.err, result
-        assert f"{in_the_way} exists and is not a socket" in result.err, result
+        # Noticed when the daemon exited, not after the start timeout; its reason quoted on
+        # a line of its own (the CLI's own line breaks are kept, not shown as escapes).
+        assert result.err == (
+            f"simpleaide: simpleaided exited with status 1 before answering on {in_the_way}; "
+            f"from {sandbox.log}:\n"
+            f"  | simpleaided: {in_the_way} exists and is not a socket; remove it\n"
+        ), result
     assert in_the_way.read_text() == "precious"
     assert sorted(p.name for p in sandbox.root.iterdir() if p.name.startswith("notes")) == [
         "notes.txt"
     ]
+
+
+def test_control_characters_in_a_spawn_error_are_escaped_line_by_line(sandbox: Sandbox) -> None:
+    # The path reaches the error twice: in the CLI's own summary and in the daemon's
+    # reason quoted from its log. Both show the ESC as an escape; the line break the CLI
+    # puts between them stays a line break.
+    in_the_way = sandbox.root / "\x1b[31mred"
+    in_the_way.write_text("precious")
+    result = sandbox.run("--socket", str(in_the_way), "status")
+    assert result.code == 3, result
+    shown = str(sandbox.root / "\\x1b[31mred")
+    assert result.err == (
+        f"simpleaide: simpleaided exited with status 1 before answering on {shown}; "
+        f"from {sandbox.log}:\n"
+        f"  | simpleaided: {shown} exists and is not a socket; remove it\n"
+    ), result
+    assert "\x1b" not in result.err
+
+
+def test_a_stale_socket_file_does_not_hide_a_daemon_that_exits_at_once(
+    sandbox: Sandbox,
+) -> None:
+    # What a daemon killed with SIGKILL leaves: a socket file nobody answers on.
+    sandbox.socket.parent.mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(sandbox.socket))
+    stale.close()
+    assert sandbox.socket.is_socket()
+    sandbox.configure("nonsense = 1\n")
+    started = time.monotonic()
+    result = sandbox.run("runs", "ls")
+    elapsed = time.monotonic() - started
+    assert result.code == 3, result
+    assert "simpleaided exited with status 2 before answering" in result.err, result
+    assert "nonsense" in result.err, result
+    # Reported when the daemon exited, not after the 10 s start timeout.
+    assert elapsed < 5, (elapsed, result)
 
 
 def test_daemon_start_status_stop(sandbox: Sandbox) -> None:

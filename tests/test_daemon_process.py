@@ -363,6 +363,26 @@ def test_a_missing_explicit_config_is_an_error(short_tmp: Path) -> None:
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
+def test_a_journal_stream_variable_in_other_digits_is_not_the_journal(short_tmp: Path) -> None:
+    # ``isdigit`` takes superscripts, which ``int`` refuses: the daemon must still start.
+    sock = short_tmp / "run" / "d.sock"
+    proc = subprocess.Popen(
+        [*DAEMON, "--socket", str(sock)],
+        env={**daemon_env(short_tmp), "JOURNAL_STREAM": "²:²"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_answering(sock, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0 and b"Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def test_sighup_does_not_kill_the_daemon(spawned: tuple[subprocess.Popen[bytes], Path]) -> None:
     proc, sock = spawned
     proc.send_signal(signal.SIGHUP)

@@ -35,6 +35,11 @@ def test_run_id_encodes_utc_milliseconds() -> None:
         "x" * 300,
         "20261124T101500123Z-1A2B3C4D",
         "20261124T101500123Z-1a2b3c4d\x00",
+        # Digits of other scripts: Python's ``\d`` takes every Unicode digit.
+        "２０２６１２０６T２２０３０６４３４Z-c00cb50f",  # fullwidth
+        "٢٠٢٦١٢٠٦T٢٢٠٣٠٦٤٣٤Z-c00cb50f",  # Arabic-Indic
+        "2026120६T220306434Z-c00cb50f",  # one Devanagari six
+        "20261206T22030643𝟒Z-c00cb50f",  # one mathematical bold four
     ],
 )
 def test_bad_run_ids(bad: str) -> None:
@@ -61,6 +66,13 @@ def test_step_folders() -> None:
     assert names.parse_step_dir("artifacts") is None
     with pytest.raises(InvalidInput):
         names.step_dir_name(100, "x")
+
+
+# A folder numbered in another script's digits would read as step 2 and could shadow
+# ``02_code``: it is no step folder.
+@pytest.mark.parametrize("folder", ["٠٢_code", "０２_code", "0٢_code", "۰۲_code", "०२_code"])
+def test_step_folders_are_numbered_in_ascii_digits(folder: str) -> None:
+    assert names.parse_step_dir(folder) is None
 
 
 @pytest.mark.parametrize("good", ["plan.md", "diff.patch", "a" * 255, "résumé.txt", "x..y"])

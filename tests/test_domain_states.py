@@ -267,7 +267,11 @@ def test_completing_a_run_with_open_steps_is_refused_unless_forced() -> None:
         states.end_run(run, steps, RunStatus.COMPLETED, T1)
     assert "02_code (running)" in refused.value.message
     assert "03_code (pending)" in refused.value.message
-    assert "force" in refused.value.message
+    # Names the parameter an RPC client sends as well as the CLI's flag.
+    assert refused.value.message.endswith(
+        "steps still open: 02_code (running), 03_code (pending); finish them first, or "
+        "complete with force (force: true; --force in the CLI) to close them)"
+    ), refused.value.message
     ended, closed = states.end_run(run, steps, RunStatus.COMPLETED, T1, force=True)
     assert ended.status is RunStatus.COMPLETED and ended.error_message is None
     assert [(s.number, s.status) for s in closed] == [

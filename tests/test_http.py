@@ -21,7 +21,7 @@ import schemathesis
 
 from simpleaided.app.config import ConfigError, load_config
 from simpleaided.app.daemon import Daemon
-from simpleaided.transports.http import openapi_document, stable_view
+from simpleaided.transports.http import host_of, openapi_document, stable_view
 from tests.conftest import make_daemon, running_daemon
 from tests.rpcclient import RpcClient
 
@@ -126,6 +126,13 @@ async def test_a_foreign_host_header_is_refused(
                 assert "runs" not in reply.text
 
 
+def test_a_host_port_is_ascii_digits() -> None:
+    # The header arrives as Latin-1, which has no other digits; the rule holds on its own.
+    assert host_of("localhost:8080") == "localhost"
+    assert host_of("localhost:٨٠") is None
+    assert host_of("[::1]:８０") is None
+
+
 async def test_only_reads_are_served_and_no_secret_shows(
     isolated_env: Path, socket_path: Path, short_tmp: Path
 ) -> None:
@@ -199,6 +206,21 @@ def test_a_non_loopback_address_needs_explicit_configuration() -> None:
         assert load_config(environ={}, overrides={"http.listen": listen}).http.address == address
     env = load_config(environ={"SIMPLEAIDE_HTTP": "localhost:9000"}).http
     assert env.enabled and env.address == ("localhost", 9000)
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ("٨٠٨٠", "is not HOST:PORT or PORT"),
+        ("²", "is not HOST:PORT or PORT"),
+        ("127.0.0.1:８０", "the port must be 0-65535"),
+        ("127.0.0.1:²", "the port must be 0-65535"),
+    ],
+)
+def test_a_listen_port_is_ascii_digits(listen: str, expected: str) -> None:
+    # ``str.isdigit`` takes any script's digits and superscripts (``int("²")`` fails).
+    with pytest.raises(ConfigError, match=expected):
+        load_config(environ={}, overrides={"http.listen": listen})
 
 
 def simpleaided(short_tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -449,6 +449,17 @@ def test_variables_meant_for_another_process_are_ignored_and_removed() -> None:
 def test_malformed_activation_variables_are_refused() -> None:
     with pytest.raises(systemd.ActivationError, match="LISTEN_FDS='x'"):
         systemd.take_passed_sockets({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "x"})
+    # Numbers are ASCII digits: ``isdigit`` alone takes superscripts, which ``int`` refuses.
+    with pytest.raises(systemd.ActivationError, match="LISTEN_FDS='²'"):
+        systemd.take_passed_sockets({"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "²"})
+    assert systemd.take_passed_sockets({"LISTEN_PID": "²", "LISTEN_FDS": "1"}) == []
+    for usec, pid in [("²", None), ("1000000", "²")]:
+        notify = {"NOTIFY_SOCKET": "/nowhere", "WATCHDOG_USEC": usec}
+        if pid is not None:
+            notify["WATCHDOG_PID"] = pid
+        notifier = systemd.Notifier(notify)
+        assert notifier.watchdog_seconds is None
+        notifier.close()
 
 
 def test_notifications_reach_an_abstract_socket() -> None:

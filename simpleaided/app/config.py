@@ -177,10 +177,15 @@ class LlmSection(_Section):
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _is_ascii_number(text: str) -> bool:
+    # ``isdigit`` alone takes any script's digits (``٨``, ``８``) and superscripts (``²``).
+    return text.isascii() and text.isdigit()
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[IPV6]:PORT`` or ``PORT`` (on 127.0.0.1) as ``(host, port)``."""
     text = value.strip()
-    if text.isdigit():
+    if _is_ascii_number(text):
         host, port = "127.0.0.1", text
     elif text.startswith("["):
         host, sep, port = text[1:].partition("]:")
@@ -190,7 +195,7 @@ def parse_listen(value: str) -> tuple[str, int]:
         host, sep, port = text.rpartition(":")
         if not sep or not host:
             raise ValueError(f"{value!r} is not HOST:PORT or PORT")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not _is_ascii_number(port) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r}: the port must be 0-65535")
     return host, int(port)
 

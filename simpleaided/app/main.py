@@ -90,7 +90,10 @@ def _stderr_is_journal() -> bool:
     except (OSError, ValueError):
         return False
     return (
-        device.isdigit()
+        # ASCII digits only: ``isdigit`` alone takes superscripts, which ``int`` refuses.
+        device.isascii()
+        and device.isdigit()
+        and inode.isascii()
         and inode.isdigit()
         and (st.st_dev, st.st_ino)
         == (

@@ -49,9 +49,9 @@ def take_passed_sockets(environ: MutableMapping[str, str] = os.environ) -> list[
     pid, count = values["LISTEN_PID"], values["LISTEN_FDS"]
     if pid is None or count is None:
         return []
-    if not pid.isdigit() or int(pid) != os.getpid():
+    if not _is_ascii_number(pid) or int(pid) != os.getpid():
         return []
-    if not count.isdigit() or int(count) < 1:
+    if not _is_ascii_number(count) or int(count) < 1:
         raise ActivationError(f"LISTEN_FDS={count!r} is not a positive count")
     names = (values["LISTEN_FDNAMES"] or "").split(":")
     passed = []
@@ -163,10 +163,15 @@ class Notifier:
             self._sock = None
 
 
+def _is_ascii_number(text: str) -> bool:
+    # ``isdigit`` alone takes any script's digits and superscripts (``int("²")`` fails).
+    return text.isascii() and text.isdigit()
+
+
 def _watchdog_seconds(usec: str | None, pid: str | None) -> float | None:
     """``WatchdogSec=`` in seconds when the watchdog is meant for this process."""
-    if not usec or not usec.isdigit() or int(usec) == 0:
+    if not usec or not _is_ascii_number(usec) or int(usec) == 0:
         return None
-    if pid is not None and (not pid.isdigit() or int(pid) != os.getpid()):
+    if pid is not None and (not _is_ascii_number(pid) or int(pid) != os.getpid()):
         return None
     return int(usec) / 1_000_000

@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 
 from simpleaided.domain.errors import InvalidInput
 
-# Always used with ``fullmatch``.
-RUN_ID_RE = re.compile(r"\d{8}T\d{9}Z-[0-9a-f]{8}")
+# Always used with ``fullmatch``. Digits are spelled ``[0-9]``: ``\d`` takes any Unicode
+# digit (``２``, ``٢``), which ``int()`` reads as 2.
+RUN_ID_RE = re.compile(r"[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}")
 STEP_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-STEP_DIR_RE = re.compile(r"(\d{2})_([a-z0-9][a-z0-9_-]{0,63})")
+STEP_DIR_RE = re.compile(r"([0-9]{2})_([a-z0-9][a-z0-9_-]{0,63})")
 MAX_STEPS = 99
 MAX_ARTIFACT_NAME_BYTES = 255
 MAX_WORKSPACE_PATH_BYTES = 4096

@@ -146,7 +146,8 @@ def end_run(
             _run_label(run),
             run.status,
             target,
-            f"steps still open: {listed}; finish them first, or force it (--force) to close them",
+            f"steps still open: {listed}; finish them first, or complete with force "
+            "(force: true; --force in the CLI) to close them",
         )
     ended = finish_run(run, target, now, error_message)
     return ended, repair_open_steps(ended, still_open, now)

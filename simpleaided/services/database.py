@@ -86,7 +86,7 @@ def _lower_first(text: str) -> str:
 
 
 _SERVER_FAILED = re.compile(
-    r'connection to server (?:at "([^"]*)"(?: \([^)]*\))?, port (\d+)|on socket "([^"]*)")'
+    r'connection to server (?:at "([^"]*)"(?: \([^)]*\))?, port ([0-9]+)|on socket "([^"]*)")'
     r" failed: (.*)"
 )
 _LIBPQ_PREFIXES = (

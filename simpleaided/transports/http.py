@@ -63,7 +63,7 @@ HEARTBEAT_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 1
 
 
-_HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\[\]:]+))(?::\d{1,5})?$")
+_HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\[\]:]+))(?::[0-9]{1,5})?$")
 
 
 def host_of(header: str) -> str | None:

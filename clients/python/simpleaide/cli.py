@@ -14,7 +14,13 @@ import os
 import sys
 
 from simpleaide import status
-from simpleaide.client import DEFAULT_TIMEOUT, ClientError, DaemonUnreachable, RpcError
+from simpleaide.client import (
+    DEFAULT_TIMEOUT,
+    ClientError,
+    DaemonUnreachable,
+    RpcError,
+    SpawnError,
+)
 from simpleaide.safetext import escape
 from simpleaide.session import (
     EXIT_BROKEN_PIPE,
@@ -29,7 +35,7 @@ from simpleaide.session import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from simpleaide.session import Args
@@ -696,11 +702,15 @@ def _fast_status_args(argv: list[str]) -> Any:
 
 
 def run(args: Args) -> int:
-    """Run the parsed command; errors become one line on stderr and an exit status."""
+    """Run the parsed command; errors become one line on stderr and an exit status (a
+    daemon that failed to start has the lines of its log quoted below that line)."""
     session = Session(args, check_version=getattr(args, "check_version", True))
     try:
         handler: Callable[[Session, Args], int] = args.handler
         return handler(session, args)
+    except SpawnError as exc:
+        _error(exc.summary, quoted=exc.log_lines)
+        return EXIT_UNREACHABLE
     except DaemonUnreachable as exc:
         _error(str(exc))
         return EXIT_UNREACHABLE
@@ -717,8 +727,11 @@ def run(args: Args) -> int:
         session.close()
 
 
-def _error(message: str) -> None:
-    print(f"simpleaide: {escape(message)}", file=sys.stderr)
+def _error(message: str, *, quoted: Sequence[str] = ()) -> None:
+    """One line on stderr, then the ``quoted`` lines (a log's) indented below it. Each is
+    escaped on its own: a line break inside one is data and shows as ``\\x0a``."""
+    lines = "".join(f"\n  | {escape(line)}" for line in quoted)
+    print(f"simpleaide: {escape(message)}{lines}", file=sys.stderr)
 
 
 def _stdout_writable() -> bool:

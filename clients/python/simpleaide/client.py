@@ -70,7 +70,15 @@ class DaemonTimeout(DaemonUnreachable):
 
 
 class SpawnError(DaemonUnreachable):
-    """A daemon was started but did not answer; the message says why, with its log."""
+    """A daemon was started but did not answer; the message says why, with its log.
+
+    ``summary`` is the CLI's own sentence and ``log_lines`` the lines quoted from the
+    daemon's log, kept apart so each can be shown safely; ``str()`` joins them."""
+
+    def __init__(self, summary: str, log_lines: tuple[str, ...] = ()) -> None:
+        self.summary = summary
+        self.log_lines = log_lines
+        super().__init__(summary + "".join(f"\n  | {line}" for line in log_lines))
 
 
 class ProtocolError(ClientError):

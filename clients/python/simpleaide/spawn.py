@@ -9,6 +9,7 @@ wrote to the log.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -32,24 +33,51 @@ def _open_log(log_path: str) -> int:
     return os.open(log_path, flags, 0o600)
 
 
-def _log_since(log_path: str, offset: int) -> str:
-    """The last lines the log gained after ``offset``, indented for an error message."""
+def _log_since(log_path: str, offset: int) -> tuple[str, ...]:
+    """The last lines the log gained after ``offset``, to quote in an error message."""
     try:
         with open(log_path, "rb") as f:
             f.seek(offset)
             text = f.read().decode("utf-8", "replace")
     except OSError:
-        return ""
-    lines = [line for line in text.splitlines() if line.strip()][-_LOG_TAIL_LINES:]
-    return "".join(f"\n  | {line}" for line in lines)
+        return ()
+    return tuple(line for line in text.splitlines() if line.strip())[-_LOG_TAIL_LINES:]
 
 
-def _holds_socket(path: str) -> bool:
-    """Whether ``path`` is a socket file (not followed if a symlink)."""
+def _socket_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the socket file at ``path`` (not followed if a symlink), or
+    ``None`` if there is none: anything else at the path (a file, a folder) is no socket."""
     try:
-        return stat.S_ISSOCK(os.lstat(path).st_mode)
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISSOCK(st.st_mode) else None
+
+
+def _accepts(path: str) -> bool:
+    """Whether something listens on the socket at ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(path)
+    except TimeoutError:
+        return True  # its backlog is full: a busy daemon, but a live one
     except OSError:
         return False
+    finally:
+        probe.close()
+    return True
+
+
+def _may_hold_a_winner(path: str, seen_before: tuple[int, int] | None) -> bool:
+    """Whether the socket at ``path`` may be another daemon's that won a start-up race: one
+    that accepts connections, or one made since we spawned (between its bind and its listen
+    it refuses). A socket file that was there before and refuses is what a daemon killed with
+    SIGKILL left behind: nobody's."""
+    identity = _socket_identity(path)
+    if identity is None:
+        return False
+    return _accepts(path) or identity != seen_before
 
 
 # A service manager's variables, if this command runs inside a service: meant for that
@@ -79,6 +107,7 @@ def start_daemon(
     another daemon won a race for the same socket, that one's pid is returned.
     """
     log_path = log_path or paths.daemon_log_path()
+    seen_before = _socket_identity(socket_path)
     try:
         log_fd = _open_log(log_path)
     except OSError as exc:
@@ -123,19 +152,18 @@ def start_daemon(
             status = child.poll()
             # A child that lost a start-up race to another daemon exits at once; while the
             # winner's socket exists (it may still be loading), wait for the winner instead.
-            # Anything else at the path (a file, a folder) is the child's reason, not a winner.
-            if status is not None and not _holds_socket(socket_path):
+            # A stale socket file, or anything else at the path (a file, a folder), is no
+            # winner: the child's exit and its reason are the answer.
+            if status is not None and not _may_hold_a_winner(socket_path, seen_before):
                 raise SpawnError(
                     f"simpleaided exited with status {status} before answering on "
-                    f"{socket_path}; from {log_path}:{_log_since(log_path, offset)}"
+                    f"{socket_path}; from {log_path}:",
+                    _log_since(log_path, offset),
                 )
             if time.monotonic() >= deadline:
+                summary = f"simpleaided did not answer on {socket_path} within {timeout:g} s; "
                 if status is None:
-                    detail = f"it may still be starting, see {log_path}"
-                else:
-                    detail = f"from {log_path}:{_log_since(log_path, offset)}"
-                raise SpawnError(
-                    f"simpleaided did not answer on {socket_path} within {timeout:g} s; {detail}"
-                )
+                    raise SpawnError(summary + f"it may still be starting, see {log_path}")
+                raise SpawnError(summary + f"from {log_path}:", _log_since(log_path, offset))
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
