@@ -6,11 +6,13 @@ by hand first, as a crash or an older daemon would have left them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import pytest
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain import clock, names
 from tests.clitools import Sandbox
-from tests.conftest import running_daemon
+from tests.conftest import make_daemon, running_daemon
 from tests.rpcclient import RpcClient
 
 INVALID_TRANSITION = -32010
@@ -269,12 +271,16 @@ async def test_start_up_removes_our_leftovers_and_only_ours(
         plant(runs / run_id / ".tmp-0123456789abcdef0"),
     ]
     async with (
-        running_daemon(socket_path, isolated_env / "state", workspaces=[str(workspace)]) as daemon,
+        gated_walk(socket_path, isolated_env / "state", workspaces=[str(workspace)]) as (
+            daemon,
+            walk,
+        ),
         await RpcClient.connect(socket_path) as client,
     ):
         # In runs/ before the first answer; inside the run folders by the walk that follows.
         assert not (runs / ".creating-bbbbbbbbbbbbbbbb").exists()
         assert (await client.call("daemon.info"))["storesChecked"] is False
+        walk.set()
         await stores_checked(daemon)
         assert (await client.call("daemon.info"))["storesChecked"] is True
         assert [p for p in ours if os.path.lexists(p)] == []
@@ -322,12 +328,14 @@ async def test_a_rescan_removes_older_leftovers_in_runs_never_a_write_in_progres
     run = await client.call("runs.create", workspace=str(workspace))
     runs = runs_dir(workspace)
     old = plant(runs / ".deleting-0123456789abcdef" / "01_x" / "step.json")
-    # As if these were there before the daemon started (it removes only what predates it).
-    daemon.runs.started_ns = time.time_ns()
+    # As if these were there before the daemon claimed the workspace (it removes only what
+    # predates its claim).
+    lock = daemon.runs.registry.lock(str(workspace))
+    lock.claimed_ns = time.time_ns()
     # File times come from the kernel's coarse clock, a tick behind: wait for it to pass.
     probe = workspace / "probe"
     with anyio.fail_after(5):
-        while plant(probe).stat().st_ctime_ns < daemon.runs.started_ns:
+        while plant(probe).stat().st_ctime_ns < lock.claimed_ns:
             probe.unlink()
             await anyio.sleep(0.001)
     fresh = plant(runs / ".creating-0123456789abcdef" / "metadata.json")  # a create under way
@@ -341,36 +349,56 @@ async def test_after_a_clean_stop_the_next_start_skips_the_deep_walk(
     isolated_env: Path, socket_path: Path, workspace: Path
 ) -> None:
     state = isolated_env / "state"
-    mark = state / "clean-stop"
+    # The mark is the workspace's own, in its lock file: not the state folder's, which
+    # another daemon may share.
+    mark = workspace / ".simpleaide" / "daemon.lock"
     async with (
         running_daemon(socket_path, state, workspaces=[str(workspace)]),
         await RpcClient.connect(socket_path) as client,
     ):
-        assert not mark.exists()  # taken at start: a crash now is noticed next time
+        # Taken at claim (the holder's details replace it): a crash now is noticed next time.
+        assert json.loads(mark.read_text())["pid"] == os.getpid()
         run_id = (await client.call("runs.create", workspace=str(workspace)))["id"]
-    assert mark.exists()
+    assert json.loads(mark.read_text()) == {"stopped": True}
     # Nothing of ours can be left after a clean stop; a file planted since is not looked for.
     inside = plant(runs_dir(workspace) / run_id / ".tmp-0123456789abcdef")
     async with running_daemon(socket_path, state, workspaces=[str(workspace)]) as daemon:
-        assert daemon.stores_checked.is_set()  # nothing to check after a clean stop
+        assert daemon.runs.stores_checked()  # nothing to check after a clean stop
         assert daemon.watching.is_set() or await _watching(daemon)
         assert inside.exists()
-    # A crash (no mark) makes the next start walk every run folder.
-    mark.unlink()
+    # A crash (the dead holder's details left in the lock) makes the next start walk every
+    # run folder.
+    mark.write_text(json.dumps({"pid": 1, "socket": "/gone/daemon.sock"}))
     async with running_daemon(socket_path, state, workspaces=[str(workspace)]) as daemon:
         await stores_checked(daemon)
         assert not inside.exists()
+    assert json.loads(mark.read_text()) == {"stopped": True}
     # A daemon stopped before that walk ended leaves no mark: the next one walks again.
-    mark.unlink()
-    async with running_daemon(socket_path, state, workspaces=[str(workspace)]) as daemon:
-        assert not daemon.stores_checked.is_set()
-        daemon.runs.tidy_all = _walk_that_never_ends  # type: ignore[method-assign]
+    mark.write_text("")
+    async with gated_walk(socket_path, state, workspaces=[str(workspace)]) as (daemon, _):
+        assert not daemon.runs.stores_checked()
         daemon.request_stop()
-    assert not mark.exists()
+    assert mark.read_text() == ""
 
 
-async def _walk_that_never_ends(*, deep: bool) -> None:
-    await anyio.sleep_forever()
+@contextlib.asynccontextmanager
+async def gated_walk(
+    socket_path: Path, state_dir: Path, **settings: object
+) -> AsyncIterator[tuple[Daemon, anyio.Event]]:
+    """A daemon whose deep walk (after a crash) waits until the event yielded is set."""
+    daemon = make_daemon(socket_path, state_dir, **settings)
+    gate = anyio.Event()
+    walk = daemon.runs.check_all
+
+    async def gated() -> None:
+        await gate.wait()
+        await walk()
+
+    daemon.runs.check_all = gated  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        yield daemon, gate
+        daemon.request_stop()
 
 
 async def _watching(daemon: Daemon) -> bool:
@@ -382,4 +410,6 @@ async def _watching(daemon: Daemon) -> bool:
 async def stores_checked(daemon: Daemon) -> None:
     """Wait for the walk through every run that follows the first answer after a crash."""
     with anyio.fail_after(10):
-        await daemon.stores_checked.wait()
+        # Per workspace, as each claim allows: no one event to wait on.
+        while not daemon.runs.stores_checked():  # noqa: ASYNC110
+            await anyio.sleep(0.01)

@@ -21,7 +21,6 @@ from simpleaided.app.config import Config, ConfigError, carry_restart_only
 from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
 from simpleaided.domain.api import API_VERSION, StartMode, artifact_chunk_limit
-from simpleaided.domain.errors import UnsafePath
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database import DatabaseService, DatabaseSettings
 from simpleaided.services.events import COALESCE_SECONDS, EventHub
@@ -33,7 +32,6 @@ from simpleaided.services.vault import VaultService
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import WorkspaceRegistry
 from simpleaided.store.snapshot import SnapshotStore
-from simpleaided.store.stopmark import StopMark
 from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import build_methods
 from simpleaided.transports.rpc import Dispatcher
@@ -43,6 +41,7 @@ from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, SocketT
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 60.0
+REFUSED_RETRY_SECONDS = 2.0  # how often workspaces another daemon held are tried again
 SOCKET_CHECK_SECONDS = 1.0  # how often the socket file is checked (a /tmp cleaner may take it)
 STATUS_SECONDS = 2.0  # how often the service manager's STATUS= is brought up to date
 AGE_SECONDS = 1.0  # the longest wait between checks of the ages the chips show ("45s ago")
@@ -102,7 +101,6 @@ class Daemon:
         self.runs.watcher = self.watcher
         self.runs.snapshots = SnapshotStore(config.state_dir / "snapshots")
         self.runs.socket_path = str(config.socket_path)
-        self.stop_mark = StopMark(config.state_dir)
         self.vault = VaultService(
             VaultFile(config.vault_file),
             idle_seconds=config.vault.idle_lock_seconds,
@@ -165,8 +163,6 @@ class Daemon:
         self._stop = anyio.Event()
         self._reloading = anyio.Lock()  # one reload at a time
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
-        # Set once the stores are known free of a crash's leftovers (at once after a clean stop).
-        self.stores_checked = anyio.Event()
 
     def info(self) -> dict[str, Any]:
         """What ``daemon.info`` answers."""
@@ -193,7 +189,7 @@ class Daemon:
             "warnings": list(self.runs.warnings),
             "watcher": self.watcher.report(),
             # After a crash: whether every run was checked for its leftovers yet.
-            "storesChecked": self.stores_checked.is_set(),
+            "storesChecked": self.runs.stores_checked(),
         }
 
     def _warn(self, message: str) -> None:
@@ -258,6 +254,7 @@ class Daemon:
             if self.http is not None:
                 self.http.close()
             raise
+        clean = False  # stopped with every write ended
         try:
             async with anyio.create_task_group() as tg:
                 # Signals first: a stop during a long start-up scan must still clean up.
@@ -265,15 +262,13 @@ class Daemon:
                     tg.start_soon(self._watch_signals, tg)
                 tg.start_soon(self._stop_when_asked, tg.cancel_scope)
                 await tg.start(self.watcher.run)  # watching before loading: no change is missed
-                # Before any write of ours: a crash from here on must be noticed next time.
-                clean = await self._take_stop_mark()
+                # Each workspace's lock says whether the daemon that held it stopped cleanly
+                # (taking it clears that, before any write of ours).
                 await self.runs.load()
                 # The leftovers in ``runs/`` go before any answer (a listing each); after a
                 # crash, the walk through every run (a crash's temp files, steps it left
                 # open) follows the first answer, as it takes ~3x a full scan.
-                await self.runs.tidy_all(deep=False)
-                if clean:
-                    self.stores_checked.set()
+                await self.runs.tidy_all()
                 loaded_version = self.runs.index.version  # what the snapshots hold, if current
                 await self.vault.load()
                 await tg.start(self.vault.run)
@@ -283,6 +278,7 @@ class Daemon:
                     await tg.start(self.http.serve)
                 tg.start_soon(self._after_start, tg, loaded_version)
                 tg.start_soon(self._keep_socket, tg)
+                tg.start_soon(self._retry_refused)
                 tg.start_soon(self._refresh_aged)
                 log.info(
                     "simpleaided %s serving %s (env %s, %d workspace(s), %d run(s), %s)",
@@ -299,36 +295,21 @@ class Daemon:
                 if self.notifier.enabled:
                     tg.start_soon(self._report_status)
                 task_status.started(self)
-            if self._stop.is_set() and self.stores_checked.is_set():
-                # Not before the stores were checked after a crash: the next start must
-                # check them then.
-                with anyio.CancelScope(shield=True):
-                    # Every write has ended (the task group waited for them).
-                    try:
-                        await anyio.to_thread.run_sync(self.stop_mark.put)
-                    except OSError as exc:
-                        log.warning("cannot record the clean stop: %s", exc)
+            # Every write has ended (the task group waited for them): each workspace walked
+            # (if it had to be) is let go with the mark of a clean stop.
+            clean = self._stop.is_set()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.database.aclose()
                 await self.llm.aclose()
             # Nothing is written any more: the workspaces go first, so a daemon that takes
             # over the socket (systemd's next one) finds them free.
-            self.runs.registry.release_all()
+            self.runs.registry.release_all(clean=clean)
             self.claim.release()
             if self.http is not None:
                 self.http.close()  # bound but never served, if start-up failed before
             self.notifier.close()
             log.info("stopped")
-
-    async def _take_stop_mark(self) -> bool:
-        """Whether the previous daemon stopped cleanly (its mark is taken away); when that
-        cannot be told, it did not (the stores are then tidied in depth)."""
-        try:
-            return await anyio.to_thread.run_sync(self.stop_mark.take)
-        except (OSError, UnsafePath) as exc:
-            log.warning("cannot read the clean-stop mark: %s", exc)
-            return False
 
     async def _serve(
         self, claim: SocketClaim, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -377,6 +358,15 @@ class Daemon:
                     path,
                 )
 
+    async def _retry_refused(self) -> None:
+        """Serve, once free, the workspaces another daemon held (after a socket takeover,
+        the one that took over is left with none): a ``flock`` attempt each, now and then."""
+        while True:
+            await anyio.sleep(REFUSED_RETRY_SECONDS)
+            if not self._stop.is_set() and self.runs.registry.refused():
+                async with self._reloading:  # not beside a reload serving the same paths
+                    await self.runs.retry_refused()
+
     async def _stop_when_asked(self, scope: anyio.CancelScope) -> None:
         await self._stop.wait()
         self.notifier.stopping()
@@ -399,10 +389,7 @@ class Daemon:
         gone, a client's change, an event meanwhile), not at once."""
         await self.runs.watch_loaded()
         self.watching.set()
-        if not self.stores_checked.is_set():
-            await self.runs.tidy_all(deep=True)
-            self.stores_checked.set()
-            log.info("the run stores were checked for what the last daemon left mid-write")
+        await self.runs.check_all()  # the workspaces a daemon did not let go cleanly
         saved_at = loaded_version if self.runs.snapshots_current else -1
         trimmed = False
         probing = False

@@ -441,7 +441,8 @@ class DaemonInfo(BaseModel):
     # open, limit, accepted, refused (over the limit), refusing (of those, being told now),
     # refusedNoDescriptors, fdLimit
     connections: dict[str, Any]
-    # False until the stores were checked in depth after a crash (done after the first answer)
+    # False while a served workspace whose last daemon did not let it go cleanly waits for
+    # its walk in depth (at start, done after the first answer)
     storesChecked: bool
 
 

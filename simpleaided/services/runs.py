@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -112,9 +111,6 @@ class RunService:
         # costs the loop only its own work (every change that waits for a thread yields anyway).
         self._locks = [anyio.Lock(fast_acquire=True) for _ in range(_LOCK_STRIPES)]
         self._last_id_ms = 0
-        # Entries last changed before this are a previous daemon's leftovers, never a write
-        # of ours in progress (see ``tidy``).
-        self.started_ns = time.time_ns()
         # The signature of the metadata.json each indexed summary was read from (or written
         # as): a watcher event whose file still has it needs no re-read.
         self.signatures: dict[str, int] = {}
@@ -168,6 +164,7 @@ class RunService:
             await self._serve_workspace(path, source, watch=watch)
             return
         except WorkspaceTaken as exc:
+            self.registry.refuse(path, source)  # tried again until the other lets it go
             holder = exc.data
             reason = "another simpleaided serves it" + (
                 f" (pid {holder['pid']}, socket {holder['socket']})" if holder else ""
@@ -186,7 +183,10 @@ class RunService:
         a run that a watcher event already refreshed meanwhile is not overwritten.
 
         Without ``watch``, the caller must ``watch_loaded`` later (it re-checks after).
-        ``WorkspaceTaken`` if another daemon serves ``path``: its lock is held meanwhile."""
+        ``WorkspaceTaken`` if another daemon serves ``path``: its lock is held meanwhile.
+
+        If the daemon that held it before did not let it go cleanly, its store is walked in
+        depth before this returns (when ``watch``; else ``check_all`` does it later)."""
         store = WorkspaceStore(path)
         # One claim at a time: a concurrent add of the same path waits, then finds it served
         # (two claims by this daemon would refuse each other). Shielded: a lock taken by a
@@ -223,6 +223,8 @@ class RunService:
                 log.info(
                     "%s: %d run(s) from the snapshot, %d re-read", path, len(snapshot), changed
                 )
+        if watch:
+            await self.check(path)
         return len(summaries)
 
     def _fill(self, path: str, summaries: list[Scanned]) -> None:
@@ -317,6 +319,11 @@ class RunService:
     async def remove_workspace(self, path: str) -> dict[str, Any]:
         """Stop serving ``path`` (its files stay) and forget it."""
         canonical = canonical_workspace(path)
+        if self.registry.drop_refused(canonical) == "added":
+            # Remembered, but another daemon holds it: forgotten here, not tried again.
+            self._clear_not_served(canonical)
+            await anyio.to_thread.run_sync(self.registry.save)
+            return {"path": canonical, "removed": True}
         self.registry.unregister(canonical)
         self._forget_workspace(canonical)
         await anyio.to_thread.run_sync(self.registry.save)
@@ -447,22 +454,58 @@ class RunService:
             await slices.tick()
         return len(stale)
 
-    async def tidy_all(self, *, deep: bool) -> None:
-        """``tidy`` every served workspace; one that cannot be tidied is logged and skipped."""
-        for path, _ in self.registry.items():
+    async def retry_refused(self) -> None:
+        """Try again to serve the workspaces another daemon held; one served now loses its
+        warning. Cheap while they stay held (a ``flock`` attempt each)."""
+        for path, source in self.registry.refused():
             try:
-                await self.tidy(path, deep=deep)
-            except (OSError, UnsafePath) as exc:
-                log.warning("cannot tidy the run store of %s: %s", path, exc)
+                await self._serve_workspace(path, source)
+            except (WorkspaceTaken, NotFound, InvalidInput, UnsafePath, OSError):
+                continue  # still held (or unreadable for now): its warning stays
+            self.registry.drop_refused(path)
+            self._clear_not_served(path)
+            log.info("workspace %s is free again: served", path)
 
-    async def tidy(self, workspace: str, *, deep: bool) -> None:
-        """Remove a previous daemon's leftovers from ``workspace``'s store (see
-        ``WorkspaceStore.tidy``) and, when ``deep``, close the open steps of its finished runs
-        (left by a crash between a run's write and its steps', or by an older daemon). Every
-        repair is logged as a warning."""
+    def _clear_not_served(self, path: str) -> None:
+        prefix = _not_served(path)
+        self.warnings[:] = [w for w in self.warnings if not w.startswith(prefix)]
+
+    async def tidy_all(self) -> None:
+        """``tidy`` every served workspace (the leftovers directly in ``runs/``)."""
+        for path, _ in self.registry.items():
+            await self.tidy(path, deep=False)
+
+    async def check_all(self) -> None:
+        """``check`` every served workspace."""
+        for path, _ in self.registry.items():
+            await self.check(path)
+
+    async def check(self, workspace: str) -> None:
+        """Walk ``workspace``'s store in depth (``tidy`` with ``deep``) unless the daemon
+        that held it before let it go cleanly, or it was walked already."""
         if self.registry.find_canonical(workspace) is None:
             return
+        lock = self.registry.lock(workspace)
+        if lock.checked:
+            return
+        if await self.tidy(workspace, deep=True):
+            lock.checked = True
+            log.info("%s was checked for what a daemon stopped mid-write left", workspace)
+
+    def stores_checked(self) -> bool:
+        """Whether no served workspace still waits for its deep walk."""
+        return all(self.registry.lock(path).checked for path, _ in self.registry.items())
+
+    async def tidy(self, workspace: str, *, deep: bool) -> bool:
+        """Remove a previous daemon's leftovers from ``workspace``'s store (see
+        ``WorkspaceStore.tidy``; what predates this daemon's claim) and, when ``deep``, close
+        the open steps of its finished runs (left by a crash between a run's write and its
+        steps', or by an older daemon). Every repair is logged as a warning, and so is what
+        cannot be removed (skipped). Returns whether the store could be walked."""
+        if self.registry.find_canonical(workspace) is None:
+            return False
         store = self.registry.store(workspace)
+        before_ns = self.registry.lock(workspace).claimed_ns
         finished = None
         if deep:
             finished = frozenset(
@@ -470,13 +513,20 @@ class RunService:
                 for summary in self.index.summaries(workspace)
                 if summary.status in states.FINISHED_RUN
             )
-        tidied = await anyio.to_thread.run_sync(store.tidy, self.started_ns, finished)
+        try:
+            tidied = await anyio.to_thread.run_sync(store.tidy, before_ns, finished)
+        except (OSError, UnsafePath) as exc:  # never the end of a rescan or an add
+            log.warning("cannot tidy the run store of %s: %s", workspace, exc)
+            return False
         for path in tidied.removed:
             log.warning("%s: removed %s, left by a daemon stopped mid-write", workspace, path)
+        for stuck in tidied.stuck:  # tried again on the next rescan and start
+            log.warning("%s: cannot remove %s (a daemon's leftover)", workspace, stuck)
         for run_id in tidied.half_built:
             await self.refresh(workspace, run_id)
         for run_id in tidied.unclosed:
             await self._close_left_open(run_id)
+        return True
 
     async def _close_left_open(self, run_id: str) -> None:
         """Close the open steps of finished run ``run_id`` as its end would have."""

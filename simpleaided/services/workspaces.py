@@ -41,6 +41,9 @@ class WorkspaceRegistry:
         # Added by a client, then listed in the config too: added again when the config
         # drops them, and remembered meanwhile.
         self._was_added: set[str] = set()
+        # Refused because another daemon held them: tried again until served, and the added
+        # ones still remembered meanwhile.
+        self._refused: dict[str, Source] = {}
 
     @property
     def configured(self) -> list[str]:
@@ -60,6 +63,7 @@ class WorkspaceRegistry:
     def register(self, path: str, source: Source, lock: WorkspaceLock) -> WorkspaceStore:
         """Remember ``path`` (canonical) as served, holding its ``lock`` (released when it
         is unregistered); returns its store."""
+        self._refused.pop(path, None)
         store = self._stores.get(path)
         if store is None:
             store = self._stores[path] = WorkspaceStore(path)
@@ -78,12 +82,33 @@ class WorkspaceRegistry:
             raise InvalidInput(f"workspace {path} comes from the config file; remove it there")
         del self._stores[path]
         del self._sources[path]
-        self._locks.pop(path).release()
+        # Nothing more is written there by this daemon: a clean release.
+        self._locks.pop(path).release(clean=True)
 
-    def release_all(self) -> None:
-        """Let every served workspace go, for another daemon to serve (at stop)."""
+    def release_all(self, *, clean: bool) -> None:
+        """Let every served workspace go, for another daemon to serve (at stop); ``clean``:
+        every write has ended."""
         for lock in self._locks.values():
-            lock.release()
+            lock.release(clean=clean)
+
+    def lock(self, path: str) -> WorkspaceLock:
+        """The lock held on served workspace ``path``."""
+        try:
+            return self._locks[path]
+        except KeyError:
+            raise NotFound(f"workspace {path} is not served") from None
+
+    def refuse(self, path: str, source: Source) -> None:
+        """Note ``path`` (canonical) as refused because another daemon holds it."""
+        self._refused[path] = source
+
+    def refused(self) -> list[tuple[str, Source]]:
+        """The workspaces another daemon held when last tried, and where each came from."""
+        return list(self._refused.items())
+
+    def drop_refused(self, path: str) -> Source | None:
+        """Stop trying ``path`` again; where it came from, or ``None`` if it was not refused."""
+        return self._refused.pop(path, None)
 
     def configure(self, configured: list[str]) -> tuple[list[str], list[str]]:
         """Take a reloaded configuration's workspaces: ``(to serve, to stop serving)``.
@@ -93,6 +118,13 @@ class WorkspaceRegistry:
         """
         wanted = [canonical_workspace(p) for p in configured]
         self._configured = wanted
+        # A refused configured workspace the configuration dropped is not wanted any more
+        # (one it still lists is tried again now, as new).
+        self._refused = {
+            p: "config" if p in wanted else "added"
+            for p, s in self._refused.items()
+            if s == "added" or p in wanted or p in self._was_added
+        }
         dropped = []
         for path, source in list(self._sources.items()):
             if source != "config" or path in wanted:
@@ -156,10 +188,10 @@ class WorkspaceRegistry:
         return out
 
     def save(self) -> None:
-        """Write the added workspaces to the state file (atomically)."""
-        added = sorted(
-            p for p, source in self._sources.items() if source == "added" or p in self._was_added
-        )
+        """Write the added workspaces to the state file (atomically), those another daemon
+        holds for now included."""
+        known = [*self._sources.items(), *self._refused.items()]
+        added = sorted({p for p, source in known if source == "added" or p in self._was_added})
         data = orjson.dumps({"workspaces": added}, option=orjson.OPT_INDENT_2) + b"\n"
         with safefs.opened(self._open_state_dir(create=True)) as fd:
             safefs.atomic_write(fd, STATE_FILE, data)

@@ -61,10 +61,8 @@ def _is_leftover(name: str) -> bool:
 
 def _remove_temp_files(fd: int, where: str, before_ns: int, tidied: Tidied) -> None:
     for entry in safefs.list_dir(fd):
-        if safefs.TMP_RE.fullmatch(entry.name) and safefs.remove_leftover(
-            fd, entry.name, before_ns
-        ):
-            tidied.removed.append(f"{where}/{entry.name}")
+        if safefs.TMP_RE.fullmatch(entry.name):
+            tidied.remove(fd, entry.name, f"{where}/{entry.name}", before_ns)
 
 
 @dataclass(slots=True)
@@ -74,6 +72,20 @@ class Tidied:
     removed: list[str] = field(default_factory=list)  # paths below runs/
     half_built: list[str] = field(default_factory=list)  # run folders removed
     unclosed: list[str] = field(default_factory=list)  # finished runs with an open step
+    stuck: list[str] = field(default_factory=list)  # what could not be removed, and why
+
+    def remove(self, parent: int, name: str, where: str, before_ns: int) -> bool:
+        """Remove leftover ``name`` below ``parent`` (``where``: its path below runs/) if it
+        predates ``before_ns``; one that resists is noted in ``stuck`` and kept, so one
+        entry never stops the rest."""
+        try:
+            removed = safefs.remove_leftover(parent, name, before_ns)
+        except OSError as exc:
+            self.stuck.append(f"{where}: {exc.strerror or exc}")
+            return False
+        if removed:
+            self.removed.append(where)
+        return removed
 
 
 Scanned = tuple[RunSummary, int | None]
@@ -592,20 +604,49 @@ LOCK_FILE = "daemon.lock"
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
+# What a daemon that let a workspace go cleanly leaves in its lock file: every write of its
+# own had ended, and the store was free of a crash's leftovers.
+_STOPPED = b'{"stopped": true}\n'
+
+
 class WorkspaceLock:
-    """A workspace's ``daemon.lock``, held: the workspace is this daemon's until ``release``."""
+    """A workspace's ``daemon.lock``, held: the workspace is this daemon's until ``release``.
 
-    def __init__(self, fd: int) -> None:
+    ``clean``: the previous holder let it go cleanly (its lock file said so); when not (it
+    died, or it predates the mark, or there was none), the store may hold its leftovers and
+    open steps, and needs the deep walk (``checked`` says it was done). ``claimed_ns``: an
+    entry of the store changed before it is a previous holder's, never a write of this one
+    (the lock file's change time, from the clock the file times of every later write come
+    from)."""
+
+    def __init__(self, fd: int, *, clean: bool, claimed_ns: int) -> None:
         self._fd: int | None = fd
+        self.clean = clean
+        self.claimed_ns = claimed_ns
+        self.checked = clean
 
-    def release(self) -> None:
-        """Let the workspace go (the holder's details are cleared first); idempotent."""
+    def release(self, *, clean: bool = False) -> None:
+        """Let the workspace go (the holder's details are cleared first); idempotent.
+
+        ``clean``: every write of this daemon there has ended; the mark is left only if the
+        store was checked too, else the next holder walks it."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
+            if clean and self.checked:
+                os.pwrite(fd, _STOPPED, 0)
         os.close(fd)
+
+
+def _stopped(contents: bytes) -> bool:
+    """Whether a lock file's ``contents`` say its last holder let it go cleanly."""
+    try:
+        data = orjson.loads(contents)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and data.get("stopped") is True
 
 
 def _taken(path: str, holder: bytes) -> WorkspaceTaken:
@@ -660,7 +701,8 @@ class WorkspaceStore:
         which the daemon's pid and ``socket`` are written for another daemon to name.
 
         ``WorkspaceTaken`` if another daemon holds it. The file is never removed: a daemon
-        that had opened it could otherwise lock a file no longer there, beside a new one."""
+        that had opened it could otherwise lock a file no longer there, beside a new one.
+        The lock says whether the previous holder let the workspace go cleanly."""
         with safefs.opened(self._open_top(create=True)) as top:
             os.close(
                 safefs.open_dir(top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=True)
@@ -682,13 +724,17 @@ class WorkspaceStore:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise _taken(self.path, os.pread(fd, 4096, 0)) from None
+            clean = _stopped(os.pread(fd, 4096, 0))
             holder = orjson.dumps({"pid": os.getpid(), "socket": socket})
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder + b"\n", 0)
+            if clean:
+                os.fsync(fd)  # the mark is gone for good: a crash from now on is noticed
+            claimed_ns = os.fstat(fd).st_ctime_ns
         except BaseException:
             os.close(fd)
             raise
-        return WorkspaceLock(fd)
+        return WorkspaceLock(fd, clean=clean, claimed_ns=claimed_ns)
 
     @contextlib.contextmanager
     def open_run(self, run_id: str) -> Iterator[RunHandle]:
@@ -746,11 +792,13 @@ class WorkspaceStore:
             for entry in safefs.list_dir(runs):
                 name = entry.name
                 if _is_leftover(name) or CREATING_RE.fullmatch(name):
-                    if safefs.remove_leftover(runs, name, before_ns):
-                        tidied.removed.append(name)
+                    tidied.remove(runs, name, name, before_ns)
                 elif finished is not None and names.RUN_ID_RE.fullmatch(name):
                     if entry.is_dir(follow_symlinks=False):
-                        self._tidy_run(runs, name, before_ns, name in finished, tidied)
+                        try:
+                            self._tidy_run(runs, name, before_ns, name in finished, tidied)
+                        except OSError as exc:  # one unreadable run does not stop the walk
+                            tidied.stuck.append(f"{name}: {exc.strerror or exc}")
             if tidied.removed:
                 os.fsync(runs)
         return tidied
@@ -767,8 +815,7 @@ class WorkspaceStore:
             kept = 0
             for entry in safefs.list_dir(run_fd):
                 if _is_leftover(entry.name) or CREATING_RE.fullmatch(entry.name):
-                    if safefs.remove_leftover(run_fd, entry.name, before_ns):
-                        tidied.removed.append(f"{run_id}/{entry.name}")
+                    if tidied.remove(run_fd, entry.name, f"{run_id}/{entry.name}", before_ns):
                         continue
                 kept += 1
                 if names.parse_step_dir(entry.name) is None:

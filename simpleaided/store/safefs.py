@@ -265,10 +265,38 @@ def remove_leftover(parent: int, name: str, before_ns: int) -> bool:
     if st is None or st.st_ctime_ns >= before_ns:
         return False
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=parent)
+        _rmtree(parent, name)
     else:
         os.unlink(name, dir_fd=parent)
     return True
+
+
+def _rmtree(parent: int, name: str) -> None:
+    """``rmtree`` of folder ``name`` below ``parent``; if it fails (a read-only folder inside,
+    as a run's artifacts may hold), once more after giving the user rwx on every folder."""
+    try:
+        shutil.rmtree(name, dir_fd=parent)
+    except OSError:
+        with contextlib.suppress(OSError):
+            _make_writable(parent, name)
+        shutil.rmtree(name, dir_fd=parent)
+
+
+def _make_writable(parent: int, name: str) -> None:
+    """Give the user rwx on folder ``name`` below ``parent`` and on every folder in it, as
+    far as it can be done (never following a link)."""
+    st = lstat_at(parent, name)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return
+    if st.st_mode & 0o700 != 0o700:
+        # By name: a folder without read permission cannot be opened to fchmod it. The
+        # lstat just said it is a folder, and the tree is being deleted.
+        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=parent)
+    with opened(os.open(name, _DIR_FLAGS, dir_fd=parent)) as fd:
+        for entry in list_dir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    _make_writable(fd, entry.name)
 
 
 def lstat_at(parent: int, name: str) -> os.stat_result | None:
@@ -303,4 +331,4 @@ def remove_tree(parent: int, name: str) -> None:
     doomed = temp_name(DELETING_PREFIX)
     os.rename(name, doomed, src_dir_fd=parent, dst_dir_fd=parent)
     os.fsync(parent)
-    shutil.rmtree(doomed, dir_fd=parent)
+    _rmtree(parent, doomed)

@@ -1,0 +1,214 @@
+"""Per-workspace crash recovery: the clean-stop mark in each workspace's lock, the deep walk
+of a workspace added at run time, workspaces refused by another daemon retried and still
+remembered, and leftovers that resist removal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from simpleaided.app.daemon import Daemon
+from simpleaided.store.runstore import WorkspaceStore
+from tests.conftest import running_daemon
+from tests.rpcclient import RpcClient
+from tests.test_daemon_process import DAEMON, daemon_env, wait_until_answering
+from tests.test_reload import ConfigSource
+from tests.test_run_lifecycle import lay_out_run, on_disk_steps, plant, runs_dir, statuses
+
+
+async def test_a_workspace_added_after_a_crash_is_walked_before_the_add_answers(
+    daemon: Daemon, client: RpcClient, short_tmp: Path
+) -> None:
+    # Laid out after the daemon started: what counts as left over is what predates the claim.
+    other = short_tmp / "other"
+    other.mkdir()
+    failed = lay_out_run(other, "failed", ["completed", "running"], error="boom")
+    left = plant(runs_dir(other) / failed / ".tmp-0123456789abcdef")
+    await client.call("workspaces.add", path=str(other))
+    assert not left.exists()
+    assert statuses(on_disk_steps(other, failed)) == [("completed", None), ("failed", "boom")]
+    assert (await client.call("daemon.info"))["storesChecked"] is True
+    # Removed (a clean release), then added again: nothing to walk, nothing looked for.
+    await client.call("workspaces.remove", path=str(other))
+    assert json.loads((other / ".simpleaide" / "daemon.lock").read_text()) == {"stopped": True}
+    planted = plant(runs_dir(other) / failed / ".tmp-fedcba9876543210")
+    await client.call("workspaces.add", path=str(other))
+    assert planted.exists()
+
+
+async def _info(socket_path: Path) -> dict[str, Any]:
+    async with await RpcClient.connect(socket_path) as client:
+        info: dict[str, Any] = await client.call("daemon.info")
+        return info
+
+
+async def test_a_refused_workspace_is_served_once_the_other_daemon_lets_it_go(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    held = WorkspaceStore(str(workspace)).claim("/elsewhere/daemon.sock")
+    try:
+        async with running_daemon(socket_path, isolated_env / "state", workspaces=[str(workspace)]):
+            info = await _info(socket_path)
+            assert info["workspaces"] == 0
+            assert [w for w in info["warnings"] if "/elsewhere/daemon.sock" in w]
+            held.release()
+            with anyio.fail_after(15):
+                # The retry runs on its own period; no event to wait on from outside.
+                while (info := await _info(socket_path))["workspaces"] == 0:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            assert info["warnings"] == []
+            # Held by a daemon that never released it cleanly: walked as after a crash.
+            with anyio.fail_after(10):
+                while not (await _info(socket_path))["storesChecked"]:  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+    finally:
+        held.release()
+
+
+async def test_a_remembered_workspace_refused_stays_remembered(
+    isolated_env: Path, socket_path: Path, workspace: Path, short_tmp: Path
+) -> None:
+    state = isolated_env / "state"
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    remembered = state / "workspaces.json"
+    remembered.write_text(json.dumps({"workspaces": [str(workspace)]}))
+    other = short_tmp / "other"
+    other.mkdir()
+    held = WorkspaceStore(str(workspace)).claim("/elsewhere/daemon.sock")
+    try:
+        async with (
+            running_daemon(socket_path, state) as daemon,
+            await RpcClient.connect(socket_path) as client,
+        ):
+            assert (await client.call("daemon.info"))["workspaces"] == 0
+            await client.call("workspaces.add", path=str(other))
+            saved = json.loads(remembered.read_text())["workspaces"]
+            assert sorted(saved) == sorted([str(workspace), str(other)])
+            # Forgotten on request: not remembered, not tried again, no warning left.
+            await client.call("workspaces.remove", path=str(workspace))
+            assert json.loads(remembered.read_text())["workspaces"] == [str(other)]
+            info = await client.call("daemon.info")
+            assert info["warnings"] == []
+            assert daemon.runs.registry.refused() == []
+    finally:
+        held.release()
+
+
+@pytest.fixture
+def immutable(short_tmp: Path) -> Iterator[list[Path]]:
+    """Files made immutable (``chattr +i``: not even root removes them); undone after."""
+    made: list[Path] = []
+    yield made
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+async def test_a_leftover_that_cannot_be_removed_stops_neither_an_add_nor_a_rescan(
+    daemon: Daemon,
+    client: RpcClient,
+    short_tmp: Path,
+    immutable: list[Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    other = short_tmp / "other"
+    other.mkdir()
+    runs = runs_dir(other)
+    stuck = plant(runs / ".deleting-0123456789abcdef" / "step.json")
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    made = await anyio.run_process(["chattr", "+i", str(stuck)], check=False)
+    if made.returncode != 0:
+        pytest.skip("this filesystem has no immutable files")
+    immutable.append(stuck)
+    gone = plant(runs / ".tmp-fedcba9876543210")
+    run_id = lay_out_run(other, "failed", ["running"], error="boom")
+    caplog.set_level(logging.WARNING)
+    added = await client.call("workspaces.add", path=str(other))
+    assert added["runs"] == 1
+    assert stuck.exists() and not gone.exists()
+    assert statuses(on_disk_steps(other, run_id)) == [("failed", "boom")]
+    assert any(".deleting-0123456789abcdef" in r.getMessage() for r in caplog.records)
+    # A rescan (after lost events) tidies too: it goes on past the stuck entry.
+    later = lay_out_run(other, "completed", [])
+    caplog.clear()
+    await daemon.runs.rescan(str(other))
+    assert any(".deleting-0123456789abcdef" in r.getMessage() for r in caplog.records)
+    assert (await client.call("runs.get", runId=later))["status"] == "completed"
+
+
+def _no_override_daemon(home: Path, sock: Path) -> subprocess.Popen[bytes]:
+    """The daemon as a process that meets file modes (root without the capabilities that
+    bypass them): a 0555 folder stops it as it stops any user's."""
+    dropped = "-dac_override,-dac_read_search"
+    argv = [*DAEMON, "--socket", str(sock)]
+    if os.getuid() == 0:
+        argv = ["setpriv", f"--bounding-set={dropped}", f"--inh-caps={dropped}", *argv]
+    return subprocess.Popen(
+        argv,
+        env=daemon_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.skipif(
+    os.getuid() == 0 and shutil.which("setpriv") is None,
+    reason="root bypasses file modes, and setpriv (to drop that) is not installed",
+)
+def test_read_only_folders_are_deleted_with_their_run_and_as_leftovers(short_tmp: Path) -> None:
+    ws = short_tmp / "ws"
+    ws.mkdir()
+    runs = runs_dir(ws)
+    left = runs / ".deleting-0123456789abcdef"
+    plant(left / "ro" / "f")
+    (left / "ro").chmod(0o555)
+    sock = short_tmp / "run" / "d.sock"
+    proc = _no_override_daemon(short_tmp, sock)
+    try:
+        wait_until_answering(sock, proc)
+        with anyio.from_thread.start_blocking_portal() as portal:
+            portal.call(_add_and_delete, sock, ws)
+        assert sorted(p.name for p in runs.iterdir()) == []
+    finally:
+        proc.terminate()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+async def _add_and_delete(sock: Path, ws: Path) -> None:
+    async with await RpcClient.connect(sock) as client:
+        await client.call("workspaces.add", path=str(ws))
+        assert not (runs_dir(ws) / ".deleting-0123456789abcdef").exists()
+        run_id = (await client.call("runs.create", workspace=str(ws)))["id"]
+        plant(runs_dir(ws) / run_id / "ro" / "f")
+        (runs_dir(ws) / run_id / "ro").chmod(0o555)
+        await client.call("runs.delete", runId=run_id)
+
+
+async def test_a_reload_walks_a_workspace_it_adds_and_marks_one_it_drops(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    failed = lay_out_run(workspace, "failed", ["running"], error="boom")
+    source = ConfigSource(socket_path, isolated_env / "state")
+    daemon = Daemon(source.load(), handle_signals=False, load_config=source.load)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        source.workspaces = [str(workspace)]
+        assert await daemon.reload()
+        assert statuses(on_disk_steps(workspace, failed)) == [("failed", "boom")]
+        assert daemon.runs.stores_checked()
+        source.workspaces = []
+        assert await daemon.reload()
+        lock = workspace / ".simpleaide" / "daemon.lock"
+        assert json.loads(lock.read_text()) == {"stopped": True}
+        daemon.request_stop()
