@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from simpleaide.spawn import _accepts
 from simpleaided.domain import chips as daemon_chips
 from tests.clitools import Sandbox, process_alive, simpleaide_command
 
@@ -753,3 +754,24 @@ def test_a_daemon_run_by_systemd_is_upgraded_through_its_unit() -> None:
         "then systemctl --user daemon-reload && systemctl --user restart simpleaided"
     )
     assert version_mismatch({**info, "apiVersion": 1}) is None
+
+
+def test_a_socket_whose_backlog_is_full_counts_as_a_live_daemon(short_tmp: Path) -> None:
+    path = str(short_tmp / "full.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(0)
+        queued: list[socket.socket] = []
+        try:
+            while True:  # fill the backlog (nobody accepts)
+                waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                waiting.setblocking(False)
+                queued.append(waiting)
+                try:
+                    waiting.connect(path)
+                except BlockingIOError:
+                    break
+            assert _accepts(path) is True
+        finally:
+            for waiting in queued:
+                waiting.close()

@@ -4,11 +4,13 @@ remembered, and leftovers that resist removal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ import anyio
 import pytest
 
 from simpleaided.app.daemon import Daemon
-from simpleaided.store.runstore import WorkspaceStore
+from simpleaided.services.workspaces import WorkspaceRegistry
+from simpleaided.store import safefs
+from simpleaided.store.runstore import WorkspaceLock, WorkspaceStore
 from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
+from tests.rpcclient import RpcClient, RpcFailed
 from tests.test_daemon_process import DAEMON, daemon_env, wait_until_answering
 from tests.test_reload import ConfigSource
 from tests.test_run_lifecycle import lay_out_run, on_disk_steps, plant, runs_dir, statuses
@@ -212,3 +216,152 @@ async def test_a_reload_walks_a_workspace_it_adds_and_marks_one_it_drops(
         lock = workspace / ".simpleaide" / "daemon.lock"
         assert json.loads(lock.read_text()) == {"stopped": True}
         daemon.request_stop()
+
+
+async def test_removing_a_refused_configured_workspace_is_refused_and_its_retry_goes_on(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    held = WorkspaceStore(str(workspace)).claim("/elsewhere/daemon.sock")
+    try:
+        async with (
+            running_daemon(
+                socket_path, isolated_env / "state", workspaces=[str(workspace)]
+            ) as daemon,
+            await RpcClient.connect(socket_path) as client,
+        ):
+            with pytest.raises(RpcFailed) as refused:
+                await client.call("workspaces.remove", path=str(workspace))
+            assert refused.value.code == -32602
+            assert "config file" in refused.value.message
+            assert daemon.runs.registry.refused() == [(str(workspace), "config")]
+    finally:
+        held.release()
+
+
+async def test_a_workspace_removed_while_its_retry_claims_it_is_not_served(
+    isolated_env: Path, socket_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = isolated_env / "state"
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    remembered = state / "workspaces.json"
+    remembered.write_text(json.dumps({"workspaces": [str(workspace)]}))
+    held = WorkspaceStore(str(workspace)).claim("/elsewhere/daemon.sock")
+    claiming, go_on = threading.Event(), threading.Event()
+    claim = WorkspaceStore.claim
+
+    def held_up_claim(self: WorkspaceStore, socket: str) -> WorkspaceLock:
+        claiming.set()
+        go_on.wait(10)  # the retry is inside its claim while the remove comes
+        return claim(self, socket)
+
+    try:
+        async with (
+            running_daemon(socket_path, state) as daemon,
+            await RpcClient.connect(socket_path) as client,
+        ):
+            assert daemon.runs.registry.refused() != []
+            monkeypatch.setattr(WorkspaceStore, "claim", held_up_claim)
+            held.release()
+            with anyio.fail_after(15):
+                while not claiming.is_set():  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            async with anyio.create_task_group() as tg:
+                # Called in-process: a socket round trip would leave no point at which the
+                # remove is known to have arrived while the claim is still held up.
+                tg.start_soon(daemon.runs.remove_workspace, str(workspace))
+                await anyio.wait_all_tasks_blocked()
+                go_on.set()
+            async with daemon._reloading:  # the retry's round (it holds this) has ended
+                pass
+            assert (await client.call("daemon.info"))["workspaces"] == 0
+            assert daemon.runs.registry.refused() == []
+            assert json.loads(remembered.read_text())["workspaces"] == []
+    finally:
+        go_on.set()
+        held.release()
+
+
+def test_a_refused_added_workspace_the_config_lists_stays_remembered(short_tmp: Path) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    ws = short_tmp / "ws"
+    ws.mkdir()
+    (state / "workspaces.json").write_text(json.dumps({"workspaces": [str(ws)]}))
+    registry = WorkspaceRegistry([], state)
+    assert registry.initial() == [(str(ws), "added")]
+    registry.refuse(str(ws), "added")  # another daemon holds it
+    registry.configure([str(ws)])  # the reloaded config lists it too
+    registry.save()
+    assert json.loads((state / "workspaces.json").read_text())["workspaces"] == [str(ws)]
+    registry.configure([])  # and drops it again: back to added, still remembered
+    assert registry.refused() == [(str(ws), "added")]
+    registry.save()
+    assert json.loads((state / "workspaces.json").read_text())["workspaces"] == [str(ws)]
+    registry.drop_refused(str(ws))  # forgotten on request
+    registry.save()
+    assert json.loads((state / "workspaces.json").read_text())["workspaces"] == []
+
+
+async def test_no_clean_mark_while_a_write_of_the_removed_workspace_is_in_flight(
+    daemon: Daemon,
+    client: RpcClient,
+    short_tmp: Path,
+    socket_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = short_tmp / "other"
+    other.mkdir()
+    await client.call("workspaces.add", path=str(other))
+    writing, go_on = threading.Event(), threading.Event()
+    write = safefs.atomic_write
+
+    def held_up_write(fd: int, name: str, data: bytes, *args: Any, **kwargs: Any) -> None:
+        if name != "workspaces.json":
+            writing.set()
+            go_on.wait(10)  # the run's write is in flight while the remove comes
+        write(fd, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(safefs, "atomic_write", held_up_write)
+    lock_file = other / ".simpleaide" / "daemon.lock"
+    try:
+        async with await RpcClient.connect(socket_path) as writer, anyio.create_task_group() as tg:
+
+            async def create() -> None:
+                with contextlib.suppress(RpcFailed):  # its workspace went meanwhile
+                    await writer.call("runs.create", workspace=str(other), title="t")
+
+            tg.start_soon(create)
+            with anyio.fail_after(10):
+                while not writing.is_set():  # noqa: ASYNC110
+                    await anyio.sleep(0.02)
+            await client.call("workspaces.remove", path=str(other))
+            assert "stopped" not in lock_file.read_text()
+            go_on.set()
+    finally:
+        go_on.set()
+
+
+async def test_a_leftover_inside_a_run_that_resists_is_tried_again_by_the_next_holder(
+    daemon: Daemon, client: RpcClient, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = short_tmp / "other"
+    other.mkdir()
+    failed = lay_out_run(other, "failed", ["completed"], error="boom")
+    left = plant(runs_dir(other) / failed / ".tmp-0123456789abcdef")
+    remove = safefs.remove_leftover
+
+    def stubborn(parent: int, name: str, before_ns: int) -> bool:
+        if name == left.name:
+            raise PermissionError(1, "Operation not permitted")
+        return remove(parent, name, before_ns)
+
+    monkeypatch.setattr(safefs, "remove_leftover", stubborn)
+    await client.call("workspaces.add", path=str(other))
+    assert left.exists()
+    assert (await client.call("daemon.info"))["storesChecked"] is False
+    await client.call("workspaces.remove", path=str(other))
+    assert "stopped" not in (other / ".simpleaide" / "daemon.lock").read_text()
+    monkeypatch.setattr(safefs, "remove_leftover", remove)
+    await client.call("workspaces.add", path=str(other))
+    assert not left.exists()
+    assert (await client.call("daemon.info"))["storesChecked"] is True

@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -125,6 +127,12 @@ class RunService:
         # daemon refused it can say which daemon serves it.
         self.socket_path = ""
         self._claiming = anyio.Lock()
+        # Adds, removes and the retries of refused workspaces one at a time: a remove that
+        # came during a retry's claim would otherwise be undone by it.
+        self._adding_removing = anyio.Lock()
+        # Writes in flight in each workspace: one let go meanwhile is not marked as let go
+        # cleanly (its next holder walks it).
+        self._writing: Counter[str] = Counter()
 
     # -- the index, changed here only ------------------------------------------------------
 
@@ -292,9 +300,10 @@ class RunService:
     async def add_workspace(self, path: str) -> dict[str, Any]:
         """Serve ``path`` (creating its ``.simpleaide/runs``) and remember it."""
         canonical = canonical_workspace(path)
-        if self.registry.find(canonical) is None:
-            await self._serve_workspace(canonical, "added")
-            await anyio.to_thread.run_sync(self.registry.save)
+        async with self._adding_removing:
+            if self.registry.find(canonical) is None:
+                await self._serve_workspace(canonical, "added")
+                await anyio.to_thread.run_sync(self.registry.save)
         return self._workspace_info(canonical)
 
     async def configure_workspaces(self, configured: list[str]) -> None:
@@ -306,7 +315,7 @@ class RunService:
         stale = tuple(_not_served(path) for path in {*before, *self.registry.configured})
         self.warnings[:] = [w for w in self.warnings if not w.startswith(stale)]
         for path in dropped:
-            self.registry.unregister(path, configured=True)
+            self.registry.unregister(path, configured=True, clean=not self._writing[path])
             self._forget_workspace(path)
             log.info("workspace %s is no longer configured: not served any more", path)
         for path in new:
@@ -319,14 +328,20 @@ class RunService:
     async def remove_workspace(self, path: str) -> dict[str, Any]:
         """Stop serving ``path`` (its files stay) and forget it."""
         canonical = canonical_workspace(path)
-        if self.registry.drop_refused(canonical) == "added":
-            # Remembered, but another daemon holds it: forgotten here, not tried again.
-            self._clear_not_served(canonical)
+        async with self._adding_removing:
+            refused = self.registry.refused_source(canonical)
+            if refused == "config":
+                raise InvalidInput(
+                    f"workspace {canonical} comes from the config file; remove it there"
+                )
+            if refused == "added":
+                # Remembered, but another daemon holds it: forgotten here, not tried again.
+                self.registry.drop_refused(canonical)
+                self._clear_not_served(canonical)
+            else:
+                self.registry.unregister(canonical, clean=not self._writing[canonical])
+                self._forget_workspace(canonical)
             await anyio.to_thread.run_sync(self.registry.save)
-            return {"path": canonical, "removed": True}
-        self.registry.unregister(canonical)
-        self._forget_workspace(canonical)
-        await anyio.to_thread.run_sync(self.registry.save)
         return {"path": canonical, "removed": True}
 
     def _forget_workspace(self, canonical: str) -> None:
@@ -380,7 +395,7 @@ class RunService:
             with store.open_run(run_id) as handle:
                 return op(handle), handle.signature
 
-        async with self._lock(run_id):
+        async with self._writing_in(store), self._lock(run_id):
             with anyio.CancelScope(shield=True):
                 try:
                     (run, result), signature = await anyio.to_thread.run_sync(in_thread)
@@ -389,6 +404,18 @@ class RunService:
                     raise
                 self._index_put(RunSummary.of(run, store.path), signature)
         return api.run_view(run, store.path), result
+
+    @asynccontextmanager
+    async def _writing_in(self, store: WorkspaceStore) -> AsyncIterator[None]:
+        """Count a write in flight in ``store``'s workspace, from before it waits for its
+        run's lock (it may write once that is free, even if the workspace went meanwhile)."""
+        self._writing[store.path] += 1
+        try:
+            yield
+        finally:
+            self._writing[store.path] -= 1
+            if not self._writing[store.path]:
+                del self._writing[store.path]
 
     async def _refresh(self, store: WorkspaceStore, run_id: str) -> None:
         scanned = await anyio.to_thread.run_sync(store.summarize, run_id)
@@ -457,14 +484,15 @@ class RunService:
     async def retry_refused(self) -> None:
         """Try again to serve the workspaces another daemon held; one served now loses its
         warning. Cheap while they stay held (a ``flock`` attempt each)."""
-        for path, source in self.registry.refused():
-            try:
-                await self._serve_workspace(path, source)
-            except (WorkspaceTaken, NotFound, InvalidInput, UnsafePath, OSError):
-                continue  # still held (or unreadable for now): its warning stays
-            self.registry.drop_refused(path)
-            self._clear_not_served(path)
-            log.info("workspace %s is free again: served", path)
+        async with self._adding_removing:
+            for path, source in self.registry.refused():
+                try:
+                    await self._serve_workspace(path, source)
+                except (WorkspaceTaken, NotFound, InvalidInput, UnsafePath, OSError):
+                    continue  # still held (or unreadable for now): its warning stays
+                self.registry.drop_refused(path)
+                self._clear_not_served(path)
+                log.info("workspace %s is free again: served", path)
 
     def _clear_not_served(self, path: str) -> None:
         prefix = _not_served(path)
@@ -482,7 +510,9 @@ class RunService:
 
     async def check(self, workspace: str) -> None:
         """Walk ``workspace``'s store in depth (``tidy`` with ``deep``) unless the daemon
-        that held it before let it go cleanly, or it was walked already."""
+        that held it before let it go cleanly, or it was walked already with nothing left
+        behind (a walk that left something is done again next time, and no clean mark is
+        written meanwhile)."""
         if self.registry.find_canonical(workspace) is None:
             return
         lock = self.registry.lock(workspace)
@@ -501,7 +531,9 @@ class RunService:
         ``WorkspaceStore.tidy``; what predates this daemon's claim) and, when ``deep``, close
         the open steps of its finished runs (left by a crash between a run's write and its
         steps', or by an older daemon). Every repair is logged as a warning, and so is what
-        cannot be removed (skipped). Returns whether the store could be walked."""
+        cannot be removed (skipped). Returns whether the store was walked with nothing
+        left behind (what resisted, or a run that could not be read, is tried again by the
+        next walk)."""
         if self.registry.find_canonical(workspace) is None:
             return False
         store = self.registry.store(workspace)
@@ -514,7 +546,8 @@ class RunService:
                 if summary.status in states.FINISHED_RUN
             )
         try:
-            tidied = await anyio.to_thread.run_sync(store.tidy, before_ns, finished)
+            async with self._writing_in(store):
+                tidied = await anyio.to_thread.run_sync(store.tidy, before_ns, finished)
         except (OSError, UnsafePath) as exc:  # never the end of a rescan or an add
             log.warning("cannot tidy the run store of %s: %s", workspace, exc)
             return False
@@ -526,7 +559,7 @@ class RunService:
             await self.refresh(workspace, run_id)
         for run_id in tidied.unclosed:
             await self._close_left_open(run_id)
-        return True
+        return not tidied.stuck
 
     async def _close_left_open(self, run_id: str) -> None:
         """Close the open steps of finished run ``run_id`` as its end would have."""
@@ -594,7 +627,7 @@ class RunService:
             owner_start_time=owner_start_time,
         )
         # Under the run's lock, so the watcher never reads a half-created run.
-        async with self._lock(run_id):
+        async with self._writing_in(store), self._lock(run_id):
             with anyio.CancelScope(shield=True):
                 signature = await anyio.to_thread.run_sync(store.create_run, run)
                 self._index_put(RunSummary.of(run, canonical), signature)
@@ -704,7 +737,7 @@ class RunService:
                     )
             store.delete_run(run_id)
 
-        async with self._lock(run_id):
+        async with self._writing_in(store), self._lock(run_id):
             summary = self.index.get(run_id)
             if summary is not None and summary.status == RunStatus.RUNNING and not force:
                 raise InvalidTransition(
@@ -852,7 +885,7 @@ class RunService:
                     entry = handle.put_artifact(params.step, params.name, data)
                 return artifact_info(params.run_id, params.step, entry)
 
-        async with self._lock(params.run_id):
+        async with self._writing_in(store), self._lock(params.run_id):
             with anyio.CancelScope(shield=True):
                 saved = await anyio.to_thread.run_sync(in_thread)
         if not saved["staged"]:  # a staged chunk changes nothing anyone can see yet

@@ -73,17 +73,17 @@ class WorkspaceRegistry:
             lock.release()  # already held, through the first registration
         return store
 
-    def unregister(self, path: str, *, configured: bool = False) -> None:
+    def unregister(self, path: str, *, configured: bool = False, clean: bool = True) -> None:
         """Stop serving ``path``; configured workspaces only when the configuration dropped
-        them (``configured``), never on a client's request."""
+        them (``configured``), never on a client's request. ``clean``: no write of this
+        daemon is in flight there (else its next holder walks it)."""
         if path not in self._stores:
             raise NotFound(f"workspace {path} is not served")
         if self._sources[path] == "config" and not configured:
             raise InvalidInput(f"workspace {path} comes from the config file; remove it there")
         del self._stores[path]
         del self._sources[path]
-        # Nothing more is written there by this daemon: a clean release.
-        self._locks.pop(path).release(clean=True)
+        self._locks.pop(path).release(clean=clean)
 
     def release_all(self, *, clean: bool) -> None:
         """Let every served workspace go, for another daemon to serve (at stop); ``clean``:
@@ -106,6 +106,10 @@ class WorkspaceRegistry:
         """The workspaces another daemon held when last tried, and where each came from."""
         return list(self._refused.items())
 
+    def refused_source(self, path: str) -> Source | None:
+        """Where refused ``path`` came from, or ``None`` if it is not refused."""
+        return self._refused.get(path)
+
     def drop_refused(self, path: str) -> Source | None:
         """Stop trying ``path`` again; where it came from, or ``None`` if it was not refused."""
         return self._refused.pop(path, None)
@@ -120,11 +124,16 @@ class WorkspaceRegistry:
         self._configured = wanted
         # A refused configured workspace the configuration dropped is not wanted any more
         # (one it still lists is tried again now, as new).
-        self._refused = {
-            p: "config" if p in wanted else "added"
-            for p, s in self._refused.items()
-            if s == "added" or p in wanted or p in self._was_added
-        }
+        refused: dict[str, Source] = {}
+        for path, source in self._refused.items():
+            if path in wanted:
+                if source == "added":  # remembered meanwhile, as a served one would be
+                    self._was_added.add(path)
+                refused[path] = "config"
+            elif source == "added" or path in self._was_added:
+                self._was_added.discard(path)
+                refused[path] = "added"
+        self._refused = refused
         dropped = []
         for path, source in list(self._sources.items()):
             if source != "config" or path in wanted:

@@ -289,14 +289,28 @@ def _make_writable(parent: int, name: str) -> None:
     if st is None or not stat.S_ISDIR(st.st_mode):
         return
     if st.st_mode & 0o700 != 0o700:
-        # By name: a folder without read permission cannot be opened to fchmod it. The
-        # lstat just said it is a folder, and the tree is being deleted.
-        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=parent)
+        _chmod_folder(parent, name, stat.S_IMODE(st.st_mode) | 0o700)
     with opened(os.open(name, _DIR_FLAGS, dir_fd=parent)) as fd:
         for entry in list_dir(fd):
             if entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     _make_writable(fd, entry.name)
+
+
+def _chmod_folder(parent: int, name: str, mode: int) -> None:
+    """Set the mode of folder ``name`` below ``parent`` through a descriptor, so that a link
+    swapped in since it was looked at is never followed."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except PermissionError:
+        # No read permission: a path-only descriptor (still no link followed), whose
+        # /proc/self/fd entry is what chmod can change (fchmod refuses such a descriptor).
+        fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        with opened(fd):
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+        return
+    with opened(fd):
+        os.fchmod(fd, mode)
 
 
 def lstat_at(parent: int, name: str) -> os.stat_result | None:

@@ -60,8 +60,10 @@ def _accepts(path: str) -> bool:
     probe.settimeout(0.5)
     try:
         probe.connect(path)
-    except TimeoutError:
-        return True  # its backlog is full: a busy daemon, but a live one
+    except (TimeoutError, BlockingIOError):
+        # Its backlog is full (a Unix connect with a timeout fails at once with EAGAIN
+        # then, rather than waiting): a busy daemon, but a live one.
+        return True
     except OSError:
         return False
     finally:
