@@ -365,3 +365,23 @@ async def test_a_leftover_inside_a_run_that_resists_is_tried_again_by_the_next_h
     await client.call("workspaces.add", path=str(other))
     assert not left.exists()
     assert (await client.call("daemon.info"))["storesChecked"] is True
+
+
+async def test_a_configured_workspace_added_by_a_client_stays_configured(
+    isolated_env: Path, socket_path: Path, short_tmp: Path
+) -> None:
+    # Listed by the config but missing at start: not served. Once it exists, a client adds it
+    # (as runs.create would): it is still the config's, which a client cannot remove.
+    later = short_tmp / "later"
+    async with (
+        running_daemon(socket_path, isolated_env / "state", workspaces=[str(later)]),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        assert await client.call("workspaces.list") == []
+        later.mkdir()
+        await client.call("workspaces.add", path=str(later))
+        [listed] = await client.call("workspaces.list")
+        assert listed["source"] == "config"
+        with pytest.raises(RpcFailed, match="comes from the config file"):
+            await client.call("workspaces.remove", path=str(later))
+        assert [w["path"] for w in await client.call("workspaces.list")] == [str(later)]

@@ -205,6 +205,8 @@ class RunService:
             with anyio.CancelScope(shield=True):
                 lock = await anyio.to_thread.run_sync(store.claim, self.socket_path)
                 self.registry.register(path, source, lock)
+                # Served from here on: a warning that it is not (refused, missing) is stale.
+                self._clear_not_served(path)
         if self.on_workspace_served is not None:
             self.on_workspace_served(path)
         if self.watcher is not None and watch:

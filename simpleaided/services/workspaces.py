@@ -64,6 +64,11 @@ class WorkspaceRegistry:
         """Remember ``path`` (canonical) as served, holding its ``lock`` (released when it
         is unregistered); returns its store."""
         self._refused.pop(path, None)
+        if source == "added" and path in self._configured:
+            # The config lists it (a client added it before the config's own attempt got
+            # there): it stays the config's, and is remembered as added too.
+            source = "config"
+            self._was_added.add(path)
         store = self._stores.get(path)
         if store is None:
             store = self._stores[path] = WorkspaceStore(path)
