@@ -19,7 +19,7 @@ import pytest
 
 from simpleaided.app.config import ConfigError, load_config
 from simpleaided.app.daemon import Daemon
-from simpleaided.services.owners import process_gone
+from simpleaided.services.processes import process_gone
 from tests.conftest import running_daemon
 from tests.rpcclient import RpcClient
 

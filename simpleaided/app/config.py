@@ -174,9 +174,6 @@ class LlmSection(_Section):
         return self
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 def _is_ascii_number(text: str) -> bool:
     # ``isdigit`` alone takes any script's digits (``٨``, ``８``) and superscripts (``²``).
     return text.isascii() and text.isdigit()

@@ -41,7 +41,7 @@ from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepMetadata, StepStatus
 from simpleaided.services.events import EventHub
 from simpleaided.services.fairness import TimeSlices
-from simpleaided.services.owners import process_gone, process_start_time
+from simpleaided.services.processes import process_gone, process_start_time
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
 from simpleaided.store.runstore import (
