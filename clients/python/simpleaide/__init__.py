@@ -4,6 +4,7 @@
 """
 
 from simpleaide.client import (
+    BackendUnavailable,
     Client,
     ClientError,
     Conflict,
@@ -14,11 +15,16 @@ from simpleaide.client import (
     LimitExceeded,
     NotFound,
     ProtocolError,
+    ReadOnly,
     RpcError,
     SpawnError,
+    VaultDamaged,
+    VaultLocked,
+    WrongPassphrase,
 )
 
 __all__ = [
+    "BackendUnavailable",
     "Client",
     "ClientError",
     "Conflict",
@@ -29,6 +35,10 @@ __all__ = [
     "LimitExceeded",
     "NotFound",
     "ProtocolError",
+    "ReadOnly",
     "RpcError",
     "SpawnError",
+    "VaultDamaged",
+    "VaultLocked",
+    "WrongPassphrase",
 ]
