@@ -55,7 +55,7 @@ def postgres() -> str:
     """The machine's PostgreSQL URL; skipped when it is not running, a failure on CI."""
     import psycopg
 
-    from simpleaided.services.database import pg_error_line
+    from simpleaided.store.sql.postgres import pg_error_line
 
     try:
         psycopg.connect(PG_URL, connect_timeout=2).close()

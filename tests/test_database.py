@@ -25,13 +25,12 @@ from simpleaided.domain.errors import (
     VaultLocked,
 )
 from simpleaided.domain.status import DbSection
-from simpleaided.services.database import (
-    NOT_INSTALLED,
+from simpleaided.services.database.connection import (
     DatabaseService,
     DatabaseSettings,
     SecretResolver,
-    pg_error_line,
 )
+from simpleaided.store.sql.postgres import NOT_INSTALLED, pg_error_line
 from tests.conftest import PG_HOST, PG_PORT
 from tests.pgproxy import TcpProxy
 

@@ -22,7 +22,7 @@ from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
 from simpleaided.domain.api import API_VERSION, StartMode, artifact_chunk_limit
 from simpleaided.domain.llm import LlmBackendSpec
-from simpleaided.services.database import DatabaseService, DatabaseSettings
+from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
 from simpleaided.services.events import COALESCE_SECONDS, EventHub
 from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch

@@ -1,0 +1,115 @@
+"""Blocking calls on worker threads that the caller may abandon when they hang.
+
+A call that overruns its caller's deadline is abandoned and its resource woken (for a
+database session: the PostgreSQL socket shut down, the SQLite statement interrupted), so the
+thread ends soon and closes what it holds; the caller waits for that end (``done``) before it
+starts another call beside it. Threads rather than an async driver: SQLite needs them anyway,
+and one mechanism is easier to trust than two.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+
+class Resource(Protocol):
+    """What a call works with: something a blocked thread can be woken from, and closed."""
+
+    def abort(self) -> None:
+        """Wake a thread stuck in this resource (called from another thread)."""
+        ...
+
+    def close(self) -> None:
+        """Close it; never raises."""
+        ...
+
+
+R = TypeVar("R", bound=Resource)
+
+
+class Abandoned(Exception):
+    """Raised on a worker thread whose caller stopped waiting; nobody reads it."""
+
+
+class Call(Generic[R]):
+    """Blocking work on a worker thread, and who owns the session it uses.
+
+    While the work runs it owns the session; when it has ended the loop takes the session
+    back, unless the loop gave up waiting first: then the thread closes it.
+    """
+
+    def __init__(self, session: R | None) -> None:
+        # Held only for a few instructions, never across I/O: the loop takes it too.
+        self._guard = threading.Lock()
+        self._session = session
+        self._abandoned = False
+        self.done = threading.Event()
+
+    @property
+    def session(self) -> R | None:
+        """The session the work uses now (``None`` once dropped, or before one is adopted)."""
+        return self._session
+
+    def adopt(self, session: R) -> None:
+        """Thread: work on the new ``session`` (closed at once if the loop has given up)."""
+        with self._guard:
+            if not self._abandoned:
+                self._session = session
+                return
+        session.close()
+        raise Abandoned
+
+    def drop(self) -> None:
+        """Thread: close the session, which broke."""
+        with self._guard:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def finish(self) -> None:
+        """Thread, when the work ends: close the session if the loop gave up on it."""
+        with self._guard:
+            self.done.set()
+            if not self._abandoned:
+                return
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def abandon(self) -> bool:
+        """Loop: stop waiting; if the work still runs, wake it and return true."""
+        with self._guard:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+            if self._session is not None:
+                self._session.abort()
+            return True
+
+
+def _finishing(work: Callable[[Call[R]], T], call: Call[R]) -> T:
+    try:
+        return work(call)
+    finally:
+        call.finish()
+
+
+async def run_call(work: Callable[[Call[R]], T], call: Call[R]) -> T:
+    """Run ``work(call)`` on a worker thread; the caller bounds the time (a cancel scope), and
+    when it stops waiting it calls ``call.abandon()``."""
+    return await anyio.to_thread.run_sync(_finishing, work, call, abandon_on_cancel=True)
+
+
+async def wait_ended(call: Call[R], seconds: float) -> bool:
+    """Wait up to ``seconds`` for an abandoned call's thread to end; whether it has.
+
+    Waited on a thread of its own: the stuck thread cannot safely wake the loop (it may be
+    gone by then). Bounded, so a waiter that is itself abandoned ends soon after too.
+    """
+    return await anyio.to_thread.run_sync(call.done.wait, seconds, abandon_on_cancel=True)
