@@ -7,6 +7,7 @@ by hand first, as a crash or an older daemon would have left them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -294,16 +295,26 @@ async def test_start_up_removes_our_leftovers_and_only_ours(
         assert (await client.call("runs.get", runId=run_id))["status"] == "running"
 
 
-async def test_a_created_run_is_built_under_a_temporary_name_then_renamed(
-    client: RpcClient, workspace: Path
+async def test_a_create_that_fails_part_way_leaves_no_run(
+    client: RpcClient, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The run's record cannot be put in place (a full disk, say): before, the run folder
+    # stayed behind without it, listed as corrupt and counted forever.
+    rename = os.rename
+
+    def failing(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if dst == "metadata.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        rename(src, dst, *args, **kwargs)
+
+    await client.call("workspaces.add", path=str(workspace))
+    monkeypatch.setattr(os, "rename", failing)
+    await client.error("runs.create", workspace=str(workspace), title="torn")
+    monkeypatch.undo()
+    assert list(runs_dir(workspace).iterdir()) == []
+    assert (await client.call("status.get"))["runs"]["total"] == 0
     run = await client.call("runs.create", workspace=str(workspace), title="whole")
-    entries = sorted(p.name for p in runs_dir(workspace).iterdir())
-    assert entries == [run["id"]]
-    assert json.loads((runs_dir(workspace) / run["id"] / "metadata.json").read_text())["title"] == (
-        "whole"
-    )
-    assert not names.RUN_ID_RE.match(".creating-0123456789abcdef")
+    assert [p.name for p in runs_dir(workspace).iterdir()] == [run["id"]]
 
 
 def test_cli_complete_names_force_and_force_closes_the_steps(sandbox: Sandbox) -> None:

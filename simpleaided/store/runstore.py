@@ -600,8 +600,6 @@ class RunHandle:
 
 
 LOCK_FILE = "daemon.lock"
-# O_NONBLOCK: a FIFO put there must not hang the open.
-_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 # What a daemon that let a workspace go cleanly leaves in its lock file: every write of its
@@ -708,18 +706,9 @@ class WorkspaceStore:
                 safefs.open_dir(top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=True)
             )
             where = f"{self.path}/{STORE_DIR}/{LOCK_FILE}"
-            try:
-                fd = os.open(LOCK_FILE, _LOCK_FLAGS, safefs.FILE_MODE, dir_fd=top)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise UnsafePath(f"refusing {where}: it is a symlink") from None
-                raise
+            fd = safefs.open_regular(top, LOCK_FILE, where, write=True)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafePath(f"refusing {where}: not a regular file")
-            safefs.check_owned(st, where)
-            os.fchmod(fd, safefs.FILE_MODE)
+            safefs.check_owned(os.fstat(fd), where)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -180,11 +180,11 @@ def atomic_write(parent: int, name: str, data: bytes) -> int:
 def open_regular(
     parent: int, name: str, where: str, *, write: bool = False, create: bool = True
 ) -> int:
-    """Open regular file ``name`` below ``parent`` for reading (or writing, made 0600 if
-    missing unless not ``create``), never following a symlink; raises ``NotFound`` or
+    """Open regular file ``name`` below ``parent`` for reading (or reading and writing, made
+    0600 if missing unless not ``create``), never following a symlink; raises ``NotFound`` or
     ``UnsafePath`` (also for writing to a file with other hard links)."""
     flags = (
-        (os.O_WRONLY | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        (os.O_RDWR | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         if write
         else _READ_FLAGS
     )

@@ -20,8 +20,9 @@ _RECV = 1 << 16
 _STOP_CHECK_EVERY = 64
 
 
-def connect(path: str, timeout: float = 30.0) -> socket.socket:
-    """A blocking connection to the Unix socket ``path``."""
+def connect(path: str, timeout: float | None = 30.0) -> socket.socket:
+    """A blocking connection to the Unix socket ``path``. Without a ``timeout`` it waits for
+    room in the server's listen queue rather than failing with ``EAGAIN`` when it is full."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -245,18 +246,6 @@ FLOOD_READ_EVERY = 0.01  # ...this often (1.6 MB/s: about 2,300 status replies a
 _ABUSE_TICK = 0.01
 
 
-def _connect_waiting(path: str) -> socket.socket:
-    """A connection made in blocking mode: it waits for room in the server's listen queue
-    rather than failing with ``EAGAIN`` when the queue is full."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 def abuse_job(
     path: str, idle: int, slow: int, flood: int, ready_file: str, stop_file: str
 ) -> dict[str, Any]:
@@ -269,9 +258,9 @@ def abuse_job(
     Returns what the server did to them: replies the flooders read, and connections it
     closed (refused, or dropped).
     """
-    idle_socks = [_connect_waiting(path) for _ in range(idle)]
-    slow_socks = [_connect_waiting(path) for _ in range(slow)]
-    flood_socks = [_connect_waiting(path) for _ in range(flood)]
+    idle_socks = [connect(path, None) for _ in range(idle)]
+    slow_socks = [connect(path, None) for _ in range(slow)]
+    flood_socks = [connect(path, None) for _ in range(flood)]
     readers = flood_socks[1::2]
     for sock in (*idle_socks, *slow_socks, *flood_socks):
         sock.setblocking(False)
