@@ -157,13 +157,6 @@ def describe(exc: RpcError) -> str:
     return " ".join(message.split())
 
 
-def print_json(value: Any) -> None:
-    """Print a result as indented JSON (``--json``)."""
-    from simpleaide.safetext import json_text
-
-    print(json_text(value))
-
-
 def workspace_call(session: Session, method: str, workspace: str | None, **params: Any) -> Any:
     """Call a method scoped to ``workspace``; a folder holding ``.simpleaide/`` that the
     daemon does not serve yet is served first (as ``runs.create`` does)."""

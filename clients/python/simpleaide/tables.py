@@ -52,6 +52,11 @@ def duration(start: str | None, end: str | None) -> str:
     return format_age((last - first).total_seconds() * 1000)
 
 
+def latency(ms: float | None) -> str:
+    """A probe's latency (``12.5 ms``; ``–`` if unknown)."""
+    return "–" if ms is None else f"{ms:g} ms"
+
+
 def clip(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters, ending with ``…`` when cut."""
     if len(text) <= width:

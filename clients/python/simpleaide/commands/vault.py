@@ -1,4 +1,4 @@
-"""The ``vault``, ``db`` and ``llm`` commands.
+"""``simpleaide vault``: the encrypted secrets vault.
 
 Passphrases and secret values are never taken from the command line (where ``ps`` and the
 shell history would show them): they are read from the terminal without echo, or, when
@@ -12,14 +12,72 @@ import sys
 
 from simpleaide import tables
 from simpleaide.chips import format_age
+from simpleaide.commands import positive_float, reply
 from simpleaide.safetext import escape
-from simpleaide.session import EXIT_OK, CliError, Session, print_json
+from simpleaide.session import CliError, Session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
     from typing import Any
 
+    from simpleaide.commands import Commands
     from simpleaide.session import Args
+
+SECRET_INPUT = (
+    "Passphrases and values are read from the terminal without echo; when stdin is not\n"
+    "a terminal (scripts), passphrases one per line (a new one twice, on two lines that\n"
+    "must match) and a value as all of stdin (less one trailing newline). Never from\n"
+    "the command line."
+)
+SECRET_NAME = "the secret's name: 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+
+
+def register(tree: Commands) -> None:
+    """The ``vault`` commands."""
+    vault = tree.group("vault", "the encrypted secrets vault")
+    vault.add("status", "locked or not, when it locks, where it lives", vault_status)
+    vault.add(
+        "init",
+        "create the vault (asks for a new passphrase twice)",
+        vault_init,
+        description="Create an empty vault, encrypted under a new passphrase (8 characters or\n"
+        "more; asked twice). It starts unlocked.\n" + SECRET_INPUT,
+    )
+    unlock = vault.add(
+        "unlock",
+        "unlock the vault (asks for the passphrase)",
+        vault_unlock,
+        description="Unlock the vault. It locks itself again after the idle time (vault.\n"
+        "idle_lock_seconds; --ttl for this unlock) and at most vault.max_unlock_seconds\n"
+        "after unlocking. After a wrong passphrase each further attempt waits longer.\n"
+        + SECRET_INPUT,
+    )
+    unlock.add_argument(
+        "--ttl",
+        metavar="SECONDS",
+        type=positive_float,
+        help="lock after SECONDS unused (instead of the configured idle time)",
+    )
+    vault.add("lock", "lock the vault now (forget the key)", vault_lock)
+    vault.add(
+        "passwd",
+        "change the passphrase (asks for the current one, then the new one twice)",
+        vault_passwd,
+        description="Re-encrypt the vault under a new passphrase.\n" + SECRET_INPUT,
+    )
+    set_ = vault.add(
+        "set",
+        "store a secret (asks for the value)",
+        vault_set,
+        description="Store a secret under NAME, replacing one of the same name. Settings\n"
+        "refer to it as vault:NAME (a database password, an LLM API key).\n" + SECRET_INPUT,
+    )
+    set_.add_argument("name", metavar="NAME", help=SECRET_NAME)
+    get = vault.add("get", "print a secret's value (vault unlocked)", vault_get)
+    get.add_argument("name", metavar="NAME", help=SECRET_NAME)
+    vault.add("ls", "list the secrets' names (vault unlocked)", vault_ls)
+    rm = vault.add("rm", "delete a secret (vault unlocked)", vault_rm)
+    rm.add_argument("name", metavar="NAME", help=SECRET_NAME)
 
 
 def _read_secret(prompt: str, *, confirm: bool = False) -> str:
@@ -45,9 +103,6 @@ def _read_line(prompt: str) -> str:
     return line.removesuffix("\n").removesuffix("\r")
 
 
-# -- vault --------------------------------------------------------------------------------
-
-
 def _vault_words(status: dict[str, Any]) -> str:
     state = status.get("state")
     if state == "unlocked":
@@ -63,20 +118,16 @@ def _vault_words(status: dict[str, Any]) -> str:
     return "not set up (simpleaide vault init)"
 
 
-def _show_vault(status: dict[str, Any], args: Args) -> int:
-    if args.json:
-        print_json(status)
-    else:
-        print(f"vault {_vault_words(status)}")
-    return EXIT_OK
+def _show_state(status: dict[str, Any]) -> None:
+    print(f"vault {_vault_words(status)}")
 
 
 def vault_status(session: Session, args: Args) -> int:
     """``simpleaide vault status``."""
-    status = session.call("vault.status")
-    if args.json:
-        print_json(status)
-        return EXIT_OK
+    return reply(args, session.call("vault.status"), _show_status)
+
+
+def _show_status(status: dict[str, Any]) -> None:
     idle = status.get("idleLockSeconds")
     most = status.get("maxUnlockSeconds")
     print(
@@ -89,13 +140,12 @@ def vault_status(session: Session, args: Args) -> int:
             ]
         )
     )
-    return EXIT_OK
 
 
 def vault_init(session: Session, args: Args) -> int:
     """``simpleaide vault init``."""
     passphrase = _read_secret("New passphrase", confirm=True)
-    return _show_vault(session.call("vault.init", passphrase=passphrase), args)
+    return reply(args, session.call("vault.init", passphrase=passphrase), _show_state)
 
 
 def vault_unlock(session: Session, args: Args) -> int:
@@ -104,12 +154,12 @@ def vault_unlock(session: Session, args: Args) -> int:
     params: dict[str, Any] = {"passphrase": passphrase}
     if args.ttl is not None:
         params["ttlSeconds"] = args.ttl
-    return _show_vault(session.call("vault.unlock", **params), args)
+    return reply(args, session.call("vault.unlock", **params), _show_state)
 
 
 def vault_lock(session: Session, args: Args) -> int:
     """``simpleaide vault lock``."""
-    return _show_vault(session.call("vault.lock"), args)
+    return reply(args, session.call("vault.lock"), _show_state)
 
 
 def vault_passwd(session: Session, args: Args) -> int:
@@ -117,11 +167,7 @@ def vault_passwd(session: Session, args: Args) -> int:
     old = _read_secret("Current passphrase")
     new = _read_secret("New passphrase", confirm=True)
     status = session.call("vault.changePassphrase", passphrase=old, newPassphrase=new)
-    if args.json:
-        print_json(status)
-    else:
-        print("passphrase changed")
-    return EXIT_OK
+    return reply(args, status, lambda status: print("passphrase changed"))
 
 
 def vault_set(session: Session, args: Args) -> int:
@@ -132,97 +178,39 @@ def vault_set(session: Session, args: Args) -> int:
     else:
         value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     result = session.call("vault.set", name=args.name, value=value)
-    if args.json:
-        print_json(result)
-    else:
-        print(f"{'replaced' if result['replaced'] else 'stored'} {args.name}")
-    return EXIT_OK
+    return reply(
+        args,
+        result,
+        lambda result: print(f"{'replaced' if result['replaced'] else 'stored'} {args.name}"),
+    )
 
 
 def vault_get(session: Session, args: Args) -> int:
     """``simpleaide vault get NAME``: the value alone on stdout, exact for scripts; on a
     terminal with its control characters escaped (a value is data, not terminal commands)."""
-    result = session.call("vault.get", name=args.name)
-    if args.json:
-        print_json(result)
-    elif sys.stdout.isatty():
-        print(escape(result["value"], keep="\t"))
-    else:
-        print(result["value"])
-    return EXIT_OK
+
+    def show(result: dict[str, Any]) -> None:
+        if sys.stdout.isatty():
+            print(escape(result["value"], keep="\t"))
+        else:
+            print(result["value"])
+
+    return reply(args, session.call("vault.get", name=args.name), show)
 
 
 def vault_ls(session: Session, args: Args) -> int:
     """``simpleaide vault ls``."""
-    result = session.call("vault.list")
-    if args.json:
-        print_json(result)
-    elif result["names"]:
-        print("\n".join(result["names"]))
-    else:
-        print("the vault holds no secrets", file=sys.stderr)
-    return EXIT_OK
+
+    def show(result: dict[str, Any]) -> None:
+        if result["names"]:
+            print("\n".join(result["names"]))
+        else:
+            print("the vault holds no secrets", file=sys.stderr)
+
+    return reply(args, session.call("vault.list"), show)
 
 
 def vault_rm(session: Session, args: Args) -> int:
     """``simpleaide vault rm NAME``."""
     result = session.call("vault.delete", name=args.name)
-    if args.json:
-        print_json(result)
-    else:
-        print(f"deleted {args.name}")
-    return EXIT_OK
-
-
-# -- database and LLM backends ------------------------------------------------------------
-
-
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:g} ms"
-
-
-def db_status(session: Session, args: Args) -> int:
-    """``simpleaide db status``."""
-    db = session.call("db.status")
-    if args.json:
-        print_json(db)
-    else:
-        print(
-            tables.fields(
-                [
-                    ("database", "connected" if db["connected"] else "OFF"),
-                    ("type", db.get("type") or "–"),
-                    ("env", str(db.get("env"))),
-                    ("read-only", "yes" if db.get("readOnly") else "no"),
-                    ("latency", _ms(db.get("latencyMs"))),
-                    ("error", db.get("error") or "none"),
-                    ("checked", tables.local_time(db.get("checkedAt"))),
-                ]
-            )
-        )
-    return EXIT_OK
-
-
-def llm_status(session: Session, args: Args) -> int:
-    """``simpleaide llm status [--probe]``."""
-    llm = session.call("llm.probe" if args.probe else "llm.status")
-    backends = llm.get("backends") or []
-    if args.json:
-        print_json(llm)
-    elif not backends:
-        print("no LLM backends configured ([[llm.backends]] in the config file)")
-    else:
-        rows = [
-            [
-                b["name"],
-                b["kind"],
-                "online" if b["online"] else "OFF",
-                _ms(b.get("latencyMs")),
-                ", ".join(b.get("models") or []) or "–",
-                b.get("error") or "",
-            ]
-            for b in backends
-        ]
-        print(tables.render(["NAME", "KIND", "STATE", "LATENCY", "MODELS", "ERROR"], rows))
-        print(f"{llm['online']}/{llm['total']} online")
-    return EXIT_OK
+    return reply(args, result, lambda result: print(f"deleted {args.name}"))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
-from simpleaide import chips, fastjson, paths
+from simpleaide import fastjson, paths
 from simpleaide.client import DaemonUnreachable
-from simpleaide.safetext import escape, json_safe
+from simpleaide.commands.status import FORMATS, chip_line, offline_line
+from simpleaide.safetext import json_safe
 from simpleaide.session import EXIT_OK, Session, workspace_call
 
 TYPE_CHECKING = False
@@ -22,12 +23,32 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
     from collections.abc import Callable
     from typing import Any, NoReturn, TextIO
 
+    from simpleaide.commands import Commands
     from simpleaide.session import Args
 
-FORMATS = ("plain", "tmux", "waybar")
 RETRY_FIRST_SECONDS = 0.25  # a bar waiting for the daemon: 0.25 s, doubling up to 5 s
 RETRY_MAX_SECONDS = 5.0
 _CLEAR_TO_END = "\x1b[K"
+
+
+def register(tree: Commands) -> None:
+    """The ``watch`` command."""
+    watch_parser = tree.add(
+        "watch",
+        "the status chips, live",
+        watch,
+        description="Print the status chips (as 'status' does) and again whenever they\n"
+        "change, until Ctrl-C. On a terminal the line is rewritten in place; into a pipe\n"
+        "each change is a new line (tmux and waybar read the last one). With --json, each\n"
+        "status document is one line of JSON. When the daemon goes away: plain and JSON\n"
+        "exit 3; tmux and waybar show the OFF chip and wait for a daemon to answer again.",
+    )
+    watch_parser.add_argument(
+        "--format", choices=FORMATS, default="plain", help="plain (default), tmux or waybar"
+    )
+    watch_parser.add_argument(
+        "--workspace", metavar="PATH", help="count only the runs of this workspace"
+    )
 
 
 class LiveLine:
@@ -60,11 +81,7 @@ def render(doc: dict[str, Any], args: Args) -> str:
     """The status document as the line ``args`` asks for."""
     if args.json:
         return json_safe(fastjson.dumps(doc))
-    if args.format == "tmux":
-        return escape(chips.tmux(doc))
-    if args.format == "waybar":
-        return json_safe(fastjson.dumps(chips.waybar(doc)))
-    return escape(chips.plain(doc))
+    return chip_line(doc, args.format)
 
 
 def watch(session: Session, args: Args) -> int:
@@ -91,10 +108,7 @@ def watch(session: Session, args: Args) -> int:
                     raise
                 # A bar keeps the last line it read: it must not be a stale status. And a
                 # bar program that exits is hidden (waybar) or restarted: it waits instead.
-                shown = chips.offline(session.socket_path, args.format)
-                line.show(
-                    escape(shown) if isinstance(shown, str) else json_safe(fastjson.dumps(shown))
-                )
+                line.show(offline_line(session.socket_path, args.format))
                 session.reset(spawn=False)  # a daemon the user stopped stays stopped
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
