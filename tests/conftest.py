@@ -1,8 +1,8 @@
-"""Shared fixtures: short socket paths, isolated XDG folders, and a real daemon in-process."""
+"""The fixtures: short socket paths, isolated XDG folders, a real daemon in-process; what they
+are built on lives in ``tests/support/``."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import os
@@ -12,16 +12,13 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import anyio
 import pytest
 
-from simpleaided.app.config import load_config
 from simpleaided.app.daemon import Daemon
-from tests.clitools import Sandbox
-from tests.rpcclient import RpcClient
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+from tests.support.daemon import running_daemon
+from tests.support.pgproxy import PG_HOST, PG_PORT, PG_URL
+from tests.support.rpc import RpcClient
+from tests.support.sandbox import Sandbox
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -110,26 +107,6 @@ def workspace(short_tmp: Path) -> Path:
 @pytest.fixture
 def socket_path(short_tmp: Path) -> Path:
     return short_tmp / "run" / "daemon.sock"
-
-
-def make_daemon(socket_path: Path, state_dir: Path, **settings: object) -> Daemon:
-    overrides: dict[str, object] = {
-        "daemon.socket": str(socket_path),
-        "daemon.state_dir": str(state_dir),
-        **settings,
-    }
-    return Daemon(load_config(overrides=overrides), handle_signals=False)
-
-
-@contextlib.asynccontextmanager
-async def running_daemon(
-    socket_path: Path, state_dir: Path, **settings: object
-) -> AsyncIterator[Daemon]:
-    """A real daemon serving ``socket_path`` in this process, with dotted ``settings``."""
-    async with anyio.create_task_group() as tg:
-        started: Daemon = await tg.start(make_daemon(socket_path, state_dir, **settings).run)
-        yield started
-        started.request_stop()
 
 
 @pytest.fixture

@@ -11,16 +11,16 @@ from typing import Any
 import orjson
 
 from simpleaided.domain.api import ArtifactContent, ArtifactInfo
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
+from tests.support.daemon import running_daemon
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
 
 MiB = 1 << 20
 
 
 async def new_step(client: RpcClient, workspace: Path) -> str:
-    run = await client.call("runs.create", workspace=str(workspace))
-    await client.call("steps.create", runId=run["id"], name="plan", start=True)
-    return str(run["id"])
+    """The id of a new run whose step 1 (plan) is running."""
+    return str((await new_run(client, workspace, "plan", start=True))["id"])
 
 
 def artifacts_dir(workspace: Path, run_id: str) -> Path:

@@ -22,16 +22,9 @@ import pytest
 
 from simpleaide.spawn import _accepts
 from simpleaided.domain import chips as daemon_chips
-from tests.clitools import Sandbox, process_alive, simpleaide_command
+from tests.support.sandbox import RUN_ID, Sandbox, process_alive, simpleaide_command
 
-RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$")
 CLIENT_PACKAGE = Path(__file__).resolve().parents[1] / "clients" / "python" / "simpleaide"
-
-
-def new_run(box: Sandbox, workspace: Path, *extra: str) -> str:
-    run_id = box.ok("runs", "create", "--workspace", str(workspace), *extra).stdout.strip()
-    assert RUN_ID.match(run_id), run_id
-    return run_id
 
 
 # -- reaching the daemon ------------------------------------------------------------------
@@ -208,7 +201,7 @@ def run_with_stdout(sandbox: Sandbox, args: list[str], stdout: int) -> tuple[int
 
 def test_a_closed_stdout_refuses_quietly_and_changes_nothing(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    new_run(sandbox, ws)
+    sandbox.new_run(ws)
     read_only = os.open(os.devnull, os.O_RDONLY)
     try:
         for args in (
@@ -231,7 +224,7 @@ def test_a_reader_that_went_away_ends_quietly_with_141(sandbox: Sandbox) -> None
     """``simpleaide runs ls | head -1``: once the reader has gone, the next write ends the
     command, silently, with the status a shell gives a process killed by SIGPIPE."""
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan")
     sandbox.ok("artifacts", "put", run_id, "1", "big.bin", "-", input=os.urandom(300_000))
     read_end, write_end = os.pipe()
@@ -255,7 +248,7 @@ def test_a_reader_that_went_away_ends_quietly_with_141(sandbox: Sandbox) -> None
 
 def test_status_shows_an_active_run(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     assert sandbox.ok("steps", "add", run_id, "plan", "--start").stdout.strip() == "1"
 
     line = sandbox.ok("status").stdout
@@ -278,7 +271,7 @@ def test_status_shows_an_active_run(sandbox: Sandbox) -> None:
 
 def test_status_tooltip_tells_why_the_last_run_failed(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "test", "--start")
     sandbox.ok("steps", "fail", run_id, "test", "--message", "3 tests failed")
 
@@ -290,8 +283,8 @@ def test_status_tooltip_tells_why_the_last_run_failed(sandbox: Sandbox) -> None:
 
 def test_status_of_one_workspace(sandbox: Sandbox) -> None:
     busy, idle = sandbox.workspace("busy"), sandbox.workspace("idle")
-    sandbox.ok("steps", "add", new_run(sandbox, busy), "plan", "--start")
-    new_run(sandbox, idle)
+    sandbox.ok("steps", "add", sandbox.new_run(busy), "plan", "--start")
+    sandbox.new_run(idle)
     assert "Run ⏳ 1" in sandbox.ok("status").stdout
     assert "Run ⏳" not in sandbox.ok("status", "--workspace", str(idle)).stdout
 
@@ -301,7 +294,7 @@ def test_status_of_one_workspace(sandbox: Sandbox) -> None:
 
 def test_full_run_lifecycle(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws, "--title", "Refactor the parser")
+    run_id = sandbox.new_run(ws, "--title", "Refactor the parser")
     assert sandbox.ok("steps", "add", run_id, "plan", "--start").stdout.strip() == "1"
 
     plan = sandbox.root / "plan.md"
@@ -352,7 +345,7 @@ def test_full_run_lifecycle(sandbox: Sandbox) -> None:
 
 def test_rerun_from_a_step_and_keep_run(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     for name in ("plan", "code", "test"):
         sandbox.ok("steps", "add", run_id, name, "--start")
     kept = sandbox.ok("steps", "fail", run_id, "3", "-m", "flaky", "--keep-run", "--json").json()
@@ -372,8 +365,8 @@ def test_rerun_from_a_step_and_keep_run(sandbox: Sandbox) -> None:
 
 def test_runs_ls_defaults_to_the_nearest_workspace(sandbox: Sandbox) -> None:
     mine, other = sandbox.workspace("mine"), sandbox.workspace("other")
-    here = new_run(sandbox, mine)
-    there = new_run(sandbox, other)
+    here = sandbox.new_run(mine)
+    there = sandbox.new_run(other)
     inside = mine / "src" / "deep"
     inside.mkdir(parents=True)
 
@@ -394,7 +387,7 @@ def test_runs_ls_defaults_to_the_nearest_workspace(sandbox: Sandbox) -> None:
 
 def test_illegal_transition_is_one_line_exit_1(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     result = sandbox.run("runs", "complete", run_id)
     assert result.code == 1
     assert result.out == b""
@@ -405,7 +398,7 @@ def test_illegal_transition_is_one_line_exit_1(sandbox: Sandbox) -> None:
 
 def test_bad_step_name_is_refused_and_nothing_is_created(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     result = sandbox.run("steps", "add", run_id, "../Bad Name")
     assert result.code == 1
     assert result.err.count("\n") == 1
@@ -426,7 +419,7 @@ def test_unknown_run_and_step(sandbox: Sandbox) -> None:
     assert malformed.code == 1
     assert "invalid run id" in malformed.err
 
-    run_id = new_run(sandbox, sandbox.workspace())
+    run_id = sandbox.new_run(sandbox.workspace())
     no_step = sandbox.run("steps", "start", run_id, "code")
     assert no_step.code == 1
     assert "no step named 'code'" in no_step.err
@@ -528,7 +521,7 @@ def test_status_path_imports_nothing_heavy(sandbox: Sandbox) -> None:
 
 
 def test_client_never_imports_the_daemon() -> None:
-    for path in CLIENT_PACKAGE.glob("*.py"):
+    for path in CLIENT_PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -8,8 +8,8 @@ import select
 import signal
 import time
 
-from tests.clitools import Sandbox, simpleaide_command
-from tests.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
+from tests.support.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
+from tests.support.sandbox import Sandbox, simpleaide_command
 
 FAST_VAULT = """
 [vault]

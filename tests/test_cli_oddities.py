@@ -12,11 +12,11 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from tests.clitools import Sandbox, simpleaide_command
+from tests.support.sandbox import Sandbox, simpleaide_command
+from tests.support.waiting import eventually_blocking
 
 ESC = b"\x1b"
 # What a hostile title could hold: ESC (C0), CSI and NEL (C1), a bidi override, a zero-width
@@ -39,13 +39,9 @@ def assert_clean(text: bytes | str, where: str) -> None:
         assert raw not in data, (where, raw, data[:500])
 
 
-def new_run(sandbox: Sandbox, workspace: Path, *extra: str) -> str:
-    return sandbox.ok("runs", "create", "--workspace", str(workspace), *extra).stdout.strip()
-
-
 def test_control_characters_are_escaped_on_every_output(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws, "--title", HOSTILE)
+    run_id = sandbox.new_run(ws, "--title", HOSTILE)
     sandbox.ok("steps", "add", run_id, "plan", "--start")
     sandbox.ok("steps", "fail", run_id, "plan", "--message", HOSTILE)
     for args in (
@@ -75,7 +71,7 @@ def test_control_characters_are_escaped_on_every_output(sandbox: Sandbox) -> Non
 
 def test_odd_files_on_disk_are_listed_escaped_and_marked(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan")
     sandbox.ok("artifacts", "put", run_id, "plan", "ok.txt", "-", input=b"fine")
     folder = ws / ".simpleaide" / "runs" / run_id / "01_plan" / "artifacts"
@@ -105,7 +101,7 @@ def test_an_artifact_on_a_terminal_is_escaped_but_exact_through_a_pipe(
     sandbox: Sandbox,
 ) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan")
     body = b"line 1\n\x1b]52;c;aGk=\x07 tab\there\n"
     sandbox.ok("artifacts", "put", run_id, "1", "log.txt", "-", input=body)
@@ -193,7 +189,7 @@ def write_file(path: Path, total: int) -> str:
 
 def test_a_200_mb_artifact_streams_through_the_cli_in_bounded_memory(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)  # the daemon runs before anything is measured
+    run_id = sandbox.new_run(ws)  # the daemon runs before anything is measured
     sandbox.ok("steps", "add", run_id, "plan")
     stored = ws / ".simpleaide" / "runs" / run_id / "01_plan" / "artifacts"
     bound = 100 * 1024 * 1024
@@ -225,7 +221,7 @@ def test_a_200_mb_artifact_streams_through_the_cli_in_bounded_memory(sandbox: Sa
 def test_artifacts_fit_whatever_the_message_limit(sandbox: Sandbox) -> None:
     sandbox.configure("[limits]\nmax_message_bytes = 65536\n")
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan")
     # Smaller than the CLI's chunk, larger than this daemon's messages; and text that JSON
     # escapes six-fold (each control character becomes \u00XX).
@@ -256,7 +252,7 @@ def small_messages(sandbox: Sandbox) -> tuple[Path, str]:
     """A daemon whose messages are 64 KiB (so a few MB take many chunks), and a run."""
     sandbox.configure("[limits]\nmax_message_bytes = 65536\n")
     ws = sandbox.workspace()
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan")
     return ws / ".simpleaide" / "runs" / run_id / "01_plan" / "artifacts", run_id
 
@@ -292,13 +288,6 @@ def test_a_log_being_appended_to_is_read_up_to_its_size_at_the_start(sandbox: Sa
     assert got[len(start) :] == b"line\n" * ((len(got) - len(start)) // 5)
 
 
-def _wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
-
-
 def test_a_failed_get_never_removes_what_it_did_not_create(sandbox: Sandbox) -> None:
     stored, run_id = small_messages(sandbox)
     (stored / "big.bin").write_bytes(os.urandom(20_000_000))
@@ -321,7 +310,7 @@ def test_a_failed_get_never_removes_what_it_did_not_create(sandbox: Sandbox) -> 
         cwd=sandbox.cwd,
     )
     try:
-        _wait_for(progress, "the transfer to start")
+        eventually_blocking(progress, 30, interval=0.001)  # the transfer started
         proc.send_signal(signal.SIGSTOP)
         replace()
         proc.send_signal(signal.SIGCONT)
@@ -374,7 +363,7 @@ def test_an_interrupted_upload_is_told_in_the_users_words(sandbox: Sandbox) -> N
                 for p in stored.iterdir()
             )
 
-        _wait_for(staged_piece, "the first piece to be staged")
+        eventually_blocking(staged_piece, 30, interval=0.001)
         # The step is rerun meanwhile: the staged upload goes with its folder.
         rpc(sandbox.socket, "steps.deleteFrom", runId=run_id, fromStep=1)
         rpc(sandbox.socket, "steps.create", runId=run_id, name="plan")

@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 import os
 import pty
-import queue
 import select
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.clitools import Sandbox, interruptible, simpleaide_command
-from tests.test_cli import new_run
+from tests.support.sandbox import Sandbox, Watcher, interruptible, simpleaide_command
+from tests.support.waiting import eventually_blocking
 
 BOUND = 15.0  # seconds: generous, only a failing test waits this long
 
@@ -37,15 +36,18 @@ def test_a_run_fails_when_its_owner_pid_exits(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
     owner = subprocess.Popen(["sleep", "60"])
     try:
-        run_id = new_run(sandbox, ws, "--owner-pid", str(owner.pid))
+        run_id = sandbox.new_run(ws, "--owner-pid", str(owner.pid))
         sandbox.ok("steps", "add", run_id, "code", "--start")
         assert sandbox.ok("runs", "show", run_id, "--json").json()["ownerPid"] == owner.pid
     finally:
         owner.kill()
         owner.wait(10)
-    deadline = time.monotonic() + BOUND
-    while (run := sandbox.ok("runs", "show", run_id, "--json").json())["status"] == "running":
-        assert time.monotonic() < deadline, "the run was never failed"
+
+    def ended() -> dict[str, Any] | None:
+        run: dict[str, Any] = sandbox.ok("runs", "show", run_id, "--json").json()
+        return run if run["status"] != "running" else None
+
+    run = eventually_blocking(ended, BOUND, interval=0)
     assert run["status"] == "failed"
     assert run["errorMessage"] == f"interrupted: owner process {owner.pid} exited"
     shown = sandbox.ok("runs", "show", run_id).stdout
@@ -65,10 +67,10 @@ def test_runs_prune(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
     finished = []
     for _ in range(3):
-        run_id = new_run(sandbox, ws)
+        run_id = sandbox.new_run(ws)
         sandbox.ok("runs", "cancel", run_id)
         finished.append(run_id)
-    running = new_run(sandbox, ws)
+    running = sandbox.new_run(ws)
     sandbox.ok("steps", "add", running, "code", "--start")
 
     dry = sandbox.ok("runs", "prune", "--keep", "1", "--dry-run", cwd=ws).stdout.splitlines()
@@ -118,65 +120,6 @@ def test_runs_prune_usage(sandbox: Sandbox, args: list[str], message: str) -> No
 # -- watch --------------------------------------------------------------------------------
 
 
-class Watcher:
-    """``simpleaide watch`` (or ``command``, e.g. ``status --follow``) as a background process,
-    its stdout read line by line."""
-
-    def __init__(self, sandbox: Sandbox, *args: str, command: str = "watch") -> None:
-        self.proc = subprocess.Popen(
-            interruptible([simpleaide_command(), command, *args]),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=sandbox.env,
-            cwd=sandbox.cwd,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self._finished: tuple[int, str] | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.lines.put(raw.decode("utf-8"))
-        self.lines.put(None)
-
-    def next_line(self) -> str:
-        line = self.lines.get(timeout=BOUND)
-        assert line is not None, f"watch ended: {self.finish()}"
-        return line
-
-    def wait_for(self, text: str) -> str:
-        """The first line holding ``text`` (each line is a whole, new status)."""
-        deadline = time.monotonic() + BOUND
-        while True:
-            line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            assert line is not None, f"watch ended before showing {text!r}: {self.finish()}"
-            assert line.endswith("\n") and line.count("\n") == 1
-            if text in line:
-                return line
-
-    def finish(self) -> tuple[int, str]:
-        """Its exit status and stderr (after it exits)."""
-        if self._finished is not None:
-            return self._finished
-        code = self.proc.wait(BOUND)
-        assert self.proc.stderr is not None
-        err = self.proc.stderr.read().decode("utf-8", "replace")
-        self._reader.join(BOUND)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        assert "Traceback" not in err, err
-        self._finished = (code, err)
-        return code, err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.finish()
-
-
 @pytest.fixture
 def watchers() -> Iterator[list[Watcher]]:
     started: list[Watcher] = []
@@ -194,7 +137,7 @@ def test_watch_shows_the_chips_live(sandbox: Sandbox, watchers: list[Watcher]) -
     assert "DEV 🟢" in first and "Run –" in first
 
     # Another client starts a run: a new line shows it, without polling.
-    run_id = new_run(sandbox, ws)
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "plan", "--start")
     busy = watcher.wait_for("Run ⏳ 1")
     assert busy.startswith("DEV 🟢 · ")
@@ -218,7 +161,7 @@ def test_watch_formats(sandbox: Sandbox, watchers: list[Watcher]) -> None:
     assert set(json.loads(waybar.next_line())) == {"text", "tooltip", "class"}
     doc = json.loads(as_json.next_line())
     assert doc["env"] == "DEV" and doc["runs"]["total"] == 0
-    new_run(sandbox, sandbox.workspace())
+    sandbox.new_run(sandbox.workspace())
     assert json.loads(as_json.wait_for('"total":1'))["runs"]["total"] == 1
 
 
@@ -246,7 +189,7 @@ def test_watch_rewrites_the_line_in_place_on_a_terminal(sandbox: Sandbox) -> Non
                     seen += os.read(master, 4096)
 
         read_until("Run –\x1b[K".encode())
-        new_run(sandbox, sandbox.workspace())
+        sandbox.new_run(sandbox.workspace())
         read_until("Run ⏸\x1b[K".encode())
         proc.send_signal(signal.SIGINT)
         assert proc.wait(BOUND) == 0

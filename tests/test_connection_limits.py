@@ -23,10 +23,10 @@ import pytest
 
 from simpleaided.app.config import load_config
 from simpleaided.app.daemon import Daemon
-from tests.conftest import running_daemon
-from tests.llm_servers import SilentServer
-from tests.rpcclient import RpcClient
-from tests.test_daemon_process import daemon_env
+from tests.support.daemon import daemon_env, running_daemon
+from tests.support.llm_servers import SilentServer
+from tests.support.rpc import RpcClient
+from tests.support.waiting import eventually, eventually_blocking
 
 PING = b'{"jsonrpc":"2.0","method":"daemon.ping","id":1}\n'
 BOUND = 10.0  # seconds: generous; each wait below ends on its condition, not on the bound
@@ -91,9 +91,7 @@ async def test_connections_over_the_cap_get_a_clear_error_and_are_closed(
                 with await anyio.to_thread.run_sync(connect, socket_path) as sock:
                     return (await anyio.to_thread.run_sync(ping, sock)).get("result") == "pong"
 
-            with anyio.fail_after(BOUND):
-                while not await served_again():  # noqa: ASYNC110 - the close is seen async
-                    await anyio.sleep(0.01)
+            await eventually(served_again, BOUND)  # the close is seen async
         finally:
             for sock in held:
                 sock.close()
@@ -151,16 +149,17 @@ def low_fd_daemon(short_tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Pa
     proc = limited_daemon(short_tmp, LOW_LIMIT, LOW_LIMIT)
     sock = short_tmp / "run" / "d.sock"
     try:
-        deadline = time.monotonic() + BOUND
-        while True:
+
+        def answers() -> bool:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
                 with connect(sock) as probe:
-                    if ping(probe).get("result") == "pong":
-                        break
+                    return bool(ping(probe).get("result") == "pong")
             except OSError:
-                assert time.monotonic() < deadline, "the daemon did not start"
-                time.sleep(0.02)  # a process we do not control: nothing to wait on but polling
+                return False
+
+        # A process we do not control: nothing to wait on but polling.
+        eventually_blocking(answers, BOUND, interval=0.02)
         yield proc, sock
     finally:
         if proc.poll() is None:
@@ -205,13 +204,12 @@ def test_running_out_of_file_descriptors_refuses_new_clients_and_keeps_the_other
         for sock in held[-4:]:
             sock.close()
         del held[-4:]
-        deadline = time.monotonic() + BOUND
-        while True:
+
+        def served_again() -> bool:
             with connect(sock_path) as fresh:
-                if ping(fresh).get("result") == "pong":
-                    break
-            assert time.monotonic() < deadline, "not served again after clients left"
-            time.sleep(0.01)  # the daemon sees the closes on its own time
+                return bool(ping(fresh).get("result") == "pong")
+
+        eventually_blocking(served_again, BOUND)  # the daemon sees the closes on its own time
         assert ping(existing)["result"] == "pong"
     finally:
         for sock in held:
@@ -233,8 +231,8 @@ def test_the_soft_fd_limit_is_raised_to_the_hard_limit(short_tmp: Path) -> None:
     proc = limited_daemon(short_tmp, 256, wanted_hard)
     sock = short_tmp / "run" / "d.sock"
     try:
-        deadline = time.monotonic() + BOUND
-        while True:
+
+        def answered() -> dict[str, Any] | None:
             assert proc.poll() is None
             try:
                 with connect(sock) as probe:
@@ -243,11 +241,13 @@ def test_the_soft_fd_limit_is_raised_to_the_hard_limit(short_tmp: Path) -> None:
                     data = b""
                     while not data.endswith(b"\n"):
                         data += probe.recv(65536)
-                    info = json.loads(data)["result"]
-                    break
+                    info: dict[str, Any] = json.loads(data)["result"]
+                    return info
             except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)  # a process we do not control: polling is all there is
+                return None
+
+        # A process we do not control: polling is all there is.
+        info = eventually_blocking(answered, BOUND, interval=0.02)
         assert info["connections"]["fdLimit"] == wanted_hard
         limits = Path(f"/proc/{proc.pid}/limits").read_text().splitlines()
         line = next(line for line in limits if line.startswith("Max open files"))
@@ -418,9 +418,10 @@ async def test_a_burst_over_the_cap_holds_few_descriptors_while_refused(
             before = daemon_descriptors()
             burst = [await anyio.to_thread.run_sync(connect, socket_path) for _ in range(40)]
             try:
-                with anyio.fail_after(BOUND):
-                    while daemon.info()["connections"]["refused"] < len(burst):  # noqa: ASYNC110 - counted by the daemon, no event to wait on
-                        await anyio.sleep(0.01)
+                # Counted by the daemon, no event to wait on.
+                await eventually(
+                    lambda: daemon.info()["connections"]["refused"] >= len(burst), BOUND
+                )
                 info = daemon.info()["connections"]
                 held = daemon_descriptors() - before - len(burst)
                 assert held <= 10, f"{held} descriptors held by refusals: {info}"
@@ -452,9 +453,7 @@ async def test_a_slow_request_in_the_lane_does_not_hold_up_other_pipelining_clie
             async with slow, other:
                 probe = b'{"jsonrpc":"2.0","method":"llm.probe","id":1}\n'
                 await slow.send(probe + PING)  # pipelined: the probe is served in the lane
-                with anyio.fail_after(BOUND):
-                    while not daemon.server._in_flight:  # the probe has begun
-                        await anyio.lowlevel.checkpoint()
+                await eventually(lambda: daemon.server._in_flight, BOUND, interval=0)  # begun
                 started = time.monotonic()
                 await other.send(PING + PING)  # pipelined too
                 replies = b""
@@ -493,9 +492,7 @@ async def test_a_failing_accept_is_logged_once_per_episode(
     listener = await anyio.abc.SocketListener.from_socket(raw)
     async with anyio.create_task_group() as tg:
         await tg.start(daemon.server.serve, listener)
-        with anyio.fail_after(BOUND):
-            while raw.failures:  # noqa: ASYNC110 - the retries, each after a short wait
-                await anyio.sleep(0.01)
+        await eventually(lambda: not raw.failures, BOUND)  # the retries, each after a short wait
         async with await RpcClient.connect(path) as client:
             assert await client.call("daemon.ping") == "pong"
         await listener.aclose()

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.test_daemon_process import daemon_env
+from tests.support.daemon import daemon_env
+from tests.support.waiting import eventually_blocking
 
 ROUNDS = 12
 BUDGET_SECONDS = 45.0  # the whole test; each round is well under a second or two
@@ -113,22 +114,23 @@ def start_daemon(home: Path, sock: Path, workspace: Path, log: Path) -> subproce
     argv += ["--workspace", str(workspace), "--log-level", "warning"]
     with log.open("ab") as out:
         proc = subprocess.Popen(argv, env=daemon_env(home), stdout=out, stderr=out)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def checked() -> bool:
         assert proc.poll() is None, log.read_text()[-4000:]
         try:
             client = Client(sock)
             try:
                 # After a crash the stores are checked once the daemon answers: what
                 # this test then checks is what that walk leaves.
-                if client.call("daemon.info").get("result", {}).get("storesChecked"):
-                    return proc
+                return bool(client.call("daemon.info").get("result", {}).get("storesChecked"))
             finally:
                 client.close()
         except (OSError, Gone):
-            pass
-        assert time.monotonic() < deadline, "the daemon did not answer within 20 s"
-        time.sleep(0.02)  # a process we do not control: polling is the only signal
+            return False
+
+    # A process we do not control: polling is the only signal.
+    eventually_blocking(checked, 20, interval=0.02)
+    return proc
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -19,36 +19,8 @@ import pytest
 
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
-
-DAEMON = [sys.executable, "-m", "simpleaided"]
-
-
-def daemon_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMPLEAIDE_", "XDG_"))}
-    env["HOME"] = str(home)
-    env["XDG_STATE_HOME"] = str(home / "state")
-    env["XDG_CONFIG_HOME"] = str(home / "config")
-    return env
-
-
-def wait_until_answering(path: Path, proc: subprocess.Popen[bytes]) -> None:
-    """Block until the daemon accepts connections (or fail if it exited)."""
-    with anyio.from_thread.start_blocking_portal() as portal:
-        portal.call(_wait_until_answering, path, proc)
-
-
-async def _wait_until_answering(path: Path, proc: subprocess.Popen[bytes]) -> None:
-    with anyio.fail_after(10):
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                async with await RpcClient.connect(path) as c:
-                    await c.call("daemon.ping")
-                    return
-            except OSError:
-                await anyio.sleep(0.02)  # polling a process we do not control: no other signal
+from tests.support.daemon import DAEMON, daemon_env, running_daemon, wait_until_answering
+from tests.support.rpc import RpcClient
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from simpleaided.domain.database import DbTarget, default_sqlite_path, parse_target, redact
+from simpleaided.domain.database import DbTarget, default_sqlite_path, parse_target
 from simpleaided.domain.errors import (
     BackendUnavailable,
     InvalidInput,
@@ -24,15 +24,11 @@ from simpleaided.domain.errors import (
     ReadOnly,
     VaultLocked,
 )
+from simpleaided.domain.secrets import SecretResolver
 from simpleaided.domain.status import DbSection
-from simpleaided.services.database.connection import (
-    DatabaseService,
-    DatabaseSettings,
-    SecretResolver,
-)
+from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
 from simpleaided.store.sql.postgres import NOT_INSTALLED, pg_error_line
-from tests.conftest import PG_HOST, PG_PORT
-from tests.pgproxy import TcpProxy
+from tests.support.pgproxy import PG_HOST, PG_PORT, TcpProxy
 
 
 def no_secrets(reference: str) -> str:
@@ -123,13 +119,6 @@ def test_default_sqlite_path() -> None:
     assert default_sqlite_path("/ws", "DEV") == "/ws/.simpleaide/dev.sqlite3"
     assert default_sqlite_path("/ws/", "PROD") == "/ws/.simpleaide/prod.sqlite3"
     assert default_sqlite_path(None, "DEV") is None
-
-
-def test_redact() -> None:
-    text = "postgresql://bob:pw1@h/db failed for s3cret and s3cret-longer; password=abc x"
-    assert redact(text, ["s3cret", "s3cret-longer", ""]) == (
-        "postgresql://bob:***@h/db failed for *** and ***; password=*** x"
-    )
 
 
 @pytest.mark.parametrize(

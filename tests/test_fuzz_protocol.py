@@ -21,7 +21,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from tests.test_daemon_process import DAEMON, daemon_env, wait_until_answering
+from tests.support.daemon import DAEMON, daemon_env, wait_until_answering
+from tests.support.waiting import eventually_blocking
 
 MAX_MESSAGE = 1 << 20  # the daemon's limit here: oversized input stays cheap to send
 REPLY_TIMEOUT = 10.0
@@ -1232,9 +1232,18 @@ def test_the_daemon_survives_with_true_counts_and_a_clean_log(
     try:
         # Polled: a workspace made inside another's run folder goes when that run is
         # deleted, and the daemon learns that from the watcher, a moment later.
-        deadline = time.monotonic() + 5
-        while (mismatch := count_mismatch(wire)) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        mismatch = ""
+
+        def agree() -> bool:
+            nonlocal mismatch
+            mismatch = count_mismatch(wire)
+            return not mismatch
+
+        try:
+            eventually_blocking(agree, 5, interval=0.02)
+        except TimeoutError:
+            if not mismatch:  # not the bound: a call timed out
+                raise
         assert not mismatch, mismatch
         corrupt = wire.call("runs.list", {"status": "corrupt", "limit": 1000})["runs"]
         assert corrupt == [], "the daemon wrote a record it cannot read back"

@@ -21,9 +21,11 @@ import schemathesis
 
 from simpleaided.app.config import ConfigError, load_config
 from simpleaided.app.daemon import Daemon
-from simpleaided.transports.http import host_of, openapi_document, stable_view
-from tests.conftest import make_daemon, running_daemon
-from tests.rpcclient import RpcClient
+from simpleaided.transports.http.openapi import openapi_document
+from simpleaided.transports.http.security import host_of
+from simpleaided.transports.http.status import stable_view
+from tests.support.daemon import make_daemon, running_daemon
+from tests.support.rpc import RpcClient
 
 SHIM = {"http.listen": "127.0.0.1:0"}
 
@@ -335,9 +337,9 @@ async def test_the_stream_refreshes_words_that_age_and_pings_otherwise(
     workspace: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from simpleaided.transports import http as shim_module
+    from simpleaided.transports.http import status as status_routes
 
-    monkeypatch.setattr(shim_module, "HEARTBEAT_SECONDS", 0.3)
+    monkeypatch.setattr(status_routes, "HEARTBEAT_SECONDS", 0.3)
     _, url = shim
     async with (
         await RpcClient.connect(socket_path) as rpc,

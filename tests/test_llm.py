@@ -25,7 +25,7 @@ from simpleaided.domain.llm import (
 from simpleaided.domain.status import LlmSection
 from simpleaided.services import llm as llm_service
 from simpleaided.services.llm import LlmService
-from tests.llm_servers import (
+from tests.support.llm_servers import (
     HTML_HOME,
     LLAMACPP_LOADING,
     OLLAMA_TAGS,

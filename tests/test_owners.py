@@ -9,19 +9,19 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from simpleaided.app.config import ConfigError, load_config
 from simpleaided.app.daemon import Daemon
 from simpleaided.services.processes import process_gone
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
+from tests.support.daemon import running_daemon
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
+from tests.support.waiting import eventually, eventually_blocking
 
 FAST = {"runs.owner_check_seconds": 0.05}
 
@@ -58,21 +58,19 @@ async def fast_client(fast_daemon: Daemon, socket_path: Path) -> AsyncIterator[R
 
 
 async def owned_run(client: RpcClient, workspace: Path, pid: int, *, running: bool = True) -> str:
-    run = await client.call("runs.create", workspace=str(workspace), ownerPid=pid)
+    run = await new_run(client, workspace, *(["code"] if running else []), start=True, ownerPid=pid)
     assert run["ownerPid"] == pid
-    if running:
-        await client.call("steps.create", runId=run["id"], name="code", start=True)
     return str(run["id"])
 
 
-async def wait_for(client: RpcClient, run_id: str, status: str) -> dict[str, Any]:
+async def run_in_status(client: RpcClient, run_id: str, status: str) -> dict[str, Any]:
     """The run once it has ``status`` (within a bound)."""
-    with anyio.fail_after(10):
-        while True:
-            run: dict[str, Any] = await client.call("runs.get", runId=run_id)
-            if run["status"] == status:
-                return run
-            await anyio.sleep(0.01)
+
+    async def reached() -> dict[str, Any] | None:
+        run: dict[str, Any] = await client.call("runs.get", runId=run_id)
+        return run if run["status"] == status else None
+
+    return await eventually(reached, 10)  # type: ignore[no-any-return]
 
 
 async def test_a_running_run_fails_when_its_owner_exits(
@@ -89,7 +87,7 @@ async def test_a_running_run_fails_when_its_owner_exits(
     assert json.loads(metadata.read_text())["ownerPid"] == doomed.pid
 
     end(doomed)
-    run = await wait_for(fast_client, run_id, "failed")
+    run = await run_in_status(fast_client, run_id, "failed")
     assert run["errorMessage"] == f"interrupted: owner process {doomed.pid} exited"
     assert run["completedAt"] is not None and run["ownerPid"] == doomed.pid
     on_disk = json.loads(metadata.read_text())
@@ -111,7 +109,7 @@ async def test_a_pending_run_is_cancelled_when_its_owner_exits(
     owners.append(owner)
     run_id = await owned_run(fast_client, workspace, owner.pid, running=False)
     end(owner)
-    run = await wait_for(fast_client, run_id, "cancelled")
+    run = await run_in_status(fast_client, run_id, "cancelled")
     assert run["errorMessage"] == f"interrupted: owner process {owner.pid} exited"
 
 
@@ -228,10 +226,7 @@ def test_process_gone() -> None:
         assert not process_gone(child.pid)
         os.kill(child.pid, signal.SIGKILL)
         # Exited but not reaped: a zombie counts as gone.
-        deadline = time.monotonic() + 10
-        while not process_gone(child.pid):
-            assert time.monotonic() < deadline, "the killed child never showed as gone"
-            time.sleep(0.005)
+        eventually_blocking(lambda: process_gone(child.pid), 10, interval=0.005)
         assert Path(f"/proc/{child.pid}").exists()
     finally:
         end(child)
@@ -263,8 +258,7 @@ async def test_a_run_ended_at_start_is_saved_in_the_snapshot_at_once(
     async with running_daemon(socket_path, state, **FAST):
         # The run was ended before the first answer, after the snapshot was loaded: the
         # snapshot no longer says what the index holds and is written again, not at the stop.
-        with anyio.fail_after(5):
-            while snapshot.stat().st_ino == stopped:  # noqa: ASYNC110 - a worker thread's file
-                await anyio.sleep(0.01)
+        # A worker thread's file: nothing to wait on but the file.
+        await eventually(lambda: snapshot.stat().st_ino != stopped, 5)
         rows = [json.loads(line) for line in snapshot.read_bytes().splitlines()[1:]]
         assert [row[2] for chunk in rows for row in chunk if row[0] == run_id] == ["failed"]

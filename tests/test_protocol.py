@@ -15,9 +15,10 @@ import anyio.lowlevel
 import pytest
 
 from simpleaided.app.daemon import Daemon
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
-from tests.test_rpc_methods import tree
+from tests.support.daemon import running_daemon
+from tests.support.files import tree
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
 
 
 async def raw_exchange(socket_path: Path, data: bytes, *, until: bytes = b"\n") -> bytes:
@@ -191,8 +192,7 @@ async def test_invalid_params_carry_the_validation_errors(client: RpcClient) -> 
 async def test_path_tricks_are_refused_and_nothing_is_written(
     client: RpcClient, workspace: Path, method: str, params: dict[str, Any], field: str
 ) -> None:
-    run = await client.call("runs.create", workspace=str(workspace))
-    await client.call("steps.create", runId=run["id"], name="plan")
+    run = await new_run(client, workspace, "plan")
     params = {k: (run["id"] if v == "RUN" else v) for k, v in params.items()}
     before = (tree(workspace), sorted(os.listdir(workspace.parent)))
     err = await client.error(method, **params)
@@ -239,8 +239,7 @@ async def test_a_reply_over_the_limit_is_an_error(
         socket_path, isolated_env / "s", **{"limits.max_message_bytes": limit}
     ):
         async with await RpcClient.connect(socket_path) as c:
-            run = await c.call("runs.create", workspace=str(workspace))
-            await c.call("steps.create", runId=run["id"], name="x")
+            run = await new_run(c, workspace, "x")
             folder = workspace / ".simpleaide" / "runs" / run["id"] / "01_x" / "artifacts"
             (folder / "big.txt").write_bytes(b"\x01" * (limit // 2))  # escapes grow 6x in JSON
             # Text that JSON would escape past the limit comes as base64 instead.
@@ -327,8 +326,7 @@ async def test_artifact_contents_never_reach_the_log(
     client: RpcClient, workspace: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    run = await client.call("runs.create", workspace=str(workspace))
-    await client.call("steps.create", runId=run["id"], name="x")
+    run = await new_run(client, workspace, "x")
     marker = "TOP-SECRET-CONTENT-7f3a"
     await client.call("artifacts.put", runId=run["id"], step=1, name="a.txt", text=marker)
     assert (await client.call("artifacts.get", runId=run["id"], step=1, name="a.txt"))[
@@ -399,8 +397,7 @@ async def test_a_pipelining_client_lets_other_clients_in_between(
 async def test_a_reply_bigger_than_the_socket_buffer_arrives_whole(
     client: RpcClient, workspace: Path, socket_path: Path
 ) -> None:
-    run = await client.call("runs.create", workspace=str(workspace))
-    await client.call("steps.create", runId=run["id"], name="x")
+    run = await new_run(client, workspace, "x")
     text = "".join(f"line {n:07d} ✓\n" for n in range(300_000))  # ~4.5 MB, many buffers
     await client.call("artifacts.put", runId=run["id"], step=1, name="big.txt", text=text)
     async with await RpcClient.connect(socket_path) as slow:

@@ -15,7 +15,7 @@ from simpleaided.domain.index import RunSummary
 from simpleaided.domain.models import RunMetadata, RunStatus
 from simpleaided.domain.retention import MS_PER_DAY
 from simpleaided.store.runstore import WorkspaceStore
-from tests.rpcclient import RpcClient
+from tests.support.rpc import RpcClient
 
 
 def write_run(workspace: Path, status: RunStatus, days_ago: float) -> str:

@@ -16,26 +16,10 @@ from typing import Any
 import anyio
 import pytest
 
-from simpleaided.app.config import Config, load_config
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.unix_socket import SocketClaim, SocketTaken, _lock
-from tests.rpcclient import RpcClient
-
-
-class ConfigSource:
-    """What the daemon reads on a reload: dotted settings a test changes, or an error."""
-
-    def __init__(self, socket_path: Path, state_dir: Path) -> None:
-        self.fixed = {"daemon.socket": str(socket_path), "daemon.state_dir": str(state_dir)}
-        self.settings: dict[str, Any] = {}
-        self.workspaces: list[str] = []
-        self.error: Exception | None = None
-
-    def load(self) -> Config:
-        if self.error is not None:
-            raise self.error
-        config = load_config(overrides={**self.fixed, **self.settings})
-        return config.model_copy(update={"workspaces": self.workspaces})
+from tests.support.daemon import ConfigSource
+from tests.support.rpc import RpcClient
 
 
 @pytest.fixture
@@ -50,7 +34,7 @@ async def reloadable(isolated_env: Path, socket_path: Path) -> AsyncIterator[tup
 
 
 def not_served_warnings(daemon: Daemon) -> list[str]:
-    return [w for w in daemon.runs.warnings if " is not served: " in w]
+    return [w for w in daemon.warnings if " is not served: " in w]
 
 
 async def test_a_workspace_that_could_not_be_served_is_retried_and_its_warning_goes(

@@ -14,24 +14,10 @@ from simpleaided.app.daemon import Daemon
 from simpleaided.domain import clock
 from simpleaided.domain.api import ArtifactInfo, DaemonInfo, RunPage, RunView, StepChange
 from simpleaided.domain.status import StatusDocument
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
-
-
-def tree(root: Path) -> dict[str, bytes | None]:
-    """Every path below ``root`` with its bytes (None for folders)."""
-    out: dict[str, bytes | None] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = None
-        for f in filenames:
-            full = os.path.join(dirpath, f)
-            out[os.path.relpath(full, root)] = Path(full).read_bytes()
-    return out
-
-
-async def new_run(client: RpcClient, workspace: Path, title: str = "demo") -> dict[str, Any]:
-    return await client.call("runs.create", workspace=str(workspace), title=title)  # type: ignore[no-any-return]
+from tests.support.daemon import running_daemon
+from tests.support.files import tree
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
 
 
 async def test_ping_info_and_discover(client: RpcClient, daemon: Daemon, socket_path: Path) -> None:
@@ -95,7 +81,7 @@ async def test_workspaces(client: RpcClient, workspace: Path, short_tmp: Path) -
 
 
 async def test_run_lifecycle_and_status(client: RpcClient, workspace: Path) -> None:
-    run = RunView.model_validate(await new_run(client, workspace, "first"))
+    run = RunView.model_validate(await new_run(client, workspace, title="first"))
     assert run.status == "pending" and run.step_count == 0 and run.workspace == str(workspace)
     assert run.title == "first"
     assert await client.call("runs.activeCount") == 0
@@ -288,7 +274,7 @@ async def test_runs_list_paginates_and_filters(client: RpcClient, short_tmp: Pat
     ws_b.mkdir()
     ids = []
     for n in range(7):
-        run = await new_run(client, ws_a if n % 2 == 0 else ws_b, f"run {n}")
+        run = await new_run(client, ws_a if n % 2 == 0 else ws_b, title=f"run {n}")
         ids.append(run["id"])
         if n % 3 == 0:
             await client.call("runs.cancel", runId=run["id"])
@@ -477,7 +463,7 @@ async def test_status_within_one_millisecond_follows_every_change(
 
     # Each change below follows an identical query, so a stale reuse would show.
     assert await client.call("status.get") == running
-    daemon._warn("disk almost full")
+    daemon.warnings.set("disk", "disk almost full")
     assert (await client.call("status.get"))["warnings"] == ["disk almost full"]
 
     moved = {**running["api"], "enabled": True, "url": "http://127.0.0.1:1/", "port": 1}

@@ -22,41 +22,24 @@ import pytest
 
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain import clock, names
-from tests.clitools import Sandbox
-from tests.conftest import make_daemon, running_daemon
-from tests.rpcclient import RpcClient
+from tests.support.daemon import make_daemon, running_daemon
+from tests.support.files import plant
+from tests.support.rpc import RpcClient
+from tests.support.runs import lay_out_run, new_run, on_disk_steps, runs_dir, statuses
+from tests.support.sandbox import Sandbox
+from tests.support.waiting import eventually
 
 INVALID_TRANSITION = -32010
 FAST = {"runs.owner_check_seconds": 0.05}
 
 
-def runs_dir(workspace: Path) -> Path:
-    return workspace / ".simpleaide" / "runs"
-
-
-def on_disk_steps(workspace: Path, run_id: str) -> dict[int, dict[str, Any]]:
-    """Every ``step.json`` of a run, by number, read from the files."""
-    found = {}
-    for folder in (runs_dir(workspace) / run_id).iterdir():
-        if folder.is_dir() and names.parse_step_dir(folder.name):
-            record = json.loads((folder / "step.json").read_text())
-            found[record["number"]] = record
-    return found
-
-
 async def run_with_steps(client: RpcClient, workspace: Path) -> str:
     """A running run: 01_plan completed, 02_code running, 03_test pending."""
-    run = await client.call("runs.create", workspace=str(workspace))
-    run_id: str = run["id"]
-    await client.call("steps.create", runId=run_id, name="plan", start=True)
+    run_id: str = (await new_run(client, workspace, "plan", start=True))["id"]
     await client.call("steps.complete", runId=run_id, step=1)
     await client.call("steps.create", runId=run_id, name="code", start=True)
     await client.call("steps.create", runId=run_id, name="test")
     return run_id
-
-
-def statuses(steps: dict[int, dict[str, Any]]) -> list[tuple[str, str | None]]:
-    return [(steps[n]["status"], steps[n].get("errorMessage")) for n in sorted(steps)]
 
 
 def start_owner() -> subprocess.Popen[bytes]:
@@ -146,19 +129,17 @@ async def test_an_abandoned_run_closes_its_open_steps(
             running_daemon(socket_path, isolated_env / "state", **FAST),
             await RpcClient.connect(socket_path) as client,
         ):
-            run = await client.call("runs.create", workspace=str(workspace), ownerPid=owner.pid)
+            run = await new_run(client, workspace, "code", "test", start=True, ownerPid=owner.pid)
             run_id = run["id"]
-            await client.call("steps.create", runId=run_id, name="code", start=True)
-            await client.call("steps.create", runId=run_id, name="test")
             owner.kill()
             owner.wait(10)
+
             # The index (runs.list) changes once every file of the change is written; the
             # files themselves (runs.get) may show the run failed before its steps are closed.
-            with anyio.fail_after(10):
-                while True:
-                    if (await client.call("runs.list"))["runs"][0]["status"] == "failed":
-                        break
-                    await anyio.sleep(0.01)
+            async def failed() -> bool:
+                return bool((await client.call("runs.list"))["runs"][0]["status"] == "failed")
+
+            await eventually(failed, 10)
             reason = f"interrupted: owner process {owner.pid} exited"
             assert statuses(on_disk_steps(workspace, run_id)) == [
                 ("failed", reason),
@@ -170,39 +151,6 @@ async def test_an_abandoned_run_closes_its_open_steps(
 
 
 # -- start-up repairs -------------------------------------------------------------------------
-
-
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(json.dumps(record))
-
-
-def lay_out_run(workspace: Path, status: str, steps: list[str], *, error: str | None = None) -> str:
-    """A run folder as a daemon writes it, with steps ``01_s1``... in ``steps``' statuses."""
-    now = clock.format_ms(clock.now_ms())
-    run_id = names.new_run_id(clock.now_ms())
-    folder = runs_dir(workspace) / run_id
-    record: dict[str, Any] = {
-        "schemaVersion": 1,
-        "id": run_id,
-        "status": status,
-        "startedAt": now,
-        "updatedAt": now,
-        "stepCount": len(steps),
-    }
-    if status in ("completed", "failed", "cancelled"):
-        record["completedAt"] = now
-    if error:
-        record["errorMessage"] = error
-    write_json(folder / "metadata.json", record)
-    for number, step_status in enumerate(steps, 1):
-        step_dir = folder / f"{number:02d}_s{number}"
-        (step_dir / "artifacts").mkdir(parents=True, mode=0o700)
-        write_json(
-            step_dir / "step.json",
-            {"number": number, "name": f"s{number}", "status": step_status, "startedAt": now},
-        )
-    return run_id
 
 
 async def test_start_up_closes_the_open_steps_of_finished_runs(
@@ -238,12 +186,6 @@ async def test_start_up_closes_the_open_steps_of_finished_runs(
     repairs = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(failed in m and "02_s2" in m and "failed" in m for m in repairs), repairs
     assert any(completed in m and "01_s1" in m and "skipped" in m for m in repairs), repairs
-
-
-def plant(path: Path, data: bytes = b"x") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_bytes(data)
-    return path
 
 
 async def test_start_up_removes_our_leftovers_and_only_ours(
@@ -319,7 +261,7 @@ async def test_a_create_that_fails_part_way_leaves_no_run(
 
 def test_cli_complete_names_force_and_force_closes_the_steps(sandbox: Sandbox) -> None:
     ws = sandbox.workspace()
-    run_id = sandbox.ok("runs", "create", "--workspace", str(ws)).stdout.strip()
+    run_id = sandbox.new_run(ws)
     sandbox.ok("steps", "add", run_id, "code", "--start")
     refused = sandbox.run("runs", "complete", run_id)
     assert refused.code == 1 and refused.out == b""
@@ -345,10 +287,14 @@ async def test_a_rescan_removes_older_leftovers_in_runs_never_a_write_in_progres
     lock.claimed_ns = time.time_ns()
     # File times come from the kernel's coarse clock, a tick behind: wait for it to pass.
     probe = workspace / "probe"
-    with anyio.fail_after(5):
-        while plant(probe).stat().st_ctime_ns < lock.claimed_ns:
-            probe.unlink()
-            await anyio.sleep(0.001)
+
+    def ticked() -> bool:
+        if plant(probe).stat().st_ctime_ns >= lock.claimed_ns:
+            return True
+        probe.unlink()
+        return False
+
+    await eventually(ticked, 5, interval=0.001)
     fresh = plant(runs / ".creating-0123456789abcdef" / "metadata.json")  # a create under way
     await daemon.runs.rescan(str(workspace))
     assert not old.parent.parent.exists()
@@ -420,7 +366,5 @@ async def _watching(daemon: Daemon) -> bool:
 
 async def stores_checked(daemon: Daemon) -> None:
     """Wait for the walk through every run that follows the first answer after a crash."""
-    with anyio.fail_after(10):
-        # Per workspace, as each claim allows: no one event to wait on.
-        while not daemon.runs.stores_checked():  # noqa: ASYNC110
-            await anyio.sleep(0.01)
+    # Per workspace, as each claim allows: no one event to wait on.
+    await eventually(daemon.runs.stores_checked, 10)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.clitools import Sandbox
-from tests.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
-from tests.test_cli_prune_watch import Watcher
+from tests.support.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
+from tests.support.sandbox import Sandbox, Watcher
+from tests.support.waiting import eventually_blocking
 
 PASS = b"a long enough passphrase\n"
 FAST_VAULT = """
@@ -92,13 +91,18 @@ def check_formats(sandbox: Sandbox) -> dict[str, Any]:
 
 def wait_for_document(sandbox: Sandbox, condition: Any) -> dict[str, Any]:
     """Poll the status (its probes run in the background) until ``condition`` holds."""
-    deadline = time.monotonic() + 15
-    while True:
+    doc: dict[str, Any] = {}
+
+    def reached() -> bool:
+        nonlocal doc
         doc = document(sandbox)
-        if condition(doc):
-            return doc
-        assert time.monotonic() < deadline, f"never reached: {json.dumps(doc)[:2000]}"
-        time.sleep(0.1)
+        return bool(condition(doc))
+
+    try:
+        eventually_blocking(reached, 15, interval=0.1)
+    except TimeoutError:
+        pytest.fail(f"never reached: {json.dumps(doc)[:2000]}")
+    return doc
 
 
 def test_nothing_set_up_yet(sandbox: Sandbox) -> None:
@@ -117,7 +121,7 @@ def test_vault_unlocked_db_connected_llm_partial_runs_active(sandbox: Sandbox) -
             + f'url = "{refused_url()}/v1"\n'
         )
         workspace = sandbox.workspace()
-        run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+        run_id = sandbox.new_run(workspace)
         sandbox.ok("steps", "add", run_id, "plan", "--start")
         sandbox.ok("vault", "init", input=PASS * 2)
         sandbox.ok("llm", "status", "--probe")
@@ -135,7 +139,7 @@ def test_prod_read_only_vault_locked_last_run_failed(sandbox: Sandbox) -> None:
         f'env = "PROD"\n{FAST_VAULT}{SLOW_PROBES}[db.PROD]\nurl = "sqlite://{prod}"\n'
     )
     workspace = sandbox.workspace()
-    run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+    run_id = sandbox.new_run(workspace)
     sandbox.ok("steps", "add", run_id, "plan", "--start")
     sandbox.ok("runs", "fail", run_id, "--message", "3 tests failed: expected <Foo> & got None")
     sandbox.ok("vault", "init", input=PASS * 2)
@@ -176,7 +180,7 @@ def test_follow_prints_a_line_per_change_off_while_the_daemon_is_gone_and_resume
     first = json.loads(follow.next_line())
     assert first["text"] == "DEV 🟢 · Vault – · DB OFF · LLM – · Run –"
     workspace = sandbox.workspace()
-    run_id = sandbox.ok("runs", "create", "--workspace", str(workspace)).stdout.strip()
+    run_id = sandbox.new_run(workspace)
     sandbox.ok("steps", "add", run_id, "plan", "--start")
     changed = json.loads(follow.wait_for("Run ⏳ 1"))
     assert changed["class"] == ["dev", "busy"]

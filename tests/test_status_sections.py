@@ -15,9 +15,9 @@ import pytest
 
 from simpleaided.domain.errors import ReadOnly
 from simpleaided.domain.status import StatusDocument
-from tests.conftest import running_daemon
-from tests.llm_servers import LLAMACPP_LOADING, OLLAMA_TAGS, OPENAI_MODELS, LlmServer, Route
-from tests.rpcclient import RpcClient
+from tests.support.daemon import running_daemon
+from tests.support.llm_servers import LLAMACPP_LOADING, OLLAMA_TAGS, OPENAI_MODELS, LlmServer, Route
+from tests.support.rpc import RpcClient
 
 FAST_VAULT = {"vault.kdf_memory_kib": 8192, "vault.kdf_iterations": 1, "vault.kdf_lanes": 1}
 PASS = "a long enough passphrase"

@@ -10,7 +10,8 @@ import anyio
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain.api import StatusSnapshot
 from simpleaided.services.events import COALESCE_SECONDS
-from tests.rpcclient import RpcClient
+from tests.support.rpc import RpcClient
+from tests.support.waiting import eventually
 
 
 async def test_status_subscribe_snapshot_then_changes(
@@ -125,10 +126,8 @@ async def test_unsubscribe_and_connection_close_end_subscriptions(
         assert await c.call("status.unsubscribe") == {"unsubscribed": True}
         assert await c.call("status.unsubscribe") == {"unsubscribed": False}
         assert daemon.events.subscriptions == 1
-    with anyio.fail_after(5):
-        # The server notices the close on its own time and exposes no event for it.
-        while daemon.events.subscriptions:  # noqa: ASYNC110 - polling observable state
-            await anyio.sleep(0.01)
+    # The server notices the close on its own time and exposes no event for it.
+    await eventually(lambda: not daemon.events.subscriptions, 5)
     async with await RpcClient.connect(socket_path) as c:
         await c.call("runs.create", workspace=str(workspace))  # nobody to tell: no error
         assert await c.call("daemon.ping") == "pong"

@@ -20,9 +20,10 @@ import anyio
 import pytest
 
 from simpleaided.app import systemd
-from tests.clitools import simpleaide_command
-from tests.rpcclient import RpcClient
-from tests.test_daemon_process import DAEMON, _wait_until_answering, daemon_env
+from tests.support.daemon import DAEMON, daemon_env, until_answering
+from tests.support.rpc import RpcClient
+from tests.support.sandbox import simpleaide_command
+from tests.support.waiting import eventually
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 RENEW_BOUND = 5.0  # seconds: the daemon checks its socket file every second
@@ -82,10 +83,11 @@ async def call(sock: Path, method: str, **params: Any) -> Any:
 
 
 async def wait_for_path(path: Path, process: Process) -> None:
-    with anyio.fail_after(10):
-        while not path.exists():
-            assert process.proc.poll() is None, process.wait()[1]
-            await anyio.sleep(0.02)  # a process we do not control: no other signal
+    def exists() -> bool:
+        assert process.proc.poll() is None, process.wait()[1]
+        return path.exists()
+
+    await eventually(exists, 10, interval=0.02)  # a process we do not control: no other signal
 
 
 async def start_activated(short_tmp: Path, processes: list[Process]) -> tuple[Process, Path]:
@@ -103,13 +105,16 @@ async def start_activated(short_tmp: Path, processes: list[Process]) -> tuple[Pr
 async def reconnect_within(sock: Path, bound: float) -> float:
     """Seconds until a new connection to ``sock`` gets an answer (fails after ``bound``)."""
     started = time.monotonic()
-    with anyio.fail_after(bound):
-        while True:
-            try:
-                assert await call(sock, "daemon.ping") == "pong"
-                return time.monotonic() - started
-            except OSError:
-                await anyio.sleep(0.05)
+
+    async def answers() -> bool:
+        try:
+            assert await call(sock, "daemon.ping") == "pong"
+        except OSError:
+            return False
+        return True
+
+    await eventually(answers, bound, interval=0.05)
+    return time.monotonic() - started
 
 
 # -- socket activation ------------------------------------------------------------------------
@@ -317,7 +322,7 @@ async def test_sighup_reloads_for_a_subscribed_client_and_refuses_a_bad_config(
     daemon = start(
         processes, [*DAEMON, "--socket", str(sock), "--config", str(config)], daemon_env(short_tmp)
     )
-    await _wait_until_answering(sock, daemon.proc)
+    await until_answering(sock, daemon.proc)
     async with await RpcClient.connect(sock) as client:
         snapshot = await client.call("status.subscribe")
         loaded_at = (await client.call("daemon.info"))["configLoadedAt"]
@@ -374,7 +379,7 @@ async def test_a_deleted_socket_file_is_renewed_and_old_connections_go_on(
 ) -> None:
     sock = short_tmp / "run" / "d.sock"
     daemon = start(processes, [*DAEMON, "--socket", str(sock)], daemon_env(short_tmp))
-    await _wait_until_answering(sock, daemon.proc)
+    await until_answering(sock, daemon.proc)
     async with await RpcClient.connect(sock) as old:
         await old.call("status.subscribe")
         sock.unlink()
@@ -411,16 +416,16 @@ async def test_only_one_daemon_serves_a_path_whose_files_were_deleted(
     sock = short_tmp / "run" / "d.sock"
     env = daemon_env(short_tmp)
     first = start(processes, [*DAEMON, "--socket", str(sock)], env)
-    await _wait_until_answering(sock, first.proc)
+    await until_answering(sock, first.proc)
     shutil.rmtree(sock.parent)  # the socket and its lock file gone: a second daemon may start
     second = start(processes, [*DAEMON, "--socket", str(sock)], env)
     # Whichever wins the path, the other one goes: the second refuses to start if the first
     # renewed the socket in time, else the first stops when it finds the path taken.
-    with anyio.fail_after(RENEW_BOUND + 10):
-        while True:
-            if first.proc.poll() is not None or second.proc.poll() is not None:
-                break
-            await anyio.sleep(0.05)  # processes we do not control: no other signal
+    await eventually(  # processes we do not control: no other signal
+        lambda: first.proc.poll() is not None or second.proc.poll() is not None,
+        RENEW_BOUND + 10,
+        interval=0.05,
+    )
     survivor, loser = (first, second) if second.proc.poll() is not None else (second, first)
     code, log = loser.wait()
     if loser is second:

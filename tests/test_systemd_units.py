@@ -26,7 +26,7 @@ import pytest
 
 from simpleaide import units
 from simpleaide.session import CliError
-from tests.clitools import Result, Sandbox
+from tests.support.sandbox import Result, Sandbox
 
 ROOT = Path(__file__).parents[1]
 TEMPLATES = ROOT / "systemd"

@@ -19,8 +19,8 @@ import pytest
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain.status import StatusDocument
 from simpleaided.store.vaultfile import KdfParams, derive_key, new_header
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient, RpcFailed
+from tests.support.daemon import running_daemon
+from tests.support.rpc import RpcClient, RpcFailed
 
 PASS = "correct horse battery staple"
 SECRET = "s3cr3t-value-0f-the-api-key"

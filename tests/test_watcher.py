@@ -19,8 +19,10 @@ from watchdog.observers.inotify_c import InotifyConstants
 
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain import clock, names
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
+from tests.support.daemon import running_daemon
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
+from tests.support.waiting import eventually
 
 BOUND = 5  # seconds: generous, the point is that it happens without a restart
 
@@ -48,13 +50,6 @@ def write_run(workspace: Path, status: str = "running", run_id: str | None = Non
     return run_id
 
 
-async def until(check: Any) -> None:
-    """Wait until ``await check()`` is true, within ``BOUND``."""
-    with anyio.fail_after(BOUND):
-        while not await check():  # noqa: ASYNC110 - observing another process's effect
-            await anyio.sleep(0.005)
-
-
 @pytest.fixture
 async def served(client: RpcClient, workspace: Path) -> AsyncIterator[RpcClient]:
     await client.call("workspaces.add", path=str(workspace))
@@ -70,7 +65,7 @@ async def test_external_create_rewrite_and_delete_are_seen(
     async def listed() -> bool:
         return bool((await client.call("status.get"))["runs"]["active"] == 1)
 
-    await until(listed)
+    await eventually(listed, BOUND, interval=0.005)
     assert (await client.call("runs.get", runId=run_id))["status"] == "running"
     assert [r["id"] for r in (await client.call("runs.list"))["runs"]] == [run_id]
 
@@ -80,7 +75,7 @@ async def test_external_create_rewrite_and_delete_are_seen(
         last = (await client.call("status.get"))["runs"]["last"]
         return bool(last["status"] == "completed")
 
-    await until(completed)
+    await eventually(completed, BOUND, interval=0.005)
     assert (await client.call("runs.busy")) is False
 
     await anyio.to_thread.run_sync(shutil.rmtree, workspace / ".simpleaide" / "runs" / run_id)
@@ -88,20 +83,20 @@ async def test_external_create_rewrite_and_delete_are_seen(
     async def gone() -> bool:
         return bool((await client.call("status.get"))["runs"]["total"] == 0)
 
-    await until(gone)
+    await eventually(gone, BOUND, interval=0.005)
     assert (await client.error("runs.get", runId=run_id)).code == -32001
 
 
 async def test_a_corrupted_rewrite_is_reported(served: RpcClient, workspace: Path) -> None:
     run_id = await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 1))
+    await eventually(lambda: _total(served, 1), BOUND, interval=0.005)
     (workspace / ".simpleaide" / "runs" / run_id / "metadata.json").write_text("{garbage")
 
     async def corrupt() -> bool:
         rows = (await served.call("runs.list"))["runs"]
         return bool(rows and rows[0]["status"] == "corrupt")
 
-    await until(corrupt)
+    await eventually(corrupt, BOUND, interval=0.005)
 
 
 async def _total(client: RpcClient, n: int) -> bool:
@@ -113,15 +108,14 @@ async def test_own_writes_are_not_read_twice(
 ) -> None:
     await served.call("runs.subscribe")
     stats = daemon.watcher.stats
-    run = await served.call("runs.create", workspace=str(workspace))
-    await served.call("steps.create", runId=run["id"], name="a", start=True)
+    run = await new_run(served, workspace, "a", start=True)
     await served.call("steps.complete", runId=run["id"], step=1)
     await served.call("runs.complete", runId=run["id"])
 
     async def echoes_seen() -> bool:
         return stats.skipped_own >= 1  # the kernel reported our writes back to us...
 
-    await until(echoes_seen)
+    await eventually(echoes_seen, BOUND, interval=0.005)
     events: list[dict[str, Any]] = []
     with anyio.move_on_after(0.3):  # (let every echo arrive)
         while True:
@@ -135,11 +129,9 @@ async def test_one_watch_per_run_not_per_step(
     served: RpcClient, daemon: Daemon, workspace: Path
 ) -> None:
     for _ in range(10):
-        run = await served.call("runs.create", workspace=str(workspace))
-        for name in ("plan", "code", "test"):
-            await served.call("steps.create", runId=run["id"], name=name)
+        await new_run(served, workspace, "plan", "code", "test")
     external = await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 11))
+    await eventually(lambda: _total(served, 11), BOUND, interval=0.005)
     inotify = daemon.watcher._inotify
     assert inotify is not None
     assert (str(workspace), external) in inotify.by_wd.values()
@@ -165,7 +157,7 @@ async def test_an_overflow_leads_to_a_rate_limited_rescan(
     overflow = struct.pack("iIII", -1, InotifyConstants.IN_Q_OVERFLOW, 0, 0)
     for _ in range(50):  # an overflow storm, as the kernel reports it
         daemon.watcher._dispatch(inotify, overflow)
-    await until(lambda: _total(served, 1))
+    await eventually(lambda: _total(served, 1), BOUND, interval=0.005)
     await anyio.sleep(0.5)
     stats = daemon.watcher.stats
     assert stats.overflows == 50
@@ -236,11 +228,11 @@ async def test_a_failing_reader_is_restarted(
     inotify = daemon.watcher._inotify
     # This change makes the reader fail: it is only seen through the restart's rescan.
     await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 1))
+    await eventually(lambda: _total(served, 1), BOUND, interval=0.005)
     assert daemon.watcher.stats.restarts == 1
     assert daemon.watcher._inotify is not inotify
     await anyio.to_thread.run_sync(write_run, workspace)  # and watching goes on
-    await until(lambda: _total(served, 2))
+    await eventually(lambda: _total(served, 2), BOUND, interval=0.005)
 
 
 async def test_the_watch_limit_is_reported_and_polled(
@@ -279,7 +271,7 @@ async def test_the_watch_limit_is_reported_and_polled(
         async def polled() -> bool:
             return bool((await client.call("runs.get", runId=victim))["status"] == "completed")
 
-        await until(polled)
+        await eventually(polled, BOUND, interval=0.005)
 
 
 async def test_the_polling_fallback(isolated_env: Path, socket_path: Path, workspace: Path) -> None:
@@ -291,13 +283,13 @@ async def test_the_polling_fallback(isolated_env: Path, socket_path: Path, works
         assert daemon.watcher.stats.backend == "polling"
         await client.call("workspaces.add", path=str(workspace))
         run_id = await anyio.to_thread.run_sync(write_run, workspace)
-        await until(lambda: _total(client, 1))
+        await eventually(lambda: _total(client, 1), BOUND, interval=0.005)
         await anyio.to_thread.run_sync(lambda: write_run(workspace, "failed", run_id))
 
         async def failed() -> bool:
             return bool((await client.call("runs.get", runId=run_id))["status"] == "failed")
 
-        await until(failed)
+        await eventually(failed, BOUND, interval=0.005)
 
 
 async def test_changes_while_the_daemon_was_down_are_seen_at_start(
@@ -370,14 +362,14 @@ async def test_store_errors_seen_by_the_watcher_do_not_stop_the_daemon(
 ) -> None:
     runs = workspace / ".simpleaide" / "runs"
     await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 1))
+    await eventually(lambda: _total(served, 1), BOUND, interval=0.005)
     runs.chmod(0o777)  # now the store refuses this tree...
     await anyio.to_thread.run_sync(write_run, workspace)  # ...and the watcher sees a change
     await anyio.sleep(0.2)
     assert await served.call("daemon.ping") == "pong"
     runs.chmod(0o700)
     await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 3))
+    await eventually(lambda: _total(served, 3), BOUND, interval=0.005)
 
 
 async def test_a_recreated_runs_folder_is_watched_again(
@@ -390,17 +382,17 @@ async def test_a_recreated_runs_folder_is_watched_again(
     ):
         await client.call("workspaces.add", path=str(workspace))
         await anyio.to_thread.run_sync(write_run, workspace)
-        await until(lambda: _total(client, 1))
+        await eventually(lambda: _total(client, 1), BOUND, interval=0.005)
         await anyio.to_thread.run_sync(shutil.rmtree, workspace / ".simpleaide" / "runs")
-        await until(lambda: _total(client, 0))
+        await eventually(lambda: _total(client, 0), BOUND, interval=0.005)
         run_id = await anyio.to_thread.run_sync(write_run, workspace)  # recreates runs/
-        await until(lambda: _total(client, 1))
+        await eventually(lambda: _total(client, 1), BOUND, interval=0.005)
         await anyio.to_thread.run_sync(lambda: write_run(workspace, "failed", run_id))
 
         async def failed() -> bool:
             return bool((await client.call("runs.get", runId=run_id))["status"] == "failed")
 
-        await until(failed)
+        await eventually(failed, BOUND, interval=0.005)
 
 
 async def test_a_run_folder_replaced_by_rename_stays_watched(
@@ -408,7 +400,7 @@ async def test_a_run_folder_replaced_by_rename_stays_watched(
 ) -> None:
     runs = workspace / ".simpleaide" / "runs"
     run_id = await anyio.to_thread.run_sync(write_run, workspace)
-    await until(lambda: _total(served, 1))
+    await eventually(lambda: _total(served, 1), BOUND, interval=0.005)
     staging = workspace / "staging"
     staging.mkdir()
     await anyio.to_thread.run_sync(lambda: write_run(staging, "running", run_id))
@@ -424,7 +416,7 @@ async def test_a_run_folder_replaced_by_rename_stays_watched(
     async def completed() -> bool:
         return bool((await served.call("runs.get", runId=run_id))["status"] == "completed")
 
-    await until(completed)
+    await eventually(completed, BOUND, interval=0.005)
     rows = (await served.call("runs.list"))["runs"]
     assert [(r["id"], r["status"]) for r in rows] == [(run_id, "completed")]
 
@@ -441,7 +433,8 @@ async def test_a_snapshot_is_saved_after_a_scan_and_not_again_while_it_holds(
         return folder.is_dir() and any(folder.iterdir())
 
     async def snapshot_saved() -> int:
-        await until(saved)  # written by a worker thread: nothing to wait on but the file
+        # Written by a worker thread: nothing to wait on but the file.
+        await eventually(saved, BOUND, interval=0.005)
         return next(folder.iterdir()).stat().st_ino  # each save replaces the file
 
     async with running_daemon(socket_path, isolated_env / "s", **settings):
@@ -471,7 +464,7 @@ async def test_run_folders_moved_out_of_runs_are_no_longer_watched(
 ) -> None:
     runs = workspace / ".simpleaide" / "runs"
     ids = [await anyio.to_thread.run_sync(write_run, workspace) for _ in range(5)]
-    await until(lambda: _total(served, 5))
+    await eventually(lambda: _total(served, 5), BOUND, interval=0.005)
     assert daemon.watcher.watches == 6  # runs/ and five runs
     archive = workspace / "archive"
     archive.mkdir()
@@ -480,12 +473,12 @@ async def test_run_folders_moved_out_of_runs_are_no_longer_watched(
     # Renamed inside runs/: still the same run folder, still watched (under its new name).
     renamed = names.new_run_id(clock.now_ms() + 1000)
     await anyio.to_thread.run_sync(os.rename, runs / ids[2], runs / renamed)
-    await until(lambda: _total(served, 3))
+    await eventually(lambda: _total(served, 3), BOUND, interval=0.005)
 
     async def watches_dropped() -> bool:
         return daemon.watcher.watches == 4
 
-    await until(watches_dropped)
+    await eventually(watches_dropped, BOUND, interval=0.005)
     assert await anyio.to_thread.run_sync(_kernel_watches) == 4
     # What moved away is not followed: changes there are not this workspace's.
     moved = archive / ids[0] / "metadata.json"
@@ -497,16 +490,16 @@ async def test_run_folders_moved_out_of_runs_are_no_longer_watched(
     async def renamed_followed() -> bool:
         return bool((await served.call("runs.get", runId=renamed))["status"] == "failed")
 
-    await until(renamed_followed)
+    await eventually(renamed_followed, BOUND, interval=0.005)
     assert (await served.call("status.get"))["runs"]["total"] == 3
     assert daemon.watcher.watches == 4
 
     # runs/ itself moved away: none of its watches stay; a new runs/ is watched again.
     await anyio.to_thread.run_sync(os.rename, runs, workspace / "runs.old")
-    await until(lambda: _total(served, 0))
+    await eventually(lambda: _total(served, 0), BOUND, interval=0.005)
 
     async def none_left() -> bool:
         return daemon.watcher.watches == 0
 
-    await until(none_left)
+    await eventually(none_left, BOUND, interval=0.005)
     assert await anyio.to_thread.run_sync(_kernel_watches) == 0

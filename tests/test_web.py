@@ -16,8 +16,9 @@ import pytest
 from playwright.async_api import Browser, Page, Response, async_playwright, expect
 
 from simpleaided.app.daemon import Daemon
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient
+from tests.support.daemon import running_daemon
+from tests.support.rpc import RpcClient
+from tests.support.runs import new_run
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -79,11 +80,6 @@ async def open_header(page: Page, url: str, query: str = "") -> None:
     """Open the demo page and wait for the chips."""
     await page.goto(f"{url}/{query}")
     await expect(page.locator(HEADER)).to_have_attribute("state", "ok")
-
-
-async def start_a_run(client: RpcClient, workspace: Path) -> None:
-    run = await client.call("runs.create", workspace=str(workspace))
-    await client.call("steps.create", runId=run["id"], name="plan", start=True)
 
 
 async def test_the_five_chips_show_the_daemons_words_in_order(web: Web, page: Page) -> None:
@@ -217,7 +213,7 @@ async def test_polling_shows_a_change_within_one_interval(
     with anyio.fail_after(3):
         await unchanged.wait()  # the ETag spares the unchanged polls
     await record_arrival(page)
-    await start_a_run(web.client, workspace)
+    await new_run(web.client, workspace, "plan", start=True)
     delay = await arrival_after_now(page)
     await expect(chip(page, "runs")).to_have_text("Run ⏳ 1", timeout=3000)
     assert await delay() < 0.5 + 0.3  # one interval, and the fetch
@@ -232,7 +228,7 @@ async def test_the_stream_shows_a_change_at_once(web: Web, page: Page, workspace
     await open_header(page, web.url, "?interval=5000")
     await expect(page.locator(HEADER)).to_have_attribute("transport", "stream")
     await record_arrival(page)
-    await start_a_run(web.client, workspace)
+    await new_run(web.client, workspace, "plan", start=True)
     delay = await arrival_after_now(page)
     await expect(chip(page, "runs")).to_have_text("Run ⏳ 1", timeout=3000)
     assert await delay() < 1.0  # well under the 5 s interval
@@ -271,7 +267,7 @@ async def test_unreachable_shows_and_clears_by_itself(
 
 
 async def test_a_screenshot_of_the_header(web: Web, page: Page, workspace: Path) -> None:
-    await start_a_run(web.client, workspace)
+    await new_run(web.client, workspace, "plan", start=True)
     await open_header(page, web.url)
     await expect(chip(page, "runs")).to_have_text("Run ⏳ 1")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -22,11 +22,17 @@ from simpleaided.app.daemon import Daemon
 from simpleaided.services.workspaces import WorkspaceRegistry
 from simpleaided.store import safefs
 from simpleaided.store.runstore import WorkspaceLock, WorkspaceStore
-from tests.conftest import running_daemon
-from tests.rpcclient import RpcClient, RpcFailed
-from tests.test_daemon_process import DAEMON, daemon_env, wait_until_answering
-from tests.test_reload import ConfigSource
-from tests.test_run_lifecycle import lay_out_run, on_disk_steps, plant, runs_dir, statuses
+from tests.support.daemon import (
+    DAEMON,
+    ConfigSource,
+    daemon_env,
+    running_daemon,
+    wait_until_answering,
+)
+from tests.support.files import plant
+from tests.support.rpc import RpcClient, RpcFailed
+from tests.support.runs import lay_out_run, on_disk_steps, runs_dir, statuses
+from tests.support.waiting import eventually
 
 
 async def test_a_workspace_added_after_a_crash_is_walked_before_the_add_answers(
@@ -65,15 +71,20 @@ async def test_a_refused_workspace_is_served_once_the_other_daemon_lets_it_go(
             assert info["workspaces"] == 0
             assert [w for w in info["warnings"] if "/elsewhere/daemon.sock" in w]
             held.release()
-            with anyio.fail_after(15):
-                # The retry runs on its own period; no event to wait on from outside.
-                while (info := await _info(socket_path))["workspaces"] == 0:  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
+
+            async def served() -> dict[str, Any] | None:
+                info = await _info(socket_path)
+                return info if info["workspaces"] != 0 else None
+
+            # The retry runs on its own period; no event to wait on from outside.
+            info = await eventually(served, 15, interval=0.05)
             assert info["warnings"] == []
+
             # Held by a daemon that never released it cleanly: walked as after a crash.
-            with anyio.fail_after(10):
-                while not (await _info(socket_path))["storesChecked"]:  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
+            async def stores_checked() -> bool:
+                return bool((await _info(socket_path))["storesChecked"])
+
+            await eventually(stores_checked, 10, interval=0.02)
     finally:
         held.release()
 
@@ -262,9 +273,7 @@ async def test_a_workspace_removed_while_its_retry_claims_it_is_not_served(
             assert daemon.runs.registry.refused() != []
             monkeypatch.setattr(WorkspaceStore, "claim", held_up_claim)
             held.release()
-            with anyio.fail_after(15):
-                while not claiming.is_set():  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
+            await eventually(claiming.is_set, 15, interval=0.02)
             async with anyio.create_task_group() as tg:
                 # Called in-process: a socket round trip would leave no point at which the
                 # remove is known to have arrived while the claim is still held up.
@@ -331,9 +340,7 @@ async def test_no_clean_mark_while_a_write_of_the_removed_workspace_is_in_flight
                     await writer.call("runs.create", workspace=str(other), title="t")
 
             tg.start_soon(create)
-            with anyio.fail_after(10):
-                while not writing.is_set():  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
+            await eventually(writing.is_set, 10, interval=0.02)
             await client.call("workspaces.remove", path=str(other))
             assert "stopped" not in lock_file.read_text()
             go_on.set()

@@ -54,7 +54,6 @@ No file is needed: the defaults serve. The file lives at
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -70,7 +69,11 @@ from pydantic import (
     model_validator,
 )
 
-from simpleaided.domain.names import VAULT_REF, check_workspace_path
+from simpleaided.domain.database import POSTGRES_SCHEMES, SQLITE_SCHEME
+from simpleaided.domain.hosts import is_loopback
+from simpleaided.domain.names import check_workspace_path
+from simpleaided.domain.secrets import VAULT_REF, is_vault_ref
+from simpleaided.domain.vocabulary import EnvProfile, LlmKind
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 1000
@@ -81,18 +84,24 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says where and why."""
 
 
-class _Section(BaseModel):
+class _ConfigModel(BaseModel):
+    """A part of the configuration: unknown keys refused, frozen once loaded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DaemonSection(_Section):
+class DaemonConfig(_ConfigModel):
+    """The ``[daemon]`` table: the socket, logging, the state folder, shutdown."""
+
     socket: Path | None = None
     log_level: LogLevel = "info"
     state_dir: Path | None = None
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=300)
 
 
-class LimitsSection(_Section):
+class LimitsConfig(_ConfigModel):
+    """The ``[limits]`` table: how large a message and how many clients at once."""
+
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE_BYTES, ge=4096, le=1 << 30)
     # Connections served at once; one more gets -32040. Well under the file descriptor
     # limit the daemon raises itself to (the unit's LimitNOFILE=), so that the cap, not
@@ -100,23 +109,29 @@ class LimitsSection(_Section):
     max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1, le=1_000_000)
 
 
-class RunsSection(_Section):
+class RunsConfig(_ConfigModel):
+    """The ``[runs]`` table: what counts as active, how often owners are checked."""
+
     count_pending_as_active: bool = False
     owner_check_seconds: float = Field(5.0, gt=0, le=3600)
 
 
-class WatchSection(_Section):
+class WatchConfig(_ConfigModel):
+    """The ``[watch]`` table: how the run stores are watched for changes."""
+
     use_inotify: bool = True  # false: watchdog's portable polling observer instead
     poll_seconds: float = Field(5.0, gt=0, le=3600)  # polling, and runs beyond the watch limit
 
 
 def _check_secret_ref(value: str | None) -> str | None:
-    if value is not None and not (value.startswith(VAULT_REF) and len(value) > len(VAULT_REF)):
+    if value is not None and not is_vault_ref(value):
         raise ValueError("must be a vault reference, 'vault:NAME' (never the secret itself)")
     return value
 
 
-class VaultSection(_Section):
+class VaultConfig(_ConfigModel):
+    """The ``[vault]`` table: the vault file, when it locks, how new keys are derived."""
+
     file: Path | None = None
     idle_lock_seconds: float = Field(900.0, ge=0, le=30 * 86400)
     max_unlock_seconds: float = Field(14400.0, ge=0, le=30 * 86400)
@@ -129,9 +144,9 @@ class VaultSection(_Section):
 
 
 def _check_db_url(value: str) -> str:
-    if value.startswith(("postgresql://", "postgres://", VAULT_REF)):
+    if value.startswith((*POSTGRES_SCHEMES, VAULT_REF)):
         return value
-    path = value.removeprefix("sqlite://")
+    path = value.removeprefix(SQLITE_SCHEME)
     if not os.path.isabs(os.path.expanduser(path)):
         raise ValueError(
             "must be postgresql://..., vault:NAME, or an absolute SQLite path "
@@ -140,34 +155,42 @@ def _check_db_url(value: str) -> str:
     return value
 
 
-class DbProfile(_Section):
+class DbProfile(_ConfigModel):
+    """One profile's database: its URL and password (either may be a vault reference)."""
+
     # sqlite:///path, an absolute path, postgresql://..., or vault:NAME (the whole URL secret)
     url: Annotated[str, AfterValidator(_check_db_url)]
     password: str | None = None  # a PostgreSQL password, as a vault reference or literally
 
 
-class DbSection(_Section):
+class DbConfig(_ConfigModel):
+    """The ``[db]`` table: a database per profile, and how often and long it is probed."""
+
     probe_seconds: float = Field(15.0, gt=0, le=3600)
     timeout_seconds: float = Field(3.0, gt=0, le=60)
     DEV: DbProfile | None = None
     PROD: DbProfile | None = None
 
 
-class LlmBackendConfig(_Section):
+class LlmBackendConfig(_ConfigModel):
+    """One ``[[llm.backends]]`` entry: an LLM server to probe."""
+
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    kind: Literal["ollama", "openai"]
+    kind: LlmKind
     url: str = Field(pattern=r"^https?://[^\s]+$")
     model: str | None = Field(None, min_length=1, max_length=200)
     api_key: Annotated[str | None, AfterValidator(_check_secret_ref)] = None
 
 
-class LlmSection(_Section):
+class LlmConfig(_ConfigModel):
+    """The ``[llm]`` table: the backends, and how often and long they are probed."""
+
     probe_seconds: float = Field(30.0, gt=0, le=3600)
     timeout_seconds: float = Field(3.0, gt=0, le=60)
     backends: list[LlmBackendConfig] = []
 
     @model_validator(mode="after")
-    def _names_unique(self) -> LlmSection:
+    def _names_unique(self) -> LlmConfig:
         names = [b.name for b in self.backends]
         if len(names) != len(set(names)):
             raise ValueError("backend names must be unique")
@@ -197,17 +220,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names the loopback interface."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class HttpConfig(_ConfigModel):
+    """The ``[http]`` table: the HTTP shim, where it listens and whom it answers."""
 
-
-class HttpSection(_Section):
     enabled: bool = False
     listen: str = "127.0.0.1:7433"
     allow_remote: bool = False
@@ -215,7 +230,7 @@ class HttpSection(_Section):
     cors_origins: list[str] = []
 
     @model_validator(mode="after")
-    def _loopback_unless_allowed(self) -> HttpSection:
+    def _loopback_unless_allowed(self) -> HttpConfig:
         host, _ = parse_listen(self.listen)
         if not self.allow_remote and not is_loopback(host):
             raise ValueError(
@@ -230,19 +245,19 @@ class HttpSection(_Section):
         return parse_listen(self.listen)
 
 
-class Config(_Section):
+class Config(_ConfigModel):
     """The daemon's whole configuration, with every default filled in."""
 
-    env: Literal["DEV", "PROD"] = "DEV"
+    env: EnvProfile = "DEV"
     workspaces: list[Annotated[str, AfterValidator(check_workspace_path)]] = []
-    daemon: DaemonSection = DaemonSection()
-    limits: LimitsSection = LimitsSection()
-    runs: RunsSection = RunsSection()
-    watch: WatchSection = WatchSection()
-    http: HttpSection = HttpSection()
-    vault: VaultSection = VaultSection()
-    db: DbSection = DbSection()
-    llm: LlmSection = LlmSection()
+    daemon: DaemonConfig = DaemonConfig()
+    limits: LimitsConfig = LimitsConfig()
+    runs: RunsConfig = RunsConfig()
+    watch: WatchConfig = WatchConfig()
+    http: HttpConfig = HttpConfig()
+    vault: VaultConfig = VaultConfig()
+    db: DbConfig = DbConfig()
+    llm: LlmConfig = LlmConfig()
     config_file: Path | None = None
 
     @property

@@ -1,7 +1,8 @@
-"""Wiring and lifecycle: claim the socket, load the index, serve, and stop cleanly.
+"""Lifecycle: claim the socket, load the index, serve, and stop cleanly.
 
 ``Daemon.run`` is what both the command and the tests start (``await tg.start(daemon.run)``);
-process-wide side effects (signal handlers) are switchable so tests run it in-process.
+process-wide side effects (signal handlers) are switchable so tests run it in-process. The
+services are built in ``wiring``; a reload (``SIGHUP``) is applied by ``reload``.
 """
 
 from __future__ import annotations
@@ -17,25 +18,13 @@ import anyio
 from anyio.abc import SocketListener, TaskGroup, TaskStatus
 
 from simpleaided import __version__
-from simpleaided.app.config import Config, ConfigError, carry_restart_only
+from simpleaided.app import wiring
+from simpleaided.app.config import Config
+from simpleaided.app.reload import Reloader
 from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
-from simpleaided.domain.api import API_VERSION, StartMode, artifact_chunk_limit
-from simpleaided.domain.llm import LlmBackendSpec
-from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
-from simpleaided.services.events import COALESCE_SECONDS, EventHub
-from simpleaided.services.llm import LlmService
-from simpleaided.services.owners import OwnerWatch
-from simpleaided.services.runs import RunService
-from simpleaided.services.status import StatusService
-from simpleaided.services.vault import VaultService
-from simpleaided.services.watcher import RunWatcher
-from simpleaided.services.workspaces import WorkspaceRegistry
-from simpleaided.store.snapshot import SnapshotStore
-from simpleaided.store.vaultfile import KdfParams, VaultFile
-from simpleaided.transports.methods import build_methods
-from simpleaided.transports.rpc import Dispatcher
-from simpleaided.transports.server import RpcServer, warn_if_short_of_descriptors
+from simpleaided.domain.api import API_VERSION, StartMode
+from simpleaided.services.events import COALESCE_SECONDS
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, SocketTaken
 
 log = logging.getLogger(__name__)
@@ -45,7 +34,6 @@ REFUSED_RETRY_SECONDS = 2.0  # how often workspaces another daemon held are trie
 SOCKET_CHECK_SECONDS = 1.0  # how often the socket file is checked (a /tmp cleaner may take it)
 STATUS_SECONDS = 2.0  # how often the service manager's STATUS= is brought up to date
 AGE_SECONDS = 1.0  # the longest wait between checks of the ages the chips show ("45s ago")
-RELOAD_REFUSED = "configuration not reloaded"  # how the warning of a refused reload begins
 
 
 def _trim_heap() -> None:
@@ -70,92 +58,25 @@ class Daemon:
         start_mode: StartMode = "foreground",
         load_config: Callable[[], Config] | None = None,
     ) -> None:
-        self.config = config
+        """``load_config`` is how a reload (``SIGHUP``) reads the configuration again."""
         self.handle_signals = handle_signals
         self.notifier = notifier or Notifier({})  # a disabled one: nobody to tell
         self.start_mode: StartMode = start_mode
-        self._load_config = load_config  # how SIGHUP reads the configuration again
-        self.config_loaded_ms = clock.now_ms()
-        self.reload_error: str | None = None
-        max_bytes = config.limits.max_message_bytes
-        self.events = EventHub(lambda workspace: self.status.document(workspace))
-        self.runs = RunService(
-            WorkspaceRegistry(config.workspaces, config.state_dir),
-            events=self.events,
-            # The most one artifacts.get reply carries (base64 included); larger artifacts are
-            # read in ranges. Text that grows more once escaped in JSON is caught by the
-            # dispatcher's reply-size check.
-            max_artifact_bytes=artifact_chunk_limit(max_bytes),
-            count_pending_as_active=config.runs.count_pending_as_active,
-        )
-        self.owners = OwnerWatch(self.runs, interval=config.runs.owner_check_seconds)
-        self.watcher = RunWatcher(
-            refresh=self.runs.refresh,
-            rescan=self.runs.rescan,
-            known_runs=self.runs.run_ids,
-            signatures=self.runs.signatures,
-            warn=self._warn,
-            use_inotify=config.watch.use_inotify,
-            poll_seconds=config.watch.poll_seconds,
-        )
-        self.runs.watcher = self.watcher
-        self.runs.snapshots = SnapshotStore(config.state_dir / "snapshots")
-        self.runs.socket_path = str(config.socket_path)
-        self.vault = VaultService(
-            VaultFile(config.vault_file),
-            idle_seconds=config.vault.idle_lock_seconds,
-            max_seconds=config.vault.max_unlock_seconds,
-            kdf=_kdf(config),
-            failed_delay_seconds=config.vault.failed_unlock_delay_seconds,
-            on_change=self._vault_changed,
-            warn=self._warn,
-        )
-        # What the services run with: a reload compares against these, not against the
-        # configuration, so a reload that failed part-way is completed by the next one.
-        self._database_applied = _database_settings(config)
-        self._llm_applied = config.llm
-        self.database = DatabaseService(
-            self._database_applied,
-            resolve_secret=self.vault.resolve,
-            on_change=self.events.section_changed,
-        )
-        self.llm = LlmService(
-            _llm_backends(config),
-            probe_seconds=config.llm.probe_seconds,
-            timeout_seconds=config.llm.timeout_seconds,
-            resolve_secret=self.vault.resolve,
-            on_change=self.events.section_changed,
-        )
-        self.status = StatusService(
-            self.runs,
-            env=config.env,
-            socket_path=str(config.socket_path),
-        )
-        self.http: Any = None  # the HTTP shim (transports.http.HttpShim), when enabled
-        if config.http.enabled:
-            self.http = self._http_shim()
-            socket_path = str(config.socket_path)
-            self.status.sections["api"] = lambda _now: self.http.section(socket_path)
-        self.runs.on_workspace_served = self.database.adopt_workspace
-        self.status.sections["vault"] = self.vault.section
-        self.status.sections["db"] = lambda _now: self.database.section()
-        self.status.sections["llm"] = lambda _now: self.llm.section()
-        self.dispatcher = Dispatcher(
-            build_methods(
-                self.runs,
-                self.status,
-                self.events,
-                self,
-                vault=self.vault,
-                database=self.database,
-                llm=self.llm,
-            ),
-            max_reply_bytes=max_bytes,
-        )
-        self.server = RpcServer(
-            self.dispatcher,
-            max_message_bytes=max_bytes,
-            max_connections=config.limits.max_connections,
+        services = wiring.build(config, self)
+        self.warnings = services.warnings
+        self.events = services.events
+        self.vault = services.vault
+        self.database = services.database
+        self.llm = services.llm
+        self.watcher = services.watcher
+        self.runs = services.runs
+        self.owners = services.owners
+        self.status = services.status
+        self.http = services.http
+        self.dispatcher = services.dispatcher
+        self.server = services.server
+        self._reloader = Reloader(
+            config, services, load_config=load_config, notifier=self.notifier, summary=self.summary
         )
         self.started_ms = clock.now_ms()
         self.claim: SocketClaim | None = None  # the socket served, once run() has it
@@ -163,6 +84,21 @@ class Daemon:
         self._stop = anyio.Event()
         self._reloading = anyio.Lock()  # one reload at a time
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
+
+    @property
+    def config(self) -> Config:
+        """The configuration the daemon runs with (the last one reloaded)."""
+        return self._reloader.config
+
+    @property
+    def config_loaded_ms(self) -> int:
+        """When that configuration was read (epoch ms)."""
+        return self._reloader.loaded_ms
+
+    @property
+    def reload_error(self) -> str | None:
+        """Why the last reload was refused, if it was."""
+        return self._reloader.error
 
     def info(self) -> dict[str, Any]:
         """What ``daemon.info`` answers."""
@@ -186,42 +122,11 @@ class Daemon:
             "connections": self.server.report(),
             "maxArtifactChunkBytes": self.runs.max_artifact_bytes,
             "framings": ["ndjson", "content-length"],
-            "warnings": list(self.runs.warnings),
+            "warnings": list(self.warnings),
             "watcher": self.watcher.report(),
             # After a crash: whether every run was checked for its leftovers yet.
             "storesChecked": self.runs.stores_checked(),
         }
-
-    def _warn(self, message: str) -> None:
-        """A lasting problem: logged, and listed in ``daemon.info`` and the status document."""
-        log.warning("%s", message)
-        if message not in self.runs.warnings:
-            self.runs.warnings.append(message)
-
-    def _http_shim(self) -> Any:
-        try:
-            from simpleaided.transports.http import HttpShim
-        except ImportError as exc:
-            raise ConfigError(
-                f"the HTTP shim needs Starlette and uvicorn ({exc.name} is missing): "
-                "pip install 'simpleaided[http]'"
-            ) from None
-        host, port = self.config.http.address
-        return HttpShim(
-            self.status,
-            self.events,
-            self.runs.scope,
-            host=host,
-            port=port,
-            allowed_hosts=self.config.http.allowed_hosts,
-            cors_origins=self.config.http.cors_origins,
-        )
-
-    def _vault_changed(self) -> None:
-        self.events.section_changed()
-        # Secrets may have become available (or gone): probes that need them try again now.
-        self.database.probe_soon()
-        self.llm.probe_soon()
 
     def request_stop(self) -> None:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
@@ -229,7 +134,7 @@ class Daemon:
 
     def summary(self) -> str:
         """One line for the service manager's ``STATUS=`` (``systemctl --user status``)."""
-        warnings = len(self.runs.warnings)
+        warnings = len(self.warnings)
         return (
             f"{self.config.env}: {len(self.runs.index)} runs in {len(self.runs.registry)} "
             f"workspaces, {self.runs.active_count(None)} active; {self.watcher.watches} watches; "
@@ -461,109 +366,9 @@ class Daemon:
             if not self._stop.is_set():
                 await self.reload()
 
-    # -- reloading ---------------------------------------------------------------------------
-
     async def reload(self) -> bool:
         """Read the configuration again and apply it (``SIGHUP``); whether it was applied.
 
-        Connections and subscriptions are untouched; subscribers see the new configuration's
-        effect. An invalid configuration is refused, logged and shown as a warning, and the
-        running one stays. Settings only a restart can change are logged and kept.
-        """
-        self.notifier.reloading()
-        try:
-            if self._load_config is None:
-                raise ConfigError("this daemon was started without a configuration to re-read")
-            loaded = self._load_config()
-        except ConfigError as exc:
-            self._refused(str(exc))
-            return False
-        except Exception as exc:  # the disk failing: refused like an invalid file
-            log.exception("reading the configuration failed")
-            self._refused(f"cannot read it ({type(exc).__name__}: {exc})")
-            return False
-        new, kept = carry_restart_only(self.config, loaded)
-        if kept:
-            log.warning(
-                "changed in the configuration, applied at the next start: %s", ", ".join(kept)
-            )
-        try:
-            await self._apply(new)
-        except Exception as exc:  # a bug: the daemon must go on serving
-            log.exception("applying the reloaded configuration failed")
-            # What was applied stays applied; the next reload completes the rest.
-            self._refused(f"applying it failed part-way ({type(exc).__name__}; see the log)")
-            return False
-        self.reload_error = None
-        self.config_loaded_ms = clock.now_ms()
-        self.runs.warnings[:] = [w for w in self.runs.warnings if not w.startswith(RELOAD_REFUSED)]
-        self.events.section_changed()
-        self.notifier.ready(self.summary())
-        log.info("configuration reloaded")
-        return True
-
-    def _refused(self, reason: str) -> None:
-        self.reload_error = reason
-        log.error("%s, the running one stays: %s", RELOAD_REFUSED, reason)
-        self.runs.warnings[:] = [w for w in self.runs.warnings if not w.startswith(RELOAD_REFUSED)]
-        self.runs.warnings.append(f"{RELOAD_REFUSED}: {reason}")
-        self.events.section_changed()
-        self.notifier.ready(self.summary())
-
-    async def _apply(self, new: Config) -> None:
-        # The database first: under PROD it must be read-only before anything says PROD.
-        database = _database_settings(new)
-        if database != self._database_applied:
-            await self.database.reconfigure(database)
-            self._database_applied = database
-        self.config = new
-        self.status.env = new.env
-        logging.getLogger().setLevel(new.daemon.log_level.upper())
-        self.runs.count_pending_as_active = new.runs.count_pending_as_active
-        if new.limits.max_connections > self.server.max_connections:
-            warn_if_short_of_descriptors(new.limits.max_connections)
-        self.server.max_connections = new.limits.max_connections  # from the next connection
-        self.owners.interval = new.runs.owner_check_seconds
-        self.vault.configure(
-            idle_seconds=new.vault.idle_lock_seconds,
-            max_seconds=new.vault.max_unlock_seconds,
-            kdf=_kdf(new),
-            failed_delay_seconds=new.vault.failed_unlock_delay_seconds,
-        )
-        if new.llm != self._llm_applied:
-            await self.llm.reconfigure(
-                _llm_backends(new),
-                probe_seconds=new.llm.probe_seconds,
-                timeout_seconds=new.llm.timeout_seconds,
-            )
-            self._llm_applied = new.llm
-        # Always: it retries configured workspaces that could not be served before.
-        await self.runs.configure_workspaces(new.workspaces)
-
-
-def _kdf(config: Config) -> KdfParams:
-    return KdfParams(
-        memory_kib=config.vault.kdf_memory_kib,
-        iterations=config.vault.kdf_iterations,
-        lanes=config.vault.kdf_lanes,
-    )
-
-
-def _database_settings(config: Config) -> DatabaseSettings:
-    """The database service's settings for the active profile."""
-    profile = config.db.PROD if config.env == "PROD" else config.db.DEV
-    return DatabaseSettings(
-        env=config.env,
-        url=profile.url if profile else None,
-        password=profile.password if profile else None,
-        default_workspace=config.workspaces[0] if config.workspaces else None,
-        probe_seconds=config.db.probe_seconds,
-        timeout_seconds=config.db.timeout_seconds,
-    )
-
-
-def _llm_backends(config: Config) -> list[LlmBackendSpec]:
-    return [
-        LlmBackendSpec(b.name, b.kind, b.url, model=b.model, api_key=b.api_key)
-        for b in config.llm.backends
-    ]
+        What changes and what waits for a restart: ``simpleaided.app.reload``. A refused
+        configuration is shown as a warning, and the running one stays."""
+        return await self._reloader.reload()

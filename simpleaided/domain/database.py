@@ -1,4 +1,4 @@
-"""Database targets: which database a profile names, and how its secrets are kept out of text.
+"""Database targets: which database a profile names.
 
 A target is a SQLite file (``sqlite:///abs/path``, ``/abs/path`` or ``~/path``) or a
 PostgreSQL conninfo URL (``postgresql://…``). Pure: the service connects, this only parses.
@@ -7,24 +7,14 @@ PostgreSQL conninfo URL (``postgresql://…``). Pure: the service connects, this
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from simpleaided.domain.errors import InvalidInput
+from simpleaided.domain.vocabulary import DbKind
 
-DbKind = Literal["sqlite", "postgres"]
-
-VAULT_PREFIX = "vault:"
-_SQLITE_SCHEME = "sqlite://"
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-_MASK = "***"
-
-# ``scheme://user:password@host``: the password part of a URL's userinfo.
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@\s]*@")
-# ``password=…`` in a key/value conninfo string or a URL query.
-_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", re.IGNORECASE)
+SQLITE_SCHEME = "sqlite://"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""The URL schemes libpq takes: a database URL starting with either names PostgreSQL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +30,10 @@ def parse_target(url: str, password: str | None) -> DbTarget:
     """The target ``url`` names; raises ``InvalidInput`` for anything but SQLite or PostgreSQL."""
     if "\0" in url:
         raise InvalidInput("database URL contains a NUL character")
-    if url.startswith(_POSTGRES_SCHEMES):
+    if url.startswith(POSTGRES_SCHEMES):
         return DbTarget("postgres", url, password)
-    if url.startswith(_SQLITE_SCHEME):
-        path = url[len(_SQLITE_SCHEME) :]
+    if url.startswith(SQLITE_SCHEME):
+        path = url[len(SQLITE_SCHEME) :]
         if not path.startswith("/"):
             raise InvalidInput("a SQLite URL needs an absolute path: sqlite:///abs/path")
     elif url.startswith(("/", "~")):
@@ -70,12 +60,3 @@ def default_sqlite_path(workspace: str | None, env: str) -> str | None:
     if not workspace:
         return None
     return f"{workspace.rstrip('/')}/.simpleaide/{env.lower()}.sqlite3"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret, URL userinfo password and ``password=`` value masked."""
-    # Longest first: a secret that contains another is masked whole.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    text = _URL_PASSWORD.sub(rf"\1{_MASK}@", text)
-    return _KV_PASSWORD.sub(rf"\1{_MASK}", text)

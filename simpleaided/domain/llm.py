@@ -14,10 +14,10 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-LlmKind = Literal["ollama", "openai"]
+from simpleaided.domain.vocabulary import LlmKind
 
 MAX_LISTED_MODELS = 100  # a hosted API can list hundreds; every status query carries the list
 MAX_NAME_CHARS = 200

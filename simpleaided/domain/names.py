@@ -143,7 +143,3 @@ def check_workspace_path(value: str) -> str:
     if ".." in value.split("/"):
         raise InvalidInput(f"invalid workspace path {value[:200]!r}: it must not contain '..'")
     return os.path.normpath(value)
-
-
-# A setting that names a secret instead of holding it: "vault:NAME".
-VAULT_REF = "vault:"

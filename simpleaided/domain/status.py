@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict
 from simpleaided.domain import clock
 from simpleaided.domain.index import RunIndex, RunSummary, Tally
 from simpleaided.domain.models import RunStatus
+from simpleaided.domain.vocabulary import DbKind, EnvProfile, LlmKind, VaultState
 
-EnvProfile = Literal["DEV", "PROD"]
+NOT_CONFIGURED = "not configured"
+"""The database section's error while the profile names no database (and none is adopted)."""
 
 
 class _Doc(BaseModel):
@@ -46,7 +48,7 @@ class RunsSection(_Doc):
 class VaultSection(_Doc):
     """The secrets vault."""
 
-    state: Literal["uninitialized", "locked", "unlocked"]
+    state: VaultState
     autoLockRemainingMs: int | None
 
 
@@ -55,7 +57,7 @@ class DbSection(_Doc):
     from the database session when connected; when not, it is true in PROD)."""
 
     connected: bool
-    type: Literal["sqlite", "postgres"] | None
+    type: DbKind | None
     env: EnvProfile
     readOnly: bool
     latencyMs: float | None
@@ -68,7 +70,7 @@ class LlmBackend(_Doc):
     configured model (if any) among them."""
 
     name: str
-    kind: Literal["ollama", "openai"]
+    kind: LlmKind
     url: str
     model: str | None
     online: bool
@@ -158,8 +160,7 @@ def runs_section(
 ) -> dict[str, Any]:
     """The ``runs`` section, computed from memory at time ``now`` (epoch ms)."""
     tally = index.tally(workspace)
-    pending = tally.counts[_PENDING]
-    active = tally.counts[_RUNNING] + pending if count_pending else tally.counts[_RUNNING]
+    active = active_count(tally, count_pending=count_pending)
     latest = index.latest(workspace)
     last: dict[str, Any] | None = None
     if latest is not None:
@@ -168,7 +169,7 @@ def runs_section(
     return {
         "active": active,
         "busy": active > 0,
-        "pending": pending,
+        "pending": tally.counts[_PENDING],
         "total": tally.total,
         "last": last,
     }
@@ -184,7 +185,7 @@ def unconfigured_sections(env: EnvProfile, socket_path: str) -> dict[str, dict[s
             "env": env,
             "readOnly": env == "PROD",
             "latencyMs": None,
-            "error": "not configured",
+            "error": NOT_CONFIGURED,
             "checkedAt": None,
         },
         "llm": {"online": 0, "total": 0, "backends": []},

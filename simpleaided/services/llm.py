@@ -36,7 +36,7 @@ from simpleaided.domain.llm import (
     models_url,
     timed_out,
 )
-from simpleaided.domain.names import VAULT_REF
+from simpleaided.domain.secrets import VAULT_REF, SecretResolver, scrub
 
 if TYPE_CHECKING:
     # Imported when a backend is first probed: httpx and what it loads (ssl, certificates)
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
-
-# resolve("vault:NAME") -> the secret; raises VaultLocked or NotFound.
-SecretResolver = Callable[[str], str]
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a hosted API's full model list stays well under this
 MAX_REDIRECTS = 3
@@ -181,8 +178,8 @@ class LlmService:
             # One backend's surprise must not end the probes (or the daemon).
             log.exception("LLM backend %s: probe failed", spec.name)
             outcome = ProbeOutcome.offline("probe failed (internal error, see the daemon log)")
-        if outcome.error and secrets:
-            outcome = ProbeOutcome(outcome.online, outcome.models, _scrub(outcome.error, secrets))
+        if outcome.error:
+            outcome = ProbeOutcome(outcome.online, outcome.models, scrub(outcome.error, secrets))
         self._record(index, outcome, latency_ms)
 
     async def _fetch(
@@ -279,14 +276,6 @@ async def _read_capped(response: httpx.Response) -> bytes:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret replaced: a server may echo a key in its own message."""
-    for secret in secrets:
-        if len(secret) >= 3:  # masking "a" everywhere would garble the text, not hide much
-            text = text.replace(secret, "***")
-    return text
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -39,11 +39,13 @@ from simpleaided.domain.errors import (
 )
 from simpleaided.domain.index import RunIndex, RunSummary
 from simpleaided.domain.models import CORRUPT, RunMetadata, RunStatus, StepMetadata, StepStatus
+from simpleaided.domain.vocabulary import WorkspaceSource
 from simpleaided.services.events import EventHub
 from simpleaided.services.fairness import TimeSlices
 from simpleaided.services.processes import process_gone, process_start_time
+from simpleaided.services.warnings import Warnings
 from simpleaided.services.watcher import RunWatcher
-from simpleaided.services.workspaces import Source, WorkspaceRegistry, canonical_workspace
+from simpleaided.services.workspaces import WorkspaceRegistry, canonical_workspace
 from simpleaided.store.runstore import (
     CorruptRecord,
     RunHandle,
@@ -99,13 +101,19 @@ class RunService:
         registry: WorkspaceRegistry,
         *,
         events: EventHub,
+        warnings: Warnings,
         max_artifact_bytes: int,
         count_pending_as_active: bool = False,
+        signatures: dict[str, int] | None = None,
+        watcher: RunWatcher | None = None,
+        snapshots: SnapshotStore | None = None,
+        socket_path: str = "",
+        on_workspace_served: Callable[[str], None] | None = None,
     ) -> None:
         self.registry = registry
         self.events = events
         self.index = RunIndex()
-        self.warnings: list[str] = []
+        self.warnings = warnings
         self.count_pending_as_active = count_pending_as_active
         # The most artifact bytes one artifacts.get answers with (larger: read in ranges).
         self.max_artifact_bytes = max_artifact_bytes
@@ -114,18 +122,19 @@ class RunService:
         self._locks = [anyio.Lock(fast_acquire=True) for _ in range(_LOCK_STRIPES)]
         self._last_id_ms = 0
         # The signature of the metadata.json each indexed summary was read from (or written
-        # as): a watcher event whose file still has it needs no re-read.
-        self.signatures: dict[str, int] = {}
-        self.watcher: RunWatcher | None = None
-        self.snapshots: SnapshotStore | None = None
+        # as): a watcher event whose file still has it needs no re-read (the watcher is
+        # given the same dictionary).
+        self.signatures: dict[str, int] = {} if signatures is None else signatures
+        self.watcher = watcher
+        self.snapshots = snapshots
         # Whether every workspace came from its snapshot with nothing re-read: then the
         # snapshots already say what the index holds (saving them again only churns memory).
         self.snapshots_current = True
         # Told of every workspace served from now on (the database's default file lives there).
-        self.on_workspace_served: Callable[[str], None] | None = None
+        self.on_workspace_served = on_workspace_served
         # The daemon's socket, written into the lock of each workspace served, so that another
         # daemon refused it can say which daemon serves it.
-        self.socket_path = ""
+        self.socket_path = socket_path
         self._claiming = anyio.Lock()
         # Adds, removes and the retries of refused workspaces one at a time: a remove that
         # came during a retry's claim would otherwise be undone by it.
@@ -166,7 +175,9 @@ class RunService:
         for path, source in self.registry.initial():
             await self._serve_or_warn(path, source, watch=False)
 
-    async def _serve_or_warn(self, path: str, source: Source, *, watch: bool = True) -> None:
+    async def _serve_or_warn(
+        self, path: str, source: WorkspaceSource, *, watch: bool = True
+    ) -> None:
         """Serve ``path``; if it cannot be, say why in a warning (the daemon serves on)."""
         try:
             await self._serve_workspace(path, source, watch=watch)
@@ -181,11 +192,13 @@ class RunService:
             reason = exc.message
         except OSError as exc:
             reason = f"cannot read it: {exc.strerror or exc}"
-        message = f"{_not_served(path)}{reason}"
+        message = f"workspace {path} is not served: {reason}"
         log.warning("%s", message)
-        self.warnings.append(message)
+        self.warnings.set(_not_served(path), message)
 
-    async def _serve_workspace(self, path: str, source: Source, *, watch: bool = True) -> int:
+    async def _serve_workspace(
+        self, path: str, source: WorkspaceSource, *, watch: bool = True
+    ) -> int:
         """Serve ``path``: register it, watch it, then read it (a snapshot checked against
         the disk, or a full scan). In that order no change can slip between read and watch;
         a run that a watcher event already refreshed meanwhile is not overwritten.
@@ -252,7 +265,7 @@ class RunService:
                     f"only the first is served"
                 )
                 log.warning("%s", message)
-                self.warnings.append(message)
+                self.warnings.set(f"duplicate run {summary.id} in {path}", message)
                 continue
             if known is not None:
                 continue  # refreshed by a watcher event while we read: that is newer
@@ -314,8 +327,8 @@ class RunService:
         before = self.registry.configured
         new, dropped = self.registry.configure(configured)
         # Those that could not be served are tried again (or are not wanted any more).
-        stale = tuple(_not_served(path) for path in {*before, *self.registry.configured})
-        self.warnings[:] = [w for w in self.warnings if not w.startswith(stale)]
+        for path in {*before, *self.registry.configured}:
+            self.warnings.clear(_not_served(path))
         for path in dropped:
             self.registry.unregister(path, configured=True, clean=not self._writing[path])
             self._forget_workspace(path)
@@ -497,8 +510,7 @@ class RunService:
                 log.info("workspace %s is free again: served", path)
 
     def _clear_not_served(self, path: str) -> None:
-        prefix = _not_served(path)
-        self.warnings[:] = [w for w in self.warnings if not w.startswith(prefix)]
+        self.warnings.clear(_not_served(path))
 
     async def tidy_all(self) -> None:
         """``tidy`` every served workspace (the leftovers directly in ``runs/``)."""
@@ -988,5 +1000,5 @@ def _write_closing(handle: RunHandle, run: RunMetadata, steps: list[StepMetadata
 
 
 def _not_served(path: str) -> str:
-    """How the warning about a workspace that cannot be served begins."""
-    return f"workspace {path} is not served: "
+    """The source of the warning that workspace ``path`` cannot be served."""
+    return f"workspace {path}"

@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 
 from simpleaided.domain import chips, clock, status
-from simpleaided.domain.status import EnvProfile
+from simpleaided.domain.vocabulary import EnvProfile
 from simpleaided.services.runs import RunService
+from simpleaided.services.warnings import Warnings
 
 # A section provider gets the answer time (epoch ms) and returns the section's JSON data.
 SectionProvider = Callable[[int], dict[str, Any]]
@@ -27,15 +28,21 @@ class StatusService:
         self,
         runs: RunService,
         *,
+        warnings: Warnings,
         env: EnvProfile,
         socket_path: str,
+        sections: dict[str, SectionProvider] | None = None,
     ) -> None:
+        """``sections``: the providers of the services that exist; the other sections read
+        as not configured."""
         self._runs = runs
+        self._warnings = warnings
         self.env: EnvProfile = env
         unconfigured = status.unconfigured_sections(env, socket_path)
         self.sections: dict[str, SectionProvider] = {
             name: _fixed(data) for name, data in unconfigured.items()
         }
+        self.sections.update(sections or {})
         # The last document built, and everything it was built from.
         self._last: tuple[tuple[object, ...], dict[str, Any]] = ((), {})
         self._last_encoded: tuple[dict[str, Any] | None, orjson.Fragment] = (
@@ -56,13 +63,14 @@ class StatusService:
         # are read anew (they are cheap; a provider returns the same object while its
         # section stands still, and a small new one when it moves with time).
         sections = {name: provider(now) for name, provider in self.sections.items()}
+        warnings = self._warnings.messages()
         inputs = (
             now,
             scope,
             self.env,
             self._runs.index.version,
             self._runs.count_pending_as_active,
-            tuple(self._runs.warnings),
+            warnings,
             sections,
         )
         last_inputs, last_doc = self._last  # one read: a consistent pair
@@ -78,7 +86,7 @@ class StatusService:
                 count_pending=self._runs.count_pending_as_active,
             ),
             **sections,
-            "warnings": list(self._runs.warnings),
+            "warnings": list(warnings),
         }
         doc["chips"] = chips.chips(doc)
         self._last = (inputs, doc)

@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -31,7 +31,9 @@ from simpleaided.domain.errors import (
     VaultLocked,
     WrongPassphrase,
 )
-from simpleaided.domain.names import VAULT_REF
+from simpleaided.domain.secrets import VAULT_REF
+from simpleaided.domain.vocabulary import VaultState
+from simpleaided.services.warnings import Warnings
 from simpleaided.store.vaultfile import (
     MAX_VAULT_BYTES,
     KdfParams,
@@ -45,7 +47,6 @@ from simpleaided.store.vaultfile import (
 
 log = logging.getLogger(__name__)
 
-VaultState = Literal["uninitialized", "locked", "unlocked"]
 MAX_FAILED_DELAY_SECONDS = 30.0
 MAX_SECRETS = 10_000
 
@@ -93,7 +94,7 @@ class VaultService:
         max_seconds: float,
         kdf: KdfParams,
         on_change: Callable[[], None],
-        warn: Callable[[str], None] = log.warning,
+        warnings: Warnings,
         failed_delay_seconds: float = 0.5,
     ) -> None:
         self.file = file
@@ -104,7 +105,7 @@ class VaultService:
             failed_delay_seconds=failed_delay_seconds,
         )
         self._on_change = on_change
-        self._warn = warn
+        self._warnings = warnings
         self._unusable: str | None = None  # why the vault's file cannot be used, if so
         self._initialized = False
         self._open: _Unlocked | None = None
@@ -184,7 +185,8 @@ class VaultService:
         except (SimpleaideError, OSError) as exc:
             reason = exc.message if isinstance(exc, SimpleaideError) else str(exc)
             self._unusable = f"the vault cannot be used: {reason}"
-            self._warn(self._unusable)
+            log.warning("%s", self._unusable)
+            self._warnings.set("vault", self._unusable)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Lock the vault when its time is up, until cancelled."""

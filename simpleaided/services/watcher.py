@@ -42,8 +42,8 @@ from anyio.abc import TaskStatus
 
 from simpleaided.domain import names
 from simpleaided.services.fairness import TimeSlices
-from simpleaided.store import safefs
-from simpleaided.store.runstore import RUN_FILE, runs_path
+from simpleaided.services.warnings import Warnings
+from simpleaided.store.runstore import RUN_FILE, metadata_signature, runs_path
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ if HAVE_INOTIFY:
 _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
 _READ_SIZE = 1 << 16
 _RUN_FILE = RUN_FILE.encode()
+MIN_RESCAN_SECONDS = 1.0  # the least time between two full rescans
 
 WATCH_LIMIT_HINT = (
     "the inotify watch limit is reached; raise fs.inotify.max_user_watches "
@@ -106,16 +107,7 @@ class WatchStats:
 
 def _signatures(workspace: str, run_ids: list[str]) -> dict[str, int | None]:
     """The signature of each run's ``metadata.json`` (``None`` if it cannot be stat'ed)."""
-    out: dict[str, int | None] = {}
-    for run_id in run_ids:
-        try:
-            st = os.stat(
-                os.path.join(runs_path(workspace), run_id, RUN_FILE), follow_symlinks=False
-            )
-            out[run_id] = safefs.signature(st)
-        except OSError:
-            out[run_id] = None
-    return out
+    return {run_id: metadata_signature(workspace, run_id) for run_id in run_ids}
 
 
 def parse_events(buffer: bytes) -> list[tuple[int, int, bytes]]:
@@ -200,19 +192,17 @@ class RunWatcher:
         rescan: Callable[[str], Awaitable[int]],
         known_runs: Callable[[str], list[str]],
         signatures: dict[str, int],
-        warn: Callable[[str], None],
+        warnings: Warnings,
         use_inotify: bool = True,
         poll_seconds: float = 5.0,
-        min_rescan_interval: float = 1.0,
     ) -> None:
         self._refresh = refresh
         self._rescan = rescan
         self._known_runs = known_runs
         self.signatures = signatures  # owned by the run service: what the index reflects
-        self._warn = warn
+        self._warnings = warnings
         self._use_inotify = use_inotify and HAVE_INOTIFY
         self._poll_seconds = poll_seconds
-        self._min_rescan_interval = min_rescan_interval
         self.stats = WatchStats()
         self.workspaces: set[str] = set()
         self.unwatched: dict[str, set[str]] = {}
@@ -254,6 +244,12 @@ class RunWatcher:
         finally:
             self._stop_backend()
 
+    def _warn(self, source: str, message: str) -> None:
+        """A lasting problem: logged, and listed in the daemon's warnings (it may come from
+        a worker thread)."""
+        log.warning("%s", message)
+        self._warnings.set(source, message)
+
     def _start_backend(self) -> None:
         if self._use_inotify:
             try:
@@ -261,7 +257,8 @@ class RunWatcher:
                 self.stats.backend = "inotify"
                 return
             except OSError as exc:
-                self._warn(f"inotify is unavailable ({exc}); watching by polling instead")
+                message = f"inotify is unavailable ({exc}); watching by polling instead"
+                self._warn("watcher backend", message)
                 self._use_inotify = False
         from watchdog.observers.polling import PollingObserver
 
@@ -327,7 +324,7 @@ class RunWatcher:
                     self.unwatched.setdefault(workspace, set()).add(run_id)
                 if not self._limit_reported:
                     self._limit_reported = True
-                    self._warn(WATCH_LIMIT_HINT)
+                    self._warn("watch limit", WATCH_LIMIT_HINT)
             elif exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
                 log.warning("cannot watch %s: %s", path, exc)
             return False
@@ -455,11 +452,7 @@ class RunWatcher:
                     self._failed(change.workspace, "cannot apply a change in")
 
     async def _apply(self, workspace: str, run_id: str) -> None:
-        path = os.path.join(runs_path(workspace), run_id, RUN_FILE)
-        try:
-            signature: int | None = safefs.signature(os.stat(path, follow_symlinks=False))
-        except OSError:
-            signature = None
+        signature = metadata_signature(workspace, run_id)
         if signature is not None and self.signatures.get(run_id) == signature:
             self.stats.skipped_own += 1  # our own write, seen again: no lock, nothing read
             return
@@ -505,7 +498,7 @@ class RunWatcher:
                     self._rescan_all_wanted = True
                 if not self._rescan_all_wanted and not self._failing:
                     continue
-                wait = last_rescan + self._min_rescan_interval - anyio.current_time()
+                wait = last_rescan + MIN_RESCAN_SECONDS - anyio.current_time()
                 if wait > 0:
                     await anyio.sleep(wait)  # rate limit: an overflow storm cannot loop us
                 todo = set(self.workspaces) if self._rescan_all_wanted else set(self._failing)

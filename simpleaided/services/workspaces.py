@@ -8,19 +8,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
 
 import orjson
 
 from simpleaided.domain import names
 from simpleaided.domain.errors import InvalidInput, NotFound, UnsafePath
+from simpleaided.domain.vocabulary import WorkspaceSource
 from simpleaided.store import safefs
 from simpleaided.store.runstore import WorkspaceLock, WorkspaceStore
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "workspaces.json"
-Source = Literal["config", "added"]
 
 
 def canonical_workspace(path: str) -> str:
@@ -35,7 +34,7 @@ class WorkspaceRegistry:
     def __init__(self, configured: list[str], state_dir: Path) -> None:
         self._state_dir = state_dir
         self._stores: dict[str, WorkspaceStore] = {}
-        self._sources: dict[str, Source] = {}
+        self._sources: dict[str, WorkspaceSource] = {}
         self._locks: dict[str, WorkspaceLock] = {}  # the lock of each served workspace
         self._configured = [canonical_workspace(p) for p in configured]
         # Added by a client, then listed in the config too: added again when the config
@@ -43,16 +42,16 @@ class WorkspaceRegistry:
         self._was_added: set[str] = set()
         # Refused because another daemon held them: tried again until served, and the added
         # ones still remembered meanwhile.
-        self._refused: dict[str, Source] = {}
+        self._refused: dict[str, WorkspaceSource] = {}
 
     @property
     def configured(self) -> list[str]:
         """The workspaces the configuration lists (canonical)."""
         return list(self._configured)
 
-    def initial(self) -> list[tuple[str, Source]]:
+    def initial(self) -> list[tuple[str, WorkspaceSource]]:
         """The workspaces to load at start: the configured ones, then the remembered ones."""
-        out: list[tuple[str, Source]] = [(p, "config") for p in self._configured]
+        out: list[tuple[str, WorkspaceSource]] = [(p, "config") for p in self._configured]
         for path in self._load_remembered():
             if path not in self._configured:
                 out.append((path, "added"))
@@ -60,7 +59,7 @@ class WorkspaceRegistry:
                 self._was_added.add(path)
         return out
 
-    def register(self, path: str, source: Source, lock: WorkspaceLock) -> WorkspaceStore:
+    def register(self, path: str, source: WorkspaceSource, lock: WorkspaceLock) -> WorkspaceStore:
         """Remember ``path`` (canonical) as served, holding its ``lock`` (released when it
         is unregistered); returns its store."""
         self._refused.pop(path, None)
@@ -103,19 +102,19 @@ class WorkspaceRegistry:
         except KeyError:
             raise NotFound(f"workspace {path} is not served") from None
 
-    def refuse(self, path: str, source: Source) -> None:
+    def refuse(self, path: str, source: WorkspaceSource) -> None:
         """Note ``path`` (canonical) as refused because another daemon holds it."""
         self._refused[path] = source
 
-    def refused(self) -> list[tuple[str, Source]]:
+    def refused(self) -> list[tuple[str, WorkspaceSource]]:
         """The workspaces another daemon held when last tried, and where each came from."""
         return list(self._refused.items())
 
-    def refused_source(self, path: str) -> Source | None:
+    def refused_source(self, path: str) -> WorkspaceSource | None:
         """Where refused ``path`` came from, or ``None`` if it is not refused."""
         return self._refused.get(path)
 
-    def drop_refused(self, path: str) -> Source | None:
+    def drop_refused(self, path: str) -> WorkspaceSource | None:
         """Stop trying ``path`` again; where it came from, or ``None`` if it was not refused."""
         return self._refused.pop(path, None)
 
@@ -129,7 +128,7 @@ class WorkspaceRegistry:
         self._configured = wanted
         # A refused configured workspace the configuration dropped is not wanted any more
         # (one it still lists is tried again now, as new).
-        refused: dict[str, Source] = {}
+        refused: dict[str, WorkspaceSource] = {}
         for path, source in self._refused.items():
             if path in wanted:
                 if source == "added":  # remembered meanwhile, as a served one would be
@@ -172,11 +171,11 @@ class WorkspaceRegistry:
         """``canonical`` if that (already canonical) path is served, else ``None``."""
         return canonical if canonical in self._stores else None
 
-    def source(self, path: str) -> Source:
+    def source(self, path: str) -> WorkspaceSource:
         """Where served workspace ``path`` came from."""
         return self._sources[path]
 
-    def items(self) -> list[tuple[str, Source]]:
+    def items(self) -> list[tuple[str, WorkspaceSource]]:
         """Served workspaces and where each came from."""
         return list(self._sources.items())
 

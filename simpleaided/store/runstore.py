@@ -97,6 +97,16 @@ def runs_path(workspace: str) -> str:
     return os.path.join(workspace, STORE_DIR, RUNS_DIR)
 
 
+def metadata_signature(workspace: str, run_id: str) -> int | None:
+    """The signature of a run's ``metadata.json`` (see ``safefs.signature``), or ``None`` if
+    it cannot be stat'ed; ``run_id`` must already be checked."""
+    try:
+        st = os.stat(os.path.join(runs_path(workspace), run_id, RUN_FILE), follow_symlinks=False)
+    except OSError:
+        return None
+    return safefs.signature(st)
+
+
 class CorruptRecord(Exception):
     """A metadata file that cannot be read or parsed; ``reason`` says why."""
 
@@ -873,11 +883,7 @@ class WorkspaceStore:
 
     def signature(self, run_id: str) -> int | None:
         """The signature of one run's ``metadata.json``, or ``None`` if it cannot be stat'ed."""
-        path = os.path.join(runs_path(self.path), names.check_run_id(run_id), RUN_FILE)
-        try:
-            return safefs.signature(os.stat(path, follow_symlinks=False))
-        except OSError:
-            return None
+        return metadata_signature(self.path, names.check_run_id(run_id))
 
     def signatures(self) -> dict[str, int | None]:
         """Every run folder's id and the signature of its ``metadata.json`` (``None`` when it

@@ -18,6 +18,7 @@ from anyio.abc import ByteStream
 
 Framing = Literal["ndjson", "content-length"]
 MAX_HEADER_BYTES = 8192
+DISCARD_LIMIT = 1 << 20  # what a peer may still send after our last message, taken unread
 _RECEIVE_CHUNK = 1 << 16
 
 
@@ -68,7 +69,8 @@ class MessageTooLarge(FramingError):
 
 
 class FramedStream:
-    """Reads and writes whole messages on a byte stream."""
+    """Reads and writes whole messages on a byte stream: a Unix socket connection as the
+    ``MessageStream`` the connection loop serves (``transports.server``)."""
 
     def __init__(
         self, stream: ByteStream, max_message_bytes: int, sock: socket.socket | None = None
@@ -191,3 +193,15 @@ class FramedStream:
                 return
             data = data[sent:]
         await self._stream.send(data)
+
+    async def linger(self) -> None:
+        """After a last message: half-close, and take (unread) what the peer still sends
+        until it closes, so that it gets to read that message.
+
+        Closing a socket with unread input makes the kernel reset the connection, and the
+        peer may then never read the message. The caller bounds the wait.
+        """
+        await self._stream.send_eof()
+        discarded = 0
+        while discarded < DISCARD_LIMIT:
+            discarded += len(await self._stream.receive())

@@ -1,5 +1,10 @@
 """Serves JSON-RPC on a listening Unix socket: one task per connection, peer uid checked.
 
+The connection loop (``RpcServer.serve_stream``) serves any ``MessageStream``: whole messages
+in, whole messages out. The Unix socket is one transport: each accepted socket has its peer
+checked, then is read and written in its framing (``FramedStream``) and handed to the loop; a
+WebSocket would be another, with the same dispatcher, subscriptions and limits.
+
 Each connection is served in its own task and handles its messages in order. Requests that
 arrive behind others on a connection (pipelined) first wait for a turn in one lane shared by
 all connections (so do a batch's requests after the first), which only hands out turns: a
@@ -26,13 +31,14 @@ import resource
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import orjson
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from simpleaided.transports.framing import (
+    DISCARD_LIMIT,
     FramedStream,
     Framing,
     FramingError,
@@ -60,6 +66,31 @@ _FRAMING_WAIT_SECONDS = 0.1  # how long a refused client may take to send its fi
 FD_RESERVE = 64  # descriptors besides the connections: files, inotify, threads, the shim
 
 
+class MessageStream(Protocol):
+    """One client connection as whole messages: what the connection loop needs of a
+    transport. A Unix socket's is a ``FramedStream``."""
+
+    @property
+    def buffered(self) -> bool:
+        """Whether input waits behind the last message received: the peer sends without
+        waiting for replies (pipelines)."""
+        ...
+
+    async def receive(self) -> bytes:
+        """The next whole message; ``anyio.EndOfStream`` when the peer closed cleanly,
+        ``MessageTooLarge`` for one over the limit, ``FramingError`` for broken framing."""
+        ...
+
+    async def send(self, payload: bytes) -> None:
+        """Send one whole message."""
+        ...
+
+    async def linger(self) -> None:
+        """After a last message, before the stream is closed: let the peer read it (stop
+        sending, take what it still sends until it closes). The caller bounds the wait."""
+        ...
+
+
 @dataclass(eq=False)
 class Connection:
     """One client connection: who it is, how to send it messages, and its own tasks
@@ -71,7 +102,7 @@ class Connection:
 
     id: int
     peer: PeerCredentials
-    stream: FramedStream = field(repr=False)
+    stream: MessageStream = field(repr=False)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
     task_group: TaskGroup | None = field(default=None, repr=False)
     _after_reply: list[Callable[[], Coroutine[Any, Any, None]]] = field(
@@ -341,12 +372,14 @@ class RpcServer:
 
     async def _serve_connection(self, raw: SocketStream) -> None:
         try:
-            await self._serve_accepted(raw)
+            await self._serve_socket(raw)
         finally:
             self.open -= 1
             self._descriptor_freed()
 
-    async def _serve_accepted(self, raw: SocketStream) -> None:
+    async def _serve_socket(self, raw: SocketStream) -> None:
+        """The Unix socket's side of a connection: its peer checked, its messages read and
+        written in its framing, and handed to the connection loop."""
         async with raw:
             sock = raw.extra(SocketAttribute.raw_socket)
             peer = peer_credentials(sock)
@@ -354,38 +387,40 @@ class RpcServer:
             if peer.uid != self._uid:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 message = f"connections from uid {peer.uid} are refused"
-                await _refuse(raw, framed.send, error_response(INVALID_REQUEST, message))
+                await _refuse(framed, framed.send, error_response(INVALID_REQUEST, message))
                 return
-            conn = Connection(next(_ids), peer, framed)
-            self.connections.add(conn)
-            try:
-                async with anyio.create_task_group() as tg:
-                    conn.task_group = tg
-                    try:
-                        await self._read_loop(conn, raw)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.BrokenResourceError,
-                        anyio.ClosedResourceError,
-                    ):
-                        pass
-                    except Exception:
-                        # A bug must cost this connection, never the server and its clients.
-                        log.exception("connection %d failed; closing it", conn.id)
-                    tg.cancel_scope.cancel()  # the connection's subscriptions end with it
-            finally:
-                self.connections.discard(conn)
-                conn._closed()
+            await self.serve_stream(framed, peer)
 
-    async def _read_loop(self, conn: Connection, raw: SocketStream) -> None:
+    async def serve_stream(self, stream: MessageStream, peer: PeerCredentials) -> None:
+        """Serve one client's messages until it leaves, breaks the framing, or the server
+        drains: the loop every transport shares. The transport counts the connection
+        against ``max_connections`` and closes ``stream`` afterwards."""
+        conn = Connection(next(_ids), peer, stream)
+        self.connections.add(conn)
+        try:
+            async with anyio.create_task_group() as tg:
+                conn.task_group = tg
+                try:
+                    await self._read_loop(conn)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+                except Exception:
+                    # A bug must cost this connection, never the server and its clients.
+                    log.exception("connection %d failed; closing it", conn.id)
+                tg.cancel_scope.cancel()  # the connection's subscriptions end with it
+        finally:
+            self.connections.discard(conn)
+            conn._closed()
+
+    async def _read_loop(self, conn: Connection) -> None:
         while self._accepting:
             try:
                 message = await conn.stream.receive()
             except MessageTooLarge as exc:
-                await _refuse(raw, conn.send, error_response(LIMIT_EXCEEDED, str(exc)))
+                await _refuse(conn.stream, conn.send, error_response(LIMIT_EXCEEDED, str(exc)))
                 return
             except FramingError as exc:
-                await _refuse(raw, conn.send, error_response(PARSE_ERROR, str(exc)))
+                await _refuse(conn.stream, conn.send, error_response(PARSE_ERROR, str(exc)))
                 return
             if not self._accepting:
                 return
@@ -408,7 +443,6 @@ class RpcServer:
                     self._idle.set()
 
 
-_DISCARD_LIMIT = 1 << 20
 _PEEK_CHUNK = 1 << 16
 
 
@@ -469,7 +503,7 @@ async def _refuse_briefly(raw: SocketStream, payload: bytes) -> None:
         # Take what it sent (its request, most likely): closing over unread input would
         # reset the connection, and the client might lose the error.
         with contextlib.suppress(OSError):
-            for _ in range(_DISCARD_LIMIT // _PEEK_CHUNK):
+            for _ in range(DISCARD_LIMIT // _PEEK_CHUNK):
                 if not sock.recv(_PEEK_CHUNK, socket.MSG_DONTWAIT):
                     break
         with contextlib.suppress(OSError):
@@ -480,29 +514,19 @@ async def _refuse_unframed(raw: SocketStream, message: str) -> None:
     """Refuse a connection that is not served (over the connection limit): an error in
     the framing of what it sent so far, then the connection is closed."""
     async with raw:
-        framing = await _framing_of(raw.extra(SocketAttribute.raw_socket))
-
-        async def send(payload: bytes) -> None:
-            await raw.send(frame(payload, framing))
-
-        await _refuse(raw, send, error_response(LIMIT_EXCEEDED, message))
+        framed = FramedStream(raw, 0)  # sends only, and through the stream
+        framed.framing = await _framing_of(raw.extra(SocketAttribute.raw_socket))
+        await _refuse(framed, framed.send, error_response(LIMIT_EXCEEDED, message))
 
 
 async def _refuse(
-    raw: SocketStream, send: Callable[[bytes], Awaitable[None]], payload: bytes
+    stream: MessageStream, send: Callable[[bytes], Awaitable[None]], payload: bytes
 ) -> None:
     """Send a last error (with ``send``: the connection's, so it cannot cut into a
-    notification) and close without losing it.
-
-    Closing a socket with unread input makes the kernel reset the connection, and the peer
-    may then never read our error; so we half-close and discard what it still sends, briefly.
-    """
+    notification), and let the peer read it before the stream is closed, briefly."""
     try:
         with anyio.move_on_after(1):
             await send(payload)
-            await raw.send_eof()
-            discarded = 0
-            while discarded < _DISCARD_LIMIT:
-                discarded += len(await raw.receive())
+            await stream.linger()
     except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass

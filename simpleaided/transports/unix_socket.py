@@ -98,7 +98,7 @@ class SocketClaim:
         self._inode = _inode(path)
 
     @classmethod
-    def bind(cls, path: Path, *, backlog: int = BACKLOG) -> SocketClaim:
+    def bind(cls, path: Path) -> SocketClaim:
         """Claim ``path``: lock, replace a stale socket file, bind 0600, listen.
 
         Something other than a socket at ``path`` is refused before anything is created."""
@@ -106,7 +106,7 @@ class SocketClaim:
         _refuse_non_socket(path)
         lock_fd = _lock(path)
         try:
-            sock = _bind_fresh(path, backlog)
+            sock = _bind_fresh(path)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -128,7 +128,7 @@ class SocketClaim:
         """Whether the socket file is still the one served (not deleted, not replaced)."""
         return self._inode is None or _inode(self.path) == self._inode
 
-    def renew(self, *, backlog: int = BACKLOG) -> SocketClaim:
+    def renew(self) -> SocketClaim:
         """A new socket at the same path, after its file was deleted (a ``/tmp`` cleaner);
         the lock is taken again if its file went too. This claim keeps its socket, which
         the caller closes once the new one serves.
@@ -144,7 +144,7 @@ class SocketClaim:
             lock_fd = _lock(self.path)
         assert lock_fd is not None
         try:
-            sock = _bind_fresh(self.path, backlog)
+            sock = _bind_fresh(self.path)
         except BaseException:
             if renewed_lock:
                 os.close(lock_fd)
@@ -209,7 +209,7 @@ def _lock(path: Path, *, wait_seconds: float = 0) -> int:
         raise
 
 
-def _bind_fresh(path: Path, backlog: int) -> socket.socket:
+def _bind_fresh(path: Path) -> socket.socket:
     """Bind and listen on ``path`` (0600), replacing a socket file nobody answers on."""
     with contextlib.suppress(FileNotFoundError):
         st = os.lstat(path)
@@ -222,7 +222,7 @@ def _bind_fresh(path: Path, backlog: int) -> socket.socket:
     try:
         sock.bind(str(path))
         os.chmod(path, 0o600)
-        sock.listen(backlog)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:

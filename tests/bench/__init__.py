@@ -1,5 +1,8 @@
 """The benchmark suite (DESIGN.md §8): run it with ``python -m tests.bench [--quick]``.
 
-Nothing here is a pytest test: the modules are named ``bench_*.py`` so pytest never collects
-them, and the figures are checked against the targets in a printed table, not by assertions.
+Nothing here is a pytest test (no module is named ``test_*.py``, so pytest never collects
+one), and the figures are checked against the targets in a printed table, not by assertions.
+``suite.py`` runs the scenarios (``sizes.py``, ``abuse.py``) on what ``scenario.py`` measures
+with; ``client.py``, ``procs.py``, ``tree.py`` and ``floor.py`` are the clients, the servers'
+processes, the run trees on disk and the floor server; ``report.py`` makes the table.
 """

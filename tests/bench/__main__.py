@@ -7,6 +7,6 @@ module again as ``__mp_main__`` and must not pay for, or run, anything of the or
 if __name__ == "__main__":
     import sys
 
-    from tests.bench.bench_suite import main
+    from tests.bench.suite import main
 
     sys.exit(main())

@@ -8,28 +8,18 @@ session woken, and until its thread has ended no other call starts and the statu
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
 from anyio.abc import TaskStatus
 
 from simpleaided.domain import clock
-from simpleaided.domain.database import (
-    VAULT_PREFIX,
-    DbKind,
-    DbTarget,
-    default_sqlite_path,
-    parse_target,
-    redact,
-)
+from simpleaided.domain.database import DbTarget, default_sqlite_path, parse_target
 from simpleaided.domain.errors import (
     BackendUnavailable,
     InvalidInput,
@@ -38,7 +28,9 @@ from simpleaided.domain.errors import (
     SimpleaideError,
     VaultLocked,
 )
-from simpleaided.domain.status import EnvProfile
+from simpleaided.domain.secrets import SecretResolver, scrub, url_secrets, vault_name
+from simpleaided.domain.status import NOT_CONFIGURED
+from simpleaided.domain.vocabulary import DbKind, EnvProfile
 from simpleaided.services.database.worker import Call, run_call, wait_ended
 from simpleaided.store.sql import Lost, Session
 from simpleaided.store.sql.postgres import open_postgres
@@ -47,26 +39,6 @@ from simpleaided.store.sql.sqlite import open_sqlite
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-SecretResolver = Callable[[str], str]
-"""``resolve("vault:NAME")`` → the secret; raises ``VaultLocked`` or ``NotFound``."""
-
-NOT_CONFIGURED = "not configured"
-
-
-def _url_secrets(url: str) -> set[str]:
-    """The passwords a connection URL holds, as written and decoded: its userinfo password
-    and any ``password=`` query value (libpq takes both; its errors may quote either)."""
-    found: set[str] = set()
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(url)
-        if parts.password:
-            found |= {parts.password, unquote(parts.password)}
-        for name, value in parse_qsl(parts.query, keep_blank_values=False):
-            if name == "password":
-                found.add(value)
-        found |= {m.group(1) for m in re.finditer(r"[?&]password=([^&#]*)", url) if m.group(1)}
-    return {secret for secret in found if secret}
 
 
 def _check(call: Call[Session]) -> tuple[float, bool]:
@@ -144,7 +116,7 @@ class DatabaseService:
         self._timeout = settings.timeout_seconds
         self._no_answer = f"no answer within {settings.timeout_seconds:g} s"
         self._secrets: set[str] = set()  # masked in every message (vault secrets once resolved)
-        if password and not password.startswith(VAULT_PREFIX):
+        if password and vault_name(password) is None:
             self._secrets.add(password)
         self._target: DbTarget | None = None
         self._config_error: SimpleaideError | None = None
@@ -156,8 +128,8 @@ class DatabaseService:
             else:
                 self._target = DbTarget("sqlite", path, None)
                 self._in_store = True
-        elif not url.startswith(VAULT_PREFIX):
-            self._secrets |= _url_secrets(url)
+        elif vault_name(url) is None:
+            self._secrets |= url_secrets(url)
             try:
                 self._target = parse_target(url, password)
             except InvalidInput as exc:
@@ -216,7 +188,7 @@ class DatabaseService:
         self._publish(False, self.env == "PROD", None, error)
 
     def _redact(self, text: str) -> str:
-        return redact(text, self._secrets)
+        return scrub(text, self._secrets)
 
     # -- probing --------------------------------------------------------------------------
 
@@ -328,14 +300,14 @@ class DatabaseService:
                 timeout=self._timeout,
             )
         password = target.password
-        if password is not None and password.startswith(VAULT_PREFIX):
+        if password is not None and vault_name(password) is not None:
             password = self._resolve(password, "password")
         return functools.partial(
             open_postgres, target.location, password, read_only=read_only, timeout=self._timeout
         )
 
     def _resolve(self, reference: str, what: str) -> str:
-        name = reference.removeprefix(VAULT_PREFIX)
+        name = vault_name(reference)
         try:
             secret = self._resolve_secret(reference)
         except VaultLocked:
@@ -344,7 +316,7 @@ class DatabaseService:
             raise BackendUnavailable(f"secret {name!r} not in the vault") from None
         self._secrets.add(secret)
         if "://" in secret:
-            self._secrets |= _url_secrets(secret)
+            self._secrets |= url_secrets(secret)
         return secret
 
     # -- calls on the connection ----------------------------------------------------------

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from simpleaided.domain.database import DbKind
 from simpleaided.domain.errors import BackendUnavailable
+from simpleaided.domain.vocabulary import DbKind
 
 
 class Lost(BackendUnavailable):

@@ -11,8 +11,8 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from simpleaided.domain.database import DbKind
 from simpleaided.domain.errors import BackendUnavailable, InvalidInput, ReadOnly, SimpleaideError
+from simpleaided.domain.vocabulary import DbKind
 from simpleaided.store.sql import Lost, Session
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from simpleaided.domain.database import DbKind
 from simpleaided.domain.errors import (
     BackendUnavailable,
     InvalidInput,
@@ -20,6 +19,7 @@ from simpleaided.domain.errors import (
     ReadOnly,
     UnsafePath,
 )
+from simpleaided.domain.vocabulary import DbKind
 from simpleaided.store import safefs
 from simpleaided.store.sql import Lost, Session
 

@@ -1,25 +1,32 @@
 """Run the installed ``simpleaide`` command in a sandbox: its own socket, home and XDG dirs.
 
 Every run asserts that stderr holds no Python traceback. ``stop`` ends the daemon the CLI
-started, with ``simpleaide daemon stop`` and, should that fail, by its pid.
+started, with ``simpleaide daemon stop`` and, should that fail, by its pid. ``Watcher`` reads
+a following command (``watch``, ``status --follow``) line by line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simpleaide.client import Client, ClientError
 
+RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{8}$")
 RUN_TIMEOUT = 60
+WATCH_BOUND = 15.0  # seconds: generous, only a failing test waits this long
 
 
 def simpleaide_command() -> str:
@@ -152,6 +159,12 @@ class Sandbox:
         assert result.code == 0, str(result)
         return result
 
+    def new_run(self, workspace: Path, *extra: str) -> str:
+        """The id of a run made with ``runs create --workspace WORKSPACE EXTRA``."""
+        run_id = self.ok("runs", "create", "--workspace", str(workspace), *extra).stdout.strip()
+        assert RUN_ID.match(run_id), run_id
+        return run_id
+
     @property
     def sockets(self) -> list[Path]:
         """Every socket a daemon may have been started on here."""
@@ -202,3 +215,62 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+
+
+class Watcher:
+    """``simpleaide watch`` (or ``command``, e.g. ``status --follow``) as a background process,
+    its stdout read line by line."""
+
+    def __init__(self, sandbox: Sandbox, *args: str, command: str = "watch") -> None:
+        self.proc = subprocess.Popen(
+            interruptible([simpleaide_command(), command, *args]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=sandbox.env,
+            cwd=sandbox.cwd,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self._finished: tuple[int, str] | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode("utf-8"))
+        self.lines.put(None)
+
+    def next_line(self) -> str:
+        line = self.lines.get(timeout=WATCH_BOUND)
+        assert line is not None, f"watch ended: {self.finish()}"
+        return line
+
+    def wait_for(self, text: str) -> str:
+        """The first line holding ``text`` (each line is a whole, new status)."""
+        deadline = time.monotonic() + WATCH_BOUND
+        while True:
+            line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            assert line is not None, f"watch ended before showing {text!r}: {self.finish()}"
+            assert line.endswith("\n") and line.count("\n") == 1
+            if text in line:
+                return line
+
+    def finish(self) -> tuple[int, str]:
+        """Its exit status and stderr (after it exits)."""
+        if self._finished is not None:
+            return self._finished
+        code = self.proc.wait(WATCH_BOUND)
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read().decode("utf-8", "replace")
+        self._reader.join(WATCH_BOUND)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        assert "Traceback" not in err, err
+        self._finished = (code, err)
+        return code, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.finish()

@@ -1,6 +1,6 @@
 """The floor: a bare anyio Unix-socket server answering every line with one fixed line.
 
-It runs as its own process (``python -m tests.bench.bench_floor --socket PATH``), on the same
+It runs as its own process (``python -m tests.bench.floor --socket PATH``), on the same
 event loop as the daemon (anyio on asyncio), with one task per connection, and answers with a
 canned ``status.get`` reply of realistic size, so the daemon's figures over the floor's are
 what the daemon adds: parsing, dispatch, building the document and encoding it.
@@ -74,8 +74,8 @@ async def serve(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.bench.bench_floor --socket PATH``."""
-    parser = argparse.ArgumentParser(prog="bench_floor", description=__doc__)
+    """``python -m tests.bench.floor --socket PATH``."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.floor", description=__doc__)
     parser.add_argument("--socket", required=True)
     args = parser.parse_args(argv)
     anyio.run(serve, args.socket)

@@ -1,4 +1,5 @@
-"""A TCP proxy that tests control, to play a database server that stops, comes back or hangs.
+"""The machine's PostgreSQL (``PG_URL``), and a TCP proxy that tests control, to play a
+database server that stops, comes back or hangs.
 
 ``stop()`` closes the listener and every proxied connection (as a server that exits would);
 ``start()`` listens again on the same port; ``freeze()`` keeps the connections open but lets
@@ -13,6 +14,9 @@ from types import TracebackType
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute, TaskStatus
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
 class TcpProxy:

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from tests.bench.bench_client import STATUS_REQUEST, connect, roundtrip
+from tests.bench.client import STATUS_REQUEST, connect, roundtrip
 
 REPO = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 30.0
@@ -142,9 +142,9 @@ def start_daemon(home: Path, workspace: Path | None, name: str = "daemon") -> Se
 
 
 def start_floor(home: Path) -> Server:
-    """The floor server (``tests.bench.bench_floor``), answering once started."""
+    """The floor server (``tests.bench.floor``), answering once started."""
     sock = str(home / "floor.sock")
-    argv = [sys.executable, "-m", "tests.bench.bench_floor", "--socket", sock]
+    argv = [sys.executable, "-m", "tests.bench.floor", "--socket", sock]
     server = _launch("floor", argv, child_env(home), sock, home / "floor.log")
     try:
         wait_first_answer(server, timeout=30)

@@ -1,0 +1,212 @@
+"""Wiring: every service built once from the configuration, each given its collaborators
+through its constructor.
+
+Two pairs of services need each other: the event hub sends the status document, which is read
+from the runs, which announce their changes through the hub; and the watcher tells the run
+service what changed on disk, while the run service tells the watcher what to watch. Each
+pair is joined by a function that calls a service built a few lines further down (it is
+called only once the daemon runs), so no service is completed afterwards by assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simpleaided.app.config import Config, ConfigError
+from simpleaided.domain.api import artifact_chunk_limit
+from simpleaided.domain.llm import LlmBackendSpec
+from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
+from simpleaided.services.events import EventHub
+from simpleaided.services.llm import LlmService
+from simpleaided.services.owners import OwnerWatch
+from simpleaided.services.runs import RunService
+from simpleaided.services.status import SectionProvider, StatusService
+from simpleaided.services.vault import VaultService
+from simpleaided.services.warnings import Warnings
+from simpleaided.services.watcher import RunWatcher
+from simpleaided.services.workspaces import WorkspaceRegistry
+from simpleaided.store.snapshot import SnapshotStore
+from simpleaided.store.vaultfile import KdfParams, VaultFile
+from simpleaided.transports.methods import DaemonFacts, build_methods
+from simpleaided.transports.rpc import Dispatcher
+from simpleaided.transports.server import RpcServer
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a daemon serves with."""
+
+    warnings: Warnings
+    events: EventHub
+    vault: VaultService
+    database: DatabaseService
+    llm: LlmService
+    watcher: RunWatcher
+    runs: RunService
+    owners: OwnerWatch
+    status: StatusService
+    http: Any  # the HTTP shim (transports.http.HttpShim), when enabled; else None
+    dispatcher: Dispatcher
+    server: RpcServer
+
+
+def build(config: Config, daemon: DaemonFacts) -> Services:
+    """Build the services ``config`` asks for; ``daemon`` answers ``daemon.info``.
+
+    ``ConfigError`` if the HTTP shim is enabled but its libraries are not installed.
+    """
+    max_bytes = config.limits.max_message_bytes
+    socket_path = str(config.socket_path)
+    warnings = Warnings()
+
+    def document(workspace: str | None) -> dict[str, Any]:
+        return status.document(workspace)
+
+    events = EventHub(document)
+
+    def vault_changed() -> None:
+        events.section_changed()
+        # Secrets may have become available (or gone): probes that need them try again now.
+        database.probe_soon()
+        llm.probe_soon()
+
+    vault = VaultService(
+        VaultFile(config.vault_file),
+        idle_seconds=config.vault.idle_lock_seconds,
+        max_seconds=config.vault.max_unlock_seconds,
+        kdf=kdf(config),
+        failed_delay_seconds=config.vault.failed_unlock_delay_seconds,
+        on_change=vault_changed,
+        warnings=warnings,
+    )
+    database = DatabaseService(
+        database_settings(config),
+        resolve_secret=vault.resolve,
+        on_change=events.section_changed,
+    )
+    llm = LlmService(
+        llm_backends(config),
+        probe_seconds=config.llm.probe_seconds,
+        timeout_seconds=config.llm.timeout_seconds,
+        resolve_secret=vault.resolve,
+        on_change=events.section_changed,
+    )
+    # Written by the run service as it indexes, read by the watcher to skip its own writes.
+    signatures: dict[str, int] = {}
+    watcher = RunWatcher(
+        refresh=lambda workspace, run_id, observed: runs.refresh(workspace, run_id, observed),
+        rescan=lambda workspace: runs.rescan(workspace),
+        known_runs=lambda workspace: runs.run_ids(workspace),
+        signatures=signatures,
+        warnings=warnings,
+        use_inotify=config.watch.use_inotify,
+        poll_seconds=config.watch.poll_seconds,
+    )
+    runs = RunService(
+        WorkspaceRegistry(config.workspaces, config.state_dir),
+        events=events,
+        warnings=warnings,
+        # The most one artifacts.get reply carries (base64 included); larger artifacts are
+        # read in ranges. Text that grows more once escaped in JSON is caught by the
+        # dispatcher's reply-size check.
+        max_artifact_bytes=artifact_chunk_limit(max_bytes),
+        count_pending_as_active=config.runs.count_pending_as_active,
+        signatures=signatures,
+        watcher=watcher,
+        snapshots=SnapshotStore(config.state_dir / "snapshots"),
+        socket_path=socket_path,
+        on_workspace_served=database.adopt_workspace,
+    )
+    owners = OwnerWatch(runs, interval=config.runs.owner_check_seconds)
+    sections: dict[str, SectionProvider] = {
+        "vault": vault.section,
+        "db": lambda _now: database.section(),
+        "llm": lambda _now: llm.section(),
+    }
+    http: Any = None  # the HTTP shim (transports.http.HttpShim), when enabled
+    if config.http.enabled:
+        sections["api"] = lambda _now: http.section(socket_path)
+    status = StatusService(
+        runs,
+        warnings=warnings,
+        env=config.env,
+        socket_path=socket_path,
+        sections=sections,
+    )
+    if config.http.enabled:
+        http = _http_shim(config, status, events, runs)
+    dispatcher = Dispatcher(
+        build_methods(runs, status, events, daemon, vault=vault, database=database, llm=llm),
+        max_reply_bytes=max_bytes,
+    )
+    server = RpcServer(
+        dispatcher,
+        max_message_bytes=max_bytes,
+        max_connections=config.limits.max_connections,
+    )
+    return Services(
+        warnings=warnings,
+        events=events,
+        vault=vault,
+        database=database,
+        llm=llm,
+        watcher=watcher,
+        runs=runs,
+        owners=owners,
+        status=status,
+        http=http,
+        dispatcher=dispatcher,
+        server=server,
+    )
+
+
+def _http_shim(config: Config, status: StatusService, events: EventHub, runs: RunService) -> Any:
+    # Imported here: Starlette and uvicorn are an optional extra, loaded only when enabled.
+    try:
+        from simpleaided.transports.http import HttpShim
+    except ImportError as exc:
+        raise ConfigError(
+            f"the HTTP shim needs Starlette and uvicorn ({exc.name} is missing): "
+            "pip install 'simpleaided[http]'"
+        ) from None
+    host, port = config.http.address
+    return HttpShim(
+        status,
+        events,
+        runs.scope,
+        host=host,
+        port=port,
+        allowed_hosts=config.http.allowed_hosts,
+        cors_origins=config.http.cors_origins,
+    )
+
+
+def kdf(config: Config) -> KdfParams:
+    """The key derivation for new vault files and passphrases."""
+    return KdfParams(
+        memory_kib=config.vault.kdf_memory_kib,
+        iterations=config.vault.kdf_iterations,
+        lanes=config.vault.kdf_lanes,
+    )
+
+
+def database_settings(config: Config) -> DatabaseSettings:
+    """The database service's settings for the active profile."""
+    profile = config.db.PROD if config.env == "PROD" else config.db.DEV
+    return DatabaseSettings(
+        env=config.env,
+        url=profile.url if profile else None,
+        password=profile.password if profile else None,
+        default_workspace=config.workspaces[0] if config.workspaces else None,
+        probe_seconds=config.db.probe_seconds,
+        timeout_seconds=config.db.timeout_seconds,
+    )
+
+
+def llm_backends(config: Config) -> list[LlmBackendSpec]:
+    """The LLM backends the configuration lists."""
+    return [
+        LlmBackendSpec(b.name, b.kind, b.url, model=b.model, api_key=b.api_key)
+        for b in config.llm.backends
+    ]

@@ -1,0 +1,201 @@
+"""The status routes: ``GET /api/status`` and its event stream.
+
+``GET /api/status`` answers the status document (the same as ``status.get``) with an
+``ETag``, so a header polling every few seconds gets ``304 Not Modified`` for next to
+nothing; ``GET /api/status/stream`` sends it as Server-Sent Events whenever it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import TaskGroup
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from simpleaided.domain.errors import SimpleaideError
+from simpleaided.services.events import EventHub
+from simpleaided.services.status import StatusService
+from simpleaided.transports.http.security import refusal
+
+# How often an event stream checks its document: sent again when what it shows changed (ages
+# in the chips' words, the vault's countdown), else a "ping" event, which a page can see (a
+# comment it cannot), so it can tell a silent daemon from a quiet one.
+HEARTBEAT_SECONDS = 5.0
+
+
+def stable_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document without what changes by the millisecond (answer time, ages, latencies):
+    what the ``ETag`` is made of. The chips stay: their words change with ages in whole
+    units ("2m ago"), so a header still updates when they do."""
+    runs = doc["runs"]
+    last = runs.get("last")
+    llm = doc["llm"]
+    return {
+        **doc,
+        "generatedAt": None,
+        "runs": {**runs, "last": {**last, "ageMs": None} if last else None},
+        "vault": {**doc["vault"], "autoLockRemainingMs": None},
+        "db": {**doc["db"], "latencyMs": None, "checkedAt": None},
+        "llm": {
+            **llm,
+            "backends": [{**b, "latencyMs": None, "checkedAt": None} for b in llm["backends"]],
+        },
+    }
+
+
+def etag_of(doc: dict[str, Any]) -> str:
+    """A weak validator of the document's meaning (see ``stable_view``)."""
+    digest = hashlib.blake2b(orjson.dumps(stable_view(doc)), digest_size=12).hexdigest()
+    return f'W/"{digest}"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {tag.strip() for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags
+
+
+class _StreamSubscriber:
+    """Plays the part of a connection for ``EventHub``: its notifications go to a stream."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = anyio.create_memory_object_stream[dict[str, Any]](16)
+        self.pumps: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.closers: dict[str, Callable[[], object]] = {}
+
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        await self.send.send(params)
+
+    def start_after_reply(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        async def pump() -> None:
+            try:
+                await task()
+            finally:
+                # The hub ended the subscription (its workspace was removed, say): end the
+                # stream too, so the client reconnects and learns why.
+                self.send.close()
+
+        self.pumps.append(pump)
+
+    def on_close(self, key: str, callback: Callable[[], object]) -> None:
+        self.closers[key] = callback
+
+    def close(self) -> None:
+        """End the subscription and the stream (twice is harmless)."""
+        closers, self.closers = self.closers, {}
+        for callback in closers.values():
+            callback()
+        self.send.close()
+        self.receive.close()
+
+
+class StatusRoutes:
+    """Serves the status document and its event streams, whose senders run in the shim's
+    task group (``start``) until the shim stops (``close``)."""
+
+    def __init__(
+        self,
+        status: StatusService,
+        events: EventHub,
+        scope: Callable[[str | None], str | None],
+    ) -> None:
+        self._status = status
+        self._events = events
+        self._scope = scope
+        self._tasks: TaskGroup | None = None  # runs the event streams' senders
+        self._streams: set[_StreamSubscriber] = set()
+        self._closing = False
+
+    def routes(self) -> list[Route]:
+        """The routes, for the shim's application."""
+        return [
+            Route("/api/status", self._get_status, methods=["GET"]),
+            Route("/api/status/stream", self._stream_status, methods=["GET"]),
+        ]
+
+    def start(self, tasks: TaskGroup) -> None:
+        """Serve event streams from now on, their senders running in ``tasks``."""
+        self._tasks = tasks
+
+    def close(self) -> None:
+        """Serve no more event streams, and end those open now."""
+        self._closing = True
+        for subscriber in list(self._streams):
+            subscriber.close()
+
+    def _workspace(self, request: Request) -> str | None:
+        return self._scope(request.query_params.get("workspace"))
+
+    async def _get_status(self, request: Request) -> Response:
+        try:
+            doc = self._status.document(self._workspace(request))
+        except SimpleaideError as exc:
+            return refusal(exc)
+        etag = etag_of(doc)
+        headers = {"ETag": etag, "Cache-Control": "no-store"}
+        if _matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
+
+    async def _stream_status(self, request: Request) -> Response:
+        try:
+            workspace = self._workspace(request)
+        except SimpleaideError as exc:
+            return refusal(exc)
+        if self._tasks is None or self._closing:
+            return Response("shutting down\n", 503, media_type="text/plain")
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        if request.method == "HEAD":  # the headers only: an endless body is never started
+            return Response(media_type="text/event-stream", headers=headers)
+        return StreamingResponse(
+            self._events_of(workspace), media_type="text/event-stream", headers=headers
+        )
+
+    async def _events_of(self, workspace: str | None) -> AsyncIterator[bytes]:
+        """The event stream of one client: the document now, then after each change, and
+        every ``HEARTBEAT_SECONDS`` either the document (if what it shows moved on) or a
+        ``ping``, which also keeps proxies from timing the stream out.
+
+        The subscription is made here, when the stream starts, so a client gone before
+        that leaves nothing behind."""
+
+        def event(params: dict[str, Any]) -> bytes:
+            data = orjson.dumps(params["status"])
+            return b"event: status\nid: %d\ndata: %s\n\n" % (params["seq"], data)
+
+        assert self._tasks is not None
+        subscriber = _StreamSubscriber()
+        snapshot = self._events.subscribe_status(subscriber, workspace)
+        for pump in subscriber.pumps:  # the hub's sender for this subscription
+            self._tasks.start_soon(pump)
+        self._streams.add(subscriber)
+        try:
+            yield b"retry: 2000\n" + event(snapshot)
+            sent = etag_of(snapshot["status"])
+            while True:
+                params = None
+                with anyio.move_on_after(HEARTBEAT_SECONDS):
+                    params = await subscriber.receive.receive()
+                if params is None:
+                    try:
+                        doc = self._status.document(workspace)
+                    except SimpleaideError:
+                        return  # its workspace is no longer served: the reconnect says so
+                    if etag_of(doc) == sent:
+                        yield b"event: ping\ndata: {}\n\n"
+                        continue
+                    params = {"seq": self._events.seq, "status": doc}
+                sent = etag_of(params["status"])
+                yield event(params)
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return  # the shim is stopping
+        finally:
+            self._streams.discard(subscriber)
+            subscriber.close()
