@@ -1,5 +1,5 @@
 """The installed ``simpleaide`` command: ``runs create --owner-pid``, ``runs prune`` and
-``watch``, against a real daemon that it starts itself (see ``tests/test_cli.py``)."""
+``watch``, against a real daemon that it starts itself (see ``tests/clients/test_cli.py``)."""
 
 from __future__ import annotations
 

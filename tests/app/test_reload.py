@@ -1,6 +1,6 @@
 """Reloading the configuration, in-process: what is applied, retried, kept, and refused.
 
-(SIGHUP itself, with a subscribed client and systemd's messages, is in test_systemd.py.)
+(SIGHUP itself, with a subscribed client and systemd's messages, is in tests/app/test_systemd.py.)
 """
 
 from __future__ import annotations

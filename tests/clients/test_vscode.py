@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-EXTENSION = Path(__file__).resolve().parents[1] / "clients" / "vscode"
+from tests.support.paths import REPO
+
+EXTENSION = REPO / "clients" / "vscode"
 NODE_MAJOR = 20
 
 

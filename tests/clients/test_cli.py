@@ -22,9 +22,10 @@ import pytest
 
 from simpleaide.spawn import _accepts
 from simpleaided.domain import chips as daemon_chips
+from tests.support.paths import REPO
 from tests.support.sandbox import RUN_ID, Sandbox, process_alive, simpleaide_command
 
-CLIENT_PACKAGE = Path(__file__).resolve().parents[1] / "clients" / "python" / "simpleaide"
+CLIENT_PACKAGE = REPO / "clients" / "python" / "simpleaide"
 
 
 # -- reaching the daemon ------------------------------------------------------------------

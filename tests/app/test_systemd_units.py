@@ -26,9 +26,10 @@ import pytest
 
 from simpleaide import units
 from simpleaide.session import CliError
+from tests.support.paths import REPO
 from tests.support.sandbox import Result, Sandbox
 
-ROOT = Path(__file__).parents[1]
+ROOT = REPO
 TEMPLATES = ROOT / "systemd"
 NAMES = ("simpleaided.socket", "simpleaided.service")
 VENV_DAEMON = Path(sys.executable).parent / "simpleaided"

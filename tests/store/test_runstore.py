@@ -19,6 +19,7 @@ from simpleaided.domain.models import RunMetadata, RunStatus
 from simpleaided.store import safefs
 from simpleaided.store.runstore import CorruptRecord, WorkspaceStore, upload_name
 from simpleaided.store.snapshot import ROWS_PER_LINE, SnapshotStore
+from tests.support.paths import REPO
 
 T0 = "2026-11-24T10:00:00.000Z"
 
@@ -139,7 +140,7 @@ def test_a_crash_between_temp_write_and_rename_keeps_the_old_file(store: Workspa
     store.create_run(run)
     folder = runs_dir(store) / run.id
     before = (folder / "metadata.json").read_bytes()
-    script = CRASH.format(root=str(Path(__file__).parents[1]), folder=str(folder))
+    script = CRASH.format(root=str(REPO), folder=str(folder))
     result = subprocess.run([sys.executable, "-c", script], check=False)
     assert result.returncode == 17
     assert (folder / "metadata.json").read_bytes() == before

@@ -17,11 +17,11 @@ from playwright.async_api import Browser, Page, Response, async_playwright, expe
 
 from simpleaided.app.daemon import Daemon
 from tests.support.daemon import running_daemon
+from tests.support.paths import ARTIFACTS
 from tests.support.rpc import RpcClient
 from tests.support.runs import new_run
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
 ANY_PORT = {"http.listen": "127.0.0.1:0"}
 
 # Playwright's CSS locators pierce the element's (open) shadow root.
