@@ -53,7 +53,7 @@ from simpleaided.transports.rpc import (
     Dispatcher,
     error_response,
 )
-from simpleaided.transports.unix_socket import PeerCredentials, peer_credentials
+from simpleaided.transports.unix_socket import peer_credentials
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -78,7 +78,12 @@ class MessageStream(Protocol):
 
     async def receive(self) -> bytes:
         """The next whole message; ``anyio.EndOfStream`` when the peer closed cleanly,
-        ``MessageTooLarge`` for one over the limit, ``FramingError`` for broken framing."""
+        ``MessageTooLarge`` for one over the server's ``max_message_bytes``,
+        ``FramingError`` for broken framing.
+
+        A peer that went away must surface (here or from ``send``) as ``anyio.EndOfStream``,
+        ``anyio.BrokenResourceError`` or ``anyio.ClosedResourceError``: the loop takes those
+        for a client leaving, and anything else for a bug, which it logs."""
         ...
 
     async def send(self, payload: bytes) -> None:
@@ -101,7 +106,7 @@ class Connection:
     """
 
     id: int
-    peer: PeerCredentials
+    peer: object  # who the client is, as its transport knows it (logs only)
     stream: MessageStream = field(repr=False)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
     task_group: TaskGroup | None = field(default=None, repr=False)
@@ -172,7 +177,7 @@ class RpcServer:
         max_connections: int,
     ) -> None:
         self._dispatcher = dispatcher
-        self._max = max_message_bytes
+        self.max_message_bytes = max_message_bytes  # every transport refuses a message over it
         self.max_connections = max_connections  # a reload may change it
         self._uid = os.getuid()
         self._in_flight = 0
@@ -274,12 +279,36 @@ class RpcServer:
                         await self._refuse_for_want_of_descriptors(stream)
                         continue
                 self._accepting_again()
-                if self.open >= self.max_connections:
+                if not self.admit():
                     self._refuse_over_the_cap(stream, tg)
                     continue
-                self.open += 1
-                self.accepted += 1
                 tg.start_soon(self._serve_connection, stream)
+
+    def admit(self) -> bool:
+        """Count a new connection, of any transport, against ``max_connections``.
+
+        ``False`` (counted as refused) when the limit is reached: the transport tells the
+        client ``over_the_cap()`` and closes it. After ``True``, the transport serves the
+        connection and calls ``release()`` once it has closed it.
+        """
+        if self.open >= self.max_connections:
+            self.refused += 1
+            return False
+        self.open += 1
+        self.accepted += 1
+        return True
+
+    def release(self) -> None:
+        """An admitted connection has closed: its place and its descriptor are free."""
+        self.open -= 1
+        self._descriptor_freed()
+
+    def over_the_cap(self) -> str:
+        """What a client refused by ``admit()`` is told."""
+        return (
+            f"too many connections: {self.open} open, the limit is "
+            f"{self.max_connections} (limits.max_connections)"
+        )
 
     def _accepting_again(self) -> None:
         if self._out_since is not None:
@@ -321,18 +350,13 @@ class RpcServer:
             self._descriptor_freed()
 
     def _refuse_over_the_cap(self, stream: SocketStream, tg: TaskGroup) -> None:
-        self.refused += 1
         if self.refusing >= _MAX_REFUSING:
             # Enough refusals are telling their clients why; each holds a descriptor for up
             # to a second, and a burst of them must not run the daemon out of descriptors.
             stream.extra(SocketAttribute.raw_socket).close()
             return
         self.refusing += 1
-        message = (
-            f"too many connections: {self.open} open, the limit is "
-            f"{self.max_connections} (limits.max_connections)"
-        )
-        tg.start_soon(self._refuse_unframed, stream, message)
+        tg.start_soon(self._refuse_unframed, stream, self.over_the_cap())
 
     async def _refuse_unframed(self, stream: SocketStream, message: str) -> None:
         try:
@@ -374,8 +398,7 @@ class RpcServer:
         try:
             await self._serve_socket(raw)
         finally:
-            self.open -= 1
-            self._descriptor_freed()
+            self.release()
 
     async def _serve_socket(self, raw: SocketStream) -> None:
         """The Unix socket's side of a connection: its peer checked, its messages read and
@@ -383,7 +406,7 @@ class RpcServer:
         async with raw:
             sock = raw.extra(SocketAttribute.raw_socket)
             peer = peer_credentials(sock)
-            framed = FramedStream(raw, self._max, sock)
+            framed = FramedStream(raw, self.max_message_bytes, sock)
             if peer.uid != self._uid:
                 log.warning("refused a connection from uid %d (pid %d)", peer.uid, peer.pid)
                 message = f"connections from uid {peer.uid} are refused"
@@ -391,10 +414,10 @@ class RpcServer:
                 return
             await self.serve_stream(framed, peer)
 
-    async def serve_stream(self, stream: MessageStream, peer: PeerCredentials) -> None:
+    async def serve_stream(self, stream: MessageStream, peer: object) -> None:
         """Serve one client's messages until it leaves, breaks the framing, or the server
-        drains: the loop every transport shares. The transport counts the connection
-        against ``max_connections`` and closes ``stream`` afterwards."""
+        drains: the loop every transport shares. The transport admits the connection first
+        (``admit``), closes ``stream`` afterwards and then calls ``release``."""
         conn = Connection(next(_ids), peer, stream)
         self.connections.add(conn)
         try:

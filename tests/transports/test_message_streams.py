@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.framing import MessageTooLarge
 from simpleaided.transports.server import MessageStream
-from simpleaided.transports.unix_socket import PeerCredentials
+from tests.support.rpc import RpcClient
 
 
 class MemoryMessageStream:
@@ -59,13 +58,13 @@ class MemoryMessageStream:
 
 
 async def test_the_loop_serves_a_message_stream(daemon: Daemon, workspace: Path) -> None:
-    limit = daemon.config.limits.max_message_bytes
+    limit = daemon.server.max_message_bytes  # the limit every transport enforces
+    assert limit == daemon.config.limits.max_message_bytes
     stream = MemoryMessageStream(limit)
     _: MessageStream = stream  # what mypy checks: the seam's protocol is met
-    peer = PeerCredentials(pid=os.getpid(), uid=os.getuid(), gid=os.getgid())
     with anyio.fail_after(10), contextlib.closing(stream):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(daemon.server.serve_stream, stream, peer)
+            tg.start_soon(daemon.server.serve_stream, stream, "memory")
             assert await stream.call("daemon.ping", 1) == {
                 "jsonrpc": "2.0",
                 "result": "pong",
@@ -100,3 +99,33 @@ async def test_the_loop_serves_a_message_stream(daemon: Daemon, workspace: Path)
     assert stream.lingered
     assert daemon.server.connections == set()
     assert daemon.events.subscriptions == 0
+
+
+async def test_every_transport_counts_against_one_connection_cap(
+    daemon: Daemon, socket_path: Path
+) -> None:
+    server = daemon.server
+    server.max_connections = server.open + 1
+    assert server.admit()  # another transport's client takes the last place
+    try:
+        before = daemon.info()["connections"]
+        assert before["open"] == server.max_connections
+        assert not server.admit()  # a second one of its clients is refused, and counted
+        assert server.over_the_cap() == (
+            f"too many connections: {server.open} open, the limit is "
+            f"{server.max_connections} (limits.max_connections)"
+        )
+        # A Unix socket client meets the same cap.
+        with anyio.fail_after(10):
+            async with await RpcClient.connect(socket_path) as client:
+                await client.send_raw(b'{"jsonrpc":"2.0","method":"daemon.ping","id":1}\n')
+                reply = orjson.loads(await client.receive_line())
+        assert reply["error"] == {"code": -32040, "message": server.over_the_cap()}
+        after = daemon.info()["connections"]
+        assert after["refused"] == before["refused"] + 2
+        assert after["accepted"] == before["accepted"]
+    finally:
+        server.release()
+    assert server.open == server.max_connections - 1
+    async with await RpcClient.connect(socket_path) as client:  # room again
+        assert await client.call("daemon.ping") == "pong"
