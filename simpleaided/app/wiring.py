@@ -121,12 +121,12 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
     owners = OwnerWatch(runs, interval=config.runs.owner_check_seconds)
     sections: dict[str, SectionProvider] = {
         "vault": vault.section,
-        "db": lambda _now: database.section(),
-        "llm": lambda _now: llm.section(),
+        "db": database.section,
+        "llm": llm.section,
     }
     http: Any = None  # the HTTP shim (transports.http.HttpShim), when enabled
     if config.http.enabled:
-        sections["api"] = lambda _now: http.section(socket_path)
+        sections["api"] = lambda: http.section(socket_path)
     status = StatusService(
         runs,
         warnings=warnings,

@@ -12,13 +12,14 @@ from simpleaided.domain.vocabulary import EnvProfile
 from simpleaided.services.runs import RunService
 from simpleaided.services.warnings import Warnings
 
-# A section provider gets the answer time (epoch ms) and returns the section's JSON data.
-SectionProvider = Callable[[int], dict[str, Any]]
+# A section provider returns its section's JSON data, from memory: the same object while the
+# section stands still.
+SectionProvider = Callable[[], dict[str, Any]]
 
 
 def _fixed(data: dict[str, Any]) -> SectionProvider:
     """A provider for a section that does not change (a service not configured)."""
-    return lambda _now: data
+    return lambda: data
 
 
 class StatusService:
@@ -60,9 +61,9 @@ class StatusService:
         now = clock.now_ms()
         scope = self._runs.scope(workspace)
         # Every input, compared rather than trusted to announce its changes: the sections
-        # are read anew (they are cheap; a provider returns the same object while its
-        # section stands still, and a small new one when it moves with time).
-        sections = {name: provider(now) for name, provider in self.sections.items()}
+        # are read anew (they are cheap: a provider returns the same object while its
+        # section stands still).
+        sections = {name: provider() for name, provider in self.sections.items()}
         warnings = self._warnings.messages()
         inputs = (
             now,

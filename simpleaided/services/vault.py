@@ -155,7 +155,7 @@ class VaultService:
             return None
         return max(0, int((deadline - time.monotonic()) * 1000))
 
-    def section(self, _now: int = 0) -> dict[str, Any]:
+    def section(self) -> dict[str, Any]:
         """The status document's ``vault`` section."""
         return {"state": self.state, "autoLockRemainingMs": self.remaining_ms()}
 

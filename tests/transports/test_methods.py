@@ -467,7 +467,7 @@ async def test_status_within_one_millisecond_follows_every_change(
     assert (await client.call("status.get"))["warnings"] == ["disk almost full"]
 
     moved = {**running["api"], "enabled": True, "url": "http://127.0.0.1:1/", "port": 1}
-    monkeypatch.setitem(daemon.status.sections, "api", lambda _now: moved)
+    monkeypatch.setitem(daemon.status.sections, "api", lambda: moved)
     assert (await client.call("status.get"))["api"] == moved
 
     daemon.status.env = "PROD"

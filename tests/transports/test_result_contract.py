@@ -22,7 +22,7 @@ import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from simpleaided.domain import names
+from simpleaided.domain import api, names
 from simpleaided.transports.rpc import Method
 from tests.support.daemon import running_daemon
 from tests.support.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
@@ -72,6 +72,21 @@ def undeclared(declared: Any, sent: Any, where: str = "result") -> list[str]:
     return [] if declared == sent else [f"{where}: {sent!r} came back as {declared!r}"]
 
 
+def kept_extra(value: Any, where: str = "result") -> list[str]:
+    """Keys a model that allows extra keys kept without declaring them (a run's and a step's
+    records keep what another tool wrote into their files): the daemon's own sends none."""
+    if isinstance(value, BaseModel):
+        found = [f"{where}.{key}" for key in value.model_extra or {}]
+        for name in type(value).model_fields:
+            found += kept_extra(getattr(value, name), f"{where}.{name}")
+        return found
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in kept_extra(item, f"{where}.{key}")]
+    if isinstance(value, list | tuple):
+        return [p for n, item in enumerate(value) for p in kept_extra(item, f"{where}[{n}]")]
+    return []
+
+
 class Checked:
     """A client that checks every reply against the method table before handing it back."""
 
@@ -112,6 +127,7 @@ class Checked:
             validated, mode="json", by_alias=True, exclude_unset=True
         )
         assert undeclared(dumped["result"], reply["result"]) == [], method
+        assert kept_extra(validated.result) == [], method
         if self.schemas:
             self.schemas[method].validate(reply["result"])
         self.called[method] = self.called.get(method, 0) + 1
@@ -287,3 +303,13 @@ def test_a_reply_off_its_contract_is_caught() -> None:
         adapter.validate_json(extra, strict=True), mode="json", by_alias=True, exclude_unset=True
     )
     assert undeclared(dumped["result"], orjson.loads(extra)["result"]) == ["result.why"]
+    # A run's record keeps undeclared keys when it validates: caught all the same, nested.
+    now = "2026-12-06T23:00:00.000Z"
+    run_id = names.new_run_id(1_700_000_000_000)
+    run = {"id": run_id, "workspace": "/w", "status": "running", "startedAt": now,
+           "updatedAt": now, "stepCount": 1}  # fmt: skip
+    step = {"number": 1, "name": "plan", "status": "running", "folder": "01_plan"}
+    change = reply_model(Method("steps.x", "", BaseModel, api.StepChange, lambda p, c: None))
+    sent = {"run": {**run, "steps": [{**step, "leak": 1}]}, "step": step}
+    validated = change.validate_json(orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": sent}))
+    assert kept_extra(validated.result) == ["result.run.steps[0].leak"]

@@ -80,6 +80,7 @@ from simpleaided.domain.api.vault import (
 from simpleaided.domain.api.workspaces import (
     WorkspaceInfo,
     WorkspaceParams,
+    WorkspaceRemoved,
 )
 
 __all__ = [
@@ -139,6 +140,7 @@ __all__ = [
     "VaultStatus",
     "VaultUnlockParams",
     "WorkspaceInfo",
+    "WorkspaceRemoved",
     "WorkspaceParams",
     "WorkspacePath",
     "artifact_chunk_limit",

@@ -18,3 +18,10 @@ class WorkspaceInfo(BaseModel):
     path: str
     runs: int
     source: WorkspaceSource
+
+
+class WorkspaceRemoved(BaseModel):
+    """A workspace no longer served (its files stay)."""
+
+    path: str
+    removed: bool

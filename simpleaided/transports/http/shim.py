@@ -70,12 +70,10 @@ class HttpShim:
         port: int,
         allowed_hosts: list[str],
         cors_origins: list[str],
-        web_root: Path = WEB_ROOT,
     ) -> None:
         self._status_routes = StatusRoutes(status, events, scope)
         self.host = host
         self.port = port
-        self._web_root = web_root
         self._cors_origins = cors_origins
         self._allowed = served_hosts(host, allowed_hosts)
         self._sock: socket.socket | None = None  # bound, not yet served
@@ -117,7 +115,7 @@ class HttpShim:
         self, name: str, media_type: str
     ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         async def serve(request: Request) -> Response:
-            path = self._web_root / name
+            path = WEB_ROOT / name
             if not path.is_file():
                 return Response(f"{name} is not installed\n", 404, media_type="text/plain")
             return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache"})

@@ -23,7 +23,12 @@ def workspace_methods(runs: RunService) -> list[Method]:
     async def workspaces_add(p: api.WorkspaceParams, conn: Any) -> dict[str, Any]:
         return await runs.add_workspace(p.path)
 
-    @add("workspaces.remove", api.WorkspaceParams, dict, "Stop serving a workspace (files stay).")
+    @add(
+        "workspaces.remove",
+        api.WorkspaceParams,
+        api.WorkspaceRemoved,
+        "Stop serving a workspace (files stay).",
+    )
     async def workspaces_remove(p: api.WorkspaceParams, conn: Any) -> dict[str, Any]:
         return await runs.remove_workspace(p.path)
 
