@@ -32,6 +32,7 @@ from simpleaide.session import (
     Session,
     describe,
 )
+from simpleaide.statusline import FORMATS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -189,7 +190,7 @@ def _fast_status_args(argv: list[str]) -> Any:
                 value = argv[i]
             if not value or value.startswith("-"):
                 return None
-            if name == "--format" and value not in status.FORMATS:
+            if name == "--format" and value not in FORMATS:
                 return None
             if name == "--timeout":
                 args.timeout = seconds(value)

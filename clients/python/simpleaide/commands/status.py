@@ -1,26 +1,22 @@
 """``simpleaide status``, the command status lines run every few seconds.
 
 Kept apart from the other commands so that its process loads only what it needs: the
-client, the chips, this package's ``__init__`` and this module (``cli`` parses a plain
+client, the status line, this package's ``__init__`` and this module (``cli`` parses a plain
 ``status`` invocation by hand and never builds the command tree for it).
 """
 
 from __future__ import annotations
 
-from simpleaide import chips, fastjson, paths
+from simpleaide import paths
 from simpleaide.client import DaemonUnreachable
 from simpleaide.commands import reply
-from simpleaide.safetext import escape, json_safe
 from simpleaide.session import EXIT_OK, Session, workspace_call
+from simpleaide.statusline import FORMATS, chip_line, offline_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
-    from typing import Any
-
     from simpleaide.commands import Commands
     from simpleaide.session import Args
-
-FORMATS = ("plain", "tmux", "waybar")
 
 
 def register(tree: Commands) -> None:
@@ -62,21 +58,6 @@ def register(tree: Commands) -> None:
         help="keep running: a new line at each change, from a subscription (no polling); "
         "as 'simpleaide watch'",
     )
-
-
-def chip_line(doc: dict[str, Any], fmt: str) -> str:
-    """The status document as one line of chips in format ``fmt`` (a waybar object is JSON)."""
-    if fmt == "tmux":
-        return escape(chips.tmux(doc))
-    if fmt == "waybar":
-        return json_safe(fastjson.dumps(chips.waybar(doc)))
-    return escape(chips.plain(doc))
-
-
-def offline_line(socket_path: str, fmt: str) -> str:
-    """The OFF chip a status bar (tmux, waybar) shows when no daemon answers."""
-    shown = chips.offline(socket_path, fmt)
-    return escape(shown) if isinstance(shown, str) else json_safe(fastjson.dumps(shown))
 
 
 def status(session: Session, args: Args) -> int:

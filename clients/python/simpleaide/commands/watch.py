@@ -14,9 +14,9 @@ import time
 
 from simpleaide import fastjson, paths
 from simpleaide.client import DaemonUnreachable
-from simpleaide.commands.status import FORMATS, chip_line, offline_line
 from simpleaide.safetext import json_safe
 from simpleaide.session import EXIT_OK, Session, workspace_call
+from simpleaide.statusline import FORMATS, chip_line, offline_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
