@@ -1,7 +1,7 @@
 // <simpleaide-status>: SimpleAide's web status header (DESIGN.md §6). One ES module, no build
 // step, no dependencies:
 //
-//   <script type="module" src="/simpleaide-status.js"></script>
+//   <script type="module" src="/static/simpleaide-status.js"></script>
 //   <simpleaide-status></simpleaide-status>
 //
 // It shows the five chips of the status document (Env, Vault, DB, LLM, Runs) in the daemon's own
@@ -16,9 +16,16 @@
 //                polling when the stream fails (and trying it again later); "off": polling only
 //   href-env, href-vault, href-db, href-llm, href-runs
 //                where a chip leads, instead of the chip's own `href` ("#/runs", …)
+//   token        the console's key, sent as `Authorization: Bearer` (the shim asks for it
+//                unless `http.public_status` is on); an EventSource cannot send it, so with a
+//                token the element polls (`stream` is then ignored)
+//   mode         "fetch" (default): the element reads `src` itself; "feed": it reads nothing
+//                and shows what the page gives it with `feed(document)` and
+//                `feedUnreachable(where, reason)` (the web console feeds it from its
+//                `status.subscribe` over the WebSocket)
 // Reflected by the element (read them, do not set them)
 //   state        "loading" | "ok" | "unreachable"
-//   transport    "stream" | "poll"
+//   transport    "stream" | "poll" | "feed"
 // Properties: `lastDocument` (the last status document received, or null), `state`,
 // `transport`; method `refresh()` (poll now). Event `statuschange` (detail: {state, document})
 // when a new document arrives or the state changes.
@@ -81,6 +88,17 @@ a.chip { cursor: pointer; }
 .item.dismissed > .tip { display: none; }
 `;
 
+let sheet = null;
+
+/** The element's style sheet, made once and shared by every instance. */
+function sharedSheet() {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+  }
+  return sheet;
+}
+
 /** `value` if it is a link that is safe to follow (a relative or http(s) URL), else null. */
 function safeHref(value) {
   if (typeof value !== "string" || !value.trim()) return null;
@@ -99,13 +117,20 @@ function seconds(ms) {
 
 class SimpleAideStatus extends HTMLElement {
   static get observedAttributes() {
-    return ["src", "interval", "stream", ...NAMES.map((name) => `href-${name}`)];
+    return ["src", "interval", "stream", "token", "mode", ...NAMES.map((name) => `href-${name}`)];
   }
 
   constructor() {
     super();
     const root = this.attachShadow({ mode: "open" });
-    root.innerHTML = `<style>${STYLE}</style><nav part="bar" aria-label="SimpleAide status"></nav>`;
+    // A constructed style sheet, not a <style> element: a page with a strict
+    // Content-Security-Policy (the console's: no inline style) applies it all the same.
+    if (typeof CSSStyleSheet === "function" && "adoptedStyleSheets" in root) {
+      root.adoptedStyleSheets = [sharedSheet()];
+      root.innerHTML = `<nav part="bar" aria-label="SimpleAide status"></nav>`;
+    } else {
+      root.innerHTML = `<style>${STYLE}</style><nav part="bar" aria-label="SimpleAide status"></nav>`;
+    }
     this._bar = root.querySelector("nav");
     this._doc = null; // the last status document
     this._etag = null; // its ETag, for If-None-Match
@@ -153,6 +178,27 @@ class SimpleAideStatus extends HTMLElement {
     return (this.getAttribute("stream") || "auto").toLowerCase() === "off" ? "off" : "auto";
   }
 
+  get token() {
+    return this.getAttribute("token") || null;
+  }
+
+  get mode() {
+    return (this.getAttribute("mode") || "fetch").toLowerCase() === "feed" ? "feed" : "fetch";
+  }
+
+  /** Show `doc` (mode "feed"): a status document from the page's own connection. */
+  feed(doc) {
+    if (!Array.isArray(doc?.chips)) return;
+    this._setTransport("feed");
+    this._accept(doc);
+  }
+
+  /** Show the daemon as unreachable (mode "feed"): `where` it was asked, and why not. */
+  feedUnreachable(where, reason) {
+    this._setTransport("feed");
+    this._unreachable(new URL(where, document.baseURI), reason);
+  }
+
   /** The last status document received (null before the first). */
   get lastDocument() {
     return this._doc;
@@ -170,7 +216,7 @@ class SimpleAideStatus extends HTMLElement {
 
   /** Ask for the status now (a poll, unless the stream is on). */
   refresh() {
-    if (this._started && !this._source) this._start();
+    if (this._started && !this._source && this.mode !== "feed") this._start();
   }
 
   connectedCallback() {
@@ -191,7 +237,7 @@ class SimpleAideStatus extends HTMLElement {
       this._render();
       return;
     }
-    if (name === "src") this._etag = null;
+    if (name === "src" || name === "token") this._etag = null;
     if (this._started) this._start();
   }
 
@@ -208,11 +254,12 @@ class SimpleAideStatus extends HTMLElement {
   }
 
   _useStream() {
-    return this.stream === "auto" && typeof EventSource === "function";
+    return this.stream === "auto" && !this.token && typeof EventSource === "function";
   }
 
   _start() {
     this._stop();
+    if (this.mode === "feed") return; // the page feeds it
     const run = this._run;
     if (this._useStream() && Date.now() >= this._streamRetryAt) this._openStream(run);
     else this._poll(run);
@@ -291,9 +338,11 @@ class SimpleAideStatus extends HTMLElement {
     const timeout = setTimeout(() => controller.abort(), timeoutMs);
     let answered = false;
     try {
+      const headers = this._etag ? { "If-None-Match": this._etag } : {};
+      if (this.token) headers.Authorization = `Bearer ${this.token}`;
       const response = await fetch(url, {
         cache: "no-store",
-        headers: this._etag ? { "If-None-Match": this._etag } : {},
+        headers,
         signal: controller.signal,
       });
       if (run !== this._run) return;
@@ -308,7 +357,8 @@ class SimpleAideStatus extends HTMLElement {
         this._etag = response.headers.get("ETag");
         this._accept(doc);
       } else {
-        this._unreachable(url, `HTTP ${response.status}`);
+        const why = response.status === 401 ? "its key is missing or refused: HTTP 401" : `HTTP ${response.status}`;
+        this._unreachable(url, why);
       }
     } catch (error) {
       if (run !== this._run) return;
@@ -385,7 +435,7 @@ class SimpleAideStatus extends HTMLElement {
           level: "bad",
           tooltip:
             `The SimpleAide daemon is unreachable at ${url} (${reason}). ` +
-            `Retrying every ${seconds(this.interval)}.`,
+            (this.mode === "feed" ? "Reconnecting." : `Retrying every ${seconds(this.interval)}.`),
           href: null,
           alert: true,
         },
@@ -397,7 +447,10 @@ class SimpleAideStatus extends HTMLElement {
           key: "loading",
           text: "SimpleAide …",
           level: "off",
-          tooltip: `Loading the status from ${this._url().href}`,
+          tooltip:
+            this.mode === "feed"
+              ? "Waiting for the daemon's status"
+              : `Loading the status from ${this._url().href}`,
           href: null,
         },
       ];

@@ -20,12 +20,13 @@ No file is needed: the defaults serve. The file lives at
     count_pending_as_active = false
     owner_check_seconds = 5          # how often the owners of active runs are checked
 
-    [http]                           # the HTTP shim: GET /api/status and the web header
+    [http]                           # the HTTP shim: the web console and GET /api/status
     enabled = false                  # --http [HOST:]PORT or SIMPLEAIDE_HTTP enable it too
     listen = "127.0.0.1:7433"
     allow_remote = false             # true: a non-loopback address may be listened on
     allowed_hosts = []               # Host names accepted besides the loopback ones
     cors_origins = []                # origins given CORS headers (none by default)
+    public_status = false            # true: /api/status and its stream need no token
 
     [vault]
     file = "~/.local/share/simpleaide/vault.json"
@@ -228,6 +229,8 @@ class HttpConfig(_ConfigModel):
     allow_remote: bool = False
     allowed_hosts: list[str] = []
     cors_origins: list[str] = []
+    # The read-only status routes answer without the token (for status bars that curl them).
+    public_status: bool = False
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> HttpConfig:

@@ -72,7 +72,7 @@ class Daemon:
         self.runs = services.runs
         self.owners = services.owners
         self.status = services.status
-        self.http = services.http
+        self.http_access = services.http
         self.dispatcher = services.dispatcher
         self.server = services.server
         self._reloader = Reloader(
@@ -84,6 +84,11 @@ class Daemon:
         self._stop = anyio.Event()
         self._reloading = anyio.Lock()  # one reload at a time
         self.watching = anyio.Event()  # set once the loaded workspaces are watched
+
+    @property
+    def http(self) -> Any:
+        """The HTTP shim (``transports.http.HttpShim``) while it serves, else ``None``."""
+        return self.http_access.shim
 
     @property
     def config(self) -> Config:
@@ -151,13 +156,14 @@ class Daemon:
 
         ``claim`` is a socket made beforehand (one passed by systemd); else one is bound.
         """
-        if self.http is not None:
-            self.http.bind()  # first: a port in use stops the start before anything is served
+        self.http_access.bind()  # first: a port in use stops the start before anything is served
         try:
             self.claim = claim or SocketClaim.bind(self.config.socket_path)
+            self.http_access.load_token()  # beside the socket, in its folder now ours
         except BaseException:
-            if self.http is not None:
-                self.http.close()
+            self.http_access.close()
+            if self.claim is not None:
+                self.claim.release()
             raise
         clean = False  # stopped with every write ended
         try:
@@ -179,8 +185,7 @@ class Daemon:
                 await tg.start(self.vault.run)
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self._serve, self.claim)
-                if self.http is not None:
-                    await tg.start(self.http.serve)
+                await self.http_access.start(tg)
                 tg.start_soon(self._after_start, tg, loaded_version)
                 tg.start_soon(self._keep_socket, tg)
                 tg.start_soon(self._retry_refused)
@@ -211,8 +216,7 @@ class Daemon:
             # over the socket (systemd's next one) finds them free.
             self.runs.registry.release_all(clean=clean)
             self.claim.release()
-            if self.http is not None:
-                self.http.close()  # bound but never served, if start-up failed before
+            self.http_access.close()  # bound but never served, if start-up failed before
             self.notifier.close()
             log.info("stopped")
 

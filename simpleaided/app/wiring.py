@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simpleaided.app.config import Config, ConfigError
+from simpleaided.app.http_access import HttpAccess
 from simpleaided.domain.api import artifact_chunk_limit
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
@@ -27,6 +28,7 @@ from simpleaided.services.warnings import Warnings
 from simpleaided.services.watcher import RunWatcher
 from simpleaided.services.workspaces import WorkspaceRegistry
 from simpleaided.store.snapshot import SnapshotStore
+from simpleaided.store.tokenfile import TokenFile
 from simpleaided.store.vaultfile import KdfParams, VaultFile
 from simpleaided.transports.methods import DaemonFacts, build_methods
 from simpleaided.transports.rpc import Dispatcher
@@ -46,7 +48,7 @@ class Services:
     runs: RunService
     owners: OwnerWatch
     status: StatusService
-    http: Any  # the HTTP shim (transports.http.HttpShim), when enabled; else None
+    http: HttpAccess  # the HTTP shim, when it serves, and its token
     dispatcher: Dispatcher
     server: RpcServer
 
@@ -123,10 +125,10 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         "vault": vault.section,
         "db": database.section,
         "llm": llm.section,
+        "api": lambda: http.section(),
     }
-    http: Any = None  # the HTTP shim (transports.http.HttpShim), when enabled
     if config.http.enabled:
-        sections["api"] = lambda: http.section(socket_path)
+        _check_http_extra()
     status = StatusService(
         runs,
         warnings=warnings,
@@ -134,10 +136,38 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         socket_path=socket_path,
         sections=sections,
     )
-    if config.http.enabled:
-        http = _http_shim(config, status, events, runs)
+    token = TokenFile(config.socket_path.parent)  # beside the socket; read once it is claimed
+
+    def make_shim(host: str, port: int) -> Any:
+        # Imported here: Starlette and uvicorn are an optional extra, loaded only when used.
+        from simpleaided.transports.http import HttpShim
+
+        return HttpShim(
+            status,
+            events,
+            runs.scope,
+            host=host,
+            port=port,
+            allowed_hosts=config.http.allowed_hosts,
+            cors_origins=config.http.cors_origins,
+            token=token.current,
+            public_status=config.http.public_status,
+            rpc=server,  # /rpc: the WebSocket is one more connection of the daemon's server
+        )
+
+    # The shim is made when the daemon starts (or at http.open), once ``server`` exists.
+    http = HttpAccess(
+        token,
+        make_shim,
+        configured=config.http.address if config.http.enabled else None,
+        socket_path=socket_path,
+        env=config.env,
+        on_change=events.section_changed,
+    )
     dispatcher = Dispatcher(
-        build_methods(runs, status, events, daemon, vault=vault, database=database, llm=llm),
+        build_methods(
+            runs, status, events, daemon, vault=vault, database=database, llm=llm, http=http
+        ),
         max_reply_bytes=max_bytes,
     )
     server = RpcServer(
@@ -161,25 +191,15 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
     )
 
 
-def _http_shim(config: Config, status: StatusService, events: EventHub, runs: RunService) -> Any:
-    # Imported here: Starlette and uvicorn are an optional extra, loaded only when enabled.
+def _check_http_extra() -> None:
+    """``ConfigError`` unless the HTTP shim's libraries are installed."""
     try:
-        from simpleaided.transports.http import HttpShim
+        import simpleaided.transports.http  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
             f"the HTTP shim needs Starlette and uvicorn ({exc.name} is missing): "
             "pip install 'simpleaided[http]'"
         ) from None
-    host, port = config.http.address
-    return HttpShim(
-        status,
-        events,
-        runs.scope,
-        host=host,
-        port=port,
-        allowed_hosts=config.http.allowed_hosts,
-        cors_origins=config.http.cors_origins,
-    )
 
 
 def kdf(config: Config) -> KdfParams:

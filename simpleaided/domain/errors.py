@@ -12,7 +12,8 @@
     ├── VaultDamaged             -32022  the vault file fails authentication (damaged, altered)
     ├── ReadOnly                 -32030  a write refused because the profile is PROD
     ├── LimitExceeded            -32040  a message or artifact over a configured limit
-    └── BackendUnavailable       -32050  a database or LLM backend that cannot be reached
+    ├── BackendUnavailable       -32050  a database or LLM backend that cannot be reached
+    └── SocketOnly               -32060  a method refused on this connection (the web's)
 
 Corrupt records are not errors: they are listed with ``status: "corrupt"``. Acting on one is
 an ``InvalidTransition`` whose current status is ``corrupt``.
@@ -90,3 +91,9 @@ class LimitExceeded(SimpleaideError):
 
 class BackendUnavailable(SimpleaideError):
     """A database or LLM backend did not answer, or answered that it is not ready."""
+
+
+class SocketOnly(SimpleaideError):
+    """A method served on the owner-only socket alone, called over another connection (the
+    web console's WebSocket): secret values, the vault's keys and the console's token never
+    leave through HTTP (DESIGN.md §7)."""

@@ -4,7 +4,9 @@ We parse with ``orjson``, check the envelope ourselves (strict, but cheaper than
 library's jsonschema validation, and per batch element as the spec asks), validate params
 with the method's pydantic model, and let ``jsonrpcserver`` route each request — synchronously
 for methods that only read memory, asynchronously for the rest. Project errors become their
-JSON-RPC codes here, once; anything unexpected becomes a generic internal error.
+JSON-RPC codes here, once; anything unexpected becomes a generic internal error. A connection
+may refuse some methods (``refused``: the web console's WebSocket refuses those that hand out
+secrets or keys); they answer ``-32060`` from the same pipeline, before their params are read.
 
 Each request goes through ``jsonrpcserver``'s per-request pipeline (``dispatch_request``:
 the method lookup, the argument check against the handler's signature, the call with its
@@ -44,6 +46,7 @@ from simpleaided.domain.errors import (
     NotFound,
     ReadOnly,
     SimpleaideError,
+    SocketOnly,
     VaultDamaged,
     VaultLocked,
     WrongPassphrase,
@@ -65,6 +68,7 @@ VAULT_DAMAGED = -32022
 READ_ONLY = -32030
 LIMIT_EXCEEDED = -32040
 BACKEND_UNAVAILABLE = -32050
+SOCKET_ONLY = -32060
 
 MAX_BATCH = 10_000
 
@@ -80,6 +84,7 @@ _ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
     (VaultDamaged, VAULT_DAMAGED),
     (ReadOnly, READ_ONLY),
     (BackendUnavailable, BACKEND_UNAVAILABLE),
+    (SocketOnly, SOCKET_ONLY),
 ]
 
 Handler = Callable[[Any, Any], Any]
@@ -166,10 +171,28 @@ def _parse_params(
         return Error(INVALID_PARAMS, "Invalid params", _validation_data(exc))
 
 
+def _refusal(method: Method) -> Any:
+    """The error for ``method`` called on a connection that refuses it (the web console's
+    WebSocket refuses the methods that hand out secrets or keys)."""
+    return Error(
+        SOCKET_ONLY,
+        f"{method.name} is not served over the web: secret values and keys stay on the "
+        "owner-only socket; use the `simpleaide` command on this machine",
+    )
+
+
+def _refuses(connection: Any, method: Method) -> bool:
+    """Whether ``connection`` (a ``server.Connection``; ``None`` in tests) refuses ``method``."""
+    refused: frozenset[str] | None = getattr(connection, "refused", None)
+    return refused is not None and method.name in refused
+
+
 def _wrap_sync(method: Method) -> Callable[..., Any]:
     default = _defaults(method.params)
 
     def call(connection: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _refuses(connection, method):
+            return _refusal(method)
         params = _parse_params(method, default, args, kwargs)
         if not isinstance(params, BaseModel):
             return params
@@ -195,6 +218,8 @@ def _wrap_async(method: Method) -> Callable[..., Awaitable[Any]]:
     default = _defaults(method.params)
 
     async def call(connection: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _refuses(connection, method):
+            return _refusal(method)
         params = _parse_params(method, default, args, kwargs)
         if not isinstance(params, BaseModel):
             return params

@@ -2,8 +2,9 @@
 
 The connection loop (``RpcServer.serve_stream``) serves any ``MessageStream``: whole messages
 in, whole messages out. The Unix socket is one transport: each accepted socket has its peer
-checked, then is read and written in its framing (``FramedStream``) and handed to the loop; a
-WebSocket would be another, with the same dispatcher, subscriptions and limits.
+checked, then is read and written in its framing (``FramedStream``) and handed to the loop;
+the HTTP shim's WebSocket (``transports.http.websocket``) is another, with the same
+dispatcher, subscriptions and limits, and methods it refuses (``Connection.refused``).
 
 Each connection is served in its own task and handles its messages in order. Requests that
 arrive behind others on a connection (pipelined) first wait for a turn in one lane shared by
@@ -108,6 +109,9 @@ class Connection:
     id: int
     peer: object  # who the client is, as its transport knows it (logs only)
     stream: MessageStream = field(repr=False)
+    # Methods this connection may not call (the web's refuses those handing out secrets):
+    # they answer -32060 (``rpc``).
+    refused: frozenset[str] = field(default=frozenset(), repr=False)
     send_lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
     task_group: TaskGroup | None = field(default=None, repr=False)
     _after_reply: list[Callable[[], Coroutine[Any, Any, None]]] = field(
@@ -414,11 +418,14 @@ class RpcServer:
                 return
             await self.serve_stream(framed, peer)
 
-    async def serve_stream(self, stream: MessageStream, peer: object) -> None:
+    async def serve_stream(
+        self, stream: MessageStream, peer: object, *, refused: frozenset[str] = frozenset()
+    ) -> None:
         """Serve one client's messages until it leaves, breaks the framing, or the server
         drains: the loop every transport shares. The transport admits the connection first
-        (``admit``), closes ``stream`` afterwards and then calls ``release``."""
-        conn = Connection(next(_ids), peer, stream)
+        (``admit``), closes ``stream`` afterwards and then calls ``release``. ``refused``:
+        the methods this connection may not call."""
+        conn = Connection(next(_ids), peer, stream, refused)
         self.connections.add(conn)
         try:
             async with anyio.create_task_group() as tg:

@@ -1,9 +1,10 @@
-"""The web header, ``<simpleaide-status>`` (clients/web/), in headless Chromium against the real
-daemon and its HTTP shim: chips, tooltips, navigation, live updates, the unreachable state."""
+"""The web header, ``<simpleaide-status>`` (clients/web/), on its own (its demo page,
+``/static/demo.html``) in headless Chromium against the real daemon and its HTTP shim: chips,
+tooltips, navigation, live updates, the unreachable state, the token attribute. Its "feed"
+mode, fed by the console's WebSocket, is tested with the console (test_console.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -13,16 +14,19 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from playwright.async_api import Browser, Page, Response, async_playwright, expect
+from playwright.async_api import Browser, Page, Response, expect
 
 from simpleaided.app.daemon import Daemon
+from tests.support.browser import chromium
 from tests.support.daemon import running_daemon
 from tests.support.paths import ARTIFACTS
 from tests.support.rpc import RpcClient
 from tests.support.runs import new_run
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ANY_PORT = {"http.listen": "127.0.0.1:0"}
+# The element on its own reads the status routes: open with http.public_status (for status
+# bars), or with its token attribute (test_the_token_attribute_...).
+ANY_PORT = {"http.listen": "127.0.0.1:0", "http.public_status": True}
+DEMO = "/static/demo.html"
 
 # Playwright's CSS locators pierce the element's (open) shadow root.
 HEADER = "simpleaide-status"
@@ -46,16 +50,8 @@ class Web:
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not at {CHROMIUM} (CI is set: the web tests must run)")
-        pytest.skip(f"Chromium is not at {CHROMIUM} (set CHROMIUM to its path)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -78,7 +74,7 @@ async def web(isolated_env: Path, socket_path: Path) -> AsyncIterator[Web]:
 
 async def open_header(page: Page, url: str, query: str = "") -> None:
     """Open the demo page and wait for the chips."""
-    await page.goto(f"{url}/{query}")
+    await page.goto(f"{url}{DEMO}{query}")
     await expect(page.locator(HEADER)).to_have_attribute("state", "ok")
 
 
@@ -258,7 +254,7 @@ async def test_unreachable_shows_and_clears_by_itself(
     ARTIFACTS.mkdir(exist_ok=True)
     await header.screenshot(path=ARTIFACTS / "web-header-unreachable.png")
     port = urlsplit(url).port
-    same_port = {"http.listen": f"127.0.0.1:{port}"}
+    same_port = {**ANY_PORT, "http.listen": f"127.0.0.1:{port}"}
     async with running_daemon(socket_path, state_dir, **same_port):
         await expect(header).to_have_attribute("state", "ok", timeout=5000)
         await expect(page.locator(CHIPS)).to_have_count(5)
@@ -278,3 +274,32 @@ async def test_a_screenshot_of_the_header(web: Web, page: Page, workspace: Path)
         path=ARTIFACTS / "web-header-tooltip.png", clip={"x": 0, "y": 0, "width": 960, "height": 90}
     )
     assert (ARTIFACTS / "web-header.png").stat().st_size > 1000
+
+
+async def test_the_token_attribute_reads_the_status_without_public_status(
+    isolated_env: Path, socket_path: Path, page: Page
+) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    closed = {"http.listen": "127.0.0.1:0"}  # http.public_status off: the token is needed
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **closed),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        url = (await client.call("status.get"))["api"]["url"]
+        token = (await client.call("http.open"))["token"]  # what the shim accepts
+        header = page.locator(HEADER)
+        # Without it: refused, and said so.
+        await page.goto(f"{url}{DEMO}?interval=500")
+        await expect(header).to_have_attribute("state", "unreachable")
+        await expect(tooltip(page, "unreachable")).to_contain_text("HTTP 401")
+        assert errors and all("401" in e for e in errors)  # Chromium logs each refused fetch
+        errors.clear()
+        # With it (in the fragment, never sent): polled with Authorization (an EventSource
+        # cannot send it); the key leaves the address at once.
+        await page.goto(f"{url}{DEMO}?interval=500#token={token}")
+        await expect(page).to_have_url(f"{url}{DEMO}?interval=500")
+        await expect(header).to_have_attribute("state", "ok")
+        await expect(header).to_have_attribute("transport", "poll")
+        await expect(page.locator(CHIPS)).to_have_count(5)
+        assert errors == []

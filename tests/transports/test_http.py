@@ -1,6 +1,7 @@
 """The HTTP shim on the real daemon: the document, ETag/304, the event stream, the Host
 check, loopback-only binding, read-only routes, CORS only when configured, and a fuzz run of
-its OpenAPI description (schemathesis)."""
+its OpenAPI description (schemathesis). The token and the other refusals:
+``test_http_security``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from simpleaided.transports.http.openapi import openapi_document
 from simpleaided.transports.http.security import host_of
 from simpleaided.transports.http.status import stable_view
 from tests.support.daemon import make_daemon, running_daemon
+from tests.support.http import bearer, raw_request
 from tests.support.rpc import RpcClient
 
 SHIM = {"http.listen": "127.0.0.1:0"}
@@ -40,8 +42,11 @@ async def shim(isolated_env: Path, socket_path: Path) -> AsyncIterator[tuple[Dae
 async def test_the_document_is_status_get_with_an_etag(
     shim: tuple[Daemon, str], socket_path: Path, workspace: Path
 ) -> None:
-    _, url = shim
-    async with httpx.AsyncClient(base_url=url) as http, await RpcClient.connect(socket_path) as rpc:
+    daemon, url = shim
+    async with (
+        httpx.AsyncClient(base_url=url, headers=bearer(daemon)) as http,
+        await RpcClient.connect(socket_path) as rpc,
+    ):
         reply = await http.get("/api/status")
         assert reply.status_code == 200
         assert reply.headers["content-type"] == "application/json"
@@ -69,9 +74,9 @@ async def test_the_document_is_status_get_with_an_etag(
 async def test_the_event_stream_delivers_each_change(
     shim: tuple[Daemon, str], socket_path: Path, workspace: Path
 ) -> None:
-    _, url = shim
+    daemon, url = shim
     async with (
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=bearer(daemon)) as http,
         http.stream("GET", "/api/status/stream") as stream,
         await RpcClient.connect(socket_path) as rpc,
     ):
@@ -115,9 +120,9 @@ async def test_the_event_stream_delivers_each_change(
 async def test_a_foreign_host_header_is_refused(
     shim: tuple[Daemon, str], host: str, allowed: bool
 ) -> None:
-    _, url = shim
+    daemon, url = shim
     port = url.rsplit(":", 1)[1]
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=bearer(daemon)) as http:
         for path in ("/api/status", "/api/status/stream", "/healthz", "/"):
             if path.endswith("stream") and allowed:
                 continue  # an allowed stream never ends; covered above
@@ -148,21 +153,23 @@ async def test_only_reads_are_served_and_no_secret_shows(
     async with (
         running_daemon(socket_path, isolated_env / "state", **settings) as daemon,
         await RpcClient.connect(socket_path) as rpc,
-        httpx.AsyncClient(base_url=daemon.http.url) as http,
+        httpx.AsyncClient(base_url=daemon.http.url, headers=bearer(daemon)) as http,
     ):
         await rpc.call("vault.init", passphrase="a long passphrase")
         await rpc.call("vault.set", name="token", value="the-secret-value")
+        own = {"Origin": daemon.http.url}
         for method in ("POST", "PUT", "PATCH", "DELETE"):
-            for path in ("/api/status", "/healthz"):
-                assert (await http.request(method, path)).status_code == 405
+            for path in ("/api/status", "/healthz", "/", "/rpc"):
+                assert (await http.request(method, path, headers=own)).status_code == 405
         for path in ("/api/vault", "/rpc", "/api/runs"):
             assert (await http.get(path)).status_code == 404
+        auth = b"\r\nAuthorization: " + bearer(daemon)["Authorization"].encode()
         for raw in (
             b"/api/status/../vault",
             b"/../clients/web/index.html",
             b"/%2e%2e/pyproject.toml",
         ):
-            answer = await anyio.to_thread.run_sync(raw_get, daemon.http.url, raw)
+            answer = await anyio.to_thread.run_sync(raw_get, daemon.http.url, raw, auth)
             assert answer.startswith(b"HTTP/1.1 404"), answer[:80]
         seen = (await http.get("/api/status")).text + (await http.get("/openapi.json")).text
         assert "the-secret-value" not in seen and "a long passphrase" not in seen
@@ -174,26 +181,30 @@ async def test_no_cors_headers_unless_origins_are_configured(
 ) -> None:
     origin = {"Origin": "http://app.example"}
     async with running_daemon(socket_path, isolated_env / "a", **SHIM) as daemon:
-        async with httpx.AsyncClient(base_url=daemon.http.url) as http:
+        async with httpx.AsyncClient(base_url=daemon.http.url, headers=bearer(daemon)) as http:
             reply = await http.get("/api/status", headers=origin)
             assert not [h for h in reply.headers if h.startswith("access-control-")]
     settings = {**SHIM, "http.cors_origins": ["http://app.example"]}
     async with running_daemon(socket_path, isolated_env / "b", **settings) as daemon:
-        async with httpx.AsyncClient(base_url=daemon.http.url) as http:
+        async with httpx.AsyncClient(base_url=daemon.http.url, headers=bearer(daemon)) as http:
             reply = await http.get("/api/status", headers=origin)
             assert reply.headers["access-control-allow-origin"] == "http://app.example"
             other = await http.get("/api/status", headers={"Origin": "http://evil.example"})
             assert "access-control-allow-origin" not in other.headers
 
 
-async def test_health_openapi_and_the_demo_page(shim: tuple[Daemon, str]) -> None:
-    _, url = shim
-    async with httpx.AsyncClient(base_url=url) as http:
+async def test_health_and_openapi(shim: tuple[Daemon, str]) -> None:
+    daemon, url = shim
+    async with httpx.AsyncClient(base_url=url, headers=bearer(daemon)) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         spec = (await http.get("/openapi.json")).json()
         assert spec["openapi"].startswith("3.1")
         assert set(spec["paths"]) == {"/api/status", "/api/status/stream", "/healthz"}
         assert spec["servers"] == [{"url": url}]
+        assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert spec["security"] == [{"bearer": []}]
+        assert spec["paths"]["/healthz"]["get"]["security"] == []
+        assert spec["paths"]["/api/status"]["get"]["security"] == [{"bearer": []}]
 
 
 def test_a_non_loopback_address_needs_explicit_configuration() -> None:
@@ -243,9 +254,9 @@ def test_the_command_refuses_a_remote_bind_with_one_line(short_tmp: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def shim_url() -> Iterator[str]:
-    """A real daemon process with the shim on a free port (schemathesis calls are
-    synchronous, so the daemon runs beside the test, not in its event loop)."""
+def shim_url() -> Iterator[tuple[str, str]]:
+    """A real daemon process with the shim on a free port, and its token (schemathesis calls
+    are synchronous, so the daemon runs beside the test, not in its event loop)."""
     from simpleaide.client import Client
 
     home = Path(tempfile.mkdtemp(prefix="sa-", dir="/tmp"))
@@ -264,7 +275,8 @@ def shim_url() -> Iterator[str]:
                     break
                 anyio.run(anyio.sleep, 0.05)
             url: str = client.call("status.get")["api"]["url"]
-        yield url
+            token: str = client.call("http.open")["token"]  # bound to this shim's address
+        yield url, token
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -273,30 +285,35 @@ def shim_url() -> Iterator[str]:
 # The event stream never ends, so a fuzzer reading whole answers cannot call it.
 _FUZZED = openapi_document("http://127.0.0.1")
 del _FUZZED["paths"]["/api/status/stream"]
+# Every call carries the token (going without it is test_http_security's): the fuzzer is not
+# told of it, or it would try calls that lack it and still send it.
+del _FUZZED["security"]
+for _operations in _FUZZED["paths"].values():
+    for _operation in _operations.values():
+        _operation.pop("security", None)
 schema = schemathesis.openapi.from_dict(_FUZZED)
 
 
 @schema.parametrize()
-def test_the_api_keeps_to_its_description(case: schemathesis.Case, shim_url: str) -> None:
-    case.call_and_validate(base_url=shim_url)
+def test_the_api_keeps_to_its_description(
+    case: schemathesis.Case, shim_url: tuple[str, str]
+) -> None:
+    url, token = shim_url
+    # As the console's page calls: with the token, from the shim's own origin (so a method
+    # that is not served is told 405, not refused for a foreign origin first).
+    headers = {"Authorization": f"Bearer {token}", "Origin": url}
+    case.call_and_validate(base_url=url, headers=headers)
 
 
-def raw_get(url: str, target: bytes) -> bytes:
-    """One GET with the request target sent exactly as given (clients normalise ``..``)."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(
-            b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    return data
+def raw_get(url: str, target: bytes, headers: bytes = b"") -> bytes:
+    """One GET with the request target sent exactly as given (clients normalise ``..``),
+    and ``headers`` (header lines, each after a CRLF)."""
+    return raw_request(url, b"GET " + target + b" HTTP/1.1\r\nHost: localhost" + headers)
 
 
 async def test_if_none_match_lists_star_and_weak_tags(shim: tuple[Daemon, str]) -> None:
-    _, url = shim
-    async with httpx.AsyncClient(base_url=url) as http:
+    daemon, url = shim
+    async with httpx.AsyncClient(base_url=url, headers=bearer(daemon)) as http:
         etag = (await http.get("/api/status")).headers["etag"]
         assert etag.startswith('W/"')
         for header in (f'"other", {etag}', "*", etag.removeprefix("W/")):
@@ -310,7 +327,7 @@ async def test_a_head_request_on_the_stream_leaves_nothing_behind(
     shim: tuple[Daemon, str],
 ) -> None:
     daemon, url = shim
-    async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=5, headers=bearer(daemon)) as http:
         head = await http.head("/api/status/stream")
         assert head.status_code == 200
         assert head.headers["content-type"].startswith("text/event-stream")
@@ -322,7 +339,7 @@ async def test_event_streams_that_end_leave_no_subscription(shim: tuple[Daemon, 
     daemon, url = shim
     for _ in range(5):
         async with (
-            httpx.AsyncClient(base_url=url, timeout=5) as http,
+            httpx.AsyncClient(base_url=url, timeout=5, headers=bearer(daemon)) as http,
             http.stream("GET", "/api/status/stream") as stream,
         ):
             await anext(stream.aiter_lines())
@@ -340,10 +357,10 @@ async def test_the_stream_refreshes_words_that_age_and_pings_otherwise(
     from simpleaided.transports.http import status as status_routes
 
     monkeypatch.setattr(status_routes, "HEARTBEAT_SECONDS", 0.3)
-    _, url = shim
+    daemon, url = shim
     async with (
         await RpcClient.connect(socket_path) as rpc,
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=bearer(daemon)) as http,
         http.stream("GET", "/api/status/stream") as stream,
     ):
         events: list[tuple[str, str]] = []
@@ -382,7 +399,7 @@ async def test_a_stream_ends_when_its_workspace_is_removed(
     async with await RpcClient.connect(socket_path) as rpc:
         await rpc.call("workspaces.add", path=str(workspace))
         async with (
-            httpx.AsyncClient(base_url=url, timeout=10) as http,
+            httpx.AsyncClient(base_url=url, timeout=10, headers=bearer(daemon)) as http,
             http.stream("GET", "/api/status/stream", params={"workspace": str(workspace)}) as s,
         ):
             lines = s.aiter_lines()

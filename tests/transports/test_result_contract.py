@@ -279,6 +279,11 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     assert (await rpc.call("llm.probe"))["online"] == 1  # of two
     await rpc.call("llm.status")
 
+    # The HTTP side: off (no address), started by http.open, its token rotated.
+    assert (await rpc.call("http.rotateToken"))["url"] is None
+    await rpc.call("http.open")
+    assert (await rpc.call("http.rotateToken"))["url"] is not None
+
     await rpc.call("status.get", workspace=ws)
     await rpc.call("status.unsubscribe")
     await rpc.call("workspaces.remove", path=str(other))

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 DESCRIPTION = """\
 simpleaide talks to simpleaided, the per-user SimpleAide daemon, over its Unix socket: status
 chips for status lines, runs and their steps and artifacts, workspaces, the secrets vault, the
-database and LLM backends, and the daemon itself.
+database and LLM backends, the daemon itself, and the web console (simpleaide open).
 If no daemon answers, one is started in the background first (unless --no-spawn).
 """
 
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         watch,
         workspaces,
     )
+    from simpleaide.commands import open as open_  # the module, not the builtin
 
     class VersionAction(argparse.Action):
         """``--version``, reading the installed version only when asked."""
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     tree = Commands(
         parser.add_subparsers(title="commands", metavar="COMMAND", required=True), common, as_json
     )
-    for module in (status, watch, runs, steps, artifacts, workspaces, vault, db, llm, daemon):
+    modules = (status, watch, open_, runs, steps, artifacts, workspaces, vault, db, llm, daemon)
+    for module in modules:
         module.register(tree)
     return parser
 

@@ -18,7 +18,8 @@ exceptions::
         ├── VaultDamaged         -32022  the vault file fails authentication
         ├── ReadOnly             -32030  refused: the profile is PROD
         ├── LimitExceeded        -32040  a message or artifact is over a limit
-        └── BackendUnavailable   -32050  a database or LLM backend cannot be reached
+        ├── BackendUnavailable   -32050  a database or LLM backend cannot be reached
+        └── SocketOnly           -32060  refused on this connection: only the socket serves it
 
 Usage::
 
@@ -135,6 +136,11 @@ class BackendUnavailable(RpcError):
     """A database or LLM backend cannot be reached or is not ready (-32050)."""
 
 
+class SocketOnly(RpcError):
+    """The method is served on the owner-only socket alone, not over the web console's
+    WebSocket (-32060): ``vault.get``, ``vault.init``, ``vault.changePassphrase``..."""
+
+
 ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32001: NotFound,
     -32010: InvalidTransition,
@@ -146,6 +152,7 @@ ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32030: ReadOnly,
     -32040: LimitExceeded,
     -32050: BackendUnavailable,
+    -32060: SocketOnly,
 }
 
 

@@ -29,6 +29,9 @@ from simpleaided.domain.api.daemon import (
     DaemonInfo,
     StartMode,
 )
+from simpleaided.domain.api.http import (
+    ConsoleLink,
+)
 from simpleaided.domain.api.runs import (
     MAX_DAYS,
     MAX_PAGE,
@@ -89,6 +92,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactName",
     "CompleteRunParams",
+    "ConsoleLink",
     "CreateRunParams",
     "CreateStepParams",
     "DaemonInfo",

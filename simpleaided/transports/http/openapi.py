@@ -1,5 +1,6 @@
 """The OpenAPI description of the HTTP shim (``GET /openapi.json``), with the status
-document's schema generated from the same pydantic model the daemon answers with."""
+document's schema generated from the same pydantic model the daemon answers with, and the
+token its routes need (a bearer token; ``http.public_status`` opens the status routes)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from simpleaided.domain.names import MAX_WORKSPACE_PATH_BYTES
 from simpleaided.domain.status import StatusDocument
 
 
-def openapi_document(base: str) -> dict[str, Any]:
-    """The OpenAPI description of the shim, with the status document's schema."""
+def openapi_document(base: str, *, public_status: bool = False) -> dict[str, Any]:
+    """The OpenAPI description of the shim, with the status document's schema;
+    ``public_status``: the status routes answer without the token."""
     schema = StatusDocument.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.pop("$defs", {})
     components["StatusDocument"] = schema
@@ -29,12 +31,34 @@ def openapi_document(base: str) -> dict[str, Any]:
     }
     status_ref = {"$ref": "#/components/schemas/StatusDocument"}
     text = {"text/plain": {"schema": {"type": "string"}}}
+    unauthorized = {
+        "description": "No token, or not the daemon's (WWW-Authenticate: Bearer)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}},
+                    "required": ["error"],
+                }
+            }
+        },
+    }
+    # The status routes: open when configured so, else the token like every other route.
+    status_security: list[dict[str, list[str]]] = [] if public_status else [{"bearer": []}]
+    status_refusals = {} if public_status else {"401": unauthorized}
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "simpleaided HTTP shim",
             "version": __version__,
-            "description": "Read-only status of the SimpleAide daemon, for browser headers.",
+            "description": (
+                "Read-only status of the SimpleAide daemon, for browser headers. Every route "
+                "but /healthz needs the token, as `Authorization: Bearer <token>`: "
+                "HMAC-SHA256 of `<host>:<port>` (this server's) keyed with the token in the "
+                "file http-token beside the daemon's socket, in hex (`simpleaide open "
+                "--print` shows it in a URL); with http.public_status = true the status "
+                "routes answer without it. Methods other than GET and HEAD are refused."
+            ),
         },
         "servers": [{"url": base}],
         "paths": {
@@ -42,6 +66,7 @@ def openapi_document(base: str) -> dict[str, Any]:
                 "get": {
                     "summary": "The status document (as status.get)",
                     "operationId": "getStatus",
+                    "security": status_security,
                     "parameters": [
                         workspace,
                         {
@@ -62,6 +87,7 @@ def openapi_document(base: str) -> dict[str, Any]:
                             "content": text,
                         },
                         "404": {"description": "The workspace is not served", "content": text},
+                        **status_refusals,
                     },
                 }
             },
@@ -69,6 +95,7 @@ def openapi_document(base: str) -> dict[str, Any]:
                 "get": {
                     "summary": "The status document as Server-Sent Events, on every change",
                     "operationId": "streamStatus",
+                    "security": status_security,
                     "parameters": [workspace],
                     "responses": {
                         "200": {
@@ -80,6 +107,7 @@ def openapi_document(base: str) -> dict[str, Any]:
                             "content": text,
                         },
                         "404": {"description": "The workspace is not served", "content": text},
+                        **status_refusals,
                     },
                 }
             },
@@ -87,6 +115,7 @@ def openapi_document(base: str) -> dict[str, Any]:
                 "get": {
                     "summary": "The daemon answers",
                     "operationId": "health",
+                    "security": [],
                     "responses": {
                         "200": {
                             "description": "ok",
@@ -104,5 +133,18 @@ def openapi_document(base: str) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": components},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "HMAC-SHA256(file token, '<host>:<port>') in hex, the file token being "
+                        "the one in http-token beside the daemon's socket"
+                    ),
+                }
+            },
+        },
     }

@@ -1,13 +1,16 @@
 """The HTTP shim: the status document for browsers, read-only, on loopback.
 
 Routes: ``GET /api/status`` and ``GET /api/status/stream`` (``status``); ``GET /healthz``;
-``GET /openapi.json`` describes them (``openapi``); ``GET /`` is a demo page carrying the
-``<simpleaide-status>`` element (``clients/web/``).
+``GET /openapi.json`` describes them (``openapi``); ``GET /`` and ``GET /static/<path>`` are
+the console's files (``web``, from ``clients/web/``).
 
-Security (DESIGN.md §7): the shim binds loopback unless configured otherwise (checked with the
-configuration), refuses requests whose ``Host`` is not a loopback name or a configured one
-(DNS rebinding), sends CORS headers only to configured origins (``security``), and has no
-route that writes or reveals a secret: the status document holds none.
+Security (DESIGN.md §7, §9): the shim binds loopback unless configured otherwise (checked with
+the configuration); every route but ``/healthz`` and the console's files needs the token
+(``token()``: the one in the file beside the socket, bound to the shim's address), a ``Host``
+that is not a loopback name or a configured one is refused (DNS rebinding), a method other
+than GET/HEAD is refused after an ``Origin`` check, and every answer carries a strict CSP
+and its companions (``security``). No route writes or reveals a secret: the status document
+holds none.
 
 Starlette and uvicorn (the ``http`` extra) serve it inside the daemon's event loop; uvicorn's
 own signal handling is switched off, the daemon's stays in charge.
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +30,26 @@ import uvicorn
 from anyio.abc import TaskStatus
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from simpleaided.services.events import EventHub
 from simpleaided.services.status import StatusService
 from simpleaided.transports.http.openapi import openapi_document
-from simpleaided.transports.http.security import middleware, served_hosts
+from simpleaided.transports.http.security import (
+    guarded,
+    listener_token,
+    middleware,
+    served_hosts,
+)
 from simpleaided.transports.http.status import StatusRoutes
+from simpleaided.transports.http.web import WebFiles
+from simpleaided.transports.http.websocket import GOING_AWAY, POLICY_VIOLATION, RpcEndpoint
+from simpleaided.transports.server import RpcServer
 
 log = logging.getLogger(__name__)
 
-# The web header's files: inside the installed package (the wheel carries them as
-# simpleaided/web), else in the repository's clients/web (an editable install, a checkout).
-_PACKAGED_WEB = Path(__file__).resolve().parents[2] / "web"
-WEB_ROOT = (
-    _PACKAGED_WEB
-    if _PACKAGED_WEB.is_dir()
-    else Path(__file__).resolve().parents[3] / "clients" / "web"
-)
 SHUTDOWN_GRACE_SECONDS = 1
 
 
@@ -70,11 +74,29 @@ class HttpShim:
         port: int,
         allowed_hosts: list[str],
         cors_origins: list[str],
+        token: Callable[[], str],
+        public_status: bool = False,
+        web_root: Path | None = None,
+        rpc: RpcServer | None = None,
     ) -> None:
+        """``token()`` is the token file's (read at each request: a rotation takes effect
+        at once); the shim accepts the one derived from it for its own address (``token``);
+        ``public_status`` opens the status routes without it; ``web_root``: the console's
+        files (``web.WEB_ROOT`` unless given)."""
         self._status_routes = StatusRoutes(status, events, scope)
+        self._web = WebFiles(web_root)
         self.host = host
         self.port = port
-        self._cors_origins = cors_origins
+        self._file_token = token
+        self._derived = ("", 0, "")  # the file's token and the port it was derived for, and it
+        self.public_status = public_status
+        self.cors_origins = cors_origins
+        # Called once the token was rotated: what authenticated with the old one (the open
+        # event streams and WebSockets) is closed by them.
+        self.on_rotate: list[Callable[[], object]] = [self._status_routes.close_streams]
+        # JSON-RPC over a WebSocket at /rpc: one more connection of the daemon's ``rpc``.
+        self.rpc = RpcEndpoint(rpc, token=self.token, cors_origins=cors_origins)
+        self.on_rotate.append(lambda: self.rpc.close_all(POLICY_VIOLATION))
         self._allowed = served_hosts(host, allowed_hosts)
         self._sock: socket.socket | None = None  # bound, not yet served
 
@@ -84,24 +106,38 @@ class HttpShim:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def token(self) -> str:
+        """The token this shim accepts, and ``http.open`` hands out: the token file's, bound
+        to the address listened on (``security.listener_token``). Derived once per start
+        (and again after a rotation); ``""`` (matches nothing) before ``bind``."""
+        base = self._file_token()
+        if (base, self.port) != self._derived[:2]:
+            self._derived = (base, self.port, listener_token(base, self.host, self.port))
+        return self._derived[2]
+
     def section(self, socket_path: str) -> dict[str, Any]:
         """The status document's ``api`` section while the shim serves."""
         return {"enabled": True, "url": self.url, "port": self.port, "socket": socket_path}
 
-    def app(self) -> Starlette:
-        """The ASGI application."""
+    def app(self) -> ASGIApp:
+        """The ASGI application (the security headers on every answer, its errors too)."""
         routes = [
             *self._status_routes.routes(),
             Route("/healthz", self._health, methods=["GET"]),
             Route("/openapi.json", self._openapi, methods=["GET"]),
-            Route("/", self._web_file("index.html", "text/html"), methods=["GET"]),
-            Route(
-                "/simpleaide-status.js",
-                self._web_file("simpleaide-status.js", "text/javascript"),
-                methods=["GET"],
-            ),
+            *self._web.routes(),
+            WebSocketRoute("/rpc", self.rpc),
         ]
-        return Starlette(routes=routes, middleware=middleware(self._allowed, self._cors_origins))
+        checks = middleware(
+            self._allowed, self.cors_origins, token=self.token, public_status=self.public_status
+        )
+        return guarded(Starlette(routes=routes, middleware=checks))
+
+    def token_rotated(self) -> None:
+        """The token was replaced: tell ``on_rotate``'s callbacks (requests check the new
+        one already, through ``token()``)."""
+        for callback in list(self.on_rotate):
+            callback()
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -109,18 +145,7 @@ class HttpShim:
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     async def _openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_document(self.url))
-
-    def _web_file(
-        self, name: str, media_type: str
-    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        async def serve(request: Request) -> Response:
-            path = WEB_ROOT / name
-            if not path.is_file():
-                return Response(f"{name} is not installed\n", 404, media_type="text/plain")
-            return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache"})
-
-        return serve
+        return JSONResponse(openapi_document(self.url, public_status=self.public_status))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -160,7 +185,11 @@ class HttpShim:
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            **self.rpc.server_settings(),
         )
+        # uvicorn's informational lines, and the websockets library's below them, show
+        # request paths and headers: a token offered in a query string, or a WebSocket's.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         server = _QuietServer(config)
         done = anyio.Event()
 
@@ -182,6 +211,7 @@ class HttpShim:
                 await anyio.sleep_forever()
             finally:
                 self._status_routes.close()  # the event streams end now
+                self.rpc.close_all(GOING_AWAY)  # and the WebSockets
                 server.should_exit = True
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                     await done.wait()

@@ -2,7 +2,10 @@
 
 ``GET /api/status`` answers the status document (the same as ``status.get``) with an
 ``ETag``, so a header polling every few seconds gets ``304 Not Modified`` for next to
-nothing; ``GET /api/status/stream`` sends it as Server-Sent Events whenever it changes.
+nothing; ``GET /api/status/stream`` sends it as Server-Sent Events whenever it changes. At
+most ``MAX_EVENT_STREAMS`` streams are open at once (``http.public_status`` lets anyone open
+them); one more is answered ``503``. A rotated token ends them all (``close_streams``): a
+client that opened one with the old token must come back with the new one.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from simpleaided.domain.errors import SimpleaideError
 from simpleaided.services.events import EventHub
@@ -27,6 +31,10 @@ from simpleaided.transports.http.security import refusal
 # in the chips' words, the vault's countdown), else a "ping" event, which a page can see (a
 # comment it cannot), so it can tell a silent daemon from a quiet one.
 HEARTBEAT_SECONDS = 5.0
+# Event streams open at once, whoever opened them. Not counted against limits.max_connections
+# (the JSON-RPC connections): a stream is one subscription and one sender, and a page needs
+# one; the cap bounds what clients need no token for when http.public_status is on.
+MAX_EVENT_STREAMS = 64
 
 
 def stable_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +104,21 @@ class _StreamSubscriber:
         self.receive.close()
 
 
+class _EventStream(StreamingResponse):
+    """A streaming answer that says when it has ended (``on_end``), even if its body was
+    never started (the client went away first)."""
+
+    def __init__(self, *args: Any, on_end: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_end()
+
+
 class StatusRoutes:
     """Serves the status document and its event streams, whose senders run in the shim's
     task group (``start``) until the shim stops (``close``)."""
@@ -111,6 +134,8 @@ class StatusRoutes:
         self._scope = scope
         self._tasks: TaskGroup | None = None  # runs the event streams' senders
         self._streams: set[_StreamSubscriber] = set()
+        self._reserved = 0  # streams answered and not ended yet (started or about to)
+        self._generation = 0  # one more each time the open streams are ended
         self._closing = False
 
     def routes(self) -> list[Route]:
@@ -127,6 +152,12 @@ class StatusRoutes:
     def close(self) -> None:
         """Serve no more event streams, and end those open now."""
         self._closing = True
+        self.close_streams()
+
+    def close_streams(self) -> None:
+        """End the event streams open now (the token was rotated), and those answered but
+        not started yet; new ones are served as before."""
+        self._generation += 1
         for subscriber in list(self._streams):
             subscriber.close()
 
@@ -154,11 +185,27 @@ class StatusRoutes:
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         if request.method == "HEAD":  # the headers only: an endless body is never started
             return Response(media_type="text/event-stream", headers=headers)
-        return StreamingResponse(
-            self._events_of(workspace), media_type="text/event-stream", headers=headers
+        if self._reserved >= MAX_EVENT_STREAMS:
+            return JSONResponse(
+                {"error": f"too many event streams open ({MAX_EVENT_STREAMS}); try again later"},
+                503,
+                headers={"Retry-After": "5"},
+            )
+        # Counted from now (no await since the token was checked: a rotation either ended
+        # the streams before this one's generation was read, or ends this one as it starts)
+        # until its answer ends, started or not.
+        self._reserved += 1
+        return _EventStream(
+            self._events_of(workspace, self._generation),
+            media_type="text/event-stream",
+            headers=headers,
+            on_end=self._release,
         )
 
-    async def _events_of(self, workspace: str | None) -> AsyncIterator[bytes]:
+    def _release(self) -> None:
+        self._reserved -= 1
+
+    async def _events_of(self, workspace: str | None, generation: int) -> AsyncIterator[bytes]:
         """The event stream of one client: the document now, then after each change, and
         every ``HEARTBEAT_SECONDS`` either the document (if what it shows moved on) or a
         ``ping``, which also keeps proxies from timing the stream out.
@@ -177,6 +224,8 @@ class StatusRoutes:
             self._tasks.start_soon(pump)
         self._streams.add(subscriber)
         try:
+            if generation != self._generation:
+                return  # the token it was asked with was rotated before it started
             yield b"retry: 2000\n" + event(snapshot)
             sent = etag_of(snapshot["status"])
             while True:

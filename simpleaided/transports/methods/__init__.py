@@ -15,6 +15,7 @@ from simpleaided.transports.methods.artifacts import artifact_methods
 from simpleaided.transports.methods.base import Probed
 from simpleaided.transports.methods.daemon import DaemonFacts, daemon_methods
 from simpleaided.transports.methods.db import db_methods
+from simpleaided.transports.methods.http import HttpControl, http_methods
 from simpleaided.transports.methods.llm import llm_methods
 from simpleaided.transports.methods.runs import run_methods
 from simpleaided.transports.methods.status import status_methods
@@ -23,7 +24,7 @@ from simpleaided.transports.methods.vault import vault_methods
 from simpleaided.transports.methods.workspaces import workspace_methods
 from simpleaided.transports.rpc import Method
 
-__all__ = ["DaemonFacts", "Probed", "build_methods"]
+__all__ = ["DaemonFacts", "HttpControl", "Probed", "build_methods"]
 
 
 def build_methods(
@@ -35,6 +36,7 @@ def build_methods(
     vault: VaultService,
     database: Probed,
     llm: Probed,
+    http: HttpControl,
 ) -> list[Method]:
     """Every method the daemon serves."""
     methods: list[Method] = []
@@ -48,4 +50,5 @@ def build_methods(
     methods += vault_methods(vault)
     methods += db_methods(database)
     methods += llm_methods(llm)
+    methods += http_methods(http)
     return methods
