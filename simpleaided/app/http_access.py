@@ -111,7 +111,13 @@ class HttpAccess:
                         f"the HTTP side needs Starlette and uvicorn ({exc.name} is missing): "
                         "pip install 'simpleaided[http]'"
                     ) from None
-                shim.bind()
+                try:
+                    shim.bind()
+                except OSError as exc:  # the shim's CannotListen says why in ``reason``
+                    why = getattr(exc, "reason", None) or exc.strerror or exc
+                    raise BackendUnavailable(
+                        f"cannot start the HTTP side on {OPEN_HOST}: {why}"
+                    ) from None
                 try:
                     await self._tasks.start(shim.serve)
                 except BaseException:
@@ -125,7 +131,13 @@ class HttpAccess:
     async def rotate_token(self) -> dict[str, Any]:
         """Replace the token (file and memory): the old one is refused from now on, and what
         authenticated with it (open WebSockets) is closed."""
-        await anyio.to_thread.run_sync(self.token.rotate)  # a durable write: off the loop
+        try:
+            await anyio.to_thread.run_sync(self.token.rotate)  # a durable write: off the loop
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot write the HTTP token file {self.token.path} "
+                f"({exc.strerror or exc}); the token was not changed"
+            ) from None
         log.info("the HTTP token was rotated")
         if self.shim is not None:
             self.shim.token_rotated()

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from pathlib import Path
 
 from simpleaided.domain.errors import NotFound, UnsafePath
@@ -84,11 +85,14 @@ def rotate(folder: Path) -> str:
 
 class TokenFile:
     """The token file of one folder and the token in use: read once, when the daemon starts
-    (``load``), held in memory, replaced by ``rotate``."""
+    (``load``), held in memory, replaced by ``rotate``. Rotations may come from several
+    threads at once: each writes the file and takes its token under one lock, so the file
+    and the token in use never disagree."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._token = ""
+        self._lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -97,7 +101,8 @@ class TokenFile:
 
     def load(self) -> None:
         """Read the token, or make it at the first start."""
-        self._token = read_or_create(self.folder)
+        with self._lock:
+            self._token = read_or_create(self.folder)
 
     def current(self) -> str:
         """The token in use; ``""`` before ``load``, which matches no offered token."""
@@ -105,8 +110,9 @@ class TokenFile:
 
     def rotate(self) -> str:
         """Make a new token, in the file and in use; the old one is refused from now on."""
-        self._token = rotate(self.folder)
-        return self._token
+        with self._lock:
+            self._token = rotate(self.folder)
+            return self._token
 
     def __repr__(self) -> str:  # never the token itself
         return f"TokenFile({str(self.folder)!r})"

@@ -12,7 +12,9 @@ import hmac
 import html
 import os
 import re
+import signal
 import stat
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from simpleaide.commands.open import (
+    BROWSER_GRACE_SECONDS,
     BrowserError,
     browser_commands,
     console_url,
@@ -203,7 +206,12 @@ def test_open_hands_the_browser_a_page_and_never_the_token(sandbox: Sandbox) -> 
     assert redirect_target(page) == f"{base}#token={token}&area=vault"
     assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700  # the token file's folder
     assert token not in result.stdout + result.err
-    assert result.stdout == f"opened the vault area of the console at {base}\n"
+    assert result.stdout == f"opened the vault area of the console at {base} (through {page})\n"
+    # The browser may not be able to read the page (a snap or flatpak one): what to do then.
+    assert result.err == (
+        "simpleaide: if the browser says it cannot find the file, run "
+        "`simpleaide open --print` and paste the URL it prints\n"
+    )
     # %s places the URL; --json tells what opened it, still without the token. The page is
     # rewritten (a new file renamed over the old: never half written, no temporary left).
     inode = page.stat().st_ino
@@ -218,7 +226,31 @@ def test_open_hands_the_browser_a_page_and_never_the_token(sandbox: Sandbox) -> 
         "area": "shell",
         "tokenRotated": False,
         "opened": f"{browser} --app=URL",
+        "page": str(page),
     }
+
+
+def test_a_browser_that_keeps_running_is_neither_waited_for_nor_ended(
+    sandbox: Sandbox,
+) -> None:
+    """A browser command that starts the browser and runs as long as it does (Firefox not
+    yet running, say): open returns once the command has had a moment to fail, and leaves
+    it running."""
+    browser = sandbox.root / "staying"
+    pid_file = sandbox.root / "staying.pid"
+    browser.write_text(f'#!/bin/sh\necho $$ > "{pid_file}"\nexec sleep 60\n')
+    browser.chmod(0o755)
+    started = time.monotonic()
+    result = sandbox.ok("open", "llm", env={"BROWSER": f"{browser} --new-window %s"})
+    took = time.monotonic() - started
+    pid = int(pid_file.read_text())
+    try:
+        assert result.stdout.startswith("opened the llm area of the console at "), result
+        assert took < BROWSER_GRACE_SECONDS + 10, took  # not the browser's 60 s
+        os.kill(pid, 0)  # still running: not ended by open
+        assert os.getsid(pid) == pid  # in a session of its own, away from the terminal
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 def test_a_browser_that_fails_is_said_and_the_url_printed_to_paste(sandbox: Sandbox) -> None:
@@ -284,5 +316,7 @@ def test_help_explains_the_token_and_the_browser(sandbox: Sandbox) -> None:
     for words in ("0600", "http-token", "beside the daemon's socket", "$BROWSER", "xdg-open"):
         assert words in text, words
     assert "--rotate-token" in text and "lose" in text
+    assert "the console's base URL (url)" in text  # what --json prints, for this command
+    assert "print the daemon's JSON result" not in text
     assert re.search(r"^\s+open\s+open the web console", sandbox.ok("--help").stdout, re.M)
     assert not sandbox.socket.exists()

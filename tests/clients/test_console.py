@@ -274,10 +274,23 @@ async def test_a_run_made_through_the_socket_appears_and_changes_live(
     await open_console(page, console)
     await expect(page.locator(".notice-empty")).to_be_visible()
     client = console.client
-    started = time.monotonic()
-    run = await new_run(client, workspace, title="nightly build")
-    await expect(row(page, run["id"])).to_be_visible(timeout=1000)
-    assert time.monotonic() - started < 1.0  # live, no reload
+    # When each row appears, by the page's clock (the same wall clock as the test's): the
+    # latency measured is the page's, not the test's round trips to the browser.
+    await page.evaluate(
+        """() => {
+            window.rowsSeen = {};
+            new MutationObserver(() => {
+                for (const el of document.querySelectorAll(".run-row[data-id]")) {
+                    window.rowsSeen[el.dataset.id] ??= Date.now();
+                }
+            }).observe(document.body, { childList: true, subtree: true });
+        }"""
+    )
+    run = await client.call("runs.create", workspace=str(workspace), title="nightly build")
+    created = time.time() * 1000  # runs.create's reply has arrived
+    await expect(row(page, run["id"])).to_be_visible()
+    appeared = await page.evaluate("(id) => window.rowsSeen[id]", run["id"])
+    assert appeared - created < 1000, f"appeared {appeared - created:.0f} ms after the reply"
     await expect(row(page, run["id"]).locator(".badge")).to_have_text("pending")
     await client.call("steps.create", runId=run["id"], name="fetch", start=True)
     await expect(row(page, run["id"]).locator(".badge")).to_have_text("running", timeout=1000)
@@ -488,16 +501,34 @@ async def test_probe_now_stays_disabled_until_the_probe_answers(
             fast.routes["/api/tags"] = Route(body=OLLAMA_TAGS)
             probe = page.locator("button.probe")
             await expect(probe).to_be_enabled()
+            # Every state the button and the probe's words go through, as the page shows them.
+            await page.evaluate(
+                """() => {
+                    const button = document.querySelector("button.probe");
+                    const words = document.querySelector(".probe-state");
+                    window.probeStates = [];
+                    new MutationObserver(() => {
+                        const state = button.disabled ? "disabled" : "enabled";
+                        const now = `${state}: ${words.textContent}`;
+                        if (window.probeStates.at(-1) !== now) window.probeStates.push(now);
+                    }).observe(document.body, {
+                        subtree: true, childList: true, attributes: true, characterData: true,
+                    });
+                }"""
+            )
             await probe.click()
             # The fast one's result comes through status.changed while the slow one runs.
             await expect(page.locator(".backend[data-name=fast]")).to_have_attribute(
                 "data-state", "online"
             )
             await expect(probe).to_be_disabled()
-            await anyio.sleep(0.5)
-            await expect(probe).to_be_disabled()
             await expect(page.locator(".probe-state")).to_contain_text("Probed at", timeout=10_000)
             await expect(probe).to_be_enabled()
+            # Enabled again only with the probe's answer, never before it.
+            states = await page.evaluate("window.probeStates")
+            enabled = [n for n, state in enumerate(states) if state.startswith("enabled")]
+            assert enabled and "Probed at" in states[enabled[0]], states
+            assert any("Probing" in state for state in states[: enabled[0]]), states
             await page.close()  # before the daemon stops
 
 
@@ -696,11 +727,24 @@ async def test_an_idle_open_vault_page_lets_the_vault_lock_on_time(
         await c.client.call("vault.init", passphrase=PASS)
         await c.client.call("vault.set", name="API_KEY", value="v")
         lists: list[str] = []
+        statuses: list[str] = []
 
         def frame(payload: str | bytes) -> None:
             if isinstance(payload, str) and '"vault.list"' in payload:
                 lists.append(payload)
+            if isinstance(payload, str) and '"vault.status"' in payload:
+                statuses.append(payload)
 
+        # When the vault locks itself, by its own clock, and the last use it counted.
+        vault = c.daemon.vault
+        locks: list[tuple[float, float, str]] = []
+        lock = vault.lock
+
+        def noted_lock(reason: str = "asked to") -> bool:
+            locks.append((time.monotonic(), vault._used_at, reason))
+            return lock(reason)
+
+        vault.lock = noted_lock  # type: ignore[method-assign]  # a wrapper
         page.on("websocket", lambda ws: ws.on("framesent", frame))
         await page.clock.install()
         await open_console(page, c, "#/vault")
@@ -712,22 +756,29 @@ async def test_an_idle_open_vault_page_lets_the_vault_lock_on_time(
         seconds = float(re.search(r"in ([\d.]+) s", countdown)[1])  # type: ignore[index]
         assert 1.5 <= seconds <= 3.0, countdown
         # The page's countdown reaches 0 before the daemon's (its clock runs ahead here): it
-        # reads the state again, never the names (a use, which would keep the vault open).
-        for _ in range(2):
-            await page.clock.fast_forward(5000)
-            await anyio.sleep(0.3)
+        # reads the state again (seen), never the names (a use, which would keep it open).
+        read = len(statuses)
+        await page.clock.fast_forward(5000)
+        await eventually(lambda: len(statuses) > read, 5)
+        # The vault locks itself for want of use; the page shows it. Its last use was the
+        # page's one vault.list (none since), and it locked its idle time (3 s) after that, by
+        # the vault's own clock: measured from that use, not from the test's steps.
+        await expect(body).to_have_attribute("data-state", "locked", timeout=6000)
         assert len(lists) == 1, lists
-
-        async def locked() -> bool:
-            state = await c.client.call("vault.status")
-            return bool(state["state"] == "locked")
-
-        await eventually(locked, 6)
-        assert time.monotonic() - shown < 4.5
-        await expect(body).to_have_attribute("data-state", "locked")
-        # And it stays locked while the page stays open.
-        await anyio.sleep(2)
+        assert len(locks) == 1, locks
+        locked_at, used_at, reason = locks[0]
+        assert reason == "unused for its idle time"
+        assert used_at <= shown  # no use after the names were shown
+        assert 3.0 <= locked_at - used_at < 4.0, locked_at - used_at  # the timer's lateness
+        # And it stays locked while the page stays open: its clock runs on (its timers fire),
+        # then a later change the page must show (a warning in the header); by then it has
+        # done whatever it would have done before.
+        await page.clock.fast_forward(5000)
+        c.daemon.warnings.set("test", "a change after the lock")
+        c.daemon.events.section_changed()
+        await expect(page.locator(f"{HEADER} .chip")).to_have_count(6)
         assert (await c.client.call("vault.status"))["state"] == "locked"
+        assert len(lists) == 1 and len(locks) == 1, (lists, locks)
         await page.close()  # before the daemon stops
 
 
@@ -782,7 +833,9 @@ async def test_a_runs_page_changes_in_place(
     await client.call("steps.complete", runId=rid, step=1)
     await expect(page.locator(".artifact[data-name='other.txt']")).to_be_visible()
     await expect(page.locator(".step[data-number='1'] .badge")).to_have_text("completed")
-    await anyio.sleep(0.3)
+    # A later change, once shown, means the page has handled the ones before it.
+    await client.call("steps.start", runId=rid, step=2)
+    await expect(page.locator(".step[data-number='2'] .badge")).to_have_text("running")
     assert reads == ["log.txt"]
     await expect(pre).to_have_attribute("data-mark", "same")
     assert await pre.evaluate("el => el.scrollTop") == 200
@@ -858,12 +911,16 @@ async def test_the_workspace_picker_filters_the_runs(
     await page.select_option("#workspace", str(other))
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-id", there["id"])
-    # Live too: a run in the other workspace does not show here.
-    await new_run(console.client, workspace)
-    await anyio.sleep(0.5)
-    await expect(rows).to_have_count(1)
+    # Live too: a run in the other workspace does not show here. A run made after it in
+    # this one does: once it shows, the first one's event was handled too.
+    elsewhere = await new_run(console.client, workspace)
+    later = await new_run(console.client, other)
+    await expect(rows.first).to_have_attribute("data-id", later["id"])
+    await expect(rows).to_have_count(2)
+    assert await row(page, elsewhere["id"]).count() == 0
     await page.select_option("#workspace", str(workspace))
     await expect(rows).to_have_count(2)
+    await expect(rows.first).to_have_attribute("data-id", elsewhere["id"])
     await expect(rows.last).to_have_attribute("data-id", here["id"])
 
 

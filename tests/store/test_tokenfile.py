@@ -4,8 +4,11 @@ else is found under its name is replaced, never used."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,33 @@ def test_the_holder_is_empty_until_loaded_and_never_shows_the_token(short_tmp: P
     assert token not in repr(held)
     new = held.rotate()
     assert new != token and held.current() == new == tokenfile.read_or_create(short_tmp)
+
+
+def test_concurrent_rotations_leave_the_file_and_the_token_in_use_agreeing(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``http.rotateToken`` rotates in a worker thread: two at once must not leave the file
+    holding one token and the daemon accepting the other."""
+    held = TokenFile(short_tmp)
+    held.load()
+    written = tokenfile.rotate
+
+    def slow_rotate(folder: Path) -> str:  # widens the gap between the write and the use
+        token = written(folder)
+        time.sleep(random.uniform(0, 0.002))
+        return token
+
+    monkeypatch.setattr(tokenfile, "rotate", slow_rotate)
+
+    def rotate_once(start: threading.Barrier) -> None:
+        start.wait()
+        held.rotate()
+
+    for _ in range(20):
+        start = threading.Barrier(6)
+        threads = [threading.Thread(target=rotate_once, args=(start,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert (short_tmp / TOKEN_FILE).read_text() == held.current() + "\n"

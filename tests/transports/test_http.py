@@ -5,12 +5,15 @@ its OpenAPI description (schemathesis). The token and the other refusals:
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -411,6 +414,40 @@ async def test_a_stream_ends_when_its_workspace_is_removed(
             again = await http.get("/api/status/stream", params={"workspace": str(workspace)})
             assert again.status_code == 404
     assert daemon.events.subscriptions == 0
+
+
+async def test_a_workspace_removed_before_its_stream_starts_ends_the_stream_cleanly(
+    shim: tuple[Daemon, str],
+    socket_path: Path,
+    workspace: Path,
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Removed between the route's check and the stream's first chunk: the subscription is
+    refused (NotFound); the stream ends at once, nothing is left open, nothing is logged as
+    an error (the client reconnects and learns why)."""
+    daemon, url = shim
+    subscribe = daemon.events.subscribe_status
+    gone = str(short_tmp / "gone")
+
+    def removed_meanwhile(subscriber: Any, workspace: str | None) -> dict[str, Any]:
+        return subscribe(subscriber, gone)  # as if removed: NotFound, from the hub itself
+
+    async with await RpcClient.connect(socket_path) as rpc:
+        await rpc.call("workspaces.add", path=str(workspace))
+    monkeypatch.setattr(daemon.events, "subscribe_status", removed_meanwhile)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        async with httpx.AsyncClient(base_url=url, timeout=10, headers=bearer(daemon)) as http:
+            with anyio.fail_after(5):
+                reply = await http.get("/api/status/stream", params={"workspace": str(workspace)})
+            assert reply.status_code == 200 and reply.content == b""
+            assert (await http.get("/healthz")).status_code == 200
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert daemon.events.subscriptions == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_port_in_use_stops_the_start_with_one_clear_error(

@@ -7,6 +7,7 @@ and their traversal; the token file across restarts and rotations, never in a lo
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from simpleaided.transports.http import web
 from simpleaided.transports.http.security import CONTENT_SECURITY_POLICY, listener_token
 from tests.support.daemon import ConfigSource, running_daemon
 from tests.support.http import bearer, file_token_of, raw_request, token_of
-from tests.support.rpc import RpcClient
+from tests.support.rpc import RpcClient, RpcFailed
 from tests.support.waiting import eventually
 
 SHIM = {"http.listen": "127.0.0.1:0"}
@@ -751,3 +752,49 @@ async def test_a_reload_keeps_the_shim_http_open_started(
             assert (await http.get("/api/status", headers=bearer(daemon))).status_code == 200
             assert_refused_401(await http.get("/api/status"))  # public_status waits too
         daemon.request_stop()
+
+
+async def test_http_open_and_rotation_say_why_when_the_system_refuses(
+    isolated_env: Path,
+    socket_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An address that cannot be bound, a token file that cannot be written: an error the
+    user can act on (-32050, the system's reason), not "Internal error" and a traceback."""
+    from simpleaided.app import http_access
+    from simpleaided.store import tokenfile
+
+    caplog.set_level(logging.INFO)
+    # TEST-NET-1 (RFC 5737): assigned to no interface here, so bind fails with EADDRNOTAVAIL.
+    monkeypatch.setattr(http_access, "OPEN_HOST", "192.0.2.1")
+
+    def no_space(parent: int) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    async with (
+        running_daemon(socket_path, isolated_env / "state") as daemon,
+        await RpcClient.connect(socket_path) as rpc,
+    ):
+        with pytest.raises(RpcFailed) as raised:
+            await rpc.call("http.open")
+        assert raised.value.code == -32050
+        assert raised.value.message == (
+            f"cannot start the HTTP side on 192.0.2.1: {os.strerror(errno.EADDRNOTAVAIL)}"
+        )
+        assert daemon.http is None
+        assert (await rpc.call("status.get"))["api"]["enabled"] is False
+        path = socket_path.parent / TOKEN_FILE
+        before = path.read_text()
+        monkeypatch.setattr(tokenfile, "_write_new", no_space)  # the file's write fails
+        with pytest.raises(RpcFailed) as raised:
+            await rpc.call("http.rotateToken")
+        assert raised.value.code == -32050
+        assert raised.value.message == (
+            f"cannot write the HTTP token file {path} (No space left on device); "
+            "the token was not changed"
+        )
+        assert path.read_text() == before
+        assert daemon.http_access.token.current() == before.strip()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not [r for r in caplog.records if "Internal error" in r.getMessage()]

@@ -61,6 +61,14 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+class CannotListen(OSError):
+    """The shim's address cannot be listened on; ``reason`` is the system's word for why."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class HttpShim:
     """Serves the shim on ``host:port`` (port 0: any free one, then ``port`` says which)."""
 
@@ -162,7 +170,8 @@ class HttpShim:
         except OSError as exc:
             sock.close()
             where = f"{self.host}:{self.port}"
-            raise OSError(f"cannot listen on {where} for the HTTP shim: {exc.strerror}") from None
+            message = f"cannot listen on {where} for the HTTP shim: {exc.strerror}"
+            raise CannotListen(message, exc.strerror or str(exc)) from None
         self.port = sock.getsockname()[1]
         self._sock = sock
 

@@ -11,7 +11,7 @@ client that opened one with the old token must come back with the new one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -116,7 +116,15 @@ class _EventStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._on_end()
+            try:
+                # Its body ends now (its ``finally`` runs: the subscription is ended), not
+                # whenever the garbage collector finds it.
+                body = self.body_iterator
+                if isinstance(body, AsyncGenerator):
+                    with anyio.CancelScope(shield=True):
+                        await body.aclose()
+            finally:
+                self._on_end()
 
 
 class StatusRoutes:
@@ -219,13 +227,16 @@ class StatusRoutes:
 
         assert self._tasks is not None
         subscriber = _StreamSubscriber()
-        snapshot = self._events.subscribe_status(subscriber, workspace)
-        for pump in subscriber.pumps:  # the hub's sender for this subscription
-            self._tasks.start_soon(pump)
-        self._streams.add(subscriber)
         try:
             if generation != self._generation:
                 return  # the token it was asked with was rotated before it started
+            try:
+                snapshot = self._events.subscribe_status(subscriber, workspace)
+            except SimpleaideError:
+                return  # its workspace was removed since the route checked it: as below
+            for pump in subscriber.pumps:  # the hub's sender for this subscription
+                self._tasks.start_soon(pump)
+            self._streams.add(subscriber)
             yield b"retry: 2000\n" + event(snapshot)
             sent = etag_of(snapshot["status"])
             while True:

@@ -148,10 +148,14 @@ class WebSocketMessageStream:
         self._inbox_in.close()  # a receive() waiting for a message wakes up (and fails)
         self._inbox.close()
 
-    async def close(self, code: int) -> None:
+    async def close(self, code: int | None = None) -> None:
         """Stop (with ``code``, unless stopped already) and send the close frame; by the
-        connection's own task, which is the one that sends."""
-        self.stop(code)
+        connection's own task, which is the one that sends. Without ``code``: once stopped,
+        the close frame says the code it was stopped with."""
+        if code is not None:
+            self.stop(code)
+        elif not self.closed:
+            self.stop(NORMAL)
         if self._close_sent or self.peer_gone:
             return
         self._close_sent = True
@@ -230,7 +234,7 @@ class RpcEndpoint:
 
     async def _serve(self, server: RpcServer, stream: WebSocketMessageStream, scope: Scope) -> None:
         if stream.closed:  # stopped while accepted (the token was rotated): nothing served
-            await stream.close(GOING_AWAY)
+            await stream.close()  # with the code it was stopped with
             return
         async with anyio.create_task_group() as tg:
             tg.start_soon(stream.read_frames)

@@ -36,6 +36,9 @@ AREAS = ("runs", "vault", "db", "llm", "shell", "env")
 REDIRECT_FILE = "console.html"  # beside the socket: the page the browser is given
 DEFAULT_AREA = "runs"
 METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the daemon does not know
+# How long a browser command is watched: one that fails says so at once (it exits non-zero);
+# one still running then has the page (a browser started by it), and is left running.
+BROWSER_GRACE_SECONDS = 1.5
 
 DESCRIPTION = """\
 Open the web console in your browser, on AREA (default: runs). A daemon is started
@@ -56,8 +59,11 @@ or flatpak one, say): use --print and paste the URL.
 
 The browser: $BROWSER, a list of commands separated by ':' tried in turn (%s in one
 stands for the URL, else the URL is added at the end; %% is a literal %), else
-xdg-open. If none can open it, the URL is printed for you to paste, and the exit
-status is 1.
+xdg-open. Each is started on its own, detached from the terminal: one that exits
+with an error within a moment is said and the next is tried; one that succeeds, or
+is still running then, has the page. A browser that runs inside the terminal (lynx,
+w3m) cannot be used this way: use --print. If none can open it, the URL is printed
+for you to paste, and the exit status is 1.
 """
 
 EPILOG = """\
@@ -77,8 +83,17 @@ def register(tree: Commands) -> None:
         "open the web console in your browser (with its token)",
         open_console,
         description=DESCRIPTION,
+        json_output=False,
     )
     command.epilog = EPILOG
+    command.add_argument(
+        "--json",
+        action="store_true",
+        help="print the answer as JSON: the console's base URL (url), the area, tokenRotated, "
+        "and the command that opened it (opened) and the page it was given (page); with "
+        "--print, or when no browser could open it, the whole URL instead (consoleUrl, token "
+        "included)",
+    )
     command.add_argument(
         "area",
         nargs="?",
@@ -135,11 +150,21 @@ def open_console(session: Session, args: Args) -> int:
         )
         reply(args, {**result, "opened": None, "consoleUrl": url}, lambda _: print(escape(url)))
         return EXIT_ERROR
-    return reply(
+    status = reply(
         args,
-        {**result, "opened": opened_with},
-        lambda _: print(escape(f"opened the {args.area} area of the console at {base}")),
+        {**result, "opened": opened_with, "page": page},
+        lambda _: print(
+            escape(f"opened the {args.area} area of the console at {base} (through {page})")
+        ),
     )
+    # The browser may yet fail to read the page (a snap or flatpak one cannot read the
+    # socket's folder) and nothing tells us: say where it is (above), and what to do then.
+    print(
+        "simpleaide: if the browser says it cannot find the file, run "
+        "`simpleaide open --print` and paste the URL it prints",
+        file=sys.stderr,
+    )
+    return status
 
 
 def _address(answer: Any) -> tuple[str, str]:
@@ -289,13 +314,22 @@ def _shown(argv: list[str], url: str) -> str:
     return " ".join(word.replace(url, "URL") for word in argv)
 
 
-def launch(url: str, environ: Mapping[str, str] = os.environ) -> str:
-    """Open ``url`` with the first browser command that succeeds (exit status 0) and return
-    that command (the URL left out); ``BrowserError`` says why none did.
+# Browsers still running when ``launch`` returned: held so that they are never collected
+# (and warned about) while this process lives; they are not ours to wait for or to end.
+_LEFT_RUNNING: list[Any] = []
 
-    Each command is waited for, as Python's ``webbrowser`` does (a browser in the terminal
-    runs until it quits; ``xdg-open`` returns once the browser has the URL). Its output goes
-    to stderr: stdout carries this command's own answer."""
+
+def launch(
+    url: str, environ: Mapping[str, str] = os.environ, grace: float = BROWSER_GRACE_SECONDS
+) -> str:
+    """Open ``url`` with the first browser command that succeeds and return that command
+    (the URL left out); ``BrowserError`` says why none did.
+
+    Each command is started detached (a session of its own, no terminal: its input and
+    output go nowhere), and watched for ``grace`` seconds, never longer: one that exits 0
+    has handed the URL on (``xdg-open``, a browser already running), one still running has
+    the page (a browser it started, which may run for hours: this command does not wait for
+    it, nor end it), one that exits otherwise has failed and the next is tried."""
     import subprocess
 
     commands = browser_commands(url, environ)
@@ -305,24 +339,27 @@ def launch(url: str, environ: Mapping[str, str] = os.environ) -> str:
     for argv in commands:
         shown = _shown(argv, url)
         try:
-            done = subprocess.run(argv, stdout=_stderr_fd(), check=False)
+            browser = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as exc:
             reasons.append(f"{shown!r} cannot be run ({exc.strerror or exc})")
             continue
-        if done.returncode == 0:
+        try:
+            status = browser.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _LEFT_RUNNING.append(browser)
             return shown
-        if done.returncode < 0:
-            reasons.append(f"{shown!r} was ended by signal {-done.returncode}")
+        if status == 0:
+            return shown
+        if status < 0:
+            reasons.append(f"{shown!r} was ended by signal {-status}")
         else:
-            reasons.append(f"{shown!r} failed with exit status {done.returncode}")
+            reasons.append(f"{shown!r} failed with exit status {status}")
     source = "$BROWSER" if environ.get("BROWSER", "").strip() else "xdg-open"
     message = f"the browser ({source}) did not open the console: {'; '.join(reasons)}"
     raise BrowserError(message.replace(url, "URL"))  # the token stays out of messages
-
-
-def _stderr_fd() -> int | None:
-    """Our stderr's file descriptor, for a browser's output (``None``: inherit stdout)."""
-    try:
-        return sys.stderr.fileno() if sys.stderr is not None else None
-    except (OSError, ValueError):
-        return None
