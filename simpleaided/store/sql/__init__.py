@@ -1,5 +1,6 @@
 """Blocking SQL drivers: the session both drivers offer (SQLite in ``sqlite.py``, PostgreSQL in
-``postgres.py``), each translating its driver's exceptions into the project's errors.
+``postgres.py``), each translating its driver's exceptions into the project's errors; what a
+database holds (tables, row identity, descriptions) is read in ``catalog.py``.
 
 A session blocks; the database service runs it on a worker thread and wakes it with
 ``abort`` when it stops waiting.
@@ -33,6 +34,11 @@ class Session(Protocol):
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Run one statement; its rows (none for a statement that returns none)."""
+        ...
+
+    def quote_identifier(self, name: str) -> str:
+        """``name`` as a quoted SQL identifier, by the driver's own means; ``InvalidInput`` for a
+        name no identifier can hold (a NUL character)."""
         ...
 
     def abort(self) -> None:

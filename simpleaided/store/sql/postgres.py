@@ -131,6 +131,18 @@ class PgSession(Session):
             return ReadOnly(_first_line(str(exc)))
         return InvalidInput(f"database error: {_first_line(str(exc))}")
 
+    def quote_identifier(self, name: str) -> str:
+        import psycopg
+        from psycopg import sql
+
+        if "\0" in name:
+            raise InvalidInput("an SQL name cannot contain a NUL character")
+        try:
+            # Rendered by libpq for the connection's encoding.
+            return sql.Identifier(name).as_string(self._conn)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from None
+
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             self._wake.shutdown(socket.SHUT_RDWR)

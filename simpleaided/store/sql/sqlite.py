@@ -71,6 +71,11 @@ class SqliteSession(Session):
                 raise ReadOnly(str(exc)) from None
             raise InvalidInput(f"database error: {exc}") from None
 
+    def quote_identifier(self, name: str) -> str:
+        if "\0" in name:
+            raise InvalidInput("an SQL name cannot contain a NUL character")
+        return '"' + name.replace('"', '""') + '"'
+
     def abort(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.interrupt()

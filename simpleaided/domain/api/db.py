@@ -1,0 +1,141 @@
+"""The ``db.*`` contract: the database grid's parameters (DESIGN.md §10).
+
+Names of tables, schemas and columns are any text (quotes, spaces, Unicode): the service checks
+them against the catalogue and the driver quotes them; here only their size is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from simpleaided.domain import grid
+from simpleaided.domain.api.base import Params
+from simpleaided.domain.grid import FilterOp
+
+MAX_PAGE_ROWS = 1000
+MAX_CELL_BYTES = 16 * 1024 * 1024
+MAX_EDITS = 1000
+MAX_QUERY_ROWS = 100_000
+MAX_QUERY_MS = 3_600_000
+MAX_SQL_CHARS = 1024 * 1024
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("a name cannot hold a NUL character")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_nul)]
+"""A table, schema or column name."""
+CursorText = Annotated[str, Field(min_length=1, max_length=grid.MAX_CURSOR_CHARS)]
+QueryId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+RowKey = Annotated[list[Any], Field(min_length=1, max_length=64)]
+"""A row's key: its key columns' values in the order ``db.tables`` lists them."""
+RowValues = Annotated[dict[Name, Any], Field(max_length=4096)]
+
+
+class TableParams(Params):
+    """A table (or view) of the profile's database; ``schema`` defaults to the search path's
+    first (PostgreSQL) or ``main`` (SQLite)."""
+
+    table: Name
+    schema_: Name | None = Field(None, alias="schema")
+
+
+class SortParam(Params):
+    column: Name
+    desc: bool = False
+
+
+class FilterParam(Params):
+    column: Name
+    op: FilterOp
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> FilterParam:
+        grid.check_filter(self.op, self.value)
+        return self
+
+
+Filters = Annotated[list[FilterParam], Field(max_length=64)]
+
+
+class RowsParams(TableParams):
+    """``db.rows``: one page, after the ``next`` cursor or before the ``prev`` one."""
+
+    sort: Annotated[list[SortParam], Field(max_length=16)] = []
+    filters: Filters = []
+    after: CursorText | None = None
+    before: CursorText | None = None
+    limit: int = Field(100, ge=1, le=MAX_PAGE_ROWS)
+    cell_bytes: int = Field(1024, ge=16, le=MAX_CELL_BYTES)
+
+    @model_validator(mode="after")
+    def _one_cursor_and_each_column_once(self) -> RowsParams:
+        if self.after is not None and self.before is not None:
+            raise ValueError("give after or before, not both")
+        columns = [s.column for s in self.sort]
+        if len(set(columns)) != len(columns):
+            raise ValueError("sort by each column once")
+        return self
+
+
+class CellParams(TableParams):
+    """``db.cell``: the whole value of one cell."""
+
+    key: RowKey
+    column: Name
+
+
+class CountParams(TableParams):
+    filters: Filters = []
+
+
+class Change(Params):
+    """One change of a ``db.edit`` batch. An update or delete names its row by ``key`` and
+    carries ``expect``, the values the client read, so a row changed underneath is detected."""
+
+    op: Literal["insert", "update", "delete"]
+    key: RowKey | None = None
+    values: RowValues | None = None
+    expect: RowValues | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_op(self) -> Change:
+        if self.op == "insert":
+            if self.key is not None or self.expect is not None:
+                raise ValueError("an insert takes values only (no key, no expect)")
+            if self.values is None:
+                raise ValueError("an insert needs values")
+            return self
+        if self.key is None or not self.expect:
+            raise ValueError(f"an {self.op} needs the row's key and expect (the values read)")
+        if self.op == "update" and not self.values:
+            raise ValueError("an update needs values to set")
+        if self.op == "delete" and self.values is not None:
+            raise ValueError("a delete takes no values")
+        return self
+
+
+class EditParams(TableParams):
+    """``db.edit``: a batch applied in one transaction, or not at all."""
+
+    changes: Annotated[list[Change], Field(min_length=1, max_length=MAX_EDITS)]
+
+
+class QueryParams(Params):
+    """``db.query``: one statement, capped in rows and time, cancellable by ``queryId``."""
+
+    sql: Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS)]
+    params: Annotated[list[Any], Field(max_length=10_000)] | None = None
+    limit: int = Field(1000, ge=1, le=MAX_QUERY_ROWS)
+    timeout_ms: int = Field(30_000, ge=1, le=MAX_QUERY_MS)
+    query_id: QueryId | None = None
+
+
+class CancelParams(Params):
+    query_id: QueryId
