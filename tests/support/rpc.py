@@ -22,7 +22,42 @@ class RpcFailed(Exception):
         self.data: Any = error.get("data")
 
 
-class RpcClient:
+class Conversation:
+    """What every test client of the daemon shares, whatever carries its messages: a reply
+    awaited while the notifications that come first are kept, and a wait for one of those."""
+
+    notifications: list[dict[str, Any]]
+
+    async def send_message(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def receive_message(self) -> Any:
+        """The next whole message, decoded."""
+        raise NotImplementedError
+
+    async def exchange(self, message: Any) -> Any:
+        """Send one message (object or batch) and return the decoded reply; notifications
+        that arrive first are kept in ``notifications``."""
+        await self.send_message(json.dumps(message).encode())
+        while True:
+            reply = await self.receive_message()
+            if isinstance(reply, dict) and "method" in reply and "id" not in reply:
+                self.notifications.append(reply)
+                continue
+            return reply
+
+    async def notification(self, method: str) -> dict[str, Any]:
+        """The next notification called ``method`` (its params), waiting up to 5 s."""
+        with anyio.fail_after(5):
+            while True:
+                for n, message in enumerate(self.notifications):
+                    if message["method"] == method:
+                        del self.notifications[n]
+                        return message["params"]  # type: ignore[no-any-return]
+                self.notifications.append(await self.receive_message())
+
+
+class RpcClient(Conversation):
     """Newline-delimited JSON over a Unix socket."""
 
     def __init__(self, stream: SocketStream) -> None:
@@ -55,26 +90,11 @@ class RpcClient:
         line, _, self._buffer = b"".join(parts).partition(b"\n")
         return line
 
-    async def exchange(self, message: Any) -> Any:
-        """Send one message (object or batch) and return the decoded reply; notifications
-        that arrive first are kept in ``notifications``."""
-        await self.send_raw(json.dumps(message).encode() + b"\n")
-        while True:
-            reply = json.loads(await self.receive_line())
-            if isinstance(reply, dict) and "method" in reply and "id" not in reply:
-                self.notifications.append(reply)
-                continue
-            return reply
+    async def send_message(self, data: bytes) -> None:
+        await self.send_raw(data + b"\n")
 
-    async def notification(self, method: str) -> dict[str, Any]:
-        """The next notification called ``method`` (its params), waiting up to 5 s."""
-        with anyio.fail_after(5):
-            while True:
-                for n, message in enumerate(self.notifications):
-                    if message["method"] == method:
-                        del self.notifications[n]
-                        return message["params"]  # type: ignore[no-any-return]
-                self.notifications.append(json.loads(await self.receive_line()))
+    async def receive_message(self) -> Any:
+        return json.loads(await self.receive_line())
 
     async def request(self, method: str, params: Any = None) -> dict[str, Any]:
         """The whole response object of one request."""

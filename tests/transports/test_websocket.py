@@ -22,7 +22,7 @@ from websockets.typing import Origin, Subprotocol
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.http.websocket import POLICY_VIOLATION, RpcEndpoint
 from tests.support.daemon import make_daemon, running_daemon
-from tests.support.rpc import RpcClient
+from tests.support.rpc import Conversation, RpcClient
 from tests.support.waiting import eventually
 
 SHIM = {"http.listen": "127.0.0.1:0"}
@@ -68,7 +68,7 @@ def ws_connect(
     )
 
 
-class WsRpc:
+class WsRpc(Conversation):
     """JSON-RPC over an open WebSocket: one text frame per message."""
 
     def __init__(self, ws: ClientConnection) -> None:
@@ -76,20 +76,14 @@ class WsRpc:
         self._ids = itertools.count(1)
         self.notifications: list[dict[str, Any]] = []
 
-    async def receive(self) -> Any:
+    async def send_message(self, data: bytes) -> None:
+        await self.ws.send(data.decode())
+
+    async def receive_message(self) -> Any:
         with anyio.fail_after(10):
             frame = await self.ws.recv()
         assert isinstance(frame, str), "a text frame"
         return json.loads(frame)
-
-    async def exchange(self, message: Any) -> Any:
-        await self.ws.send(json.dumps(message))
-        while True:
-            reply = await self.receive()
-            if isinstance(reply, dict) and "method" in reply and "id" not in reply:
-                self.notifications.append(reply)
-                continue
-            return reply
 
     async def request(self, method: str, **params: Any) -> dict[str, Any]:
         message = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)}
@@ -101,15 +95,6 @@ class WsRpc:
         reply = await self.request(method, **params)
         assert "error" not in reply, reply
         return reply["result"]
-
-    async def notification(self, method: str) -> dict[str, Any]:
-        with anyio.fail_after(5):
-            while True:
-                for n, message in enumerate(self.notifications):
-                    if message["method"] == method:
-                        del self.notifications[n]
-                        return message["params"]  # type: ignore[no-any-return]
-                self.notifications.append(await self.receive())
 
 
 async def closed_with(ws: ClientConnection) -> int | None:
@@ -182,13 +167,13 @@ async def test_a_malformed_message_gets_a_parse_error_and_the_daemon_goes_on(
     async with ws_connect(daemon) as ws, await RpcClient.connect(socket_path) as sock:
         rpc = WsRpc(ws)
         await ws.send("{not json")
-        assert (await rpc.receive())["error"]["code"] == -32700
+        assert (await rpc.receive_message())["error"]["code"] == -32700
         await ws.send("")
-        assert (await rpc.receive())["error"]["code"] == -32700
+        assert (await rpc.receive_message())["error"]["code"] == -32700
         assert await rpc.call("daemon.ping")  # the same connection goes on
         # A binary frame breaks the protocol: a parse error, then the connection closes.
         await ws.send(b'{"jsonrpc": "2.0", "method": "daemon.ping", "id": 9}')
-        error = await rpc.receive()
+        error = await rpc.receive_message()
         assert error["error"]["code"] == -32700 and "text frame" in error["error"]["message"]
         assert await closed_with(ws) == 1003
         assert await sock.call("daemon.ping")  # everyone else is served
@@ -208,7 +193,7 @@ async def test_an_oversized_message_gets_32040_then_close_1009(
         }
         async with ws_connect(daemon) as ws:
             await ws.send(json.dumps(big, ensure_ascii=False))  # over in bytes, not in chars
-            error = await WsRpc(ws).receive()
+            error = await WsRpc(ws).receive_message()
             assert error["error"]["code"] == -32040 and str(limit) in error["error"]["message"]
             assert await closed_with(ws) == 1009
         async with ws_connect(daemon) as ws:  # far over: the protocol's own limit, same code
@@ -325,7 +310,7 @@ async def test_the_connection_limit_counts_socket_and_websocket_alike(
             info = await sock.call("daemon.info")
             assert info["connections"]["open"] == 2
             async with ws_connect(daemon) as third:  # over the limit: told why, then closed
-                error = await WsRpc(third).receive()
+                error = await WsRpc(third).receive_message()
                 assert error["error"]["code"] == -32040
                 assert "limits.max_connections" in error["error"]["message"]
                 assert await closed_with(third) == 1013
