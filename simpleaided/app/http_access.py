@@ -131,13 +131,18 @@ class HttpAccess:
     async def rotate_token(self) -> dict[str, Any]:
         """Replace the token (file and memory): the old one is refused from now on, and what
         authenticated with it (open WebSockets) is closed."""
+        before = self.token.current()
         try:
             await anyio.to_thread.run_sync(self.token.rotate)  # a durable write: off the loop
         except OSError as exc:
-            raise BackendUnavailable(
-                f"cannot write the HTTP token file {self.token.path} "
-                f"({exc.strerror or exc}); the token was not changed"
-            ) from None
+            if self.token.current() == before:
+                raise BackendUnavailable(
+                    f"cannot write the HTTP token file {self.token.path} "
+                    f"({exc.strerror or exc}); the token was not changed"
+                ) from None
+            # Written, then a later step failed (fsyncing the folder): the new token is the
+            # one in the file and in use, so what used the old one goes as after a rotation.
+            log.warning("the HTTP token file was replaced, but %s", exc.strerror or exc)
         log.info("the HTTP token was rotated")
         if self.shim is not None:
             self.shim.token_rotated()

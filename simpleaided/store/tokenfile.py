@@ -16,7 +16,7 @@ import stat
 import threading
 from pathlib import Path
 
-from simpleaided.domain.errors import NotFound, UnsafePath
+from simpleaided.domain.errors import NotFound, SimpleaideError, UnsafePath
 from simpleaided.store import safefs
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,22 @@ class TokenFile:
     def rotate(self) -> str:
         """Make a new token, in the file and in use; the old one is refused from now on."""
         with self._lock:
-            self._token = rotate(self.folder)
+            try:
+                self._token = rotate(self.folder)
+            except OSError:
+                # The new file may be in place already (a failure after the rename, e.g.
+                # fsyncing the folder): take what the file holds, so file and memory agree.
+                self._token = self._in_file() or self._token
+                raise
             return self._token
+
+    def _in_file(self) -> str | None:
+        """The usable token the file holds now, if any (never raises)."""
+        try:
+            with safefs.opened(_open_folder(self.folder)) as parent:
+                return _read(parent, f"the HTTP token file {self.path}")[0]
+        except (OSError, SimpleaideError):
+            return None
 
     def __repr__(self) -> str:  # never the token itself
         return f"TokenFile({str(self.folder)!r})"

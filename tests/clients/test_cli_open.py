@@ -32,6 +32,7 @@ from simpleaide.commands.open import (
     write_redirect,
 )
 from tests.support.sandbox import Sandbox
+from tests.support.waiting import eventually_blocking
 
 TOKEN = re.compile(r"^[0-9a-f]{64}$")
 URL = "http://127.0.0.1:8000/#token=" + "ab" * 32 + "&area=runs"
@@ -78,7 +79,7 @@ def test_launch_tries_each_browser_until_one_succeeds(tmp_path: Path) -> None:
     broken = recorder(tmp_path, "broken", status=3)
     works = recorder(tmp_path, "works")
     env = {"BROWSER": f"{tmp_path}/missing:{broken} %s:{works} --tab"}
-    assert launch(URL, env) == f"{works} --tab URL"
+    assert launch(URL, env, grace=30) == f"{works} --tab URL"  # a failing one exits at once
     assert Path(f"{broken}.txt").read_text() == f"{URL}\n"
     assert Path(f"{works}.txt").read_text() == f"--tab\n{URL}\n"
 
@@ -88,14 +89,14 @@ def test_when_no_browser_opens_it_the_reasons_are_given_without_the_token(
 ) -> None:
     broken = recorder(tmp_path, "broken", status=3)
     with pytest.raises(BrowserError) as raised:
-        launch(URL, {"BROWSER": f"{tmp_path}/missing %s:{broken} --x=%s:%s"})
+        launch(URL, {"BROWSER": f"{tmp_path}/missing %s:{broken} --x=%s:%s"}, grace=30)
     message = raised.value.message
     assert message.startswith("the browser ($BROWSER) did not open the console: ")
     assert f"'{tmp_path}/missing URL' cannot be run (No such file or directory)" in message
     assert f"'{broken} --x=URL' failed with exit status 3" in message
     assert "ab" * 32 not in message and URL not in message
     with pytest.raises(BrowserError, match="no browser to open the console with"):
-        launch(URL, {"PATH": str(tmp_path / "none")})
+        launch(URL, {"PATH": str(tmp_path / "none")}, grace=30)
 
 
 def test_the_page_is_private_whatever_the_umask_and_only_in_a_private_folder(
@@ -243,7 +244,7 @@ def test_a_browser_that_keeps_running_is_neither_waited_for_nor_ended(
     started = time.monotonic()
     result = sandbox.ok("open", "llm", env={"BROWSER": f"{browser} --new-window %s"})
     took = time.monotonic() - started
-    pid = int(pid_file.read_text())
+    pid = int(eventually_blocking(lambda: pid_file.exists() and pid_file.read_text().strip(), 10))
     try:
         assert result.stdout.startswith("opened the llm area of the console at "), result
         assert took < BROWSER_GRACE_SECONDS + 10, took  # not the browser's 60 s

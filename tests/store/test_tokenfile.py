@@ -146,3 +146,29 @@ def test_concurrent_rotations_leave_the_file_and_the_token_in_use_agreeing(
         for thread in threads:
             thread.join()
         assert (short_tmp / TOKEN_FILE).read_text() == held.current() + "\n"
+
+
+def test_a_rotation_failing_after_the_rename_keeps_file_and_memory_agreeing(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new file is in place when fsyncing its folder fails: the token in use must be the
+    one in the file, not the old one, though the rotation says it failed."""
+    held = TokenFile(short_tmp)
+    held.load()
+    old = held.current()
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def fsync_failing_on_the_folder(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the file's own fsync passes; the folder's, after the rename, fails
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_on_the_folder)
+    with pytest.raises(OSError):
+        held.rotate()
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    in_file = (short_tmp / TOKEN_FILE).read_text().strip()
+    assert in_file != old  # the rename happened
+    assert held.current() == in_file

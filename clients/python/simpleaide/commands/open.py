@@ -139,7 +139,7 @@ def open_console(session: Session, args: Args) -> int:
     }
     if args.print:
         return reply(args, {**result, "consoleUrl": url}, lambda _: print(escape(url)))
-    session.close()  # not held open while a browser in the terminal runs
+    session.close()  # not held open while the browser starts
     try:
         page = write_redirect(os.path.dirname(session.socket_path), url)
         opened_with = launch(file_url(page))
