@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.imports import imports_in
 
 ROOT = Path(__file__).parents[1]
 LAYERS = ["domain", "store", "services", "transports", "app"]
@@ -27,22 +28,6 @@ def imported_modules(path: Path) -> set[str]:
     if path.name != "__init__.py":
         package = package[:-1]
     return imports_in(path.read_text(), package)
-
-
-def imports_in(source: str, package: list[str]) -> set[str]:
-    """Absolute names of the modules ``source``, a module of ``package``, imports."""
-    tree = ast.parse(source)
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            found.add(module)
-            # "from . import x" / "from simpleaided import x" may import submodules.
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
 
 
 def package_files(package: str) -> list[Path]:

@@ -3,27 +3,13 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
+from tests.support.imports import imports_in
+
 TESTS = Path(__file__).parent
-
-
-def imports_in(source: str, package: list[str]) -> set[str]:
-    """Absolute names of every module ``source`` (a module of ``package``) imports, and of
-    every name it imports from one: ``from tests import test_x`` imports a module too."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
 
 
 def imported_test_modules(source: str, package: list[str]) -> list[str]:

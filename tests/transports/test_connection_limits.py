@@ -24,6 +24,7 @@ import pytest
 from simpleaided.app.config import load_config
 from simpleaided.app.daemon import Daemon
 from tests.support.daemon import daemon_env, running_daemon
+from tests.support.dispatch import record_handled
 from tests.support.llm_servers import SilentServer
 from tests.support.rpc import RpcClient
 from tests.support.waiting import eventually, eventually_blocking
@@ -288,14 +289,7 @@ async def test_pipelining_clients_take_turns_behind_a_client_waiting_for_its_rep
     """Twenty clients send hundreds of requests each without waiting for replies; a client
     that waits for each reply must not find a request of every one of them ahead of its own.
     Counted, not timed: flood requests handled per round trip of the waiting client."""
-    handled: list[str] = []
-    handle = daemon.server._dispatcher.handle
-
-    async def recording(message: bytes, conn: Any) -> bytes | None:
-        handled.append("flood" if b'"flood"' in message else "healthy")
-        return await handle(message, conn)
-
-    daemon.server._dispatcher.handle = recording  # type: ignore[method-assign,assignment]  # a wrapper
+    handled = record_handled(daemon)
     flood = b'{"jsonrpc":"2.0","method":"daemon.ping","id":"flood"}\n' * 500
 
     flooders = [await anyio.connect_unix(socket_path) for _ in range(20)]

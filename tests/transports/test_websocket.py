@@ -22,6 +22,7 @@ from websockets.typing import Origin, Subprotocol
 from simpleaided.app.daemon import Daemon
 from simpleaided.transports.http.websocket import POLICY_VIOLATION, RpcEndpoint
 from tests.support.daemon import make_daemon, running_daemon
+from tests.support.dispatch import record_handled
 from tests.support.rpc import Conversation, RpcClient
 from tests.support.waiting import eventually
 
@@ -330,14 +331,7 @@ async def test_a_flooding_websocket_does_not_starve_a_socket_client(
 ) -> None:
     """Counted, not timed (as the socket's fairness tests): flood requests handled per round
     trip of a socket client that waits for each reply."""
-    handled: list[str] = []
-    handle = daemon.server._dispatcher.handle
-
-    async def recording(message: bytes, conn: Any) -> bytes | None:
-        handled.append("flood" if b'"flood"' in message else "healthy")
-        return await handle(message, conn)
-
-    daemon.server._dispatcher.handle = recording  # type: ignore[method-assign,assignment]  # a wrapper
+    handled = record_handled(daemon)
     ping = json.dumps({"jsonrpc": "2.0", "method": "daemon.ping", "id": "flood"})
     sent = answered = 0
     flooding = anyio.Event()
