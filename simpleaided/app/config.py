@@ -169,6 +169,8 @@ class DbConfig(_ConfigModel):
 
     probe_seconds: float = Field(15.0, gt=0, le=3600)
     timeout_seconds: float = Field(3.0, gt=0, le=60)
+    # Allow ATTACH, VACUUM INTO and extension loading in DEV (SQLite); PROD never allows them.
+    unsafe_sql: bool = False
     DEV: DbProfile | None = None
     PROD: DbProfile | None = None
 

@@ -67,6 +67,7 @@ class Daemon:
         self.events = services.events
         self.vault = services.vault
         self.database = services.database
+        self.grid = services.grid
         self.llm = services.llm
         self.watcher = services.watcher
         self.runs = services.runs
@@ -210,6 +211,7 @@ class Daemon:
             clean = self._stop.is_set()
         finally:
             with anyio.CancelScope(shield=True):
+                await self.grid.aclose()
                 await self.database.aclose()
                 await self.llm.aclose()
             # Nothing is written any more: the workspaces go first, so a daemon that takes

@@ -18,6 +18,7 @@ from simpleaided.app.http_access import HttpAccess
 from simpleaided.domain.api import artifact_chunk_limit
 from simpleaided.domain.llm import LlmBackendSpec
 from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
+from simpleaided.services.database.grid import GridService
 from simpleaided.services.events import EventHub
 from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch
@@ -43,6 +44,7 @@ class Services:
     events: EventHub
     vault: VaultService
     database: DatabaseService
+    grid: GridService  # the database grid, on sessions of its own
     llm: LlmService
     watcher: RunWatcher
     runs: RunService
@@ -87,6 +89,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         resolve_secret=vault.resolve,
         on_change=events.section_changed,
     )
+    grid = GridService(database)
     llm = LlmService(
         llm_backends(config),
         probe_seconds=config.llm.probe_seconds,
@@ -166,7 +169,15 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
     )
     dispatcher = Dispatcher(
         build_methods(
-            runs, status, events, daemon, vault=vault, database=database, llm=llm, http=http
+            runs,
+            status,
+            events,
+            daemon,
+            vault=vault,
+            database=database,
+            grid=grid,
+            llm=llm,
+            http=http,
         ),
         max_reply_bytes=max_bytes,
     )
@@ -180,6 +191,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         events=events,
         vault=vault,
         database=database,
+        grid=grid,
         llm=llm,
         watcher=watcher,
         runs=runs,
@@ -221,6 +233,7 @@ def database_settings(config: Config) -> DatabaseSettings:
         default_workspace=config.workspaces[0] if config.workspaces else None,
         probe_seconds=config.db.probe_seconds,
         timeout_seconds=config.db.timeout_seconds,
+        unsafe_sql=config.db.unsafe_sql and config.env != "PROD",  # never in PROD
     )
 
 

@@ -1,4 +1,5 @@
-"""The header chips, in words: ``DEV 🟢 · Vault 🔒 · DB ✅ RO · LLM 2/3 · Run ⏳ 1``.
+"""The header chips, in words: ``DEV 🟢 · Vault 🔒 · DB ✅ RO · LLM 2/3 · Run ⏳ 1``
+(``DB ⚠️ RO`` when the PROD database's role could still write files or run programs).
 
 Every client shows the same five signals with the same words (DESIGN.md §6): the CLI and
 status lines in Python, the web header and the editor plugin in JavaScript. So the words are
@@ -88,7 +89,12 @@ def db_chip(db: dict[str, Any]) -> dict[str, str]:
         mode = "read-only" if db.get("readOnly") else "read-write"
         latency = db.get("latencyMs")
         timing = f", {latency:g} ms" if latency is not None else ""
-        return _chip("db", f"DB ✅{ro}", "ok", f"{env} database: {mode} ({kind}{timing})")
+        words = f"{env} database: {mode} ({kind}{timing})"
+        warnings = db.get("warnings") or []
+        if warnings:
+            # Read-only transactions do not stop this role from reaching outside the database.
+            return _chip("db", f"DB ⚠️{ro}", "warn", f"{words}; warning: " + "; ".join(warnings))
+        return _chip("db", f"DB ✅{ro}", "ok", words)
     reason = db.get("error") or "not connected"
     return _chip("db", f"DB OFF{ro}", "off", f"{env} database: off ({reason})")
 

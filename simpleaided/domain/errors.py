@@ -13,7 +13,8 @@
     ├── ReadOnly                 -32030  a write refused because the profile is PROD
     ├── LimitExceeded            -32040  a message or artifact over a configured limit
     ├── BackendUnavailable       -32050  a database or LLM backend that cannot be reached
-    └── SocketOnly               -32060  a method refused on this connection (the web's)
+    ├── SocketOnly               -32060  a method refused on this connection (the web's)
+    └── Cancelled                -32800  a query stopped by db.cancel (LSP's RequestCancelled)
 
 Corrupt records are not errors: they are listed with ``status: "corrupt"``. Acting on one is
 an ``InvalidTransition`` whose current status is ``corrupt``.
@@ -97,3 +98,8 @@ class SocketOnly(SimpleaideError):
     """A method served on the owner-only socket alone, called over another connection (the
     web console's WebSocket): secret values, the vault's keys and the console's token never
     leave through HTTP (DESIGN.md §7)."""
+
+
+class Cancelled(SimpleaideError):
+    """A running query was stopped on request (``db.cancel``, or its client went away).
+    The code is LSP's ``RequestCancelled``: JSON-RPC reserves none for it."""

@@ -11,9 +11,12 @@ Known gaps (next session). Speed of nullable sorts: on PostgreSQL ``ASC NULLS FI
 matches a default btree (NULLS LAST ascending), so a sort by a nullable column sorts the whole
 table — 11.7 ms a page against 0.13 ms index-only on 200k rows; on SQLite the lead bound
 ``(a <= ? OR a IS NULL)`` of a descending nullable sort scans instead of seeking, 39–52 ms a
-page deep into 1M rows. Editing SQLite columns of mixed storage classes: an INTEGER column
-holding 12.5 or 'abc' is refused by :func:`from_wire`, so such a cell cannot be written back;
-and in an untyped column a big integer and its digits as text look the same on the wire.
+page deep into 1M rows. Editing SQLite columns of mixed storage classes: a value an update
+sends back exactly as it was read is stored as it was (the service binds the value read, so a
+big integer or an infinity in an untyped column stays INTEGER or REAL); a new value is bound as
+the column's type wants: 12.5 or 'abc' for an INTEGER column is refused by :func:`from_wire`,
+and in an untyped column a new big integer, or "Infinity", is stored as TEXT (on the wire they
+look the same as their text).
 """
 
 from __future__ import annotations

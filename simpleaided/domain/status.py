@@ -54,7 +54,9 @@ class VaultSection(_Doc):
 
 class DbSection(_Doc):
     """The database of the active profile, from the last probe (``readOnly`` is read back
-    from the database session when connected; when not, it is true in PROD)."""
+    from the database session when connected; when not, it is true in PROD). ``warnings``
+    says what a read-only session's role could still do beyond reading (a PostgreSQL
+    superuser writes server files and runs programs), checked when it connected."""
 
     connected: bool
     type: DbKind | None
@@ -63,6 +65,7 @@ class DbSection(_Doc):
     latencyMs: float | None
     error: str | None
     checkedAt: str | None
+    warnings: list[str]
 
 
 class LlmBackend(_Doc):
@@ -187,6 +190,7 @@ def unconfigured_sections(env: EnvProfile, socket_path: str) -> dict[str, dict[s
             "latencyMs": None,
             "error": NOT_CONFIGURED,
             "checkedAt": None,
+            "warnings": [],
         },
         "llm": {"online": 0, "total": 0, "backends": []},
         "api": {"enabled": False, "url": None, "port": None, "socket": socket_path},

@@ -52,6 +52,9 @@ def frame(payload: bytes, framing: Framing | None) -> bytes:
     return payload + b"\n"
 
 
+_GONE_POLL_SECONDS = 0.25
+
+
 class FramingError(Exception):
     """The peer broke the framing; the connection cannot continue."""
 
@@ -193,6 +196,26 @@ class FramedStream:
                 return
             data = data[sent:]
         await self._stream.send(data)
+
+    async def wait_gone(self) -> None:
+        """Return once the peer closed its end or the connection broke, peeking (never
+        taking) its input. Input waiting (a pipelined request) hides an end behind it: then
+        it looks again every ``_GONE_POLL_SECONDS``. Without the socket it cannot tell."""
+        if self._sock is None:
+            await anyio.sleep_forever()
+        sock = self._sock
+        assert sock is not None
+        while True:
+            await anyio.wait_readable(sock)
+            try:
+                waiting = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # reset: gone
+            if not waiting:
+                return  # end of stream
+            await anyio.sleep(_GONE_POLL_SECONDS)
 
     async def linger(self) -> None:
         """After a last message: half-close, and take (unread) what the peer still sends

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ValidationError
 
 from simpleaided.domain.errors import (
     BackendUnavailable,
+    Cancelled,
     Conflict,
     InvalidInput,
     InvalidTransition,
@@ -69,6 +70,7 @@ READ_ONLY = -32030
 LIMIT_EXCEEDED = -32040
 BACKEND_UNAVAILABLE = -32050
 SOCKET_ONLY = -32060
+CANCELLED = -32800
 
 MAX_BATCH = 10_000
 
@@ -85,6 +87,7 @@ _ERROR_CODES: list[tuple[type[SimpleaideError], int]] = [
     (ReadOnly, READ_ONLY),
     (BackendUnavailable, BACKEND_UNAVAILABLE),
     (SocketOnly, SOCKET_ONLY),
+    (Cancelled, CANCELLED),
 ]
 
 Handler = Callable[[Any, Any], Any]

@@ -96,6 +96,12 @@ class MessageStream(Protocol):
         sending, take what it still sends until it closes). The caller bounds the wait."""
         ...
 
+    async def wait_gone(self) -> None:
+        """Return once the peer has closed or broken the connection, taking none of its
+        input; called while a request runs (a long query stops when its client leaves).
+        Where the transport cannot tell without reading, it never returns."""
+        ...
+
 
 @dataclass(eq=False)
 class Connection:
@@ -146,6 +152,10 @@ class Connection:
     def start_after_reply(self, task: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Start ``task`` once the reply to the current request has been sent."""
         self._after_reply.append(task)
+
+    async def wait_gone(self) -> None:
+        """Return once the client has gone, while one of its requests runs."""
+        await self.stream.wait_gone()
 
     def on_close(self, key: str, callback: Callable[[], object]) -> None:
         """Call ``callback`` when the connection closes."""

@@ -119,3 +119,19 @@ def test_bad_environment_values_are_reported(tmp_path: Path) -> None:
         load_config(
             environ={"XDG_CONFIG_HOME": str(tmp_path), "SIMPLEAIDE_MAX_MESSAGE_BYTES": "lots"}
         )
+
+
+def test_unsafe_sql_is_off_by_default_and_never_reaches_prod(tmp_path: Path) -> None:
+    from simpleaided.app.wiring import database_settings
+
+    default = load_config(environ={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert default.db.unsafe_sql is False and database_settings(default).unsafe_sql is False
+    path = tmp_path / "c.toml"
+    path.write_text("[db]\nunsafe_sql = true\n")
+    dev = load_config(config_file=str(path), environ={})
+    assert dev.db.unsafe_sql is True and database_settings(dev).unsafe_sql is True
+    prod = load_config(config_file=str(path), environ={"SIMPLEAIDE_ENV": "PROD"})
+    assert prod.env == "PROD" and database_settings(prod).unsafe_sql is False
+    path.write_text('[db]\nunsafe_sql = "sometimes"\n')
+    with pytest.raises(ConfigError, match="unsafe_sql"):
+        load_config(config_file=str(path), environ={})

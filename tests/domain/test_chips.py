@@ -72,6 +72,39 @@ def backend(name: str, online: bool, error: str | None = None) -> dict[str, Any]
         ),
         (
             "db",
+            {
+                "db": {
+                    "connected": True,
+                    "type": "postgres",
+                    "env": "PROD",
+                    "readOnly": True,
+                    "latencyMs": 0.8,
+                    "warnings": [],
+                }
+            },
+            "DB ✅ RO",
+            "ok",
+            "PROD database: read-only (postgres, 0.8 ms)",
+        ),
+        (
+            "db",
+            {
+                "db": {
+                    "connected": True,
+                    "type": "postgres",
+                    "env": "PROD",
+                    "readOnly": True,
+                    "latencyMs": 0.8,
+                    "warnings": ["the role is a superuser", "it can run programs"],
+                }
+            },
+            "DB ⚠️ RO",
+            "warn",
+            "PROD database: read-only (postgres, 0.8 ms); "
+            "warning: the role is a superuser; it can run programs",
+        ),
+        (
+            "db",
             {"db": {**DB_OFF, "error": "connection refused"}},
             "DB OFF",
             "off",

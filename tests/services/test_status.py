@@ -107,8 +107,13 @@ async def test_prod_postgres_from_a_vault_url_is_read_only_and_never_shown(
         await client.call("vault.unlock", passphrase=PASS)  # the database is probed again now
         doc = await changed_until(client, lambda d: d["db"]["connected"])
         assert doc["db"]["type"] == "postgres" and doc["db"]["readOnly"] is True
-        assert chip(doc, "db")["text"] == "DB ✅ RO"
+        # The test machine's role is a superuser: read-only transactions do not stop it from
+        # writing server files or running programs, and the chip warns of it.
+        assert [w for w in doc["db"]["warnings"] if "superuser" in w] == doc["db"]["warnings"]
+        assert len(doc["db"]["warnings"]) == 1
+        assert chip(doc, "db")["text"] == "DB ⚠️ RO" and chip(doc, "db")["level"] == "warn"
         assert chip(doc, "db")["tooltip"].startswith("PROD database: read-only (postgres, ")
+        assert "superuser" in chip(doc, "db")["tooltip"]
         assert chip(doc, "env")["text"] == "PROD 🔴"
 
         # The daemon's own connection refuses writes: PostgreSQL itself says no.

@@ -217,7 +217,11 @@ def test_sqlite_unknown_table(lite: Session) -> None:
         describe(lite, None, "T")  # an exact match: no folding of case
 
 
-def test_sqlite_schema_choice(lite: Session, tmp_path: Path) -> None:
+def test_sqlite_schema_choice(tmp_path: Path) -> None:
+    # ATTACH is refused unless the configuration allows it (unsafe_sql).
+    lite = open_sqlite(
+        str(tmp_path / "db.sqlite"), read_only=False, in_store=False, timeout=5, unsafe_sql=True
+    )
     lite.execute("ATTACH DATABASE ? AS other", (str(tmp_path / "other.sqlite"),))
     script(lite, "CREATE TABLE other.t (a); CREATE TABLE other.o (b); CREATE TABLE main.t (c)")
     assert [(t.schema, t.name) for t in tables(lite)] == [
@@ -230,6 +234,7 @@ def test_sqlite_schema_choice(lite: Session, tmp_path: Path) -> None:
     assert [c.name for c in describe(lite, "other", "t").columns] == ["a"]
     lite.execute("CREATE TEMP TABLE t (d)", ())
     assert find_table(lite, None, "t") == ("temp", "t", "table")  # as SQLite itself looks
+    lite.close()
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -534,3 +539,33 @@ def test_sqlite_rowid_reached_by_its_real_alias(lite: Session) -> None:
     alias = lite.quote_identifier(described.rowid_column)
     # The real rowids, not the user's column called "rowid".
     assert lite.execute(f"SELECT {alias}, v FROM x ORDER BY {alias}", ()) == [(1, "a"), (2, "b")]
+
+
+def test_sqlite_catalogue_reads_the_same_in_prod(lite: Session, tmp_path: Path) -> None:
+    """PROD's session (mode=ro, query_only, the allow-list authorizer) reads the catalogue the
+    way DEV's does: table-valued pragmas, sqlite_schema, sqlite_stat1, virtual tables."""
+    q = lite.quote_identifier
+    script(
+        lite,
+        f"""
+        CREATE TABLE parent (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
+        CREATE TABLE child (a TEXT, b INT, p INT REFERENCES parent, PRIMARY KEY (a, b))
+            WITHOUT ROWID;
+        CREATE TABLE {q(HOSTILE[0])} ({q(HOSTILE[1])} INTEGER PRIMARY KEY, {q(HOSTILE[2])});
+        CREATE INDEX child_p ON child (p) WHERE p > 0;
+        CREATE VIEW v AS SELECT * FROM parent;
+        CREATE VIRTUAL TABLE fts USING fts5 (body);
+        INSERT INTO parent VALUES (1, 'a'), (2, 'b');
+        ANALYZE
+        """,
+    )
+    names = ["parent", "child", HOSTILE[0], "v", "fts"]
+    expected = (tables(lite), [describe(lite, None, n) for n in names])
+    prod = open_sqlite(str(tmp_path / "db.sqlite"), read_only=True, in_store=False, timeout=5)
+    try:
+        assert (tables(prod), [describe(prod, None, n) for n in names]) == expected
+        assert find_table(prod, "main", HOSTILE[0]) == ("main", HOSTILE[0], "table")
+        assert {t.name: t.row_estimate for t in tables(prod)}["parent"] == 2
+        assert prod.check()[1] is True
+    finally:
+        prod.close()

@@ -38,6 +38,9 @@ class MemoryMessageStream:
     async def send(self, payload: bytes) -> None:
         await self._outbox.send(payload)
 
+    async def wait_gone(self) -> None:
+        await anyio.sleep_forever()  # a memory stream cannot tell
+
     async def linger(self) -> None:
         self.lingered = True
         self._outbox.close()  # the client reads what was sent, then the end

@@ -275,6 +275,24 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     await rpc.call("db.status")
     await rpc.wait_status(lambda doc: doc["db"]["connected"])
     assert (await rpc.call("db.status"))["connected"]
+    await rpc.call("db.query", sql="CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT, b BLOB)")
+    await rpc.call("db.query", sql="CREATE VIEW v AS SELECT s FROM t")
+    await rpc.call("db.query", sql="INSERT INTO t (s, b) VALUES ('a', x'00'), (NULL, NULL)")
+    await rpc.call("db.query", sql="SELECT * FROM t WHERE id > ?", params=[0], limit=1)
+    await rpc.call("db.tables")
+    await rpc.call("db.describe", table="t")
+    await rpc.call("db.describe", table="v")
+    first = await rpc.call("db.rows", table="t", limit=1, cellBytes=16)
+    await rpc.call("db.rows", table="t", after=first["next"])
+    await rpc.call("db.rows", table="t", sort=[{"column": "s", "desc": True}])
+    await rpc.call("db.rows", table="v", filters=[{"column": "s", "op": "is-null"}])
+    await rpc.call("db.cell", table="t", key=first["keys"][0], column="b")
+    await rpc.call("db.count", table="t")
+    await rpc.call("db.count", table="t", filters=[{"column": "s", "op": "=", "value": "a"}])
+    edit = {"op": "update", "key": first["keys"][0], "values": {"s": "b"}, "expect": {"s": "a"}}
+    delete = {"op": "delete", "key": [2], "expect": {"s": None}}
+    await rpc.call("db.edit", table="t", changes=[{"op": "insert", "values": {}}, edit, delete])
+    assert (await rpc.call("db.cancel", queryId="none"))["cancelled"] is False
     await rpc.call("llm.status")
     assert (await rpc.call("llm.probe"))["online"] == 1  # of two
     await rpc.call("llm.status")

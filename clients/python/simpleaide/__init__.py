@@ -5,6 +5,7 @@
 
 from simpleaide.client import (
     BackendUnavailable,
+    Cancelled,
     Client,
     ClientError,
     Conflict,
@@ -26,6 +27,7 @@ from simpleaide.client import (
 
 __all__ = [
     "BackendUnavailable",
+    "Cancelled",
     "Client",
     "ClientError",
     "Conflict",

@@ -19,7 +19,8 @@ exceptions::
         ├── ReadOnly             -32030  refused: the profile is PROD
         ├── LimitExceeded        -32040  a message or artifact is over a limit
         ├── BackendUnavailable   -32050  a database or LLM backend cannot be reached
-        └── SocketOnly           -32060  refused on this connection: only the socket serves it
+        ├── SocketOnly           -32060  refused on this connection: only the socket serves it
+        └── Cancelled            -32800  the query was cancelled (db.cancel)
 
 Usage::
 
@@ -141,6 +142,10 @@ class SocketOnly(RpcError):
     WebSocket (-32060): ``vault.get``, ``vault.init``, ``vault.changePassphrase``..."""
 
 
+class Cancelled(RpcError):
+    """The query was stopped by ``db.cancel`` (-32800)."""
+
+
 ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32001: NotFound,
     -32010: InvalidTransition,
@@ -153,6 +158,7 @@ ERROR_CLASSES: dict[int, type[RpcError]] = {
     -32040: LimitExceeded,
     -32050: BackendUnavailable,
     -32060: SocketOnly,
+    -32800: Cancelled,
 }
 
 

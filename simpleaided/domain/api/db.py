@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from simpleaided.domain import grid
 from simpleaided.domain.api.base import Params
@@ -139,3 +139,136 @@ class QueryParams(Params):
 
 class CancelParams(Params):
     query_id: QueryId
+
+
+# --- Results --------------------------------------------------------------------------------
+
+Cell = Any
+"""One value on the wire (DESIGN.md §10): ``null``, a number, a string, a list (a PostgreSQL
+array), ``{"$bytes": size, "hex": …}`` or ``{"$truncated": size, "text": …}``."""
+KeyAnswer = list[str] | Literal["rowid"] | None
+"""How a row is identified: the key's columns, a SQLite rowid, or ``None`` (not editable)."""
+
+
+class TableEntry(BaseModel):
+    """``db.tables``: one table or view, its row estimate (``None``: unknown) and its key."""
+
+    schema_: str = Field(alias="schema")
+    name: str
+    kind: Literal["table", "view"]
+    rowEstimate: int | None
+    editable: bool
+    key: KeyAnswer
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ColumnEntry(BaseModel):
+    name: str
+    type: str
+    nullable: bool
+    default: str | None
+    primaryKey: bool
+    generated: Literal["stored", "virtual", "identity always", "identity by default"] | None
+
+
+class IndexEntry(BaseModel):
+    name: str
+    columns: list[str | None]
+    unique: bool
+    primary: bool
+    partial: bool
+    definition: str | None
+
+
+class ForeignKeyEntry(BaseModel):
+    name: str | None
+    columns: list[str]
+    refSchema: str
+    refTable: str
+    refColumns: list[str]
+    onUpdate: str
+    onDelete: str
+
+
+class TableDescription(TableEntry):
+    """``db.describe``: the columns, keys, indexes, foreign keys and the DDL of a table."""
+
+    columns: list[ColumnEntry]
+    primaryKey: list[str]
+    indexes: list[IndexEntry]
+    foreignKeys: list[ForeignKeyEntry]
+    ddl: str | None
+
+
+class ResultColumn(BaseModel):
+    """A column of a page or a query result; ``type`` as the database names it (``""``
+    when it does not say: SQLite's expressions)."""
+
+    name: str
+    type: str
+
+
+class RowCount(BaseModel):
+    """How many rows: ``exact`` or an estimate; ``value`` is ``None`` when not even an
+    estimate is known."""
+
+    value: int | None
+    exact: bool
+
+
+class RowsPage(BaseModel):
+    """``db.rows``: one page. ``keys`` holds each row's key values (empty lists when the
+    table has none); ``next``/``prev`` are the cursors of the pages after and before it
+    (``None``: nothing there)."""
+
+    schema_: str = Field(alias="schema")
+    name: str
+    columns: list[ResultColumn]
+    rows: list[list[Cell]]
+    keys: list[list[Cell]]
+    key: KeyAnswer
+    editable: bool
+    next: str | None
+    prev: str | None
+    count: RowCount
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CellValue(BaseModel):
+    """``db.cell``: the whole value of one cell (every byte's hex for bytes)."""
+
+    value: Cell
+
+
+class EditedRow(BaseModel):
+    """A row as the database holds it after an insert or update (triggers and defaults
+    applied)."""
+
+    key: list[Cell]
+    row: list[Cell]
+
+
+class EditResult(BaseModel):
+    """``db.edit``: one entry per change, in order (``None`` for a delete)."""
+
+    columns: list[ResultColumn]
+    rows: list[EditedRow | None]
+
+
+class QueryAnswer(BaseModel):
+    """``db.query``: the first ``limit`` rows, how many rows it returned or changed
+    (``-1``: the database did not say), whether rows were left unread, and its time."""
+
+    columns: list[ResultColumn]
+    rows: list[list[Cell]]
+    rowCount: int
+    truncated: bool
+    elapsedMs: float
+
+
+class Cancelled(BaseModel):
+    """``db.cancel``: whether a query of that id was running (and is now being stopped)."""
+
+    cancelled: bool

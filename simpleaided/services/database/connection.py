@@ -41,22 +41,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _check(call: Call[Session]) -> tuple[float, bool]:
+def _check(call: Call[Session]) -> tuple[float, bool, list[str]]:
     assert call.session is not None
     try:
-        return call.session.check()
+        latency, read_only = call.session.check()
     except Lost:
         call.drop()
         raise
+    return latency, read_only, call.session.risks()
 
 
 def _connect_and_check(
     opener: Callable[[], Session], call: Call[Session]
-) -> tuple[DbKind, float, bool]:
+) -> tuple[DbKind, float, bool, list[str]]:
     call.adopt(opener())
-    latency, read_only = _check(call)
+    latency, read_only, risks = _check(call)
     assert call.session is not None
-    return call.session.kind, latency, read_only
+    return call.session.kind, latency, read_only, risks
 
 
 def _execute(sql: str, params: tuple[Any, ...], call: Call[Session]) -> list[tuple[Any, ...]]:
@@ -79,6 +80,7 @@ class DatabaseSettings:
     default_workspace: str | None
     probe_seconds: float
     timeout_seconds: float
+    unsafe_sql: bool = False  # DEV SQLite: let ATTACH, VACUUM INTO, extension loading through
 
 
 class DatabaseService:
@@ -94,6 +96,7 @@ class DatabaseService:
         self._resolve_secret = resolve_secret
         self._on_change = on_change
         self._adopted: str | None = None  # the workspace adopted by a daemon not configured
+        self.generation = 0  # how many times the target changed
         self._configure(settings)
         self._session: Session | None = None
         self._stuck: Call[Session] | None = None  # an abandoned call whose thread has not ended yet
@@ -101,19 +104,22 @@ class DatabaseService:
         self._probing: anyio.Event | None = None
         self._wake = anyio.Event()
         self._closed = False
-        self._key: tuple[bool, DbKind | None, bool, str | None] | None = None
+        self._key: tuple[bool, DbKind | None, bool, str | None, tuple[str, ...]] | None = None
         self._section: dict[str, Any] = {}
         error = self._config_error.message if self._config_error else None
         self._publish(False, settings.env == "PROD", None, error, checked=False)
 
     def _configure(self, settings: DatabaseSettings) -> None:
         """Take the settings: what to connect to, and how long to wait."""
+        # Sessions opened for earlier settings (the grid's) are closed when they see it change.
+        self.generation += 1
         env, url, password = settings.env, settings.url, settings.password
         self.env: EnvProfile = env
         self._url = url
         self._password = password
         self._probe_seconds = settings.probe_seconds
         self._timeout = settings.timeout_seconds
+        self._unsafe_sql = settings.unsafe_sql
         self._no_answer = f"no answer within {settings.timeout_seconds:g} s"
         self._secrets: set[str] = set()  # masked in every message (vault secrets once resolved)
         if password and vault_name(password) is None:
@@ -152,6 +158,7 @@ class DatabaseService:
         latency: float | None,
         error: str | None,
         *,
+        warnings: Sequence[str] = (),
         checked: bool = True,
         notify: bool = True,
     ) -> None:
@@ -166,8 +173,9 @@ class DatabaseService:
             "latencyMs": None if latency is None else round(latency, 1),
             "error": error,
             "checkedAt": clock.format_ms(clock.now_ms()) if checked else None,
+            "warnings": list(warnings),
         }
-        key = (connected, self._kind, read_only, error)
+        key = (connected, self._kind, read_only, error, tuple(warnings))
         if key == self._key:
             return
         first = self._key is None
@@ -177,6 +185,8 @@ class DatabaseService:
         if connected:
             mode = "read-only" if read_only else "read-write"
             log.info("database connected: %s, %s", self._kind, mode)
+            for warning in warnings:
+                log.warning("database: %s", warning)
         else:
             log.info("database not connected: %s", error)
         try:
@@ -187,7 +197,13 @@ class DatabaseService:
     def _disconnected(self, error: str) -> None:
         self._publish(False, self.env == "PROD", None, error)
 
-    def _redact(self, text: str) -> str:
+    @property
+    def timeout_seconds(self) -> float:
+        """How long a connect or a probe may take."""
+        return self._timeout
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of the connection masked (for errors and logs)."""
         return scrub(text, self._secrets)
 
     # -- probing --------------------------------------------------------------------------
@@ -211,6 +227,7 @@ class DatabaseService:
         if path is None:
             return
         self._adopted = workspace
+        self.generation += 1
         self._target = DbTarget("sqlite", path, None)
         self._in_store = True
         self._config_error = None
@@ -255,31 +272,31 @@ class DatabaseService:
                 async with self._lock:
                     await self._wait_unstuck()
                     behind_stuck = False
-                    kind, latency, read_only = await self._check_or_connect()
+                    kind, latency, read_only, risks = await self._check_or_connect()
         except TimeoutError:
             self._disconnected(self._no_answer_error(behind_stuck=behind_stuck))
         except SimpleaideError as exc:
-            self._disconnected(self._redact(exc.message))
+            self._disconnected(self.redact(exc.message))
         except Exception as exc:
             # A bug, or a resolver failing unexpectedly: reported, never fatal to the loop.
-            log.error("database probe failed: %s", self._redact(repr(exc)))
+            log.error("database probe failed: %s", self.redact(repr(exc)))
             self._disconnected("internal error while probing (see the daemon log)")
         else:
             self._kind = kind
-            self._publish(True, read_only, latency, None)
+            self._publish(True, read_only, latency, None, warnings=risks)
 
-    async def _check_or_connect(self) -> tuple[DbKind, float, bool]:
+    async def _check_or_connect(self) -> tuple[DbKind, float, bool, list[str]]:
         if self._session is not None:
             kind = self._session.kind
             try:
-                latency, read_only = await self._in_thread(_check)
-                return kind, latency, read_only
+                latency, read_only, risks = await self._in_thread(_check)
+                return kind, latency, read_only, risks
             except Lost:
                 pass  # dropped; connect anew within the same deadline
-        opener = self._opener()
+        opener = self.opener()
         return await self._in_thread(functools.partial(_connect_and_check, opener))
 
-    def _opener(self) -> Callable[[], Session]:
+    def opener(self) -> Callable[[], Session]:
         """How to connect, with vault references resolved now (on the loop, at connect time)."""
         if self._closed:
             raise BackendUnavailable("closed")
@@ -298,6 +315,7 @@ class DatabaseService:
                 read_only=read_only,
                 in_store=self._in_store,
                 timeout=self._timeout,
+                unsafe_sql=self._unsafe_sql,
             )
         password = target.password
         if password is not None and vault_name(password) is not None:
@@ -372,11 +390,11 @@ class DatabaseService:
                 self._lost(message)
             raise BackendUnavailable(message) from None
         except Lost as exc:
-            message = self._redact(exc.message)
+            message = self.redact(exc.message)
             self._lost(message)
             raise BackendUnavailable(message) from None
         except (ReadOnly, InvalidInput) as exc:
-            raise type(exc)(self._redact(exc.message)) from None
+            raise type(exc)(self.redact(exc.message)) from None
         finally:
             if started:  # cancelled by its caller mid-statement: the session went with it
                 self._lost("the connection was dropped with a statement unfinished")

@@ -8,6 +8,8 @@ A session blocks; the database service runs it on a worker thread and wakes it w
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from simpleaided.domain.errors import BackendUnavailable
@@ -16,6 +18,25 @@ from simpleaided.domain.vocabulary import DbKind
 
 class Lost(BackendUnavailable):
     """The session's connection is gone; the caller drops it (and may connect anew)."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What one statement of the SQL console gave: its columns (name, type as the database
+    names it, ``""`` when it does not say), its first rows, the rows it returned or changed
+    (``-1``: the database did not say) and whether more rows were left unread."""
+
+    columns: list[tuple[str, str]]
+    rows: list[tuple[Any, ...]]
+    row_count: int
+    truncated: bool
+
+
+READ_ONLY_SESSION = "the database is read-only in PROD: nothing was changed"
+TRANSACTION_CONTROL = (
+    "transaction control is not available here: each statement runs on its own "
+    "(and commits, in DEV)"
+)
 
 
 class Session(Protocol):
@@ -34,6 +55,26 @@ class Session(Protocol):
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Run one statement; its rows (none for a statement that returns none)."""
+        ...
+
+    def risks(self) -> list[str]:
+        """What a read-only session's role could still do beyond reading (write server files,
+        run programs), in words, as found when it connected; ``[]`` when none or not PROD."""
+        ...
+
+    def query(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
+        """Run one statement of the user's (the SQL console), reading at most ``limit`` rows of
+        its result from the database; more than one statement is ``InvalidInput``, and so is
+        a statement that leaves a transaction open (rolled back first)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A transaction around the block: committed when it ends, rolled back if it raises."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the statement running now, keeping the connection (called from another
+        thread); the statement fails in its thread."""
         ...
 
     def quote_identifier(self, name: str) -> str:

@@ -615,3 +615,31 @@ def _pg_ddl(
     ):
         ddl += f"\n{definition};"
     return ddl
+
+
+def estimate(session: Session, schema: str, name: str) -> int | None:
+    """The row estimate of one table without counting: PostgreSQL's ``reltuples``; SQLite's
+    ``sqlite_stat1``, else a rowid table's largest rowid (one index step; rows deleted below
+    it make it high); ``None`` when nothing cheap says."""
+    if session.kind == "sqlite":
+        found = _sqlite_estimates(session, schema).get(name)
+        if found is not None:
+            return found
+        columns = _sqlite_columns(session, schema, name)
+        info = session.execute(
+            "SELECT wr FROM pragma_table_list WHERE schema = ? AND name = ? AND type = 'table'",
+            (schema, name),
+        )
+        rowid = rowid_alias([c.name for c in columns])
+        if not info or info[0][0] or rowid is None:
+            return None  # a view, a WITHOUT ROWID table, or every rowid name taken
+        source = qualified(session, schema, name)
+        ((largest,),) = session.execute(f"SELECT max({rowid}) FROM {source}", ())
+        return int(largest) if isinstance(largest, int) else 0
+    rows = session.execute(
+        "SELECT c.reltuples FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s",
+        (schema, name),
+    )
+    return int(rows[0][0]) if rows and rows[0][0] >= 0 else None

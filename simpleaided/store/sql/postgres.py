@@ -9,11 +9,12 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from simpleaided.domain.errors import BackendUnavailable, InvalidInput, ReadOnly, SimpleaideError
 from simpleaided.domain.vocabulary import DbKind
-from simpleaided.store.sql import Lost, Session
+from simpleaided.store.sql import READ_ONLY_SESSION, TRANSACTION_CONTROL, Lost, QueryResult, Session
 
 if TYPE_CHECKING:
     import psycopg
@@ -22,6 +23,9 @@ NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'simpleaided[p
 
 _READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 _SQLSTATE_READ_ONLY = "25006"
+_SQLSTATE_SYNTAX = "42601"
+_CURSOR = "simpleaide_query"
+_SEVERAL_STATEMENTS = "cannot insert multiple commands into a prepared statement"
 
 
 def _lower_first(text: str) -> str:
@@ -74,9 +78,17 @@ class PgSession(Session):
 
     kind: DbKind = "postgres"
 
-    def __init__(self, conn: psycopg.Connection[Any], *, read_only: bool) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, read_only: bool, risks: list[str] | None = None
+    ) -> None:
+        from psycopg.types.string import TextLoader
+
         self._conn = conn
         self._read_only = read_only
+        self._risks = list(risks or [])
+        # JSON as the server sends it: parsed, {"a": 10.00} would come back as 10.0.
+        for name in ("json", "jsonb"):
+            conn.adapters.register_loader(name, TextLoader)
         # Our own descriptor of the connection's socket: shutting it down wakes a thread
         # waiting on a silent server, and unlike libpq's descriptor (closed when libpq drops
         # the connection) its number cannot be reused for another file under us.
@@ -99,6 +111,9 @@ class PgSession(Session):
             # A session that fails ``SELECT 1`` is not trusted: dropped, and connected anew.
             raise Lost(pg_error_line(str(exc))) from None
         return latency, row is not None and row[0] == "on"
+
+    def risks(self) -> list[str]:
+        return list(self._risks)
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         import psycopg
@@ -124,12 +139,112 @@ class PgSession(Session):
         except psycopg.Error as exc:
             raise self._failure(exc) from None
 
+    def query(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
+        import psycopg
+
+        try:
+            try:
+                return self._query_by_cursor(sql, params, limit)
+            except psycopg.errors.SyntaxError:
+                # Not a statement a cursor can be declared for (INSERT, DDL, SET…), or really
+                # a syntax error: run it plainly, which reports the error in the user's terms.
+                pass
+            return self._query_plainly(sql, params, limit)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from None
+
+    def _query_by_cursor(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
+        """A statement that returns rows, through a server-side cursor: the server sends only
+        the rows read (``limit + 1``), never the whole result to the daemon's memory."""
+        import psycopg
+
+        self._conn.execute("BEGIN READ ONLY" if self._read_only else "BEGIN")
+        committed = False
+        try:
+            with self._conn.cursor(name=_CURSOR) as cur:
+                cur.execute(sql, params or None)
+                rows = cur.fetchmany(limit + 1)
+                columns = [(d.name, d.type_display) for d in cur.description or ()]
+            if not self._read_only:
+                self._conn.execute("COMMIT")  # a SELECT may write (nextval, a function)
+                committed = True
+        finally:
+            if not committed:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("ROLLBACK")
+        return QueryResult(columns, rows[:limit], min(len(rows), limit), len(rows) > limit)
+
+    def _query_plainly(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
+        """Any other statement, alone: pipeline mode sends it by the extended protocol, which
+        refuses a second statement. In PROD inside a read-only transaction rolled back after;
+        in DEV on its own (autocommit), so VACUUM or CREATE INDEX CONCURRENTLY work."""
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        if self._read_only:
+            self._conn.execute("BEGIN READ ONLY")
+        try:
+            with self._conn.cursor() as cur:
+                with self._conn.pipeline():
+                    cur.execute(sql, params or None)
+                if cur.description is None:
+                    rows, count = [], cur.rowcount
+                else:
+                    rows = cur.fetchmany(limit + 1)
+                    count = min(len(rows), limit)
+                columns = [(d.name, d.type_display) for d in cur.description or ()]
+        finally:
+            if self._read_only:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("ROLLBACK")
+        if self._conn.info.transaction_status != TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("ROLLBACK")
+            raise InvalidInput(TRANSACTION_CONTROL)
+        return QueryResult(columns, rows[:limit], count, len(rows) > limit)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._read_only:
+            raise ReadOnly(READ_ONLY_SESSION)
+        import psycopg
+
+        self.execute("BEGIN", ())
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self.execute("COMMIT", ())
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def cancel(self) -> None:
+        import psycopg
+
+        # A protocol cancel (a new connection asks the server to stop this backend's
+        # statement); the session stays usable.
+        with contextlib.suppress(psycopg.Error, OSError):
+            self._conn.cancel_safe(timeout=2.0)
+
     def _failure(self, exc: psycopg.Error) -> SimpleaideError:
         if self._conn.broken or self._conn.closed:
             return Lost(pg_error_line(str(exc)))
         if exc.sqlstate == _SQLSTATE_READ_ONLY:
             return ReadOnly(_first_line(str(exc)))
-        return InvalidInput(f"database error: {_first_line(str(exc))}")
+        message = _first_line(str(exc))
+        if message == _SEVERAL_STATEMENTS:
+            return InvalidInput("one statement at a time: send the statements one by one")
+        detail = exc.diag.message_detail
+        if exc.sqlstate and exc.sqlstate.startswith("23") and detail:
+            # A constraint: its name is in the message, the row and columns in the detail
+            # ("Key (email)=(a@b.c) already exists.", "Failing row contains (…).").
+            message = f"{message}: {_first_line(detail)}"
+        return InvalidInput(f"database error: {message}")
 
     def quote_identifier(self, name: str) -> str:
         import psycopg
@@ -155,10 +270,47 @@ class PgSession(Session):
             self._wake.close()
 
 
+# What a role can do that no read-only transaction stops: a superuser or a member of these
+# roles writes server files (COPY … TO 'file') or runs programs (COPY … TO PROGRAM), and COPY
+# TO is allowed in a read-only transaction. pg_has_role is true of every role for a superuser.
+_ROLE_RISKS = """
+SELECT current_user, r.rolsuper,
+       ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_roles g
+             WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program')
+               AND pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER')
+             ORDER BY g.rolname)
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
+_GRANTS = {
+    "pg_write_server_files": "it can write files on the database server",
+    "pg_execute_server_program": "it can run programs on the database server",
+}
+
+
+def role_risks(conn: psycopg.Connection[Any]) -> list[str]:
+    """What the session's role could do beyond reading, in words (``[]``: nothing found)."""
+    import psycopg
+
+    try:
+        rows = conn.execute(_ROLE_RISKS).fetchall()
+    except psycopg.Error as exc:
+        return [f"the role's privileges could not be checked: {pg_error_line(str(exc))}"]
+    if not rows:
+        return []
+    role, superuser, grants = rows[0]
+    if superuser:
+        return [
+            f'the role "{role}" is a superuser: it can write files and run programs on the'
+            " database server, read-only transactions notwithstanding"
+        ]
+    return [f'the role "{role}" is a member of {g}: {_GRANTS[g]}' for g in grants]
+
+
 def open_postgres(
     location: str, password: str | None, *, read_only: bool, timeout: float
 ) -> PgSession:
-    """Connect to PostgreSQL; in PROD every transaction of the session is read-only."""
+    """Connect to PostgreSQL; in PROD every transaction of the session is read-only, and what
+    the role could still do beyond reading is checked (``PgSession.risks``)."""
     try:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
@@ -183,7 +335,7 @@ def open_postgres(
     except psycopg.Error as exc:
         raise BackendUnavailable(pg_error_line(str(exc))) from None
     try:
-        return PgSession(conn, read_only=read_only)
+        return PgSession(conn, read_only=read_only, risks=role_risks(conn) if read_only else [])
     except BaseException:
         conn.close()
         raise

@@ -1,5 +1,12 @@
 """The SQLite driver: opening a database file safely (never through a symlink, in the store's
-folder by the store's rules, read-only in PROD) and the session on it."""
+folder by the store's rules, read-only in PROD) and the session on it.
+
+Read-only in PROD in depth: the file is opened ``mode=ro``, the connection is ``query_only``,
+an allow-list authorizer lets through reads only (rows, a few read pragmas without a value,
+functions without side effects) and no database may be attached. In DEV an authorizer refuses
+ATTACH, ``VACUUM INTO`` (which attaches its target) and extension loading unless the
+configuration allows them (``unsafe_sql``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+from simpleaided.domain import sqlguard
 from simpleaided.domain.errors import (
     BackendUnavailable,
     InvalidInput,
@@ -21,11 +30,95 @@ from simpleaided.domain.errors import (
 )
 from simpleaided.domain.vocabulary import DbKind
 from simpleaided.store import safefs
-from simpleaided.store.sql import Lost, Session
+from simpleaided.store.sql import READ_ONLY_SESSION, TRANSACTION_CONTROL, Lost, QueryResult, Session
 
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO planted as the database file must not block the thread.
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+# Refused in PROD, and in DEV unless ``unsafe_sql``.
+_UNSAFE_FUNCTIONS = sqlguard.SQLITE_UNSAFE_FUNCTIONS
+_READ_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
+_SCHEMA_TABLES = ("sqlite_master", "sqlite_temp_master")
+_UNSAFE_HINT = "set unsafe_sql = true in the [db] table to allow it in DEV"
+
+
+class _Authorizer:
+    """The connection's authorizer (SQLite asks it about every action of a statement being
+    prepared): in PROD an allow-list of reads, in DEV a refusal of what reaches outside the
+    database file. It keeps the first action it refused, so the error can name it."""
+
+    def __init__(self, *, read_only: bool) -> None:
+        self._read_only = read_only
+        self.refused: tuple[int, str | None, str | None] | None = None
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
+        allowed = (
+            self._allows(action, arg1, arg2) if self._read_only else self._dev(action, arg1, arg2)
+        )
+        if allowed:
+            return sqlite3.SQLITE_OK
+        if self.refused is None:
+            self.refused = (action, arg1, arg2)
+        return sqlite3.SQLITE_DENY
+
+    @staticmethod
+    def _allows(action: int, arg1: str | None, arg2: str | None) -> bool:
+        if action in _READ_ACTIONS:
+            return True
+        if action == sqlite3.SQLITE_FUNCTION:
+            return (arg2 or "").lower() not in _UNSAFE_FUNCTIONS
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if name in sqlguard.READ_PRAGMAS_WITH_ARGUMENT:
+                return True  # the argument names what to describe: table_info(t)
+            return name in sqlguard.READ_PRAGMAS and arg2 is None
+        # Every table-valued function (pragma_table_list, json_each…) is announced as an
+        # UPDATE of sqlite_master's columns while it is connected. No statement can really
+        # change sqlite_master without PRAGMA writable_schema, which is refused above; and
+        # the connection is query_only on a read-only file besides.
+        return action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master"
+
+    @staticmethod
+    def _dev(action: int, arg1: str | None, arg2: str | None) -> bool:
+        if action == sqlite3.SQLITE_ATTACH:
+            return arg1 == ""  # VACUUM attaches a temporary database of no file
+        if action == sqlite3.SQLITE_DETACH:
+            return False
+        if action == sqlite3.SQLITE_FUNCTION:
+            return (arg2 or "").lower() not in _UNSAFE_FUNCTIONS
+        return True
+
+    def words(self, sql: str) -> str:
+        """The refused action in the user's words (``VACUUM INTO``, ``INSERT into t``)."""
+        said = sqlguard.statement_words("sqlite", sql) or "this statement"
+        if self.refused is None:
+            return said
+        action, arg1, arg2 = self.refused
+        if action == sqlite3.SQLITE_ATTACH:
+            if said == "VACUUM":
+                return "VACUUM INTO" if arg1 else "VACUUM"
+            return "ATTACH"
+        if action == sqlite3.SQLITE_FUNCTION:
+            return f"the function {arg2}()"
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if arg2 is not None and name in sqlguard.READ_PRAGMAS:
+                return f"setting PRAGMA {name}"
+            return f"PRAGMA {name}"
+        if arg1 not in _SCHEMA_TABLES:  # a schema change says what it is in its first words
+            if action == sqlite3.SQLITE_INSERT:
+                return f"INSERT into {arg1}"
+            if action == sqlite3.SQLITE_UPDATE:
+                return f"UPDATE of {arg1}"
+            if action == sqlite3.SQLITE_DELETE:
+                return f"DELETE from {arg1}"
+        if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+            return f"{said} (transaction control)"
+        return said
 
 
 class SqliteSession(Session):
@@ -34,12 +127,21 @@ class SqliteSession(Session):
     kind: DbKind = "sqlite"
 
     def __init__(
-        self, conn: sqlite3.Connection, path: str, identity: tuple[int, int], read_only: bool
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        identity: tuple[int, int],
+        read_only: bool,
+        authorizer: _Authorizer | None = None,
     ) -> None:
         self._conn = conn
         self._path = path
         self._identity = identity
         self._read_only_mode = read_only
+        self._authorizer = authorizer
+
+    def risks(self) -> list[str]:
+        return []
 
     def check(self) -> tuple[float, bool]:
         # SQLite keeps using a file deleted or replaced behind it: reopen what the path names.
@@ -59,6 +161,7 @@ class SqliteSession(Session):
         return latency, self._read_only_mode or (row is not None and row[0] == 1)
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        self._forget_refusal()
         try:
             cur = self._conn.execute(sql, params)
             try:
@@ -66,10 +169,67 @@ class SqliteSession(Session):
             finally:
                 cur.close()
         except sqlite3.Error as exc:
-            # Errors raised by Python's module rather than by SQLite carry no code.
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
-                raise ReadOnly(str(exc)) from None
-            raise InvalidInput(f"database error: {exc}") from None
+            raise self._failure(exc, sql) from None
+
+    def query(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
+        self._forget_refusal()
+        try:
+            # Python's module refuses a second statement ("one statement at a time").
+            cur = self._conn.execute(sql, params)
+            try:
+                if cur.description is None:
+                    rows, count = [], cur.rowcount
+                else:
+                    rows = cur.fetchmany(limit + 1)
+                    count = len(rows)
+                columns = [(d[0], "") for d in cur.description or ()]
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            raise self._failure(exc, sql) from None
+        if self._conn.in_transaction:  # BEGIN, or SAVEPOINT: never left open on a pooled session
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise InvalidInput(TRANSACTION_CONTROL)
+        return QueryResult(columns, rows[:limit], min(count, limit), len(rows) > limit)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._read_only_mode:
+            raise ReadOnly(READ_ONLY_SESSION)
+        # IMMEDIATE: the write lock is taken now, so the reads that check expectations and
+        # the writes that follow see the same database.
+        self.execute("BEGIN IMMEDIATE", ())
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self.execute("COMMIT", ())
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def cancel(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.interrupt()
+
+    def _forget_refusal(self) -> None:
+        if self._authorizer is not None:
+            self._authorizer.refused = None
+
+    def _failure(self, exc: sqlite3.Error, sql: str) -> ReadOnly | InvalidInput:
+        # A refusal fails the statement as it is prepared, with "not authorized" (SQLITE_AUTH,
+        # or SQLITE_ERROR for a function): what failed it is the action the authorizer kept.
+        if self._authorizer is not None and self._authorizer.refused is not None:
+            what = self._authorizer.words(sql)
+            if self._read_only_mode:
+                return ReadOnly(f"read-only in PROD: {what} is not allowed")
+            return InvalidInput(f"{what} is not allowed ({_UNSAFE_HINT})")
+        return _failure(exc)
 
     def quote_identifier(self, name: str) -> str:
         if "\0" in name:
@@ -83,6 +243,13 @@ class SqliteSession(Session):
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+
+
+def _failure(exc: sqlite3.Error) -> ReadOnly | InvalidInput:
+    # Errors raised by Python's module rather than by SQLite carry no code.
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+        return ReadOnly(str(exc))
+    return InvalidInput(f"database error: {exc}")
 
 
 def _open_folder(folder: str, *, in_store: bool, create: bool) -> int:
@@ -120,9 +287,13 @@ def _open_file(folder_fd: int, name: str, path: str, *, create: bool) -> int:
         raise BackendUnavailable(f"cannot open {path}: {exc.strerror}") from None
 
 
-def open_sqlite(path: str, *, read_only: bool, in_store: bool, timeout: float) -> SqliteSession:
+def open_sqlite(
+    path: str, *, read_only: bool, in_store: bool, timeout: float, unsafe_sql: bool = False
+) -> SqliteSession:
     """Open the SQLite file ``path``, never through a symlink; in DEV read-write and created
-    (0600) if absent, in PROD read-only (``mode=ro`` and ``query_only``) and never created."""
+    (0600) if absent, in PROD read-only (``mode=ro``, ``query_only``, the allow-list
+    authorizer, nothing attached) and never created. ``unsafe_sql`` (DEV only) lets ATTACH,
+    ``VACUUM INTO`` and extension loading through."""
     folder, name = os.path.split(path)
     try:
         folder_fd = _open_folder(folder, in_store=in_store, create=not read_only)
@@ -149,9 +320,16 @@ def open_sqlite(path: str, *, read_only: bool, in_store: bool, timeout: float) -
         )
     except sqlite3.Error as exc:
         raise BackendUnavailable(f"cannot open {path}: {exc}") from None
+    authorizer: _Authorizer | None = None
     try:
         if read_only:
             conn.execute("PRAGMA query_only=ON")
+            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        if read_only or not unsafe_sql:
+            authorizer = _Authorizer(read_only=read_only)
+            conn.set_authorizer(authorizer)
+        elif hasattr(conn, "enable_load_extension"):  # absent from some Python builds
+            conn.enable_load_extension(True)
         conn.execute("PRAGMA schema_version").fetchall()  # reads the header: is it a database?
         after = os.stat(path, follow_symlinks=False)
         if (after.st_dev, after.st_ino) != identity:
@@ -165,4 +343,4 @@ def open_sqlite(path: str, *, read_only: bool, in_store: bool, timeout: float) -
     except BaseException:
         conn.close()
         raise
-    return SqliteSession(conn, path, identity, read_only)
+    return SqliteSession(conn, path, identity, read_only, authorizer)

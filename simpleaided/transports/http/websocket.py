@@ -76,6 +76,7 @@ class WebSocketMessageStream:
         self._close_code = NORMAL  # the code to close with (set by an error, or ``stop``)
         self.closed = False  # stopped: nothing more is read or sent but the close frame
         self.peer_gone = False  # the peer closed, or the connection broke
+        self._gone = anyio.Event()  # set with peer_gone, or once we stopped
         self._close_sent = False
 
     @property
@@ -97,6 +98,7 @@ class WebSocketMessageStream:
     def _frame(self, message: Message) -> bytes | Exception:
         if message["type"] == "websocket.disconnect":
             self.peer_gone = True
+            self._gone.set()
             return anyio.EndOfStream()
         text = message.get("text")
         if text is None:
@@ -133,6 +135,11 @@ class WebSocketMessageStream:
                 raise anyio.ClosedResourceError from None
             raise
 
+    async def wait_gone(self) -> None:
+        """Return once the peer has closed or broken the connection, or we stopped serving
+        it (the reader task sees the close while a request runs)."""
+        await self._gone.wait()
+
     async def linger(self) -> None:
         """After a last error: close with the code that says why; the server keeps reading
         (and dropping) until the peer answers the close, so it reads the error first."""
@@ -145,6 +152,7 @@ class WebSocketMessageStream:
             return
         self.closed = True
         self._close_code = code
+        self._gone.set()
         self._inbox_in.close()  # a receive() waiting for a message wakes up (and fails)
         self._inbox.close()
 

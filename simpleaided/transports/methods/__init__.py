@@ -7,6 +7,7 @@ table, from which the dispatcher serves and ``rpc.discover`` describes, so they 
 
 from __future__ import annotations
 
+from simpleaided.services.database.grid import GridService
 from simpleaided.services.events import EventHub
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
@@ -35,6 +36,7 @@ def build_methods(
     *,
     vault: VaultService,
     database: Probed,
+    grid: GridService,
     llm: Probed,
     http: HttpControl,
 ) -> list[Method]:
@@ -48,7 +50,7 @@ def build_methods(
     methods += step_methods(runs)
     methods += artifact_methods(runs)
     methods += vault_methods(vault)
-    methods += db_methods(database)
+    methods += db_methods(database, grid)
     methods += llm_methods(llm)
     methods += http_methods(http)
     return methods

@@ -44,6 +44,7 @@ async def database(
     workspace: Path | None = None,
     timeout_seconds: float = 3.0,
     resolve: SecretResolver = no_secrets,
+    unsafe_sql: bool = False,
     changes: list[dict[str, Any]] | None = None,
     changed: Callable[[], None] = lambda: None,
 ) -> AsyncIterator[DatabaseService]:
@@ -63,6 +64,7 @@ async def database(
             default_workspace=str(workspace) if workspace else None,
             probe_seconds=60.0,
             timeout_seconds=timeout_seconds,
+            unsafe_sql=unsafe_sql,
         ),
         resolve_secret=resolve,
         on_change=on_change,
@@ -203,13 +205,40 @@ async def test_prod_sqlite_is_read_only_by_the_database_itself(tmp_path: Path) -
         assert_valid(section)
         assert section["connected"] is True and section["readOnly"] is True
         assert await db.execute("SELECT x FROM t") == [(1,)]
-        for write in ("CREATE TABLE u(x)", "INSERT INTO t VALUES (2)"):
-            with pytest.raises(ReadOnly, match="attempt to write a readonly database"):
+        # Refused as SQLite prepares them (the authorizer), before query_only or mode=ro.
+        for write, words in (
+            ("CREATE TABLE u(x)", "CREATE TABLE"),
+            ("INSERT INTO t VALUES (2)", "INSERT into t"),
+        ):
+            with pytest.raises(ReadOnly, match=f"^read-only in PROD: {words} is not allowed$"):
                 await db.execute(write)
+        assert db.section()["connected"] is True and db.section()["warnings"] == []
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM t").fetchone() == (1,)
         assert check.execute("SELECT count(*) FROM sqlite_master").fetchone() == (1,)
     check.close()
+
+
+@pytest.mark.parametrize("unsafe_sql", [False, True])
+async def test_dev_sqlite_attaches_only_when_configured(tmp_path: Path, unsafe_sql: bool) -> None:
+    other = tmp_path / "other.sqlite3"
+    async with database(url=str(tmp_path / "app.sqlite3"), unsafe_sql=unsafe_sql) as db:
+        assert (await db.probe())["connected"] is True
+        for statement, undo in (
+            (f"ATTACH '{other}' AS other", "DETACH other"),
+            (f"VACUUM INTO '{other}'", None),
+        ):
+            if unsafe_sql:
+                await db.execute(statement)
+                if undo:
+                    await db.execute(undo)
+                assert other.exists()
+                other.unlink()
+            else:
+                with pytest.raises(InvalidInput, match=r"is not allowed \(set unsafe_sql = true"):
+                    await db.execute(statement)
+                assert not other.exists()
+        await db.execute("VACUUM")  # a plain VACUUM attaches no file: always allowed in DEV
 
 
 async def test_prod_never_creates_a_sqlite_file(tmp_path: Path) -> None:
@@ -300,6 +329,7 @@ async def test_postgres_dev_reads_and_writes(postgres: str) -> None:
         assert_valid(section)
         assert section["connected"] is True and section["type"] == "postgres"
         assert section["readOnly"] is False and isinstance(section["latencyMs"], float)
+        assert section["warnings"] == []  # a role's reach is checked for read-only sessions
         await db.execute("CREATE TEMP TABLE probe_t(x int)")
         await db.execute("INSERT INTO probe_t VALUES (%s), (%s)", (1, 2))
         assert await db.execute("SELECT x FROM probe_t WHERE x > %s", (1,)) == [(2,)]
@@ -315,6 +345,9 @@ async def test_postgres_prod_is_read_only_by_the_server(postgres: str) -> None:
         section = await db.probe()
         assert_valid(section)
         assert section["connected"] is True and section["readOnly"] is True
+        # The machine's role is a superuser: the section says what it could still do.
+        (warning,) = section["warnings"]
+        assert "superuser" in warning and "run programs" in warning
         assert await db.execute("SELECT 1") == [(1,)]
         with pytest.raises(ReadOnly, match="cannot execute CREATE TABLE in a read-only"):
             await db.execute("CREATE TABLE never_made(x int)")
@@ -341,7 +374,7 @@ async def test_prod_read_only_cannot_be_switched_off_through_the_connection(
         if refusal is None:
             await db.execute(first)  # allowed, and undone when its transaction rolls back
         else:
-            with pytest.raises(refusal, match="multiple commands"):
+            with pytest.raises(refusal, match="one statement at a time"):
                 await db.execute(first)
         with pytest.raises(ReadOnly):
             await db.execute("CREATE TABLE never_made(x int)")

@@ -1,0 +1,876 @@
+"""The database grid (DESIGN.md §10): browsing, editing and querying the profile's database,
+on sessions of its own so a long query never stalls the probe's connection or other clients.
+
+Sessions come from a small pool (``MAX_SESSIONS``), opened the way the probe opens its own
+(``DatabaseService.opener``) and closed when the database settings change. Every call runs on
+a worker thread under a deadline; at the deadline, on ``db.cancel`` or when its client leaves,
+the statement is cancelled through the driver (SQLite's ``interrupt``, a PostgreSQL protocol
+cancel), and a session that was cancelled is closed rather than reused (a late cancel must
+not hit the next statement). A statement that ignores the cancel loses its connection after
+``CANCEL_GRACE_SECONDS``.
+
+What a page's SQL says is decided by the pure core (``domain.grid``); the catalogue
+(``store.sql.catalog``) checks every name. Cells are cut in SQL (``cellBytes``) so a
+multi-megabyte value never crosses the driver for a page.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+
+from simpleaided.domain import grid, sqlguard
+from simpleaided.domain.errors import (
+    BackendUnavailable,
+    Cancelled,
+    Conflict,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    ReadOnly,
+    SimpleaideError,
+)
+from simpleaided.domain.grid import Filter, SortKey, View
+from simpleaided.services.database.connection import DatabaseService
+from simpleaided.services.database.worker import Call, run_call
+from simpleaided.store.sql import READ_ONLY_SESSION, Lost, Session, catalog
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_SESSIONS = 4
+GRID_SECONDS = 30.0  # a page, a cell, a description or an edit; beyond it, cancelled
+COUNT_SECONDS = 1.0  # an exact count's budget; then the estimate is the answer
+COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an estimate)
+CANCEL_GRACE_SECONDS = 2.0
+LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
+QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
+CONFLICT_CELL_CHARS = 64 * 1024
+
+# PostgreSQL types whose values have no order (no btree operator class): never in the
+# fallback order of a table without a key.
+_PG_UNORDERED = ("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle")
+
+Gone = Callable[[], Awaitable[None]]
+"""Returns when the client that asked has gone (its connection's ``wait_gone``)."""
+
+
+# --- Tables as the grid sees them -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One table's columns and row identity, read from the catalogue and kept a few seconds
+    (every page needs them; a schema change is seen within ``LAYOUT_SECONDS``)."""
+
+    description: catalog.TableDescription
+    estimate: int | None
+    loaded: float
+
+    @property
+    def columns(self) -> list[catalog.Column]:
+        return self.description.columns
+
+    def column(self, name: str) -> catalog.Column:
+        for c in self.description.columns:
+            if c.name == name:
+                return c
+        raise NotFound(f'no column named "{name}" in "{self.description.name}"')
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The columns that identify a row (the rowid's SQL name for a rowid table); empty
+        when rows have no identity (a view, a table without a key)."""
+        key = self.description.key
+        if key == "rowid":
+            assert self.description.rowid_column is not None
+            return [self.description.rowid_column]
+        return list(key or [])
+
+    def key_type(self, column: str) -> str:
+        if self.description.key == "rowid":
+            return "INTEGER"
+        return self.column(column).type
+
+
+def _order_key(layout: _Layout, dialect: str) -> list[str]:
+    """The columns that end every order so each row has one place: the row key, or, without
+    one, every orderable column (rows equal in all of them are then one place: shown once
+    where a page boundary falls between them; documented)."""
+    if layout.key_columns:
+        return layout.key_columns
+    columns = layout.columns
+    if dialect == "postgres":
+        columns = [
+            c
+            for c in columns
+            if c.type.removesuffix("[]").split("(")[0].strip() not in _PG_UNORDERED
+        ]
+    return [c.name for c in columns]
+
+
+# --- Cells: how each column is selected and decoded -------------------------------------------
+
+
+def _pg_shape(type_name: str) -> str:
+    """How a PostgreSQL column is read: ``native`` (numbers, booleans, arrays: the driver's
+    values are exact), ``bytes``, or ``text`` (everything else, as the server prints it:
+    JSON unchanged, timestamps with their zone, intervals as PostgreSQL writes them)."""
+    if type_name.strip().endswith("[]"):
+        return "native"
+    kind = grid.value_kind("postgres", type_name)
+    if kind in ("integer", "numeric", "float", "boolean"):
+        return "native"
+    return "bytes" if kind == "bytes" else "text"
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """The SQL that reads a table's cells for display (cut at ``cell_chars``) and its
+    columns' exact values (for keys and page boundaries), and how to decode a row of it."""
+
+    dialect: str
+    quote: Callable[[str], str]
+    types: dict[str, str] = field(default_factory=dict)
+
+    def display(self, column: str, cell_chars: int) -> str:
+        """Two select terms: the value cut for display, and its size when it may be cut."""
+        q = self.quote(column)
+        if self.dialect == "sqlite":
+            return (
+                f"CASE typeof({q}) WHEN 'text' THEN substr({q}, 1, {cell_chars})"
+                # substr() of an empty blob is NULL: an empty blob is sent as itself.
+                f" WHEN 'blob' THEN CASE WHEN length({q}) = 0 THEN {q}"
+                f" ELSE substr({q}, 1, {grid.BYTES_SHOWN}) END ELSE {q} END,"
+                f" CASE WHEN typeof({q}) IN ('text', 'blob') THEN length({q}) END"
+            )
+        shape = _pg_shape(self.types[column])
+        if shape == "native":
+            return f"{q}, NULL"
+        if shape == "bytes":
+            return f"substring({q} from 1 for {grid.BYTES_SHOWN}), octet_length({q})"
+        return f"left({q}::text, {cell_chars}), char_length({q}::text)"
+
+    def exact(self, column: str) -> str:
+        """One select term: the column's whole value, in the form boundaries are bound in."""
+        q = self.quote(column)
+        if self.dialect == "postgres" and _pg_shape(self.types.get(column, "bigint")) == "text":
+            return f"{q}::text"
+        return q
+
+
+def _display_cell(value: Any, size: int | None, cell_chars: int) -> Any:
+    """A cell as read by ``_Reader.display``: cut values marked with their whole size."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return grid.bytes_cell(len(raw) if size is None else size, raw)
+    if isinstance(value, str) and size is not None and size > cell_chars:
+        return grid.truncated_cell(size, value)
+    return grid.to_wire(value)
+
+
+def _whole_cell(value: Any) -> Any:
+    """A cell's whole value on the wire (every byte of a binary one)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        return {"$bytes": len(raw), "hex": raw.hex()}
+    return grid.to_wire(value)
+
+
+def _capped_cell(value: Any, chars: int) -> Any:
+    """A cell cut in Python (a console result, a conflict's current row)."""
+    if isinstance(value, str) and len(value) > chars:
+        return grid.truncated_cell(len(value), value[:chars])
+    return grid.to_wire(value)
+
+
+_UNREAD = object()  # no current value to compare with (an insert)
+
+
+def _unchanged(value: Any, sent: Any) -> bool:
+    """Whether ``sent`` is exactly the wire form of ``value`` (a whole value, never one cut
+    for display, of the same JSON type: ``2`` is not ``2.0``)."""
+    if isinstance(sent, (dict, list)):
+        return False
+    wire = grid.to_wire(value)
+    return type(wire) is type(sent) and bool(wire == sent)
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """Whether a row still holds what the client read: ``expected`` is the cell as it was
+    sent (a cut text or binary value matches by size and beginning)."""
+    if isinstance(expected, dict) and "$truncated" in expected:
+        return (
+            isinstance(value, str)
+            and len(value) == expected.get("$truncated")
+            and value.startswith(str(expected.get("text", "")))
+        )
+    if isinstance(expected, dict) and "$bytes" in expected:
+        return (
+            isinstance(value, (bytes, bytearray, memoryview))
+            and len(value) == expected.get("$bytes")
+            and bytes(value).hex().startswith(str(expected.get("hex", "")).lower())
+        )
+    actual = grid.to_wire(value)
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected or (actual == expected and type(actual) is type(expected))
+    return bool(actual == expected)
+
+
+# --- Calls on a session -----------------------------------------------------------------------
+
+
+class _Running:
+    """A call under way: why it is being stopped, if it is (``None`` while it may run)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None  # "timeout", "cancelled" or "gone"
+        self.stop = anyio.Event()
+
+    def request_stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.stop.set()
+
+
+class GridService:
+    """The ``db.*`` grid methods on the profile's database (DESIGN.md §10)."""
+
+    def __init__(self, database: DatabaseService, *, max_sessions: int = MAX_SESSIONS) -> None:
+        self._database = database
+        self._slots = anyio.Semaphore(max_sessions)
+        self._idle: list[tuple[int, Session]] = []  # (settings generation, session)
+        self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
+        self._queries: dict[str, _Running] = {}
+        self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
+        self._closed = False
+
+    @property
+    def read_only(self) -> bool:
+        return self._database.env == "PROD"
+
+    # -- sessions --
+
+    async def _session(self) -> Session:
+        generation = self._database.generation
+        while self._idle:
+            born, session = self._idle.pop()
+            if born == generation:
+                return session
+            await anyio.to_thread.run_sync(session.close)
+        if self._closed:
+            raise BackendUnavailable("the daemon is stopping")
+        opener = self._database.opener()
+        deadline = max(2.0, self._database.timeout_seconds) + 1.0  # connect_timeout, then some
+        call: Call[Session] = Call(None)
+
+        def connect(call: Call[Session]) -> Session:
+            call.adopt(opener())
+            assert call.session is not None
+            return call.session
+
+        try:
+            with anyio.fail_after(deadline):
+                return await run_call(connect, call)
+        except TimeoutError:
+            raise BackendUnavailable(f"the database did not answer within {deadline:g} s") from None
+        finally:
+            call.abandon()  # still connecting: the thread closes what it opens
+
+    def _give_back(self, session: Session, generation: int) -> None:
+        if self._closed or generation != self._database.generation:
+            session.close()
+        else:
+            self._idle.append((generation, session))
+
+    async def _call(
+        self,
+        work: Callable[[Session], T],
+        *,
+        seconds: float = GRID_SECONDS,
+        query_id: str | None = None,
+        gone: Gone | None = None,
+    ) -> T:
+        """Run ``work`` on a session of the pool on a worker thread, stopped at ``seconds``,
+        on ``db.cancel`` of ``query_id``, or when the client has ``gone``."""
+        running = _Running()
+        if query_id is not None:
+            if query_id in self._queries:
+                raise InvalidInput(f"a query with the id {query_id!r} is already running")
+            self._queries[query_id] = running
+        try:
+            async with self._slots:
+                generation = self._database.generation
+                session = await self._session()
+                call: Call[Session] = Call(session)
+                failure: SimpleaideError | None = None
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._stopper, session, running, seconds)
+                        if gone is not None:
+                            tg.start_soon(self._watch, gone, running)
+                        try:
+                            result = await run_call(_on_session(work), call)
+                        except SimpleaideError as exc:  # caught here: a task group wraps it
+                            failure = exc
+                        finally:
+                            tg.cancel_scope.cancel()
+                finally:
+                    if not call.abandon():  # ended: the session is back, unless it broke
+                        kept = call.session
+                        if kept is not None:
+                            if running.reason is None:
+                                self._give_back(kept, generation)
+                            else:  # a late cancel could hit its next statement
+                                await anyio.to_thread.run_sync(kept.close)
+                if failure is not None:
+                    raise self._reason_error(running, seconds) or self._redacted(failure)
+        finally:
+            if query_id is not None:
+                self._queries.pop(query_id, None)
+        return result
+
+    async def _stopper(self, session: Session, running: _Running, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
+            await running.stop.wait()
+        running.request_stop("timeout")
+        # Not abandoned: once the call ends, no cancel of ours may still be on its way.
+        await anyio.to_thread.run_sync(session.cancel)
+        await anyio.sleep(CANCEL_GRACE_SECONDS)
+        session.abort()  # it ignored the cancel: its connection goes
+
+    async def _watch(self, gone: Gone, running: _Running) -> None:
+        await gone()
+        running.request_stop("gone")
+
+    def _reason_error(self, running: _Running, seconds: float) -> SimpleaideError | None:
+        if running.reason == "timeout":
+            return LimitExceeded(f"stopped after {seconds:g} s: the statement took too long")
+        if running.reason is not None:
+            return Cancelled("the query was cancelled")
+        return None
+
+    def _redacted(self, exc: SimpleaideError) -> SimpleaideError:
+        if isinstance(exc, Lost):
+            self._database.probe_soon()
+            return BackendUnavailable(self._database.redact(exc.message))
+        exc.message = self._database.redact(exc.message)
+        exc.args = (exc.message,)
+        return exc
+
+    async def aclose(self) -> None:
+        """Close the idle sessions (running calls close theirs when they end)."""
+        self._closed = True
+        for running in self._queries.values():
+            running.request_stop("cancelled")
+        idle, self._idle = self._idle, []
+        for _, session in idle:
+            await anyio.to_thread.run_sync(session.close)
+
+    # -- layouts --
+
+    def _layout(self, session: Session, schema: str | None, table: str) -> _Layout:
+        """Thread: the table's layout, from the cache while fresh."""
+        key = (self._database.generation, schema, table)
+        cached = self._layouts.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached.loaded < LAYOUT_SECONDS:
+            return cached
+        description = catalog.describe(session, schema, table)
+        estimate = (
+            catalog.estimate(session, description.schema, description.name)
+            if description.kind == "table"
+            else None
+        )
+        layout = _Layout(description, estimate, now)
+        if len(self._layouts) > 256:
+            self._layouts.clear()
+        self._layouts[key] = layout
+        return layout
+
+    def _forget(self, schema: str | None, table: str) -> None:
+        self._layouts.pop((self._database.generation, schema, table), None)
+
+    # -- methods --
+
+    async def tables(self) -> list[dict[str, Any]]:
+        """``db.tables``."""
+        found = await self._call(catalog.tables)
+        return [
+            {
+                "schema": t.schema,
+                "name": t.name,
+                "kind": t.kind,
+                "rowEstimate": t.row_estimate,
+                "editable": t.editable and not self.read_only,
+                "key": t.key,
+            }
+            for t in found
+        ]
+
+    async def describe(self, schema: str | None, table: str) -> dict[str, Any]:
+        """``db.describe``."""
+        d = await self._call(lambda s: catalog.describe(s, schema, table))
+        return {
+            "schema": d.schema,
+            "name": d.name,
+            "kind": d.kind,
+            "rowEstimate": None,
+            "editable": d.key is not None and not self.read_only,
+            "key": d.key,
+            "columns": [
+                {
+                    "name": c.name,
+                    "type": c.type,
+                    "nullable": c.nullable,
+                    "default": c.default,
+                    "primaryKey": c.primary_key,
+                    "generated": c.generated,
+                }
+                for c in d.columns
+            ],
+            "primaryKey": d.primary_key,
+            "indexes": [
+                {
+                    "name": i.name,
+                    "columns": i.columns,
+                    "unique": i.unique,
+                    "primary": i.primary,
+                    "partial": i.partial,
+                    "definition": i.definition,
+                }
+                for i in d.indexes
+            ],
+            "foreignKeys": [
+                {
+                    "name": f.name,
+                    "columns": f.columns,
+                    "refSchema": f.ref_schema,
+                    "refTable": f.ref_table,
+                    "refColumns": f.ref_columns,
+                    "onUpdate": f.on_update,
+                    "onDelete": f.on_delete,
+                }
+                for f in d.foreign_keys
+            ],
+            "ddl": d.ddl,
+        }
+
+    async def rows(
+        self,
+        schema: str | None,
+        table: str,
+        *,
+        sort: Sequence[tuple[str, bool]] = (),
+        filters: Sequence[tuple[str, str, Any]] = (),
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100,
+        cell_bytes: int = 1024,
+        gone: Gone | None = None,
+    ) -> dict[str, Any]:
+        """``db.rows``: one page by keyset (never OFFSET), after or before a signed cursor."""
+        work = functools.partial(
+            self._page, schema, table, sort, filters, after, before, limit, cell_bytes
+        )
+        return await self._call(work, gone=gone)
+
+    def _page(
+        self,
+        schema: str | None,
+        table: str,
+        sort: Sequence[tuple[str, bool]],
+        filters: Sequence[tuple[str, str, Any]],
+        after: str | None,
+        before: str | None,
+        limit: int,
+        cell_chars: int,
+        session: Session,
+    ) -> dict[str, Any]:
+        layout = self._layout(session, schema, table)
+        dialect = session.kind
+        reader = _Reader(
+            dialect, session.quote_identifier, {c.name: c.type for c in layout.columns}
+        )
+        nullable = {c.name: c.nullable for c in layout.columns}
+        for name in layout.key_columns:
+            nullable[name] = False  # a key never holds NULL (the rowid is no column)
+        sort_keys = tuple(SortKey(layout.column(c).name, d, nullable[c]) for c, d in sort)
+        conditions = [self._filter(layout, dialect, c, op, v) for c, op, v in filters]
+        order_key = _order_key(layout, dialect)
+        order = tuple(
+            SortKey(s.column, s.desc, nullable.get(s.column, False))
+            for s in grid.ordering(sort_keys, order_key)
+        )
+        view = View(
+            layout.description.schema,
+            layout.description.name,
+            tuple(SortKey(s.column, s.desc) for s in sort_keys),
+            tuple(Filter(c, op, v) for c, op, v in filters),  # type: ignore[arg-type]
+            tuple(order_key),
+        )
+        boundary = None
+        direction: grid.Direction = "forward"
+        cursor_text = after if after is not None else before
+        if cursor_text is not None:
+            cursor = grid.decode_cursor(self._cursor_key, cursor_text, view)
+            wanted = "forward" if after is not None else "backward"
+            if cursor.direction != wanted:
+                raise InvalidInput(grid.STALE_CURSOR)
+            boundary, direction = cursor.values, cursor.direction
+        page = grid.page_query(
+            dialect,
+            session.quote_identifier,
+            order,
+            filters=conditions,
+            boundary=boundary,
+            direction=direction,
+            limit=limit,
+        )
+        width = len(layout.columns)
+        select = ", ".join(
+            [reader.display(c.name, cell_chars) for c in layout.columns]
+            + [reader.exact(s.column) for s in order]
+        )
+        source = catalog.qualified(session, layout.description.schema, layout.description.name)
+        try:
+            raw = session.execute(page.sql(select, source), page.args)
+        except SimpleaideError:
+            self._forget(schema, table)  # a column dropped meanwhile: read the layout again
+            raise
+        rows, more = page.in_page_order(raw)
+        cells = [
+            [_display_cell(r[2 * i], r[2 * i + 1], cell_chars) for i in range(width)] for r in rows
+        ]
+        bounds = [tuple(r[2 * width :]) for r in rows]
+        key_at = [i for i, s in enumerate(order) if s.column in layout.key_columns]
+        keys = [[grid.to_wire(b[i]) for i in key_at] for b in bounds]
+
+        def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
+            return grid.encode_cursor(self._cursor_key, grid.Cursor(view.digest(), values, way))
+
+        if direction == "forward":
+            next_ = cursor_for(bounds[-1], "forward") if more and bounds else None
+            if boundary is None:
+                prev = None
+            else:
+                prev = cursor_for(bounds[0] if bounds else tuple(boundary), "backward")
+        else:
+            prev = cursor_for(bounds[0], "backward") if more and bounds else None
+            next_ = cursor_for(bounds[-1] if bounds else tuple(boundary or ()), "forward")
+        count: dict[str, Any]
+        if next_ is None and prev is None:
+            count = {"value": len(rows), "exact": True}
+        elif not filters and layout.estimate is not None:
+            count = {"value": layout.estimate, "exact": False}
+        else:
+            count = {"value": None, "exact": False}
+        return {
+            "schema": layout.description.schema,
+            "name": layout.description.name,
+            "columns": [{"name": c.name, "type": c.type} for c in layout.columns],
+            "rows": cells,
+            "keys": keys,
+            "key": layout.description.key,
+            "editable": layout.description.key is not None and not self.read_only,
+            "next": next_,
+            "prev": prev,
+            "count": count,
+        }
+
+    def _filter(self, layout: _Layout, dialect: str, column: str, op: str, value: Any) -> Filter:
+        """A filter on a catalogue column, its value bound as the column's type wants."""
+        type_name = layout.column(column).type
+        if op in ("like", "ilike", "is-null", "not-null"):
+            bound = value
+        elif op == "in":
+            bound = [grid.from_wire(v, dialect, type_name) for v in value]  # type: ignore[arg-type]
+        else:
+            bound = grid.from_wire(value, dialect, type_name)  # type: ignore[arg-type]
+        return Filter(layout.column(column).name, op, bound)  # type: ignore[arg-type]
+
+    async def cell(
+        self, schema: str | None, table: str, key: list[Any], column: str
+    ) -> dict[str, Any]:
+        """``db.cell``: the whole value of one cell."""
+
+        def read(session: Session) -> dict[str, Any]:
+            layout = self._layout(session, schema, table)
+            name = layout.column(column).name
+            reader = _Reader(
+                session.kind, session.quote_identifier, {c.name: c.type for c in layout.columns}
+            )
+            row = self._read_row(session, layout, reader, key, [reader.exact(name)], lock=False)
+            if row is None:
+                raise NotFound("no row with this key: it was deleted or its key changed")
+            return {"value": _whole_cell(row[0])}
+
+        return await self._call(read)
+
+    async def count(
+        self, schema: str | None, table: str, filters: Sequence[tuple[str, str, Any]] = ()
+    ) -> dict[str, Any]:
+        """``db.count``: exact when it takes under ``COUNT_SECONDS``, else the estimate."""
+
+        def counted(session: Session) -> int:
+            layout = self._layout(session, schema, table)
+            conditions = [self._filter(layout, session.kind, c, op, v) for c, op, v in filters]
+            page = grid.page_query(
+                session.kind, session.quote_identifier, [SortKey("x", nullable=False)],
+                filters=conditions, limit=COUNT_CAP,
+            )  # fmt: skip
+            source = catalog.qualified(session, layout.description.schema, layout.description.name)
+            where = f" WHERE {page.where}" if page.where else ""
+            place = "?" if session.kind == "sqlite" else "%s"
+            sql = f"SELECT count(*) FROM (SELECT 1 FROM {grid.sql_text(session.kind, source)}"
+            sql += f"{where} LIMIT {place}) AS counted"
+            ((value,),) = session.execute(sql, (*page.params, COUNT_CAP + 1))
+            return int(value)
+
+        try:
+            value = await self._call(counted, seconds=COUNT_SECONDS)
+        except LimitExceeded:
+            pass
+        else:
+            if value <= COUNT_CAP:
+                return {"value": value, "exact": True}
+            return {"value": value, "exact": False}
+        if filters:
+            return {"value": None, "exact": False}
+        layout = await self._call(lambda s: self._layout(s, schema, table))
+        return {"value": layout.estimate, "exact": False}
+
+    def _read_row(
+        self,
+        session: Session,
+        layout: _Layout,
+        reader: _Reader,
+        key: Sequence[Any],
+        select: list[str],
+        *,
+        lock: bool,
+    ) -> tuple[Any, ...] | None:
+        """Thread: the ``select`` terms of the row whose key is ``key`` (wire values)."""
+        columns = layout.key_columns
+        if not columns:
+            raise InvalidInput(
+                f'"{layout.description.name}" has no primary key or unique NOT NULL columns:'
+                " its rows cannot be told apart, so they are not editable"
+            )
+        if len(key) != len(columns):
+            raise InvalidInput(f"a key of this table has {len(columns)} value(s): {columns}")
+        place = "?" if session.kind == "sqlite" else "%s"
+        where = " AND ".join(
+            f"{grid.sql_text(session.kind, session.quote_identifier(c))} = {place}" for c in columns
+        )
+        values = tuple(
+            grid.from_wire(v, session.kind, layout.key_type(c))
+            for c, v in zip(columns, key, strict=True)
+        )
+        source = catalog.qualified(session, layout.description.schema, layout.description.name)
+        sql = (
+            f"SELECT {grid.sql_text(session.kind, ', '.join(select))}"
+            f" FROM {grid.sql_text(session.kind, source)} WHERE {where}"
+        )
+        if lock and session.kind == "postgres":
+            sql += " FOR UPDATE"
+        rows = session.execute(sql, values)
+        return rows[0] if rows else None
+
+    async def edit(self, schema: str | None, table: str, changes: Sequence[Any]) -> dict[str, Any]:
+        """``db.edit``: the batch in one transaction; a row changed or gone since it was read
+        fails it whole (``Conflict``, with the row as it is now)."""
+        if self.read_only:
+            raise ReadOnly(READ_ONLY_SESSION)
+        return await self._call(functools.partial(self._edit, schema, table, changes))
+
+    def _edit(
+        self, schema: str | None, table: str, changes: Sequence[Any], session: Session
+    ) -> dict[str, Any]:
+        self._forget(schema, table)  # edits are rare: read the table's layout fresh
+        layout = self._layout(session, schema, table)
+        if layout.description.kind != "table" or not layout.key_columns:
+            raise InvalidInput(
+                f'"{layout.description.name}" is not editable: '
+                + (
+                    "it is a view"
+                    if layout.description.kind == "view"
+                    else "it has no primary key or unique NOT NULL columns, so its rows"
+                    " cannot be told apart"
+                )
+            )
+        dialect = session.kind
+        reader = _Reader(
+            dialect, session.quote_identifier, {c.name: c.type for c in layout.columns}
+        )
+        results: list[dict[str, Any] | None] = []
+        with session.transaction():
+            for index, change in enumerate(changes):
+                results.append(self._apply(session, layout, reader, index, change))
+        return {
+            "columns": [{"name": c.name, "type": c.type} for c in layout.columns],
+            "rows": results,
+        }
+
+    def _apply(
+        self, session: Session, layout: _Layout, reader: _Reader, index: int, change: Any
+    ) -> dict[str, Any] | None:
+        dialect = session.kind
+        place = "?" if dialect == "sqlite" else "%s"
+        source = grid.sql_text(
+            dialect,
+            catalog.qualified(session, layout.description.schema, layout.description.name),
+        )
+        key_terms = grid.sql_text(dialect, ", ".join(reader.exact(c) for c in layout.key_columns))
+
+        def q(name: str) -> str:
+            return grid.sql_text(dialect, session.quote_identifier(name))
+
+        def bound(name: str, value: Any, now: Any = _UNREAD) -> tuple[str, Any]:
+            column = layout.column(name)
+            if not column.writable:
+                raise InvalidInput(f'"{name}" is computed by the database: it cannot be set')
+            if dialect == "sqlite" and now is not _UNREAD and _unchanged(now, value):
+                # Sent back as read: the value itself, its storage class kept (a big integer
+                # or an infinity travels as a string, which would store it as TEXT).
+                return place, now
+            value = grid.from_wire(value, dialect, column.type)
+            if dialect == "postgres":
+                return f"CAST({place} AS {grid.sql_text(dialect, column.type)})", value
+            return place, value
+
+        if change.op == "insert":
+            names = list(change.values or {})
+            terms = [bound(n, change.values[n]) for n in names]
+            if names:
+                columns = ", ".join(q(layout.column(n).name) for n in names)
+                values = ", ".join(t for t, _ in terms)
+                sql = f"INSERT INTO {source} ({columns}) VALUES ({values}) RETURNING {key_terms}"
+            else:
+                sql = f"INSERT INTO {source} DEFAULT VALUES RETURNING {key_terms}"
+            (new_key,) = session.execute(sql, tuple(v for _, v in terms))
+            return self._read_back(session, layout, reader, [grid.to_wire(v) for v in new_key])
+
+        key = list(change.key)
+        everything = [reader.exact(c.name) for c in layout.columns]
+        current = self._read_row(session, layout, reader, key, everything, lock=True)
+        names = [c.name for c in layout.columns]
+        if current is None:
+            raise self._conflict(index, key, layout, None, "was deleted")
+        for name, expected in (change.expect or {}).items():
+            at = names.index(layout.column(name).name)
+            if not _same(current[at], expected):
+                raise self._conflict(index, key, layout, current, f'changed ("{name}")')
+        place_key = " AND ".join(f"{q(c)} = {place}" for c in layout.key_columns)
+        key_values = tuple(
+            grid.from_wire(v, dialect, layout.key_type(c))
+            for c, v in zip(layout.key_columns, key, strict=True)
+        )
+        if change.op == "delete":
+            session.execute(f"DELETE FROM {source} WHERE {place_key}", key_values)
+            return None
+        names_set = list(change.values)
+        terms = [
+            bound(n, change.values[n], current[names.index(layout.column(n).name)])
+            for n in names_set
+        ]
+        assignments = ", ".join(
+            f"{q(layout.column(n).name)} = {t}" for n, (t, _) in zip(names_set, terms, strict=True)
+        )
+        (new_key,) = session.execute(
+            f"UPDATE {source} SET {assignments} WHERE {place_key} RETURNING {key_terms}",
+            (*(v for _, v in terms), *key_values),
+        )
+        return self._read_back(session, layout, reader, [grid.to_wire(v) for v in new_key])
+
+    def _read_back(
+        self, session: Session, layout: _Layout, reader: _Reader, key: list[Any]
+    ) -> dict[str, Any]:
+        """The row as the database now holds it (after triggers and defaults)."""
+        chars = 1024
+        select = [reader.display(c.name, chars) for c in layout.columns]
+        row = self._read_row(session, layout, reader, key, select, lock=False)
+        if row is None:  # a trigger removed it, or changed its key
+            return {"key": key, "row": []}
+        width = len(layout.columns)
+        return {
+            "key": key,
+            "row": [_display_cell(row[2 * i], row[2 * i + 1], chars) for i in range(width)],
+        }
+
+    def _conflict(
+        self,
+        index: int,
+        key: list[Any],
+        layout: _Layout,
+        current: Sequence[Any] | None,
+        what: str,
+    ) -> Conflict:
+        return Conflict(
+            f"change {index + 1}: the row {what} since it was read; nothing was saved",
+            {
+                "change": index,
+                "key": key,
+                "columns": [{"name": c.name, "type": c.type} for c in layout.columns],
+                "current": None
+                if current is None
+                else [_capped_cell(v, CONFLICT_CELL_CHARS) for v in current],
+            },
+        )
+
+    async def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | None,
+        *,
+        limit: int,
+        timeout_ms: int,
+        query_id: str | None,
+        gone: Gone | None,
+    ) -> dict[str, Any]:
+        """``db.query``: one statement, capped in rows and time, cancellable."""
+        read_only = self.read_only
+
+        def run(session: Session) -> dict[str, Any]:
+            if read_only:
+                sqlguard.check_read_only(session.kind, sql)
+            start = time.perf_counter()
+            result = session.query(sql, tuple(params or ()), limit)
+            elapsed = (time.perf_counter() - start) * 1000
+            return {
+                "columns": [{"name": n, "type": t} for n, t in result.columns],
+                "rows": [[_capped_cell(v, QUERY_CELL_CHARS) for v in r] for r in result.rows],
+                "rowCount": result.row_count,
+                "truncated": result.truncated,
+                "elapsedMs": round(elapsed, 1),
+            }
+
+        return await self._call(run, seconds=timeout_ms / 1000, query_id=query_id, gone=gone)
+
+    def cancel(self, query_id: str) -> bool:
+        """``db.cancel``: stop the query of that id; whether one was running."""
+        running = self._queries.get(query_id)
+        if running is None:
+            return False
+        running.request_stop("cancelled")
+        return True
+
+
+def _on_session(work: Callable[[Session], T]) -> Callable[[Call[Session]], T]:
+    def on(call: Call[Session]) -> T:
+        assert call.session is not None
+        try:
+            return work(call.session)
+        except Lost:
+            call.drop()
+            raise
+
+    return on
