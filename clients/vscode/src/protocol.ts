@@ -62,6 +62,7 @@ export interface DbSection {
   latencyMs: number | null;
   error: string | null;
   checkedAt: string | null;
+  warnings?: string[]; // what a read-only role could still do (PROD)
 }
 
 export interface LlmBackend {

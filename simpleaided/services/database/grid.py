@@ -318,7 +318,7 @@ class GridService:
                         if gone is not None:
                             tg.start_soon(self._watch, gone, running)
                         try:
-                            result = await run_call(_on_session(work), call)
+                            result = await run_call(_on_session(work, running), call)
                         except SimpleaideError as exc:  # caught here: a task group wraps it
                             failure = exc
                         finally:
@@ -342,9 +342,19 @@ class GridService:
         with anyio.move_on_after(seconds):
             await running.stop.wait()
         running.request_stop("timeout")
-        # Not abandoned: once the call ends, no cancel of ours may still be on its way.
-        await anyio.to_thread.run_sync(session.cancel)
-        await anyio.sleep(CANCEL_GRACE_SECONDS)
+        # A cancel that arrives before the statement starts stops nothing (SQLite's
+        # interrupt, PostgreSQL's cancel of an idle backend): sent again, a little later
+        # each time, until the grace is over; the call's end ends this task. Not abandoned:
+        # once the call ends, no cancel of ours may still be on its way.
+        deadline = anyio.current_time() + CANCEL_GRACE_SECONDS
+        pause = 0.05
+        while True:
+            await anyio.to_thread.run_sync(session.cancel)
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                break
+            await anyio.sleep(min(pause, left))
+            pause *= 2
         session.abort()  # it ignored the cancel: its connection goes
 
     async def _watch(self, gone: Gone, running: _Running) -> None:
@@ -864,9 +874,11 @@ class GridService:
         return True
 
 
-def _on_session(work: Callable[[Session], T]) -> Callable[[Call[Session]], T]:
+def _on_session(work: Callable[[Session], T], running: _Running) -> Callable[[Call[Session]], T]:
     def on(call: Call[Session]) -> T:
         assert call.session is not None
+        if running.reason is not None:  # stopped before it started: nothing to interrupt
+            raise Cancelled("the query was cancelled")
         try:
             return work(call.session)
         except Lost:

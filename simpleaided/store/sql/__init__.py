@@ -43,8 +43,9 @@ class Session(Protocol):
     """One open database connection; used by one worker thread at a time.
 
     ``check`` raises ``Lost`` when the session is no longer to be trusted; ``execute`` raises
-    ``Lost`` for a broken connection, ``ReadOnly`` for a write the database refused, and
-    ``InvalidInput`` for any other database error.
+    ``Lost`` for a broken connection, ``ReadOnly`` for a write the database refused,
+    ``Conflict`` for a constraint violated (its words name the constraint or the column),
+    and ``InvalidInput`` for any other database error.
     """
 
     kind: DbKind

@@ -12,7 +12,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from simpleaided.domain.errors import BackendUnavailable, InvalidInput, ReadOnly, SimpleaideError
+from simpleaided.domain.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    ReadOnly,
+    SimpleaideError,
+)
 from simpleaided.domain.vocabulary import DbKind
 from simpleaided.store.sql import READ_ONLY_SESSION, TRANSACTION_CONTROL, Lost, QueryResult, Session
 
@@ -239,11 +245,13 @@ class PgSession(Session):
         message = _first_line(str(exc))
         if message == _SEVERAL_STATEMENTS:
             return InvalidInput("one statement at a time: send the statements one by one")
-        detail = exc.diag.message_detail
-        if exc.sqlstate and exc.sqlstate.startswith("23") and detail:
+        if exc.sqlstate and exc.sqlstate.startswith("23"):
             # A constraint: its name is in the message, the row and columns in the detail
             # ("Key (email)=(a@b.c) already exists.", "Failing row contains (…).").
-            message = f"{message}: {_first_line(detail)}"
+            detail = exc.diag.message_detail
+            if detail:
+                message = f"{message}: {_first_line(detail)}"
+            return Conflict(f"database error: {message}")
         return InvalidInput(f"database error: {message}")
 
     def quote_identifier(self, name: str) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from simpleaided.domain import sqlguard
 from simpleaided.domain.errors import (
     BackendUnavailable,
+    Conflict,
     InvalidInput,
     NotFound,
     ReadOnly,
@@ -221,7 +222,7 @@ class SqliteSession(Session):
         if self._authorizer is not None:
             self._authorizer.refused = None
 
-    def _failure(self, exc: sqlite3.Error, sql: str) -> ReadOnly | InvalidInput:
+    def _failure(self, exc: sqlite3.Error, sql: str) -> ReadOnly | InvalidInput | Conflict:
         # A refusal fails the statement as it is prepared, with "not authorized" (SQLITE_AUTH,
         # or SQLITE_ERROR for a function): what failed it is the action the authorizer kept.
         if self._authorizer is not None and self._authorizer.refused is not None:
@@ -245,10 +246,13 @@ class SqliteSession(Session):
             self._conn.close()
 
 
-def _failure(exc: sqlite3.Error) -> ReadOnly | InvalidInput:
+def _failure(exc: sqlite3.Error) -> ReadOnly | InvalidInput | Conflict:
     # Errors raised by Python's module rather than by SQLite carry no code.
-    if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_READONLY:
         return ReadOnly(str(exc))
+    if code == sqlite3.SQLITE_CONSTRAINT:  # "UNIQUE constraint failed: t.email"
+        return Conflict(f"database error: {exc}")
     return InvalidInput(f"database error: {exc}")
 
 
@@ -322,6 +326,8 @@ def open_sqlite(
         raise BackendUnavailable(f"cannot open {path}: {exc}") from None
     authorizer: _Authorizer | None = None
     try:
+        # Foreign keys as declared: SQLite leaves them unchecked unless asked, per connection.
+        conn.execute("PRAGMA foreign_keys=ON")
         if read_only:
             conn.execute("PRAGMA query_only=ON")
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
