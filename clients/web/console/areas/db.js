@@ -1,17 +1,94 @@
-// DB: the active profile's database as last probed (db.status). The grid (DESIGN.md §10)
-// takes the space below when its methods arrive.
+// DB: the active profile's database (DESIGN.md §10): its state as last probed (db.status),
+// its tables (db.tables) with a grid over the chosen one (grid.js), and a SQL console.
+// DEV is editable; PROD (or a read-only database) shows no edit control at all, and says so.
 
 import { badge, errorWords, facts, fill, h, notice, timeEl } from "../dom.js";
+import { TableGrid } from "./grid.js";
+import { sqlConsole } from "./sqlconsole.js";
 
 const UNCONFIGURED =
   "No database is configured for this profile. Add one under [db] in the configuration file.";
+const TABLE_KEY = "simpleaide.db.table";
+
+function rememberedTable() {
+  try {
+    return sessionStorage.getItem(TABLE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function rememberTable(id) {
+  try {
+    sessionStorage.setItem(TABLE_KEY, id);
+  } catch {
+    // Not kept: the first table is shown next time.
+  }
+}
+
+const tableId = (t) => JSON.stringify([t.schema ?? null, t.name]);
+
+/** Whether the grid may offer edits: DEV and not read-only. */
+function editsAllowed(db) {
+  return db.env !== "PROD" && !db.readOnly;
+}
+
+/** One entry of the table list: name, kind, row estimate, and whether rows can be edited. */
+function tableEntry(t, { allowEdits, several, onPick }) {
+  const estimate =
+    t.rowEstimate == null ? "rows unknown" : `≈ ${t.rowEstimate.toLocaleString("en")} rows`;
+  let marker = null;
+  if (allowEdits) {
+    marker = t.editable
+      ? h("span", { class: "table-editable", title: "Rows can be edited here" }, "editable")
+      : h(
+          "span",
+          { class: "table-fixed", title: t.kind === "view" ? "A view" : "No row key" },
+          t.kind === "view" ? "read only (view)" : "read only (no row key)",
+        );
+  }
+  return h(
+    "li",
+    {},
+    h(
+      "button",
+      {
+        type: "button",
+        class: "table-pick",
+        dataset: { table: t.name, kind: t.kind },
+        onclick: () => onPick(t),
+      },
+      h("span", { class: "table-name" }, several && t.schema ? `${t.schema}.${t.name}` : t.name),
+      h(
+        "span",
+        { class: "table-meta" },
+        h("span", { class: `table-kind kind-${t.kind}` }, t.kind),
+        h("span", { class: "table-estimate" }, estimate),
+        marker,
+      ),
+    ),
+  );
+}
 
 export function mount({ rpc, statusListeners }, main) {
   const body = h("div", { class: "db-body" }, notice("loading", "Loading the database's state…"));
-  const grid = h(
+  const mode = h("p", { class: "db-mode", hidden: true });
+  const offline = h("div", { class: "db-offline" }); // filled while a shown grid's database is away
+  const list = h("ul", { class: "table-list" });
+  const listState = h("div", { class: "table-list-state" });
+  const host = h("div", { class: "table-host" });
+  const sqlHost = h("div", { class: "sql-host" });
+  const workspace = h(
     "div",
-    { class: "panel grid-panel", "aria-label": "Query grid" },
-    h("p", { class: "placeholder" }, "The query grid comes here in a coming version."),
+    { class: "grid-panel db-workspace", hidden: true },
+    h(
+      "nav",
+      { class: "tables", "aria-labelledby": "tables-title" },
+      h("h2", { id: "tables-title" }, "Tables"),
+      listState,
+      list,
+    ),
+    host,
   );
   main.append(
     h(
@@ -19,17 +96,25 @@ export function mount({ rpc, statusListeners }, main) {
       { class: "area area-db", "aria-labelledby": "db-title" },
       h("h1", { id: "db-title" }, "Database"),
       body,
-      grid,
+      mode,
+      offline,
+      workspace,
+      sqlHost,
     ),
   );
   let alive = true;
-  const render = (db) => {
+  let shownFor = null; // "<env>|<read-only>|<unconfigured>": what the area was built for
+  let built = false; // the tables and the console are shown
+  let grid = null;
+  let sql = null;
+  let tables = [];
+  let allowEdits = false;
+
+  const renderFacts = (db) => {
     const state = db.connected ? "connected" : "not connected";
     const unconfigured = db.error === "not configured";
     body.replaceChildren(
-      ...(unconfigured
-        ? [notice("empty", UNCONFIGURED)]
-        : []),
+      ...(unconfigured ? [notice("empty", UNCONFIGURED)] : []),
       facts([
         ["State", badge(db.connected ? "online" : "offline", state)],
         ["Type", db.type ?? "–"],
@@ -41,7 +126,110 @@ export function mount({ rpc, statusListeners }, main) {
       ]),
     );
   };
-  const onStatus = (doc) => doc?.db && render(doc.db);
+
+  const pick = (t) => {
+    grid?.destroy();
+    grid = new TableGrid(rpc, t, { allowEdits });
+    host.replaceChildren(grid.element);
+    for (const button of list.querySelectorAll(".table-pick")) {
+      const chosen = button.dataset.table === t.name && button.dataset.kind === t.kind;
+      button.setAttribute("aria-current", chosen ? "true" : "false");
+    }
+    rememberTable(tableId(t));
+    grid.reload();
+  };
+
+  const loadTables = async () => {
+    listState.replaceChildren(notice("loading", "Loading the tables…"));
+    try {
+      tables = await rpc.call("db.tables");
+      if (!alive) return;
+    } catch (error) {
+      if (alive) listState.replaceChildren(notice("error", errorWords(error, "list the tables")));
+      return;
+    }
+    const several = new Set(tables.map((t) => t.schema)).size > 1;
+    fill(
+      list,
+      tables.map((t) => tableEntry(t, { allowEdits, several, onPick: pick })),
+    );
+    fill(
+      listState,
+      tables.length ? null : notice("empty", "This database has no tables or views yet."),
+    );
+    const wanted = rememberedTable();
+    // The table last looked at, else the first table (a view's rows cannot be edited).
+    const first =
+      tables.find((t) => tableId(t) === wanted) ??
+      tables.find((t) => t.kind === "table") ??
+      tables[0];
+    if (first) pick(first);
+    else {
+      grid?.destroy();
+      grid = null;
+      host.replaceChildren();
+    }
+  };
+
+  /** (Re)build the grid and the console when what they depend on changed: the profile,
+   * read-only. A PROD page never holds an edit control, not even hidden. A database that
+   * stops answering for a while keeps the grid (and its staged changes): a line says so. */
+  const render = (db) => {
+    renderFacts(db);
+    const unconfigured = db.error === "not configured";
+    const key = `${db.env}|${Boolean(db.readOnly)}|${unconfigured}`;
+    if (key !== shownFor) {
+      shownFor = key;
+      allowEdits = editsAllowed(db);
+      grid?.destroy();
+      grid = null;
+      sql?.destroy();
+      sql = null;
+      built = false;
+      host.replaceChildren();
+      sqlHost.replaceChildren();
+      mode.hidden = unconfigured;
+      mode.replaceChildren(
+        allowEdits
+          ? h("span", { class: "badge badge-editable" }, `${db.env}: editable`)
+          : h("span", { class: "badge badge-readonly" }, `${db.env}: read-only`),
+        allowEdits
+          ? " Changes are staged in the grid and saved together."
+          : " Nothing can be changed from here: the grid shows no edit controls.",
+      );
+    }
+    if (unconfigured) {
+      workspace.hidden = true;
+      return;
+    }
+    fill(
+      offline,
+      built && !db.connected
+        ? notice(
+            "error",
+            "The database is not answering at the moment (see the state above): the grid " +
+              "shows what it read, and changes wait until it answers again.",
+          )
+        : null,
+    );
+    if (!db.connected) {
+      if (!built) {
+        workspace.hidden = true;
+        sqlHost.replaceChildren(
+          notice("empty", "The database is not connected: its tables show here when it answers."),
+        );
+      }
+      return;
+    }
+    if (built) return;
+    built = true;
+    workspace.hidden = false;
+    sql = sqlConsole(rpc, { readOnly: !allowEdits });
+    sqlHost.replaceChildren(sql.element);
+    loadTables();
+  };
+
+  const onStatus = (doc) => doc?.db && alive && render(doc.db);
   statusListeners.add(onStatus);
   rpc.call("db.status").then(
     (db) => alive && render(db),
@@ -50,5 +238,7 @@ export function mount({ rpc, statusListeners }, main) {
   return () => {
     alive = false;
     statusListeners.delete(onStatus);
+    grid?.destroy();
+    sql?.destroy();
   };
 }
