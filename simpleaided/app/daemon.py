@@ -184,6 +184,7 @@ class Daemon:
                 loaded_version = self.runs.index.version  # what the snapshots hold, if current
                 await self.vault.load()
                 await tg.start(self.vault.run)
+                await tg.start(self.grid.run)  # deadlines and cancels of db.* calls
                 await tg.start(self.owners.run)  # runs whose owner died end before any answer
                 await tg.start(self._serve, self.claim)
                 await self.http_access.start(tg)
@@ -286,6 +287,7 @@ class Daemon:
             # No new connections: under socket activation they wait in systemd's queue for
             # the next daemon rather than being accepted and dropped.
             await self._listener.aclose()
+        self.grid.stop_all()  # running queries end now (cancelled), not at the grace's end
         await self.server.drain(self.config.daemon.shutdown_grace_seconds)
         with anyio.CancelScope(shield=True):
             await self.runs.save_snapshots()

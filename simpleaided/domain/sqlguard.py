@@ -15,6 +15,7 @@ write. PostgreSQL strings are read with ``standard_conforming_strings`` on (the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from simpleaided.domain.errors import ReadOnly
@@ -65,6 +66,18 @@ _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "UPSERT"
 SQLITE_UNSAFE_FUNCTIONS = frozenset(
     {"load_extension", "writefile", "readfile", "edit", "fts3_tokenizer", "zipfile"}
 )
+# Families of PostgreSQL functions with effects beyond the statement, by name: replication
+# slots and origins (a slot left behind keeps WAL until the disk fills), backups.
+_PG_EFFECT_PATTERNS = re.compile(r"pg_.*(replication|_slot|backup).*|pg_log_backend_.*")
+
+
+def _has_effects(dialect: DbKind, name: str, functions: frozenset[str]) -> bool:
+    name = name.lower()
+    if name in functions:
+        return True
+    return dialect == "postgres" and _PG_EFFECT_PATTERNS.fullmatch(name) is not None
+
+
 # Functions with effects beyond the statement: files, programs, sessions, sequences.
 _FUNCTIONS: dict[DbKind, frozenset[str]] = {
     "sqlite": SQLITE_UNSAFE_FUNCTIONS,
@@ -266,7 +279,11 @@ def _check_words(dialect: DbKind, tokens: list[_Token], lead: str) -> None:
     for k, token in enumerate(tokens):
         called = _followed_by(tokens, k, "(")
         # By any spelling: "load_extension"(…), pg_catalog.set_config(…).
-        if called and token.kind in ("word", "name") and token.raw.lower() in functions:
+        if (
+            called
+            and token.kind in ("word", "name")
+            and _has_effects(dialect, token.raw, functions)
+        ):
             raise _refuse(f"the function {token.raw.lower()}()")
         if token.kind != "word" or not _is_keyword(tokens, k):
             continue

@@ -10,6 +10,7 @@ parse error) is newline-delimited JSON. Replies use the framing of the request.
 
 from __future__ import annotations
 
+import select
 import socket
 from typing import Literal
 
@@ -52,7 +53,8 @@ def frame(payload: bytes, framing: Framing | None) -> bytes:
     return payload + b"\n"
 
 
-_GONE_POLL_SECONDS = 0.25
+_GONE_POLL_SECONDS = 0.1
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 
 class FramingError(Exception):
@@ -198,23 +200,19 @@ class FramedStream:
         await self._stream.send(data)
 
     async def wait_gone(self) -> None:
-        """Return once the peer closed its end or the connection broke, peeking (never
-        taking) its input. Input waiting (a pipelined request) hides an end behind it: then
-        it looks again every ``_GONE_POLL_SECONDS``. Without the socket it cannot tell."""
+        """Return once the peer has closed the connection or it broke (``POLLHUP``,
+        ``POLLERR``), looked at every ``_GONE_POLL_SECONDS``; its input is never touched. A
+        peer that only ended its sending side (``printf … | socat``) still reads its reply:
+        it has not gone. Without the socket it cannot tell."""
         if self._sock is None:
             await anyio.sleep_forever()
-        sock = self._sock
-        assert sock is not None
-        while True:
-            await anyio.wait_readable(sock)
-            try:
-                waiting = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return  # reset: gone
-            if not waiting:
-                return  # end of stream
+        assert self._sock is not None
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLHUP | select.POLLERR)
+        while True:  # polled: a half-closed peer keeps the socket readable, so readiness
+            # cannot be waited for: it would wake at once, again and again
+            if any(event & _GONE for _, event in poller.poll(0)):
+                return
             await anyio.sleep(_GONE_POLL_SECONDS)
 
     async def linger(self) -> None:

@@ -1,4 +1,5 @@
-"""``python -m tests.bench [--quick] [--sizes 1000,10000,100000]``: run the benchmarks.
+"""``python -m tests.bench [--quick] [--sizes 1000,10000,100000]``: run the benchmarks;
+``python -m tests.bench grid [--quick]``: the database grid's (``grid.py``).
 
 Kept import-free at module level: the worker processes (started with ``spawn``) import this
 module again as ``__mp_main__`` and must not pay for, or run, anything of the orchestrator.
@@ -6,6 +7,11 @@ module again as ``__mp_main__`` and must not pay for, or run, anything of the or
 
 if __name__ == "__main__":
     import sys
+
+    if sys.argv[1:2] == ["grid"]:
+        from tests.bench.grid import main as grid_main
+
+        sys.exit(grid_main(sys.argv[2:]))
 
     from tests.bench.suite import main
 

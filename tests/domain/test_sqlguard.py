@@ -115,6 +115,28 @@ REFUSED: list[tuple[DbKind, str, str]] = [
     ("postgres", "SELECT pg_catalog.set_config('x', 'y', false)", "the function set_config()"),
     ("postgres", "SELECT pg_terminate_backend(42)", "the function pg_terminate_backend()"),
     ("postgres", "TABLE t FOR UPDATE", "SELECT … FOR UPDATE (it locks rows)"),
+    # Replication slots and origins, backups: they outlive a read-only transaction.
+    (
+        "postgres",
+        "SELECT pg_copy_physical_replication_slot('a', 'b')",
+        "the function pg_copy_physical_replication_slot()",
+    ),
+    (
+        "postgres",
+        "SELECT pg_replication_slot_advance('a', pg_current_wal_lsn())",
+        "the function pg_replication_slot_advance()",
+    ),
+    (
+        "postgres",
+        "SELECT pg_replication_origin_create('o')",
+        "the function pg_replication_origin_create()",
+    ),
+    ("postgres", "SELECT pg_backup_start('label')", "the function pg_backup_start()"),
+    (
+        "postgres",
+        "SELECT pg_log_backend_memory_contexts(1)",
+        "the function pg_log_backend_memory_contexts()",
+    ),
 ]
 
 
@@ -162,6 +184,8 @@ def test_dialect_rules_find_the_second_statement(dialect: DbKind, sql: str) -> N
 
 
 READS: list[tuple[DbKind, str]] = [
+    ("postgres", "SELECT slot_name, active FROM pg_replication_slots"),
+    ("postgres", "SELECT pg_current_wal_lsn()"),
     *[
         (d, sql)
         for d in BOTH

@@ -403,6 +403,26 @@ def test_postgres_role_risks_are_named(
     assert risks(read_only=False) == []  # checked for read-only (PROD) sessions only
 
 
+def test_postgres_replication_role_is_named(
+    postgres: str, pg_role: tuple[str, Callable[[str], None]]
+) -> None:
+    """REPLICATION lets a role create and move slots inside a read-only transaction."""
+    role, _ = pg_role
+    dev = open_postgres(postgres, None, read_only=False, timeout=5)
+    try:
+        dev.execute(f"ALTER ROLE {role} REPLICATION", ())
+    finally:
+        dev.close()
+    session = open_postgres(make_conninfo(postgres, user=role), None, read_only=True, timeout=5)
+    try:
+        assert session.risks() == [
+            f'the role "{role}" has REPLICATION: it can create and move replication slots,'
+            " read-only transactions notwithstanding"
+        ]
+    finally:
+        session.close()
+
+
 def test_postgres_dev_sessions_name_no_risks(postgres: str) -> None:
     dev = open_postgres(postgres, None, read_only=False, timeout=5)
     try:

@@ -16,8 +16,10 @@ multi-megabyte value never crosses the driver for a page.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from simpleaided.domain import grid, sqlguard
 from simpleaided.domain.errors import (
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SESSIONS = 4
+MAX_QUERIES = MAX_SESSIONS - 1  # console queries at once: one session is always left for pages
 GRID_SECONDS = 30.0  # a page, a cell, a description or an edit; beyond it, cancelled
 COUNT_SECONDS = 1.0  # an exact count's budget; then the estimate is the answer
 COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an estimate)
@@ -58,6 +62,8 @@ CONFLICT_CELL_CHARS = 64 * 1024
 # PostgreSQL types whose values have no order (no btree operator class): never in the
 # fallback order of a table without a key.
 _PG_UNORDERED = ("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle")
+
+_PLAIN_READS = frozenset({"SELECT", "VALUES", "TABLE", "SHOW"})  # WITH may hold a write
 
 Gone = Callable[[], Awaitable[None]]
 """Returns when the client that asked has gone (its connection's ``wait_gone``)."""
@@ -177,6 +183,28 @@ def _display_cell(value: Any, size: int | None, cell_chars: int) -> Any:
     return grid.to_wire(value)
 
 
+def _display_row(row: Sequence[Any], width: int, cell_chars: int) -> list[Any]:
+    """A row as read by ``_Reader.display`` (value and size per column), as wire cells; the
+    common kinds (text, integers, NULL) without a call each, since a page has thousands."""
+    cells: list[Any] = []
+    append = cells.append
+    for i in range(0, 2 * width, 2):
+        value = row[i]
+        kind = type(value)
+        if kind is str:
+            size = row[i + 1]
+            append(
+                value if size is None or size <= cell_chars else grid.truncated_cell(size, value)
+            )
+        elif kind is int:
+            append(value if -grid.SAFE_INTEGER <= value <= grid.SAFE_INTEGER else str(value))
+        elif value is None and row[i + 1] is None:
+            append(None)
+        else:
+            append(_display_cell(value, row[i + 1], cell_chars))
+    return cells
+
+
 def _whole_cell(value: Any) -> Any:
     """A cell's whole value on the wire (every byte of a binary one)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -204,6 +232,19 @@ def _unchanged(value: Any, sent: Any) -> bool:
     return type(wire) is type(sent) and bool(wire == sent)
 
 
+def _is_cut(cell: Any) -> bool:
+    """Whether a wire cell is a value cut for display (``$truncated``, or bytes without
+    every byte)."""
+    if not isinstance(cell, dict):
+        return False
+    if "$truncated" in cell:
+        return True
+    hex_text = cell.get("hex")
+    return "$bytes" in cell and (
+        not isinstance(hex_text, str) or len(hex_text) // 2 != cell["$bytes"]
+    )
+
+
 def _same(value: Any, expected: Any) -> bool:
     """Whether a row still holds what the client read: ``expected`` is the cell as it was
     sent (a cut text or binary value matches by size and beginning)."""
@@ -229,16 +270,16 @@ def _same(value: Any, expected: Any) -> bool:
 
 
 class _Running:
-    """A call under way: why it is being stopped, if it is (``None`` while it may run)."""
+    """A call under way: its deadline, its session once it has one, and why it is being
+    stopped, if it is (``None`` while it may run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
         self.reason: str | None = None  # "timeout", "cancelled" or "gone"
-        self.stop = anyio.Event()
-
-    def request_stop(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.stop.set()
+        self.session: Session | None = None
+        self.spoiled = False  # its statement may have changed the session's settings
+        self.ended = anyio.Event()  # the call is over: a stopper has nothing more to do
+        self.stopped: anyio.Event | None = None  # set when its stopper is done, if it has one
 
 
 class GridService:
@@ -247,9 +288,14 @@ class GridService:
     def __init__(self, database: DatabaseService, *, max_sessions: int = MAX_SESSIONS) -> None:
         self._database = database
         self._slots = anyio.Semaphore(max_sessions)
+        self._query_slots = anyio.Semaphore(max(1, max_sessions - 1))
         self._idle: list[tuple[int, Session]] = []  # (settings generation, session)
         self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
         self._queries: dict[str, _Running] = {}
+        self._running: set[_Running] = set()  # calls under way, for their deadlines
+        self._soonest = math.inf  # the deadline ``run`` waits for
+        self._rearm = anyio.Event()  # a call with an earlier deadline came
+        self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
         self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
         self._closed = False
 
@@ -291,6 +337,30 @@ class GridService:
         else:
             self._idle.append((generation, session))
 
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Stop the calls that overrun their deadline, and carry out every stop, until
+        cancelled. One task for all calls: a call itself starts no task (a page is a few
+        hundred microseconds; a task group per call would be a tenth of that)."""
+        async with anyio.create_task_group() as tg:
+            self._tasks = tg
+            task_status.started()
+            try:
+                while True:
+                    now = anyio.current_time()
+                    self._soonest = math.inf
+                    for running in list(self._running):
+                        if running.reason is not None:
+                            continue
+                        if running.deadline <= now:
+                            self._stop(running, "timeout")
+                        else:
+                            self._soonest = min(self._soonest, running.deadline)
+                    with anyio.move_on_after(self._soonest - now):
+                        await self._rearm.wait()
+                    self._rearm = anyio.Event()
+            finally:
+                self._tasks = None
+
     async def _call(
         self,
         work: Callable[[Session], T],
@@ -298,39 +368,62 @@ class GridService:
         seconds: float = GRID_SECONDS,
         query_id: str | None = None,
         gone: Gone | None = None,
+        spoils: Callable[[Session], bool] | None = None,
     ) -> T:
         """Run ``work`` on a session of the pool on a worker thread, stopped at ``seconds``,
-        on ``db.cancel`` of ``query_id``, or when the client has ``gone``."""
-        running = _Running()
+        on ``db.cancel`` of ``query_id``, or when the client has ``gone``; the session goes
+        back to the pool unless stopped or ``spoils`` says the work changed it."""
+        if self._tasks is None:
+            raise BackendUnavailable("the database grid is not running (the daemon is stopping)")
+        running = _Running(math.inf)
         if query_id is not None:
             if query_id in self._queries:
                 raise InvalidInput(f"a query with the id {query_id!r} is already running")
             self._queries[query_id] = running
         try:
-            async with self._slots:
+            async with contextlib.AsyncExitStack() as slots:
+                await self._take_slot(slots, query=query_id is not None or gone is not None)
                 generation = self._database.generation
-                session = await self._session()
+                try:
+                    session = await self._session()
+                except SimpleaideError as exc:
+                    raise self._redacted(exc) from None
+                running.session = session
+                running.spoiled = spoils is not None and spoils(session)
+                running.deadline = anyio.current_time() + seconds  # from when it can run
+                self._running.add(running)
+                if running.deadline < self._soonest:
+                    self._rearm.set()
                 call: Call[Session] = Call(session)
                 failure: SimpleaideError | None = None
                 try:
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._stopper, session, running, seconds)
-                        if gone is not None:
+                    if gone is None:
+                        result = await run_call(_on_session(work, running), call)
+                    else:
+                        async with anyio.create_task_group() as tg:
                             tg.start_soon(self._watch, gone, running)
-                        try:
-                            result = await run_call(_on_session(work, running), call)
-                        except SimpleaideError as exc:  # caught here: a task group wraps it
-                            failure = exc
-                        finally:
-                            tg.cancel_scope.cancel()
+                            try:
+                                result = await run_call(_on_session(work, running), call)
+                            finally:
+                                tg.cancel_scope.cancel()
+                except SimpleaideError as exc:
+                    failure = exc
+                except BaseExceptionGroup as group:  # the watcher's task group wraps it
+                    failure = _only_error(group)
                 finally:
-                    if not call.abandon():  # ended: the session is back, unless it broke
-                        kept = call.session
-                        if kept is not None:
-                            if running.reason is None:
-                                self._give_back(kept, generation)
-                            else:  # a late cancel could hit its next statement
-                                await anyio.to_thread.run_sync(kept.close)
+                    self._running.discard(running)
+                    running.ended.set()
+                    with anyio.CancelScope(shield=True):
+                        if running.stopped is not None:  # no cancel of ours may be on its way
+                            await running.stopped.wait()
+                        if not call.abandon():  # ended: the session is back, unless it broke
+                            kept = call.session
+                            if kept is not None:
+                                if running.reason is None and not running.spoiled:
+                                    self._give_back(kept, generation)
+                                else:  # a late cancel could hit its next statement, or a
+                                    # setting it changed (SET, PRAGMA) the next client's
+                                    await anyio.to_thread.run_sync(kept.close)
                 if failure is not None:
                     raise self._reason_error(running, seconds) or self._redacted(failure)
         finally:
@@ -338,28 +431,61 @@ class GridService:
                 self._queries.pop(query_id, None)
         return result
 
-    async def _stopper(self, session: Session, running: _Running, seconds: float) -> None:
-        with anyio.move_on_after(seconds):
-            await running.stop.wait()
-        running.request_stop("timeout")
+    async def _take_slot(self, stack: contextlib.AsyncExitStack, *, query: bool) -> None:
+        """A session slot (and, for a console query, one of ``MAX_QUERIES``), waited for at
+        most ``GRID_SECONDS``: long queries may hold the others, never every session."""
+        semaphores = [self._query_slots, self._slots] if query else [self._slots]
+        try:
+            with anyio.fail_after(GRID_SECONDS):
+                for semaphore in semaphores:
+                    await stack.enter_async_context(semaphore)
+        except TimeoutError:
+            busy = len(self._running)
+            raise BackendUnavailable(
+                f"the database is busy: {busy} statement(s) have held every connection for"
+                f" {GRID_SECONDS:g} s; try again when one ends"
+            ) from None
+
+    def stop_all(self) -> None:
+        """Cancel every call under way (the daemon is stopping)."""
+        for running in list(self._running):
+            self._stop(running, "cancelled")
+
+    def _stop(self, running: _Running, reason: str) -> None:
+        """Stop a call (once): its statement is cancelled by a stopper task, or, if it has
+        not started yet, it never starts (``_on_session``)."""
+        if running.reason is not None:
+            return
+        running.reason = reason
+        if running.session is not None and self._tasks is not None:
+            running.stopped = anyio.Event()
+            self._tasks.start_soon(self._stopper, running)
+
+    async def _stopper(self, running: _Running) -> None:
         # A cancel that arrives before the statement starts stops nothing (SQLite's
         # interrupt, PostgreSQL's cancel of an idle backend): sent again, a little later
-        # each time, until the grace is over; the call's end ends this task. Not abandoned:
-        # once the call ends, no cancel of ours may still be on its way.
-        deadline = anyio.current_time() + CANCEL_GRACE_SECONDS
-        pause = 0.05
-        while True:
-            await anyio.to_thread.run_sync(session.cancel)
-            left = deadline - anyio.current_time()
-            if left <= 0:
-                break
-            await anyio.sleep(min(pause, left))
-            pause *= 2
-        session.abort()  # it ignored the cancel: its connection goes
+        # each time, until the call ends or the grace is over. Not abandoned: once the call
+        # ends, no cancel of ours may still be on its way (the call waits for ``stopped``).
+        assert running.session is not None and running.stopped is not None
+        session = running.session
+        try:
+            deadline = anyio.current_time() + CANCEL_GRACE_SECONDS
+            pause = 0.05
+            while not running.ended.is_set():
+                await anyio.to_thread.run_sync(session.cancel)
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    session.abort()  # it ignored the cancel: its connection goes
+                    return
+                with anyio.move_on_after(min(pause, left)):
+                    await running.ended.wait()
+                pause *= 2
+        finally:
+            running.stopped.set()
 
     async def _watch(self, gone: Gone, running: _Running) -> None:
         await gone()
-        running.request_stop("gone")
+        self._stop(running, "gone")
 
     def _reason_error(self, running: _Running, seconds: float) -> SimpleaideError | None:
         if running.reason == "timeout":
@@ -379,8 +505,7 @@ class GridService:
     async def aclose(self) -> None:
         """Close the idle sessions (running calls close theirs when they end)."""
         self._closed = True
-        for running in self._queries.values():
-            running.request_stop("cancelled")
+        self.stop_all()
         idle, self._idle = self._idle, []
         for _, session in idle:
             await anyio.to_thread.run_sync(session.close)
@@ -557,15 +682,15 @@ class GridService:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
         rows, more = page.in_page_order(raw)
-        cells = [
-            [_display_cell(r[2 * i], r[2 * i + 1], cell_chars) for i in range(width)] for r in rows
-        ]
+        cells = [_display_row(r, width, cell_chars) for r in rows]
         bounds = [tuple(r[2 * width :]) for r in rows]
         key_at = [i for i, s in enumerate(order) if s.column in layout.key_columns]
         keys = [[grid.to_wire(b[i]) for i in key_at] for b in bounds]
 
+        digest = view.digest()
+
         def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
-            return grid.encode_cursor(self._cursor_key, grid.Cursor(view.digest(), values, way))
+            return grid.encode_cursor(self._cursor_key, grid.Cursor(digest, values, way))
 
         if direction == "forward":
             next_ = cursor_for(bounds[-1], "forward") if more and bounds else None
@@ -776,6 +901,13 @@ class GridService:
         if current is None:
             raise self._conflict(index, key, layout, None, "was deleted")
         for name, expected in (change.expect or {}).items():
+            if change.op == "update" and name in change.values and _is_cut(expected):
+                # A cut value matches by its size and beginning only: good enough to see a
+                # change, not to overwrite one made past the cut.
+                raise InvalidInput(
+                    f'"{name}" was read cut for display: load its whole value (db.cell) and'
+                    " send that as expected before changing it"
+                )
             at = names.index(layout.column(name).name)
             if not _same(current[at], expected):
                 raise self._conflict(index, key, layout, current, f'changed ("{name}")')
@@ -863,15 +995,29 @@ class GridService:
                 "elapsedMs": round(elapsed, 1),
             }
 
-        return await self._call(run, seconds=timeout_ms / 1000, query_id=query_id, gone=gone)
+        def spoils(session: Session) -> bool:
+            # Anything but a plain read may change the session (SET, PRAGMA, a temp table):
+            # the session is then closed after it, never handed to another client.
+            return sqlguard.first_word(session.kind, sql) not in _PLAIN_READS
+
+        return await self._call(
+            run, seconds=timeout_ms / 1000, query_id=query_id, gone=gone, spoils=spoils
+        )
 
     def cancel(self, query_id: str) -> bool:
         """``db.cancel``: stop the query of that id; whether one was running."""
         running = self._queries.get(query_id)
         if running is None:
             return False
-        running.request_stop("cancelled")
+        self._stop(running, "cancelled")
         return True
+
+
+def _only_error(group: BaseExceptionGroup) -> SimpleaideError:
+    """The project error a task group wrapped (anything else is raised as it is)."""
+    if len(group.exceptions) == 1 and isinstance(group.exceptions[0], SimpleaideError):
+        return group.exceptions[0]
+    raise group
 
 
 def _on_session(work: Callable[[Session], T], running: _Running) -> Callable[[Call[Session]], T]:

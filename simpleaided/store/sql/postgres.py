@@ -151,9 +151,10 @@ class PgSession(Session):
         try:
             try:
                 return self._query_by_cursor(sql, params, limit)
-            except psycopg.errors.SyntaxError:
-                # Not a statement a cursor can be declared for (INSERT, DDL, SET…), or really
-                # a syntax error: run it plainly, which reports the error in the user's terms.
+            except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):
+                # Not a statement a cursor can be declared for (INSERT, DDL, SET…, a WITH
+                # that writes), or really a syntax error: run it plainly, which reports the
+                # error in the user's terms.
                 pass
             return self._query_plainly(sql, params, limit)
         except psycopg.Error as exc:
@@ -282,7 +283,7 @@ class PgSession(Session):
 # roles writes server files (COPY … TO 'file') or runs programs (COPY … TO PROGRAM), and COPY
 # TO is allowed in a read-only transaction. pg_has_role is true of every role for a superuser.
 _ROLE_RISKS = """
-SELECT current_user, r.rolsuper,
+SELECT current_user, r.rolsuper, r.rolreplication,
        ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_roles g
              WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program')
                AND pg_catalog.pg_has_role(current_user, g.oid, 'MEMBER')
@@ -305,13 +306,19 @@ def role_risks(conn: psycopg.Connection[Any]) -> list[str]:
         return [f"the role's privileges could not be checked: {pg_error_line(str(exc))}"]
     if not rows:
         return []
-    role, superuser, grants = rows[0]
+    role, superuser, replication, grants = rows[0]
     if superuser:
         return [
             f'the role "{role}" is a superuser: it can write files and run programs on the'
             " database server, read-only transactions notwithstanding"
         ]
-    return [f'the role "{role}" is a member of {g}: {_GRANTS[g]}' for g in grants]
+    risks = [f'the role "{role}" is a member of {g}: {_GRANTS[g]}' for g in grants]
+    if replication:
+        risks.append(
+            f'the role "{role}" has REPLICATION: it can create and move replication slots,'
+            " read-only transactions notwithstanding"
+        )
+    return risks
 
 
 def open_postgres(

@@ -171,6 +171,8 @@ class SqliteSession(Session):
                 cur.close()
         except sqlite3.Error as exc:
             raise self._failure(exc, sql) from None
+        except OverflowError:
+            raise InvalidInput(_TOO_BIG) from None
 
     def query(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
         self._forget_refusal()
@@ -188,6 +190,8 @@ class SqliteSession(Session):
                 cur.close()
         except sqlite3.Error as exc:
             raise self._failure(exc, sql) from None
+        except OverflowError:
+            raise InvalidInput(_TOO_BIG) from None
         if self._conn.in_transaction:  # BEGIN, or SAVEPOINT: never left open on a pooled session
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
@@ -244,6 +248,9 @@ class SqliteSession(Session):
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+
+
+_TOO_BIG = "a whole number beyond SQLite's 64-bit integers (±9223372036854775807)"
 
 
 def _failure(exc: sqlite3.Error) -> ReadOnly | InvalidInput | Conflict:

@@ -1,0 +1,230 @@
+"""The grid's sessions through the real daemon: what one client does to a session never
+reaches another's (settings, the pool's last session), a half-closed client still gets its
+answer, a stopping daemon cancels running queries, and errors keep secrets and say words."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.support.daemon import make_daemon, running_daemon
+from tests.support.rpc import RpcClient
+
+CONFLICT, BAD_INPUT, UNAVAILABLE = -32011, -32602, -32050
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+@pytest.fixture
+def family(tmp_path: Path) -> Path:
+    """A SQLite file with a parent and a child table tied by a foreign key."""
+    path = tmp_path / "family.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+            "CREATE TABLE child (id INTEGER PRIMARY KEY,"
+            " parent INTEGER NOT NULL REFERENCES parent(id), note TEXT);"
+            "INSERT INTO parent VALUES (1); INSERT INTO child VALUES (1, 1, 'x');"
+        )
+    db.close()
+    return path
+
+
+@pytest.fixture
+async def client(family: Path, isolated_env: Path) -> AsyncIterator[RpcClient]:
+    socket_path = isolated_env / "d.sock"
+    settings = {"db.DEV.url": str(family), "db.probe_seconds": 600}
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        yield c
+
+
+async def test_a_setting_changed_in_the_console_never_reaches_another_clients_edit(
+    client: RpcClient, family: Path
+) -> None:
+    orphan = {"op": "insert", "values": {"id": 2, "parent": 999}}
+    refused = await client.error("db.edit", table="child", changes=[orphan])
+    assert refused.code == CONFLICT and "FOREIGN KEY" in refused.message
+    # A client turns the check off on the session it was given...
+    await client.call("db.query", sql="PRAGMA foreign_keys = OFF")
+    # ...and the next edits (on whatever session the pool hands out) are still checked.
+    for _ in range(6):
+        again = await client.error("db.edit", table="child", changes=[orphan])
+        assert again.code == CONFLICT
+    with sqlite3.connect(family) as db:
+        assert db.execute("SELECT count(*) FROM child").fetchone() == (1,)
+    db.close()
+
+
+async def test_long_queries_never_hold_every_session(client: RpcClient, isolated_env: Path) -> None:
+    others = [await RpcClient.connect(isolated_env / "d.sock") for _ in range(4)]
+    try:
+        for n, other in enumerate(others):
+            message = {"jsonrpc": "2.0", "id": n, "method": "db.query"}
+            message["params"] = {"sql": ENDLESS, "queryId": f"long-{n}", "timeoutMs": 20_000}
+            await other.send_message(json.dumps(message).encode())
+        await anyio.sleep(0.5)  # the queries take the sessions they can
+        start = time.monotonic()
+        tables = await client.call("db.tables")
+        assert {t["name"] for t in tables} == {"parent", "child"}
+        assert time.monotonic() - start < 2  # a session was left for pages
+    finally:
+        for n in range(4):
+            await client.call("db.cancel", queryId=f"long-{n}")
+        for other in others:
+            await other.__aexit__(None, None, None)
+
+
+async def test_an_integer_beyond_sqlite_range_is_refused_in_words(client: RpcClient) -> None:
+    huge = "99999999999999999999999"
+    for method, params in (
+        ("db.rows", {"filters": [{"column": "id", "op": "=", "value": huge}]}),
+        ("db.rows", {"filters": [{"column": "id", "op": "in", "value": [huge]}]}),
+        ("db.cell", {"key": [huge], "column": "note"}),
+        ("db.count", {"filters": [{"column": "id", "op": ">", "value": huge}]}),
+    ):
+        error = await client.error(method, table="child", **params)
+        assert error.code == BAD_INPUT, (method, error.message)
+        assert "64-bit" in error.message
+
+
+async def test_a_client_that_stops_sending_still_gets_its_answer(
+    client: RpcClient, isolated_env: Path
+) -> None:
+    """``printf '{…}' | socat - UNIX-CONNECT:…``: the client ends its sending side, then
+    reads; its query is not taken for abandoned."""
+    request = {"jsonrpc": "2.0", "id": 1, "method": "db.query"}
+    request["params"] = {"sql": "SELECT count(*) FROM child, (SELECT 1 UNION ALL SELECT 2)"}
+
+    def exchange() -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.settimeout(10)
+            raw.connect(str(isolated_env / "d.sock"))
+            raw.sendall(json.dumps(request).encode() + b"\n")
+            raw.shutdown(socket.SHUT_WR)
+            time.sleep(0.3)  # past the daemon's look for a client gone
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = raw.recv(1 << 16)
+                assert chunk, "closed without an answer"
+                data += chunk
+        return json.loads(data)  # type: ignore[no-any-return]
+
+    reply = await anyio.to_thread.run_sync(exchange)
+    assert reply["result"]["rows"] == [[2]]
+
+
+async def test_a_stopping_daemon_cancels_running_queries_at_once(
+    family: Path, isolated_env: Path
+) -> None:
+    socket_path = isolated_env / "d.sock"
+    settings = {
+        "db.DEV.url": str(family),
+        "db.probe_seconds": 600,
+        "daemon.socket": str(socket_path),
+        "daemon.state_dir": str(isolated_env / "state"),
+        "daemon.shutdown_grace_seconds": 20,
+    }
+    daemon = make_daemon(socket_path, isolated_env / "state", **settings)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        async with await RpcClient.connect(socket_path) as c:
+            message = {"jsonrpc": "2.0", "id": 1, "method": "db.query"}
+            message["params"] = {"sql": ENDLESS, "timeoutMs": 60_000}
+            await c.send_message(json.dumps(message).encode())
+            await anyio.sleep(0.5)
+            start = time.monotonic()
+            daemon.request_stop()
+            reply = json.loads(await c.receive_line())
+        assert reply["error"]["code"] == -32800
+    # Without the cancel, the drain would have waited out its 20 s grace.
+    assert time.monotonic() - start < 5
+
+
+@pytest.fixture
+def pg_schema(postgres: str) -> Iterator[tuple[str, str]]:
+    import psycopg
+
+    schema = f"grid_sessions_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.parent (id int PRIMARY KEY)")
+        db.execute(
+            f"CREATE TABLE {schema}.child (id int PRIMARY KEY,"
+            f" parent int NOT NULL REFERENCES {schema}.parent(id))"
+        )
+        db.execute(f"INSERT INTO {schema}.parent VALUES (1)")
+        try:
+            yield postgres, schema
+        finally:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_postgres_settings_and_writable_ctes(
+    pg_schema: tuple[str, str], isolated_env: Path
+) -> None:
+    url, schema = pg_schema
+    socket_path = isolated_env / "d.sock"
+    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        # A WITH that writes runs in DEV (a cursor cannot be declared for it).
+        wrote = await c.call(
+            "db.query",
+            sql=f"WITH x AS (INSERT INTO {schema}.parent VALUES (2) RETURNING id) SELECT * FROM x",
+        )
+        assert wrote["rows"] == [[2]]
+        # Triggers (foreign keys) switched off by one client stay on for the next.
+        await c.call("db.query", sql="SET session_replication_role = replica")
+        orphan = {"op": "insert", "values": {"id": 1, "parent": 999}}
+        for _ in range(6):
+            refused = await c.error("db.edit", table="child", schema=schema, changes=[orphan])
+            assert refused.code == CONFLICT and "foreign key" in refused.message
+
+
+async def test_a_bad_url_never_shows_its_password_in_grid_errors(isolated_env: Path) -> None:
+    socket_path = isolated_env / "d.sock"
+    url = "postgresql://someone:s3cr%zzet@127.0.0.1:5432/test"
+    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        error = await c.error("db.tables")
+        assert error.code == UNAVAILABLE
+        assert "s3cr" not in error.message and "zzet" not in error.message
+
+
+async def test_a_cut_value_cannot_be_the_expectation_of_its_own_change(
+    client: RpcClient, family: Path
+) -> None:
+    """A cut value matches by size and beginning only: overwriting it needs the whole value,
+    or a change past the cut would be overwritten unseen."""
+    with sqlite3.connect(family) as db:
+        db.execute("UPDATE child SET note = ? WHERE id = 1", ("A" * 2000,))
+    db.close()
+    page = await client.call("db.rows", table="child", cellBytes=16)
+    note = page["rows"][0][2]
+    assert note == {"$truncated": 2000, "text": "A" * 16}
+    change = {"op": "update", "key": [1], "values": {"note": "mine"}, "expect": {"note": note}}
+    refused = await client.error("db.edit", table="child", changes=[change])
+    assert refused.code == BAD_INPUT and "load its whole value" in refused.message
+    # Another column may keep the cut value as its expectation: it is not overwritten.
+    other = {"op": "update", "key": [1], "values": {"parent": 1}, "expect": {"note": note}}
+    await client.call("db.edit", table="child", changes=[other])
+    whole = (await client.call("db.cell", table="child", key=[1], column="note"))["value"]
+    change["expect"] = {"note": whole}
+    saved = await client.call("db.edit", table="child", changes=[change])
+    assert saved["rows"][0]["row"][2] == "mine"
