@@ -269,6 +269,10 @@ def _same(value: Any, expected: Any) -> bool:
 # --- Calls on a session -----------------------------------------------------------------------
 
 
+class _StaleSession(BackendUnavailable):
+    """The connection taken from the pool had been dropped by the server."""
+
+
 class _Running:
     """A call under way: its deadline, its session once it has one, and why it is being
     stopped, if it is (``None`` while it may run)."""
@@ -305,12 +309,14 @@ class GridService:
 
     # -- sessions --
 
-    async def _session(self) -> Session:
+    async def _session(self) -> tuple[Session, bool]:
+        """A session, and whether it waited in the pool (where the server may have dropped
+        it meanwhile: a restart, an idle timeout)."""
         generation = self._database.generation
         while self._idle:
             born, session = self._idle.pop()
             if born == generation:
-                return session
+                return session, True
             await anyio.to_thread.run_sync(session.close)
         if self._closed:
             raise BackendUnavailable("the daemon is stopping")
@@ -325,7 +331,7 @@ class GridService:
 
         try:
             with anyio.fail_after(deadline):
-                return await run_call(connect, call)
+                return await run_call(connect, call), False
         except TimeoutError:
             raise BackendUnavailable(f"the database did not answer within {deadline:g} s") from None
         finally:
@@ -385,7 +391,7 @@ class GridService:
                 await self._take_slot(slots, query=query_id is not None or gone is not None)
                 generation = self._database.generation
                 try:
-                    session = await self._session()
+                    session, pooled = await self._session()
                 except SimpleaideError as exc:
                     raise self._redacted(exc) from None
                 running.session = session
@@ -425,11 +431,24 @@ class GridService:
                                     # setting it changed (SET, PRAGMA) the next client's
                                     await anyio.to_thread.run_sync(kept.close)
                 if failure is not None:
-                    raise self._reason_error(running, seconds) or self._redacted(failure)
+                    stopped = self._reason_error(running, seconds)
+                    if stopped is not None:
+                        raise stopped
+                    if isinstance(failure, Lost) and pooled:
+                        raise _StaleSession(self._redacted(failure).message)
+                    raise self._redacted(failure)
         finally:
             if query_id is not None:
                 self._queries.pop(query_id, None)
         return result
+
+    async def _read(self, work: Callable[[Session], T], **options: Any) -> T:
+        """``_call`` for work that only reads: tried once more, on a new connection, when the
+        pooled one turns out to be gone (nothing was changed by the first try)."""
+        try:
+            return await self._call(work, **options)
+        except _StaleSession:
+            return await self._call(work, **options)
 
     async def _take_slot(self, stack: contextlib.AsyncExitStack, *, query: bool) -> None:
         """A session slot (and, for a console query, one of ``MAX_QUERIES``), waited for at
@@ -538,7 +557,7 @@ class GridService:
 
     async def tables(self) -> list[dict[str, Any]]:
         """``db.tables``."""
-        found = await self._call(catalog.tables)
+        found = await self._read(catalog.tables)
         return [
             {
                 "schema": t.schema,
@@ -553,7 +572,7 @@ class GridService:
 
     async def describe(self, schema: str | None, table: str) -> dict[str, Any]:
         """``db.describe``."""
-        d = await self._call(lambda s: catalog.describe(s, schema, table))
+        d = await self._read(lambda s: catalog.describe(s, schema, table))
         return {
             "schema": d.schema,
             "name": d.name,
@@ -616,7 +635,7 @@ class GridService:
         work = functools.partial(
             self._page, schema, table, sort, filters, after, before, limit, cell_bytes
         )
-        return await self._call(work, gone=gone)
+        return await self._read(work, gone=gone)
 
     def _page(
         self,
@@ -748,7 +767,7 @@ class GridService:
                 raise NotFound("no row with this key: it was deleted or its key changed")
             return {"value": _whole_cell(row[0])}
 
-        return await self._call(read)
+        return await self._read(read)
 
     async def count(
         self, schema: str | None, table: str, filters: Sequence[tuple[str, str, Any]] = ()
@@ -771,7 +790,7 @@ class GridService:
             return int(value)
 
         try:
-            value = await self._call(counted, seconds=COUNT_SECONDS)
+            value = await self._read(counted, seconds=COUNT_SECONDS)
         except LimitExceeded:
             pass
         else:
@@ -780,7 +799,7 @@ class GridService:
             return {"value": value, "exact": False}
         if filters:
             return {"value": None, "exact": False}
-        layout = await self._call(lambda s: self._layout(s, schema, table))
+        layout = await self._read(lambda s: self._layout(s, schema, table))
         return {"value": layout.estimate, "exact": False}
 
     def _read_row(

@@ -228,3 +228,28 @@ async def test_a_cut_value_cannot_be_the_expectation_of_its_own_change(
     change["expect"] = {"note": whole}
     saved = await client.call("db.edit", table="child", changes=[change])
     assert saved["rows"][0]["row"][2] == "mine"
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_for_a_read(
+    postgres: str, isolated_env: Path
+) -> None:
+    """A server restart or idle timeout drops the connections waiting in the pool: the next
+    read is tried again on a new one instead of failing once per pooled connection."""
+    import psycopg
+
+    name = f"grid-stale-{uuid.uuid4().hex[:10]}"
+    socket_path = isolated_env / "d.sock"
+    settings = {"db.DEV.url": f"{postgres}?application_name={name}", "db.probe_seconds": 600}
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        await c.call("db.tables")  # a grid connection now waits in the pool
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                " FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert isinstance(await c.call("db.tables"), list)
