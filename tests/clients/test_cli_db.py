@@ -76,6 +76,8 @@ def make_database(path: Path) -> None:
             CREATE TABLE notes (body TEXT);
             CREATE TABLE big (id INTEGER PRIMARY KEY, data BLOB);
             CREATE VIEW adults AS SELECT id, name, age FROM people WHERE age >= 18;
+            CREATE VIEW item_data AS SELECT id, data FROM items;
+            CREATE TABLE odd (id INTEGER PRIMARY KEY, "e\x1b[31mvil" TEXT);
             """
         )
         db.executemany(
@@ -643,6 +645,88 @@ def test_a_row_changed_since_it_was_read_is_a_conflict(sandbox: Sandbox, grid: P
     assert "is gone (deleted since it was read); nothing was changed" in gone.err
 
 
+def test_unfinished_json_in_a_key_or_value_is_refused_in_words(
+    sandbox: Sandbox, grid: Path
+) -> None:
+    for args, says in (
+        (("set", "people", "[1", "name=x"), "is not a JSON list of values"),
+        (("insert", "people", 'name:="abc'), "after := comes a JSON value"),
+        (("set", "people", '["a', "name=x"), "is not a JSON list of values"),
+    ):
+        result = sandbox.run("db", *args)
+        assert result.code == 2 and result.out == b"", result
+        assert "Traceback" not in result.err and "SystemError" not in result.err, result
+        last = result.err.splitlines()[-1]  # argparse's usage lines, then one line of words
+        assert last.startswith(f"simpleaide db {args[0]}: error: ") and says in last, result
+    assert sql(grid, "select count(*) from people") == [(5,)]
+
+
+def test_column_names_are_escaped_in_what_an_edit_prints(sandbox: Sandbox, grid: Path) -> None:
+    evil = "e\x1b[31mvil"  # a column name holding a terminal escape
+    for result in (
+        sandbox.ok("db", "insert", "odd", "id=1", f"{evil}=x"),
+        sandbox.ok("db", "set", "odd", "1", f"{evil}=y"),
+    ):
+        assert "\x1b" not in result.stdout, result
+        assert "e\\x1b[31mvil" in result.stdout, result
+    assert sql(grid, f'select "{evil}" from odd') == [("y",)]
+
+
+def test_sql_on_stdin_that_is_not_utf8_is_refused_in_words(sandbox: Sandbox, grid: Path) -> None:
+    result = sandbox.run("db", "query", input=b"select '\xff'")
+    assert result.code == 2 and result.out == b"", result
+    assert result.err == "simpleaide: the SQL on stdin is not UTF-8 text\n", result
+    help_text = " ".join(sandbox.ok("db", "query", "--help").stdout.split())
+    assert "%s in PostgreSQL" in help_text and "$1 (PostgreSQL)" not in help_text, help_text
+
+
+def test_where_refuses_a_lone_quote_and_reads_double_equals(sandbox: Sandbox, grid: Path) -> None:
+    lone = sandbox.run("db", "rows", "people", "--where", "name = '")
+    assert lone.code == 2 and "closing quote" in lone.err, lone
+    unfinished = sandbox.run("db", "rows", "people", "--where", "name = 'Ada")
+    assert unfinished.code == 2 and "closing quote" in unfinished.err, unfinished
+    page = sandbox.ok("db", "rows", "people", "--where", "id == 3", "--json").json()
+    assert [row[0] for row in page["rows"]] == [3]
+
+
+def test_null_and_the_text_null_differ_where_nothing_is_dimmed(
+    sandbox: Sandbox, grid: Path
+) -> None:
+    sql(grid, "update people set email = 'NULL', bio = '<3 bytes>' where id = 5")
+    shown = lines(sandbox.ok("db", "rows", "people", "--where", "id in 3,5"))
+    linus, taro = shown[1].split(), shown[2].split()
+    assert linus[2] == "NULL" and linus[-1] == "NULL"  # SQL NULL: bare
+    assert taro[3] == '"NULL"' and shown[2].endswith('"<3 bytes>"'), shown  # text: quoted
+    code, plain, _ = on_a_terminal(
+        sandbox, "db", "rows", "people", "--where", "id in 3,5", NO_COLOR="1"
+    )
+    assert code == 0 and '"NULL"' in plain.splitlines()[2], plain
+    code, dimmed, _ = on_a_terminal(sandbox, "db", "rows", "people", "--where", "id = 5")
+    assert code == 0 and '"NULL"' not in dimmed, dimmed  # dimming tells them apart already
+    queried = lines(sandbox.ok("db", "query", "select 'NULL' as a, null as b"))
+    assert queried[1].split() == ['"NULL"', "NULL"]
+    help_text = " ".join(sandbox.ok("db", "rows", "--help").stdout.split())
+    assert 'JSON style ("NULL")' in help_text, help_text
+
+
+def test_combining_marks_take_no_column() -> None:
+    from simpleaide.commands.db import clip_columns, columns_of, grid
+
+    assert columns_of("e\u0301te\u0301") == 3
+    assert columns_of("東京") == 4
+    assert clip_columns("cafe\u0301 au lait", 6) == "cafe\u0301 …"
+    table = grid(["a", "b"], [[("e\u0301e\u0301", False), ("x", False)]], dim=False)
+    head, row = table.splitlines()
+    assert columns_of(row[: row.index("x")]) == head.index("b"), table
+
+
+def test_an_export_refused_on_a_cut_value_writes_nothing(sandbox: Sandbox, grid: Path) -> None:
+    for fmt in ("csv", "jsonl"):
+        result = sandbox.run("db", "export", "item_data", "--format", fmt)
+        assert result.code == 1 and result.out == b"", result
+        assert "has no row key" in result.err and "data" in result.err, result
+
+
 # -- help ------------------------------------------------------------------------------------
 
 
@@ -722,6 +806,11 @@ def test_postgres_rows_export_and_edit(sandbox: Sandbox, pg_grid: str, postgres:
     assert first["payload"] == {"$bytes": 100, "hex": bytes(range(100)).hex()}
 
     sandbox.ok("db", "set", "ledger", "9007199254740993", *schema, "amount=12.5", 'tags:=["x"]')
+    # An array column's text is a JSON list; text that is not one is refused in words.
+    sandbox.ok("db", "set", "ledger", "2", *schema, 'tags=["p", "q,r"]')
+    wrong = sandbox.run("db", "set", "ledger", "2", *schema, "tags=p,q")
+    assert wrong.code == 2 and wrong.err.count("\n") == 1, wrong
+    assert "tags is an array (text[])" in wrong.err and "JSON list" in wrong.err, wrong
     sandbox.ok("db", "insert", "ledger", *schema, "id=3", "payload:=null", "note=new")
     assert sandbox.run("db", "insert", "ledger", *schema).code == 2  # a value at least
     with psycopg.connect(postgres) as db:
@@ -729,6 +818,9 @@ def test_postgres_rows_export_and_edit(sandbox: Sandbox, pg_grid: str, postgres:
             f'SELECT id, amount::text, tags, note FROM "{pg_grid}".ledger WHERE id > 2 ORDER BY id'
         ).fetchall()
     assert rows == [(3, None, None, "new"), (9007199254740993, "12.50", ["x"], 'Zürich "quoted"')]
+    with psycopg.connect(postgres) as db:
+        tags = db.execute(f'SELECT tags FROM "{pg_grid}".ledger WHERE id = 2').fetchone()
+    assert tags == (["p", "q,r"],)
 
 
 def test_postgres_query_is_cancelled_by_ctrl_c(

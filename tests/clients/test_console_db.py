@@ -10,6 +10,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -61,6 +62,8 @@ def seed(path: Path) -> None:
             ),
         )
         db.execute("CREATE VIEW cheap AS SELECT id, name FROM items WHERE qty < 10")
+        # No row key, and id 2's 100 bytes come cut in a page: they cannot be read whole.
+        db.execute("CREATE VIEW blobs AS SELECT id, data FROM items WHERE id <= 3")
         db.execute("ANALYZE")  # the row estimates come from sqlite_stat1
         db.commit()
 
@@ -107,14 +110,15 @@ async def shoot(
 
 @contextlib.asynccontextmanager
 async def db_console(
-    isolated_env: Path, socket_path: Path, seeded: Path, env: str = "DEV"
+    isolated_env: Path, socket_path: Path, seeded: Path, env: str = "DEV", url: str | None = None
 ) -> AsyncIterator[DbConsole]:
-    """A daemon whose `env` profile's database is a copy of the seeded file, with its shim."""
+    """A daemon whose `env` profile's database is a copy of the seeded file (or `url`), with
+    its shim."""
     db = isolated_env / f"{env.lower()}.sqlite3"
     shutil.copy(seeded, db)
     settings = {
         "env": env,
-        f"db.{env}.url": f"sqlite://{db}",
+        f"db.{env}.url": url or f"sqlite://{db}",
         "http.listen": "127.0.0.1:0",
         "vault.file": str(isolated_env / "data" / "vault.json"),
         **FAST_KDF,
@@ -487,6 +491,137 @@ async def test_a_row_changed_underneath_is_a_conflict_shown_both_ways(
     await expect(cell(page, 19, ID)).to_have_text("21")  # row 20 is gone from the grid too
 
 
+def db_edits(page: Page) -> list[dict[str, Any]]:
+    """The params of every db.edit the page sends, as it sends them."""
+    sent: list[dict[str, Any]] = []
+
+    def frame(payload: str | bytes) -> None:
+        message = json.loads(payload)
+        if isinstance(message, dict) and message.get("method") == "db.edit":
+            sent.append(message["params"])
+
+    page.on("websocket", lambda ws: ws.on("framesent", frame))
+    return sent
+
+
+def change_note(path: Path, note: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("UPDATE items SET note = ? WHERE id = 3", (note,))
+        db.commit()
+
+
+async def test_a_cut_value_is_edited_and_expected_whole_and_read_again_after_a_reload(
+    dev: DbConsole, page: Page
+) -> None:
+    sent = db_edits(page)
+    await open_db(page, dev)
+    note = cell(page, 2, NOTE)  # id 3: the long note, cut in the grid
+    field = note.locator("input.cell-input")
+    await note.dblclick()
+    await expect(field).to_have_value(LONG_NOTE)
+    await field.press("Escape")
+    # Someone else changes its end: same size, same beginning (what a cut cell shows).
+    theirs = LONG_NOTE[:-1] + "X"
+    change_note(dev.db, theirs)
+    await page.locator(".grid-reload").click()
+    await expect(page.locator(".grid-messages")).not_to_contain_text("Loading")
+    await note.dblclick()
+    await expect(field).to_have_value(theirs)  # read again, not the value read before
+    await field.press("End")
+    await field.press_sequentially("!")
+    await field.press("Enter")
+    await page.locator(".grid-save").click()
+    await expect(page.locator(".grid-messages")).to_contain_text("Saved 1 change.")
+    assert sent[-1]["changes"][0]["expect"]["note"] == theirs  # whole, as read for editing
+    assert read(dev.db, "SELECT note FROM items WHERE id = 3") == [(theirs + "!",)]
+    # Changed again while the editor is open: the whole value read is the expectation, so
+    # the save is a conflict, even though size and beginning still match.
+    await note.dblclick()
+    await expect(field).to_have_value(theirs + "!")
+    change_note(dev.db, LONG_NOTE[:-1] + "Y!")
+    await field.press("End")
+    await field.press_sequentially("?")
+    await field.press("Enter")
+    await page.locator(".grid-save").click()
+    await expect(page.locator(".grid-conflict")).to_contain_text("Nothing was saved")
+    assert sent[-1]["changes"][0]["expect"]["note"] == theirs + "!"
+    assert read(dev.db, "SELECT note FROM items WHERE id = 3") == [(LONG_NOTE[:-1] + "Y!",)]
+
+
+async def test_editing_waits_while_a_save_is_on_its_way(dev: DbConsole, page: Page) -> None:
+    await open_db(page, dev)
+    await edit(page, 9, NAME, "first")
+    lock = sqlite3.connect(dev.db, isolation_level=None)  # holds the save back
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        await page.locator(".grid-save").click()
+        await expect(page.locator(".grid-save")).to_have_text("Saving…")
+        await expect(page.locator(".grid-edit-tools")).to_contain_text(
+            "editing waits until the save is done"
+        )
+        await cell(page, 10, NAME).dblclick()
+        await expect(page.locator(".grid-messages")).to_contain_text("editing waits")
+        assert await page.locator("input.cell-input").count() == 0
+        await expect(row(page, 10).locator("button.row-delete")).to_be_disabled()
+        await expect(page.locator(".grid-insert")).to_be_disabled()
+        await expect(page.locator(".grid-discard")).to_be_disabled()
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    await expect(page.locator(".grid-messages")).to_contain_text("Saved 1 change.")
+    await expect(page.locator(".staged-words")).to_have_text("No changes")
+    # Editing is back, and what is staged now is kept until it is saved.
+    await edit(page, 10, NAME, "second")
+    await expect(page.locator(".staged-words")).to_have_text("1 change not saved")
+    await page.locator(".grid-save").click()
+    await expect(page.locator(".grid-messages")).to_contain_text("Saved 1 change.")
+    assert read(dev.db, "SELECT name FROM items WHERE id IN (10, 11) ORDER BY id") == [
+        ("first",),
+        ("second",),
+    ]
+
+
+async def test_a_postgres_array_is_edited_as_a_json_list(
+    isolated_env: Path, socket_path: Path, seeded: Path, page: Page, postgres: str
+) -> None:
+    import psycopg
+
+    schema = f"console_db_{os.getpid()}_{anyio.current_time():.0f}"
+    table = f"lists_{os.getpid()}"
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA "{schema}"')
+        db.execute(
+            f'CREATE TABLE "{schema}"."{table}" (id int PRIMARY KEY, nums int[], tags text[])'
+        )
+        db.execute(f"INSERT INTO \"{schema}\".\"{table}\" VALUES (1, '{{1,2}}', '{{a,b}}')")
+    try:
+        async with db_console(isolated_env, socket_path, seeded, url=postgres) as console:
+            sent = db_edits(page)
+            await page.goto(console.url)
+            await page.locator(f".table-pick[data-table='{table}']").click()
+            await expect(cell(page, 0, 1)).to_have_text("[1,2]")
+            await edit(page, 0, 1, "[7, 8]")
+            await cell(page, 0, 2).dblclick()
+            field = cell(page, 0, 2).locator("input.cell-input")
+            await expect(field).to_have_value('["a","b"]')
+            await field.fill("a, b, c")  # not a JSON list: refused in words, nothing staged
+            await field.press("Enter")
+            await expect(page.locator(".grid-messages .notice-error")).to_contain_text(
+                "“tags” is a list"
+            )
+            await expect(page.locator(".staged-words")).to_have_text("1 change not saved")
+            await page.locator(".grid-save").click()
+            await expect(page.locator(".grid-messages")).to_contain_text("Saved 1 change.")
+            assert sent[-1]["changes"][0]["values"] == {"nums": [7, 8]}
+            with psycopg.connect(postgres) as db:
+                found = db.execute(f'SELECT nums, tags FROM "{schema}"."{table}"').fetchall()
+            assert found == [([7, 8], ["a", "b"])]
+            await page.close()  # before its daemon stops (it would try to reconnect)
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 # -- PROD -----------------------------------------------------------------------------------
 
 
@@ -590,3 +725,20 @@ async def test_an_export_pages_through_the_filtered_rows_into_a_download(
     assert records[0]["note"] == "" and records[0]["data"] is None
     assert records[1]["data"] == {"$bytes": 100, "hex": BLOB.hex()}
     assert records[2]["note"] == LONG_NOTE
+
+
+async def test_an_export_without_a_row_key_stops_at_a_value_it_cannot_read_whole(
+    dev: DbConsole, page: Page
+) -> None:
+    downloads: list[Any] = []
+    page.on("download", lambda d: downloads.append(d))
+    await open_db(page, dev)
+    await page.locator(".table-pick[data-table='blobs']").click()
+    await expect(cell(page, 1, 1)).to_contain_text("100 B")
+    for fmt in ("csv", "jsonl"):
+        await page.locator(f".export-{fmt}").click()
+        await expect(page.locator(".grid-messages .notice-error")).to_have_text(
+            "Cannot export the table: blobs has no row key, so a value of data too large to"
+            " come in a page cannot be read whole; nothing was downloaded."
+        )
+    assert downloads == []

@@ -73,6 +73,13 @@ else:
             value, end = _scan(text, start)
         except StopIteration as exc:
             raise ValueError(f"expecting a JSON value at character {exc.value}") from None
+        except SystemError:
+            # The scanner raises json.decoder's JSONDecodeError for an unfinished string or
+            # list, looked up in sys.modules: without ``json`` imported it fails this way.
+            # Errors are rare: import it, and let ``json`` read the text and say what is wrong.
+            import json
+
+            return json.loads(text)
         if text[end:].strip(_WHITESPACE):
             raise ValueError(f"extra data at character {end}")
         return value

@@ -46,8 +46,9 @@ WHERE_HELP = (
 SORT_HELP = "sort by COLUMN, ascending, or descending with :desc (repeat for ties)"
 
 # The filter operators written as symbols, each read as the longest that matches ("<=" before
-# "<"); "<>" is SQL's "!=".
+# "<"); "<>" is SQL's "!=", and "==" is read as "=".
 _SYMBOL_OPS: tuple[tuple[str, str], ...] = (
+    ("==", "="),  # as in most programming languages
     ("!=", "!="),
     ("<>", "!="),
     ("<=", "<="),
@@ -139,7 +140,8 @@ def register(tree: Commands) -> None:
         default=[],
         metavar="VALUE",
         dest="params",
-        help="a value for the next ? (SQLite) or %%s / $1 (PostgreSQL) placeholder, as text",
+        help="a value for the next placeholder, as text: ? in SQLite, %%s in PostgreSQL "
+        "(numbered ones such as $1 are not supported)",
     )
 
     export = db.add(
@@ -206,6 +208,9 @@ ROWS_DESCRIPTION = """\
 Show one page of a table's rows as a table that fits the terminal (wide cells are cut
 with …). NULL shows as NULL (dimmed on a terminal), the empty text as nothing, a binary
 value as <N bytes>, text longer than 1024 characters as its start, then … (N chars).
+Where nothing is dimmed (a pipe, a file, NO_COLOR), a text that reads like one of these
+marks (the text NULL, <3 bytes>) or is itself in double quotes is shown in double quotes,
+JSON style ("NULL"), so bare NULL is always SQL NULL. db query shows cells the same way.
 Below the table: how many rows there are (exact, or an estimate), and the command for
 the next and previous page (the cursor belongs to this table, sort and filter).
 --json prints the daemon's page as is: exact values, cursors and row keys.
@@ -267,8 +272,9 @@ VALUES_HELP = """
 Values: COL=TEXT sends TEXT, which the daemon turns into the column's type (age=36 is
 the number 36 in an integer column); COL= is the empty text. COL:=JSON sends a JSON
 value: COL:=null for NULL, COL:=36, COL:=true, COL:='"quoted text"', COL:='[1, 2]' for a
-PostgreSQL array, COL:='{"$bytes": 3, "hex": "010203"}' for binary data. A column name
-holding = or : is written in double quotes: '"a=b"=1'.
+PostgreSQL array, COL:='{"$bytes": 3, "hex": "010203"}' for binary data. For an array
+column COL='[1, 2]' is read as a JSON list too (its type, from db describe, ends in []).
+A column name holding = or : is written in double quotes: '"a=b"=1'.
 """
 
 
@@ -352,6 +358,8 @@ def _take_name(text: str, stops: str) -> tuple[str, str]:
 def _value(text: str, what: str) -> str:
     """A filter's value: trimmed, or exactly what is inside 'single quotes' ('' for one)."""
     text = text.strip()
+    if text.startswith("'") and (len(text) < 2 or not text.endswith("'")):
+        raise _usage(f"in {what}, the closing quote of the value is missing")
     if len(text) >= 2 and text[0] == text[-1] == "'":
         inner = text[1:-1]
         if "'" in inner.replace("''", ""):
@@ -540,7 +548,10 @@ def grid(
         width = tables.terminal_width()
     if dim is None:
         dim = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    shown = [[(escape(text), marker) for text, marker in row] for row in rows]
+    shown = [
+        [(escape(text if marker or dim else _unmistakable(text)), marker) for text, marker in row]
+        for row in rows
+    ]
     names = [escape(name) for name in headers]
     natural = [columns_of(name) for name in names]
     for row in shown:
@@ -574,13 +585,31 @@ def grid(
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _unmistakable(text: str) -> str:
+    """A text cell shown where marks are not dimmed: in double quotes (JSON) when it could be
+    read as a mark (NULL, <3 bytes>) or as such a quoted text itself."""
+    looks_marked = text == "NULL" or (
+        text.startswith("<") and (text.endswith(" bytes>") or text.endswith(" byte>"))
+    )
+    quoted = len(text) >= 2 and text[0] == text[-1] == '"'
+    return fastjson.dumps(text) if looks_marked or quoted else text
+
+
 def columns_of(text: str) -> int:
-    """How many terminal columns ``text`` takes: East Asian wide characters take two."""
+    """How many terminal columns ``text`` takes: East Asian wide characters take two, and
+    combining marks none (they are drawn on the character before them)."""
     if text.isascii():
         return len(text)
     import unicodedata
 
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+    return sum(
+        0
+        if unicodedata.category(char) in ("Mn", "Me")
+        else 2
+        if unicodedata.east_asian_width(char) in "WF"
+        else 1
+        for char in text
+    )
 
 
 def clip_columns(text: str, width: int) -> str:
@@ -811,7 +840,10 @@ def db_query(session: Session, args: Args) -> int:
     if sql == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise CliError("give the SQL as an argument, or on stdin (- or none)", EXIT_USAGE)
-        sql = sys.stdin.read()
+        try:
+            sql = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError("the SQL on stdin is not UTF-8 text", EXIT_USAGE) from None
     if not sql.strip():
         raise CliError("the SQL statement is empty", EXIT_USAGE)
     # The connection waits as long as the statement may run, and a little more for the
@@ -949,6 +981,16 @@ def db_export(session: Session, args: Args) -> int:
     try:
         for page in _pages(session, _rows_params(args)):
             names = [str(c["name"]) for c in page.get("columns") or []]
+            keys = page.get("keys") or []
+            lines = []
+            # The page is made whole before anything is written: a value that cannot be
+            # read whole stops the export before the header reaches stdout.
+            for i, row in enumerate(page.get("rows") or []):
+                row = _complete(session, args, names, list(row), keys[i] if i < len(keys) else None)
+                if args.format == "csv":
+                    lines.append(_csv_line(row))
+                else:
+                    lines.append(_jsonl_line(names, row))
             if out is None:  # the first page came: the table exists, the file may be made
                 if to_file:
                     target = _Output(args.output)
@@ -958,14 +1000,6 @@ def db_export(session: Session, args: Args) -> int:
                     out = sys.stdout.buffer
                 if args.format == "csv":
                     _write(out, _csv_line(names), terminal)
-            keys = page.get("keys") or []
-            lines = []
-            for i, row in enumerate(page.get("rows") or []):
-                row = _complete(session, args, names, list(row), keys[i] if i < len(keys) else None)
-                if args.format == "csv":
-                    lines.append(_csv_line(row))
-                else:
-                    lines.append(_jsonl_line(names, row))
             _write(out, "".join(lines), terminal)
             written += len(lines)
         if target is not None:
@@ -1064,6 +1098,28 @@ def _read_row(session: Session, args: Args, info: dict[str, Any]) -> dict[str, A
     return dict(zip(page_names, row, strict=True))
 
 
+def _lists(values: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the text typed for a PostgreSQL array column (its type ends in
+    ``[]``) read as a JSON list: the daemon takes an array as a list, never as text."""
+    types = {str(c["name"]): str(c.get("type") or "") for c in info.get("columns") or []}
+    out = dict(values)
+    for name, value in values.items():
+        if not isinstance(value, str) or not types.get(name, "").strip().endswith("[]"):
+            continue
+        try:
+            listed = fastjson.loads(value)
+        except ValueError:
+            listed = None
+        if not isinstance(listed, list):
+            raise CliError(
+                f"{name} is an array ({types[name]}): give it as a JSON list, "
+                f"like {name}='[1, 2]' or {name}:='[\"a\", \"b\"]'",
+                EXIT_USAGE,
+            )
+        out[name] = listed
+    return out
+
+
 def _expectation(session: Session, args: Args, info: dict[str, Any]) -> dict[str, Any]:
     if args.expect:
         return dict(args.expect)
@@ -1116,7 +1172,8 @@ def _tell_conflict(
 
 def _show_edited(verb: str, args: Args) -> Callable[[dict[str, Any]], None]:
     def show(result: dict[str, Any]) -> None:
-        names = [str(c["name"]) for c in result.get("columns") or []]
+        # Column names are data too (any text): escaped like the values.
+        names = [escape(str(c["name"])) for c in result.get("columns") or []]
         entry = (result.get("rows") or [None])[0]
         if entry is None:
             print(escape(f"{verb} 1 row of {args.table}"))
@@ -1124,7 +1181,7 @@ def _show_edited(verb: str, args: Args) -> Callable[[dict[str, Any]], None]:
         key = ", ".join(cell_text(value)[0] for value in entry.get("key") or [])
         print(escape(f"{verb} the row of {args.table} with key ({key}):"))
         width = tables.terminal_width()
-        room = None if width is None else width - max(map(len, names), default=0) - 2
+        room = None if width is None else width - max(map(columns_of, names), default=0) - 2
         pairs = []
         for name, value in zip(names, entry["row"], strict=False):
             text = escape(cell_text(value)[0])
@@ -1152,8 +1209,11 @@ def db_set(session: Session, args: Args) -> int:
     """``simpleaide db set``: update one row, if it is still as read."""
 
     def change(info: dict[str, Any]) -> dict[str, Any]:
+        values = _lists(dict(args.values), info)
         expect = _expectation(session, args, info)
-        return {"op": "update", "key": args.key, "values": dict(args.values), "expect": expect}
+        if args.expect:  # typed by the user: an array's text is a JSON list there too
+            expect = _lists(expect, info)
+        return {"op": "update", "key": args.key, "values": values, "expect": expect}
 
     return _run_edit(session, args, change, "updated")
 
@@ -1161,7 +1221,10 @@ def db_set(session: Session, args: Args) -> int:
 def db_insert(session: Session, args: Args) -> int:
     """``simpleaide db insert``: one new row."""
     return _run_edit(
-        session, args, lambda info: {"op": "insert", "values": dict(args.values)}, "inserted"
+        session,
+        args,
+        lambda info: {"op": "insert", "values": _lists(dict(args.values), info)},
+        "inserted",
     )
 
 

@@ -229,11 +229,21 @@ export function mount({ rpc, statusListeners }, main) {
     loadTables();
   };
 
-  const onStatus = (doc) => doc?.db && alive && render(doc.db);
+  // A status event is newer than the db.status reply whenever it is rendered first: the
+  // reply may have been read before the event was sent, so it must not undo the event.
+  let eventSeen = false;
+  const onStatus = (doc) => {
+    if (!doc?.db || !alive) return;
+    eventSeen = true;
+    render(doc.db);
+  };
   statusListeners.add(onStatus);
   rpc.call("db.status").then(
-    (db) => alive && render(db),
-    (error) => alive && fill(body, notice("error", errorWords(error, "read the database's state"))),
+    (db) => alive && !eventSeen && render(db),
+    (error) =>
+      alive &&
+      !eventSeen &&
+      fill(body, notice("error", errorWords(error, "read the database's state"))),
   );
   return () => {
     alive = false;

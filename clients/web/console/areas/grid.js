@@ -42,6 +42,8 @@ const FILTER_OPS = [
   ["not-null", "is not NULL"],
 ];
 const NO_VALUE_OPS = new Set(["is-null", "not-null"]);
+const EDIT_HINT = "Double-click a cell to edit it.";
+const SAVING_WORDS = "Saving… editing waits until the save is done.";
 
 const NUMBERS = new Intl.NumberFormat("en"); // once: toLocaleString per call is slow
 
@@ -88,6 +90,7 @@ export class TableGrid {
     this.editing = null; // {i, c, input, done}
     this.active = null; // {i, c}: the cell the keyboard is on
     this.exporting = null; // {stop}
+    this.saving = false; // a db.edit is on its way: editing waits (its answer clears Staged)
     this.frame = 0;
     this.alive = true;
     this._build();
@@ -209,7 +212,7 @@ export class TableGrid {
       this.saveButton,
       this.discardButton,
       this.stagedWords,
-      h("span", { class: "hint" }, "Double-click a cell to edit it."),
+      (this.editHint = h("span", { class: "hint" }, EDIT_HINT)),
     );
     this.review = h("div", {
       class: "grid-review-panel",
@@ -245,6 +248,9 @@ export class TableGrid {
     this.loading = true;
     this.failed = null;
     this.win.reset();
+    // A whole value read before belongs to the rows read before: edited again after a
+    // reload, it must be read again, or an old value would become the edit's expectation.
+    this.whole.clear();
     this.version += 1;
     this._say(notice("loading", `Loading ${this.table.name}…`));
     if (!this.described) this._describe();
@@ -584,6 +590,7 @@ export class TableGrid {
               {
                 type: "button",
                 class: "row-delete",
+                disabled: this.saving,
                 "aria-pressed": deleted ? "true" : "false",
                 title: deleted ? "Keep this row" : "Delete this row (on Save)",
                 "aria-label": deleted ? `Keep row ${i + 1}` : `Delete row ${i + 1}`,
@@ -853,6 +860,10 @@ export class TableGrid {
     const column = this.columns[c];
     const key = this.win.key(i);
     if (!key?.length) return;
+    if (this.saving) {
+      this._say(notice("loading", SAVING_WORDS));
+      return;
+    }
     if (this._generated(column.name)) {
       this._say(
         notice("error", `“${column.name}” is computed by the database: it cannot be edited.`),
@@ -960,6 +971,22 @@ export class TableGrid {
         return;
       }
       sent = { $bytes: hex.length / 2, hex };
+    } else if (value !== null && isList(column, e.asRead)) {
+      // A PostgreSQL array goes as a JSON list (text would not be read as one).
+      sent = parseList(value);
+      if (sent === undefined) {
+        this._say(
+          notice(
+            "error",
+            `“${column.name}” is a list (${column.type ?? "an array"}): type it as JSON, ` +
+              `like [1, 2] or ["a", "b"]. Nothing was staged.`,
+          ),
+        );
+        this.editing = null;
+        this.version += 1;
+        this._render();
+        return;
+      }
     }
     const key = this.win.key(e.i);
     this.staged.setCell(
@@ -992,6 +1019,7 @@ export class TableGrid {
   }
 
   _toggleDelete(i) {
+    if (this.saving) return;
     const key = this.win.key(i);
     this.staged.toggleDelete(key, expectOf(this.columns, this.win.row(i)));
     this.version += 1;
@@ -1000,12 +1028,14 @@ export class TableGrid {
   }
 
   _addInsert() {
+    if (this.saving) return;
     this.staged.addInsert();
     this._showStaged();
     this.newRows.querySelector("tbody tr:last-child input")?.focus();
   }
 
   _discardAll() {
+    if (this.saving) return;
     this.staged.clear();
     this.conflict.hidden = true;
     this.version += 1;
@@ -1019,8 +1049,11 @@ export class TableGrid {
     const n = this.staged.size;
     this.stagedWords.textContent = n ? `${n} change${n === 1 ? "" : "s"} not saved` : "No changes";
     this.reviewButton.textContent = n ? `Review (${n})` : "Review";
-    this.saveButton.disabled = n === 0;
-    this.discardButton.disabled = n === 0;
+    this.saveButton.disabled = n === 0 || this.saving;
+    this.discardButton.disabled = n === 0 || this.saving;
+    this.insertButton.disabled = this.saving;
+    this.editHint.textContent = this.saving ? SAVING_WORDS : EDIT_HINT;
+    this.newRows.inert = this.saving;
     this.element?.classList.toggle("has-changes", n > 0);
     this._renderNewRows();
     if (!this.review.hidden) this._renderReview();
@@ -1160,12 +1193,18 @@ export class TableGrid {
   /** Send every staged change in ONE db.edit; on a conflict nothing was applied, and the
    * panel shows the row as read, as changed, and as it is now. */
   async save() {
+    if (this.saving) return;
     this._closeEditor(true);
     const params = this._editParams();
     if (!params.changes.length) return;
-    this.saveButton.disabled = true;
+    // Nothing can be staged until the answer comes: it settles exactly the changes sent,
+    // and a change staged meanwhile would be lost with them (or sent twice).
+    this.saving = true;
     this.saveButton.textContent = "Saving…";
     this.conflict.hidden = true;
+    this.version += 1;
+    this._showStaged();
+    this._render();
     try {
       const result = await this.rpc.call("db.edit", params);
       if (!this.alive) return;
@@ -1178,8 +1217,11 @@ export class TableGrid {
         this._say(notice("error", errorWords(error, "save the changes") + " Nothing was saved."));
       }
     } finally {
+      this.saving = false;
       this.saveButton.textContent = "Save";
+      this.version += 1;
       this._showStaged();
+      this._render();
     }
   }
 
@@ -1259,7 +1301,25 @@ export class TableGrid {
 
   /** After a conflict: forget the change, or keep it over the row as it is now (its values
    * become the new `expect`); either way the grid shows the row as it is now. */
-  _resolve(key, columns, current, reapply) {
+  async _resolve(key, columns, current, reapply) {
+    let expect = null;
+    if (reapply && current) {
+      // The conflict shows long values cut; the columns being set need their whole value
+      // as the new expectation (the daemon refuses a cut one).
+      expect = expectOf(columns, current);
+      const setting = this.staged.updates.get(keyText(key))?.values ?? {};
+      try {
+        for (const name of Object.keys(setting)) {
+          if (isWhole(expect[name])) continue;
+          const read = await this.rpc.call("db.cell", this._params({ key, column: name }));
+          expect[name] = read.value;
+        }
+      } catch (error) {
+        this._say(notice("error", errorWords(error, "read the row as it is now")));
+        return;
+      }
+      if (!this.alive) return;
+    }
     const i = this.win.find(keyText(key));
     if (current && i >= 0) {
       const row = this.columns.map(
@@ -1271,7 +1331,7 @@ export class TableGrid {
     }
     for (const id of [...this.whole.keys()])
       if (id.startsWith(`${keyText(key)}\n`)) this.whole.delete(id);
-    if (reapply && current) this.staged.rebase(key, expectOf(columns, current));
+    if (expect) this.staged.rebase(key, expect);
     else this.staged.forget(key);
     this.conflict.hidden = true;
     this.version += 1;
@@ -1327,5 +1387,20 @@ export class TableGrid {
     this.generation += 1;
     cancelAnimationFrame(this.frame);
     this.resize.disconnect();
+  }
+}
+
+/** Whether `column` holds lists (a PostgreSQL array): its type says so, or a value read. */
+function isList(column, asRead) {
+  return Array.isArray(asRead) || String(column.type ?? "").trim().endsWith("[]");
+}
+
+/** The list typed as JSON text, or undefined when the text is not a JSON list. */
+function parseList(text) {
+  try {
+    const value = JSON.parse(text);
+    return Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -38,10 +38,17 @@ export class Staged {
   }
 
   /** Set `column` of the row `key` to `value` (text as typed, or null); a value equal to
-   * the one read un-stages the cell. */
+   * the one read un-stages the cell. `asRead` is the value the editor started from: when
+   * the page held the cell cut, it is the whole value read for editing (db.cell), and it
+   * becomes `expect[column]`, because the daemon refuses a cut value as the expectation of
+   * a column being set. A column already staged keeps the expectation it was first staged
+   * with (a later read may already hold someone else's change). */
   setCell(key, expect, column, value, asRead) {
     const k = keyText(key);
-    const change = this.updates.get(k) ?? { key, expect, values: {} };
+    const change = this.updates.get(k) ?? { key, expect: { ...expect }, values: {} };
+    if (!Object.hasOwn(change.values, column) && isWhole(asRead)) {
+      change.expect = { ...change.expect, [column]: asRead };
+    }
     if (sameValue(value, asRead)) delete change.values[column];
     else change.values[column] = value;
     if (Object.keys(change.values).length) this.updates.set(k, change);
@@ -120,6 +127,8 @@ function sameValue(value, asRead) {
   if (!isWhole(asRead)) return false;
   if (isBytes(value) || isBytes(asRead))
     return isBytes(value) && isBytes(asRead) && value.hex === asRead.hex;
+  if (Array.isArray(value) || Array.isArray(asRead))
+    return JSON.stringify(value) === JSON.stringify(asRead);
   return String(value) === cellText(asRead);
 }
 

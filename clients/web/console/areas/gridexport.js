@@ -1,12 +1,14 @@
 // Export a table as CSV or JSON lines, in the browser: page through db.rows (keyset, the
 // grid's own sort and filters) and put each page's text in a Blob part, so memory holds
-// text, not the rows as objects; then download the Blob through an object URL. Cells cut by
-// the daemon are asked for whole (db.cell), and so are bytes longer than what a page shows.
+// text, not the rows as objects; then download the Blob through an object URL. Pages ask for
+// long cells (64 KiB each, as the CLI does); a cell still cut is asked for whole (db.cell),
+// and so are bytes longer than what a page shows (64). Without a row key there is no way
+// to read a cell whole: the export stops in words rather than write a cut value.
 
 import { cellText, isBytes, isWhole } from "./gridcells.js";
 
 const EXPORT_PAGE_ROWS = 1000;
-const EXPORT_CELL_BYTES = 1024 * 1024;
+const EXPORT_CELL_BYTES = 64 * 1024;
 
 /** One CSV field: NULL is an empty field, an empty string is `""` (so they stay apart). */
 function csvField(value) {
@@ -22,7 +24,12 @@ async function wholeRows(rpc, base, page) {
     for (let c = 0; c < rows[r].length; c++) {
       if (isWhole(rows[r][c])) continue;
       const key = page.keys[r];
-      if (!key?.length) continue; // no row key: the cut value is all there is
+      if (!key?.length) {
+        throw new Error(
+          `${base.table} has no row key, so a value of ${page.columns[c].name} too large to come ` +
+            "in a page cannot be read whole; nothing was downloaded",
+        );
+      }
       const params = { table: base.table, key, column: page.columns[c].name };
       if (base.schema) params.schema = base.schema;
       rows[r][c] = (await rpc.call("db.cell", params)).value;
