@@ -581,6 +581,35 @@ async def test_editing_waits_while_a_save_is_on_its_way(dev: DbConsole, page: Pa
     ]
 
 
+async def test_an_editor_whose_whole_value_came_during_a_save_does_not_open(
+    dev: DbConsole, page: Page
+) -> None:
+    """A cut cell reads its whole value before its editor opens: if Save is pressed
+    meanwhile, the editor waits like every other (its edit would be cleared with the save)."""
+    sent = db_edits(page)
+    await open_db(page, dev)
+    await edit(page, 9, NAME, "first")
+    everything = sqlite3.connect(dev.db, isolation_level=None, timeout=10)
+    writes = sqlite3.connect(dev.db, isolation_level=None, timeout=10)
+    try:
+        everything.execute("BEGIN EXCLUSIVE")  # db.cell (a read) and db.edit both wait
+        await cell(page, 2, NOTE).dblclick()  # a cut cell: its whole value is read first
+        await anyio.sleep(0.3)
+        await page.locator(".grid-save").click()
+        await expect(page.locator(".grid-save")).to_have_text("Saving…")
+        everything.execute("COMMIT")
+        writes.execute("BEGIN IMMEDIATE")  # the read goes on, the save's write still waits
+        await expect(page.locator(".grid-messages")).to_contain_text("editing waits")
+        assert await page.locator("input.cell-input").count() == 0
+    finally:
+        for connection in (everything, writes):
+            if connection.in_transaction:
+                connection.execute("COMMIT")
+            connection.close()
+    await expect(page.locator(".grid-messages")).to_contain_text("Saved 1 change.")
+    assert [sorted(c["values"]) for e in sent for c in e["changes"]] == [["name"]]
+
+
 async def test_a_postgres_array_is_edited_as_a_json_list(
     isolated_env: Path, socket_path: Path, seeded: Path, page: Page, postgres: str
 ) -> None:

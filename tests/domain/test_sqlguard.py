@@ -185,6 +185,8 @@ def test_dialect_rules_find_the_second_statement(dialect: DbKind, sql: str) -> N
 
 READS: list[tuple[DbKind, str]] = [
     ("postgres", "SELECT slot_name, active FROM pg_replication_slots"),
+    ("postgres", "SELECT * FROM pg_get_replication_slots()"),
+    ("postgres", "SELECT * FROM pg_stat_get_replication_slot('s')"),
     ("postgres", "SELECT pg_current_wal_lsn()"),
     *[
         (d, sql)

@@ -284,6 +284,7 @@ class _Running:
         self.spoiled = False  # its statement may have changed the session's settings
         self.ended = anyio.Event()  # the call is over: a stopper has nothing more to do
         self.stopped: anyio.Event | None = None  # set when its stopper is done, if it has one
+        self.waiting: anyio.CancelScope | None = None  # while it waits for a connection
 
 
 class GridService:
@@ -297,6 +298,7 @@ class GridService:
         self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
         self._queries: dict[str, _Running] = {}
         self._running: set[_Running] = set()  # calls under way, for their deadlines
+        self._calls: set[_Running] = set()  # every call, waiting for a connection or not
         self._soonest = math.inf  # the deadline ``run`` waits for
         self._rearm = anyio.Event()  # a call with an earlier deadline came
         self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
@@ -329,13 +331,19 @@ class GridService:
             assert call.session is not None
             return call.session
 
+        opened = False
         try:
             with anyio.fail_after(deadline):
-                return await run_call(connect, call), False
+                session = await run_call(connect, call)
+                opened = True
+                return session, False
         except TimeoutError:
             raise BackendUnavailable(f"the database did not answer within {deadline:g} s") from None
         finally:
-            call.abandon()  # still connecting: the thread closes what it opens
+            # Still connecting: the thread closes what it opens. Connected just as the caller
+            # stopped waiting: the new session is closed here, or it would leak.
+            if not call.abandon() and not opened and call.session is not None:
+                call.session.close()
 
     def _give_back(self, session: Session, generation: int) -> None:
         if self._closed or generation != self._database.generation:
@@ -386,16 +394,24 @@ class GridService:
             if query_id in self._queries:
                 raise InvalidInput(f"a query with the id {query_id!r} is already running")
             self._queries[query_id] = running
+        self._calls.add(running)
         try:
             async with contextlib.AsyncExitStack() as slots:
-                await self._take_slot(slots, query=query_id is not None or gone is not None)
-                generation = self._database.generation
-                try:
-                    session, pooled = await self._session()
-                except SimpleaideError as exc:
-                    raise self._redacted(exc) from None
+                # Waiting for a connection is stoppable too (db.cancel, its time limit, the
+                # daemon stopping): a stop cancels this scope while no session is in hand.
+                with anyio.CancelScope() as waiting:
+                    running.waiting = waiting
+                    waiting.deadline = anyio.current_time() + min(seconds, GRID_SECONDS)
+                    await self._take_slot(slots, query=query_id is not None or gone is not None)
+                    generation = self._database.generation
+                    try:
+                        session, pooled = await self._session()
+                    except SimpleaideError as exc:
+                        raise self._redacted(exc) from None
+                running.waiting = None
+                if waiting.cancelled_caught:
+                    raise self._reason_error(running, seconds) or self._busy(seconds)
                 running.session = session
-                running.spoiled = spoils is not None and spoils(session)
                 running.deadline = anyio.current_time() + seconds  # from when it can run
                 self._running.add(running)
                 if running.deadline < self._soonest:
@@ -404,12 +420,12 @@ class GridService:
                 failure: SimpleaideError | None = None
                 try:
                     if gone is None:
-                        result = await run_call(_on_session(work, running), call)
+                        result = await run_call(_on_session(work, running, spoils), call)
                     else:
                         async with anyio.create_task_group() as tg:
                             tg.start_soon(self._watch, gone, running)
                             try:
-                                result = await run_call(_on_session(work, running), call)
+                                result = await run_call(_on_session(work, running, spoils), call)
                             finally:
                                 tg.cancel_scope.cancel()
                 except SimpleaideError as exc:
@@ -438,6 +454,7 @@ class GridService:
                         raise _StaleSession(self._redacted(failure).message)
                     raise self._redacted(failure)
         finally:
+            self._calls.discard(running)
             if query_id is not None:
                 self._queries.pop(query_id, None)
         return result
@@ -448,26 +465,28 @@ class GridService:
         try:
             return await self._call(work, **options)
         except _StaleSession:
+            # What dropped one pooled connection (a restart) most likely dropped them all.
+            idle, self._idle = self._idle, []
+            for _, session in idle:
+                await anyio.to_thread.run_sync(session.close)
             return await self._call(work, **options)
 
     async def _take_slot(self, stack: contextlib.AsyncExitStack, *, query: bool) -> None:
-        """A session slot (and, for a console query, one of ``MAX_QUERIES``), waited for at
-        most ``GRID_SECONDS``: long queries may hold the others, never every session."""
-        semaphores = [self._query_slots, self._slots] if query else [self._slots]
-        try:
-            with anyio.fail_after(GRID_SECONDS):
-                for semaphore in semaphores:
-                    await stack.enter_async_context(semaphore)
-        except TimeoutError:
-            busy = len(self._running)
-            raise BackendUnavailable(
-                f"the database is busy: {busy} statement(s) have held every connection for"
-                f" {GRID_SECONDS:g} s; try again when one ends"
-            ) from None
+        """A session slot (and, for a console query, one of ``MAX_QUERIES``): long queries
+        may hold the others, never every session. The caller bounds the wait."""
+        for semaphore in [self._query_slots, self._slots] if query else [self._slots]:
+            await stack.enter_async_context(semaphore)
+
+    def _busy(self, seconds: float) -> BackendUnavailable:
+        waited = min(seconds, GRID_SECONDS)
+        return BackendUnavailable(
+            f"the database is busy: no connection came free within {waited:g} s"
+            f" ({len(self._running)} statement(s) running); try again when one ends"
+        )
 
     def stop_all(self) -> None:
-        """Cancel every call under way (the daemon is stopping)."""
-        for running in list(self._running):
+        """Cancel every call under way or waiting for a connection (the daemon is stopping)."""
+        for running in list(self._calls):
             self._stop(running, "cancelled")
 
     def _stop(self, running: _Running, reason: str) -> None:
@@ -476,6 +495,8 @@ class GridService:
         if running.reason is not None:
             return
         running.reason = reason
+        if running.waiting is not None:
+            running.waiting.cancel()
         if running.session is not None and self._tasks is not None:
             running.stopped = anyio.Event()
             self._tasks.start_soon(self._stopper, running)
@@ -1015,9 +1036,16 @@ class GridService:
             }
 
         def spoils(session: Session) -> bool:
-            # Anything but a plain read may change the session (SET, PRAGMA, a temp table):
-            # the session is then closed after it, never handed to another client.
-            return sqlguard.first_word(session.kind, sql) not in _PLAIN_READS
+            # Anything but a plain read may change the session (SET, PRAGMA, a temp table,
+            # set_config(), an advisory lock, SELECT … INTO): the session is then closed
+            # after it, never handed to another client.
+            if sqlguard.first_word(session.kind, sql) not in _PLAIN_READS:
+                return True
+            try:
+                sqlguard.check_read_only(session.kind, sql)
+            except ReadOnly:
+                return True
+            return False
 
         return await self._call(
             run, seconds=timeout_ms / 1000, query_id=query_id, gone=gone, spoils=spoils
@@ -1039,11 +1067,17 @@ def _only_error(group: BaseExceptionGroup) -> SimpleaideError:
     raise group
 
 
-def _on_session(work: Callable[[Session], T], running: _Running) -> Callable[[Call[Session]], T]:
+def _on_session(
+    work: Callable[[Session], T],
+    running: _Running,
+    spoils: Callable[[Session], bool] | None,
+) -> Callable[[Call[Session]], T]:
     def on(call: Call[Session]) -> T:
         assert call.session is not None
         if running.reason is not None:  # stopped before it started: nothing to interrupt
             raise Cancelled("the query was cancelled")
+        # Decided here, on the worker thread: reading a long statement takes a while.
+        running.spoiled = spoils is not None and spoils(call.session)
         try:
             return work(call.session)
         except Lost:

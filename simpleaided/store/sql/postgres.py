@@ -151,7 +151,12 @@ class PgSession(Session):
         try:
             try:
                 return self._query_by_cursor(sql, params, limit)
-            except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported):
+            except psycopg.errors.FeatureNotSupported as exc:
+                # Only the DECLARE's own refusal (a WITH that writes): an error raised while
+                # the statement ran must not run it again.
+                if "DECLARE CURSOR" not in str(exc):
+                    raise
+            except psycopg.errors.SyntaxError:
                 # Not a statement a cursor can be declared for (INSERT, DDL, SET…, a WITH
                 # that writes), or really a syntax error: run it plainly, which reports the
                 # error in the user's terms.

@@ -253,3 +253,108 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_for_a_read(
             ).fetchone()
         assert killed is not None and killed[0] >= 1
         assert isinstance(await c.call("db.tables"), list)
+
+
+async def send_query(c: RpcClient, request_id: int, **params: Any) -> None:
+    message = {"jsonrpc": "2.0", "id": request_id, "method": "db.query", "params": params}
+    await c.send_message(json.dumps(message).encode())
+
+
+async def test_a_query_waiting_for_a_connection_can_be_cancelled_and_times_out(
+    client: RpcClient, isolated_env: Path
+) -> None:
+    holders = [await RpcClient.connect(isolated_env / "d.sock") for _ in range(5)]
+    try:
+        for n, holder in enumerate(holders[:3]):  # every console connection is taken
+            await send_query(holder, n, sql=ENDLESS, queryId=f"hold-{n}")
+        await anyio.sleep(0.5)
+        waiting, timed = holders[3], holders[4]
+        await send_query(waiting, 10, sql="SELECT 1", queryId="waiting")
+        await send_query(timed, 11, sql="SELECT 1", timeoutMs=1000)
+        await anyio.sleep(0.3)
+        start = time.monotonic()
+        assert (await client.call("db.cancel", queryId="waiting"))["cancelled"]
+        cancelled = json.loads(await waiting.receive_line())
+        assert cancelled["error"]["code"] == -32800
+        assert time.monotonic() - start < 1
+        over = json.loads(await timed.receive_line())  # its 1 s passed while it waited
+        assert over["error"]["code"] == UNAVAILABLE and "busy" in over["error"]["message"]
+        assert time.monotonic() - start < 2
+    finally:
+        for n in range(3):
+            await client.call("db.cancel", queryId=f"hold-{n}")
+        for holder in holders:
+            await holder.__aexit__(None, None, None)
+
+
+async def test_a_stopping_daemon_also_cancels_queries_waiting_for_a_connection(
+    family: Path, isolated_env: Path
+) -> None:
+    socket_path = isolated_env / "d.sock"
+    settings = {
+        "db.DEV.url": str(family),
+        "db.probe_seconds": 600,
+        "daemon.shutdown_grace_seconds": 20,
+    }
+    daemon = make_daemon(socket_path, isolated_env / "state", **settings)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        clients = [await RpcClient.connect(socket_path) for _ in range(4)]
+        for n, c in enumerate(clients):  # three run, the fourth waits for a connection
+            await send_query(c, n, sql=ENDLESS, timeoutMs=60_000)
+        await anyio.sleep(0.5)
+        start = time.monotonic()
+        daemon.request_stop()
+        for c in clients:
+            reply = json.loads(await c.receive_line())
+            assert reply["error"]["code"] == -32800
+            await c.__aexit__(None, None, None)
+    assert time.monotonic() - start < 5
+
+
+async def test_postgres_session_effects_of_a_select_stay_with_their_client(
+    pg_schema: tuple[str, str], isolated_env: Path
+) -> None:
+    """set_config() and SELECT … INTO change the session though they start with SELECT."""
+    url, schema = pg_schema
+    socket_path = isolated_env / "d.sock"
+    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
+    async with (
+        running_daemon(socket_path, isolated_env / "state", **settings),
+        await RpcClient.connect(socket_path) as c,
+    ):
+        await c.call(
+            "db.query", sql="SELECT set_config('default_transaction_read_only', 'on', false)"
+        )
+        await c.call("db.query", sql="SELECT 1 AS x INTO TEMP TABLE parent")
+        for n in range(6):
+            change = {"op": "insert", "values": {"id": 10 + n}}
+            await c.call("db.edit", table="parent", schema=schema, changes=[change])
+        left = await c.error("db.query", sql="SELECT * FROM pg_temp.parent")
+        assert "does not exist" in left.message  # the temp table went with its session
+
+
+async def test_postgres_statement_failing_as_unsupported_runs_once(
+    pg_schema: tuple[str, str], isolated_env: Path
+) -> None:
+    url, schema = pg_schema
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f"CREATE SEQUENCE {schema}.calls")
+        db.execute(
+            f"CREATE FUNCTION {schema}.refuse(n bigint) RETURNS int LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'not supported here' USING ERRCODE = '0A000'; END $$"
+        )
+        socket_path = isolated_env / "d.sock"
+        settings = {"db.DEV.url": url, "db.probe_seconds": 600}
+        async with (
+            running_daemon(socket_path, isolated_env / "state", **settings),
+            await RpcClient.connect(socket_path) as c,
+        ):
+            error = await c.error(
+                "db.query", sql=f"SELECT {schema}.refuse(nextval('{schema}.calls'))"
+            )
+            assert "not supported here" in error.message
+        row = db.execute(f"SELECT last_value FROM {schema}.calls").fetchone()
+        assert row == (1,)

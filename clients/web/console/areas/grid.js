@@ -885,6 +885,11 @@ export class TableGrid {
         return;
       }
     }
+    if (this.saving) {
+      // Save was pressed while the whole value was being read: the editor waits too.
+      this._say(notice("loading", SAVING_WORDS));
+      return;
+    }
     const staged = this.staged.cell(key, column.name);
     const value = staged.staged ? staged.value : whole;
     if (keyText(this.win.key(i) ?? []) !== keyText(key)) return; // the rows moved meanwhile
@@ -957,6 +962,12 @@ export class TableGrid {
     const e = this.editing;
     if (!e || e.done) return;
     e.done = true;
+    if (this.saving) {
+      // Staged now, it would be cleared with the changes being saved, unsaved.
+      this._closeEditor(false);
+      this._say(notice("error", "This edit came during a save and was not kept: make it again."));
+      return;
+    }
     const column = this.columns[e.c];
     let sent = value;
     if (value !== null && e.binary) {
