@@ -4,6 +4,7 @@ answer, a stopping daemon cancels running queries, and errors keep secrets and s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -38,14 +39,21 @@ def family(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-async def client(family: Path, isolated_env: Path) -> AsyncIterator[RpcClient]:
-    socket_path = isolated_env / "d.sock"
-    settings = {"db.DEV.url": str(family), "db.probe_seconds": 600}
+@contextlib.asynccontextmanager
+async def serving(url: str, folder: Path) -> AsyncIterator[RpcClient]:
+    """A daemon whose DEV database is ``url`` (socket ``folder/d.sock``), and a client."""
+    socket_path = folder / "d.sock"
+    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
     async with (
-        running_daemon(socket_path, isolated_env / "state", **settings),
+        running_daemon(socket_path, folder / "state", **settings),
         await RpcClient.connect(socket_path) as c,
     ):
+        yield c
+
+
+@pytest.fixture
+async def client(family: Path, isolated_env: Path) -> AsyncIterator[RpcClient]:
+    async with serving(str(family), isolated_env) as c:
         yield c
 
 
@@ -174,12 +182,7 @@ async def test_postgres_settings_and_writable_ctes(
     pg_schema: tuple[str, str], isolated_env: Path
 ) -> None:
     url, schema = pg_schema
-    socket_path = isolated_env / "d.sock"
-    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
-    async with (
-        running_daemon(socket_path, isolated_env / "state", **settings),
-        await RpcClient.connect(socket_path) as c,
-    ):
+    async with serving(url, isolated_env) as c:
         # A WITH that writes runs in DEV (a cursor cannot be declared for it).
         wrote = await c.call(
             "db.query",
@@ -195,13 +198,8 @@ async def test_postgres_settings_and_writable_ctes(
 
 
 async def test_a_bad_url_never_shows_its_password_in_grid_errors(isolated_env: Path) -> None:
-    socket_path = isolated_env / "d.sock"
     url = "postgresql://someone:s3cr%zzet@127.0.0.1:5432/test"
-    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
-    async with (
-        running_daemon(socket_path, isolated_env / "state", **settings),
-        await RpcClient.connect(socket_path) as c,
-    ):
+    async with serving(url, isolated_env) as c:
         error = await c.error("db.tables")
         assert error.code == UNAVAILABLE
         assert "s3cr" not in error.message and "zzet" not in error.message
@@ -238,12 +236,7 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced_for_a_read(
     import psycopg
 
     name = f"grid-stale-{uuid.uuid4().hex[:10]}"
-    socket_path = isolated_env / "d.sock"
-    settings = {"db.DEV.url": f"{postgres}?application_name={name}", "db.probe_seconds": 600}
-    async with (
-        running_daemon(socket_path, isolated_env / "state", **settings),
-        await RpcClient.connect(socket_path) as c,
-    ):
+    async with serving(f"{postgres}?application_name={name}", isolated_env) as c:
         await c.call("db.tables")  # a grid connection now waits in the pool
         with psycopg.connect(postgres, autocommit=True) as admin:
             killed = admin.execute(
@@ -317,12 +310,7 @@ async def test_postgres_session_effects_of_a_select_stay_with_their_client(
 ) -> None:
     """set_config() and SELECT … INTO change the session though they start with SELECT."""
     url, schema = pg_schema
-    socket_path = isolated_env / "d.sock"
-    settings = {"db.DEV.url": url, "db.probe_seconds": 600}
-    async with (
-        running_daemon(socket_path, isolated_env / "state", **settings),
-        await RpcClient.connect(socket_path) as c,
-    ):
+    async with serving(url, isolated_env) as c:
         await c.call(
             "db.query", sql="SELECT set_config('default_transaction_read_only', 'on', false)"
         )
@@ -346,12 +334,7 @@ async def test_postgres_statement_failing_as_unsupported_runs_once(
             f"CREATE FUNCTION {schema}.refuse(n bigint) RETURNS int LANGUAGE plpgsql AS"
             " $$ BEGIN RAISE EXCEPTION 'not supported here' USING ERRCODE = '0A000'; END $$"
         )
-        socket_path = isolated_env / "d.sock"
-        settings = {"db.DEV.url": url, "db.probe_seconds": 600}
-        async with (
-            running_daemon(socket_path, isolated_env / "state", **settings),
-            await RpcClient.connect(socket_path) as c,
-        ):
+        async with serving(url, isolated_env) as c:
             error = await c.error(
                 "db.query", sql=f"SELECT {schema}.refuse(nextval('{schema}.calls'))"
             )
