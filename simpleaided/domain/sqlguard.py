@@ -69,7 +69,8 @@ SQLITE_UNSAFE_FUNCTIONS = frozenset(
 # Families of PostgreSQL functions with effects beyond the statement, by name: replication
 # slots and origins (a slot left behind keeps WAL until the disk fills), backups.
 _PG_EFFECT_PATTERNS = re.compile(
-    r"pg_(?!get_|stat_|is_)\w*(replication|_slot|backup)\w*|pg_log_backend_\w*"
+    r"pg_(?!get_|stat_get_|is_)\w*(replication|_slot|backup)\w*|pg_log_backend_\w*"
+    r"|pg_stat_reset\w*"
 )
 
 

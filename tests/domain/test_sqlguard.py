@@ -134,6 +134,11 @@ REFUSED: list[tuple[DbKind, str, str]] = [
     ("postgres", "SELECT pg_backup_start('label')", "the function pg_backup_start()"),
     (
         "postgres",
+        "SELECT pg_stat_reset_replication_slot(NULL)",
+        "the function pg_stat_reset_replication_slot()",
+    ),
+    (
+        "postgres",
         "SELECT pg_log_backend_memory_contexts(1)",
         "the function pg_log_backend_memory_contexts()",
     ),

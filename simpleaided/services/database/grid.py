@@ -319,7 +319,8 @@ class GridService:
             born, session = self._idle.pop()
             if born == generation:
                 return session, True
-            await anyio.to_thread.run_sync(session.close)
+            with anyio.CancelScope(shield=True):  # taken from the pool: closed, whatever comes
+                await anyio.to_thread.run_sync(session.close)
         if self._closed:
             raise BackendUnavailable("the daemon is stopping")
         opener = self._database.opener()
@@ -401,8 +402,12 @@ class GridService:
                 # daemon stopping): a stop cancels this scope while no session is in hand.
                 with anyio.CancelScope() as waiting:
                     running.waiting = waiting
-                    waiting.deadline = anyio.current_time() + min(seconds, GRID_SECONDS)
-                    await self._take_slot(slots, query=query_id is not None or gone is not None)
+                    query = query_id is not None or gone is not None
+                    # A console query's own time limit bounds its wait for a slot too.
+                    wait = min(seconds, GRID_SECONDS) if query else GRID_SECONDS
+                    waiting.deadline = anyio.current_time() + wait
+                    await self._take_slot(slots, query=query)
+                    waiting.deadline = math.inf  # connecting has a deadline of its own
                     generation = self._database.generation
                     try:
                         session, pooled = await self._session()
@@ -410,7 +415,7 @@ class GridService:
                         raise self._redacted(exc) from None
                 running.waiting = None
                 if waiting.cancelled_caught:
-                    raise self._reason_error(running, seconds) or self._busy(seconds)
+                    raise self._reason_error(running, seconds) or self._busy(wait)
                 running.session = session
                 running.deadline = anyio.current_time() + seconds  # from when it can run
                 self._running.add(running)
@@ -467,8 +472,9 @@ class GridService:
         except _StaleSession:
             # What dropped one pooled connection (a restart) most likely dropped them all.
             idle, self._idle = self._idle, []
-            for _, session in idle:
-                await anyio.to_thread.run_sync(session.close)
+            with anyio.CancelScope(shield=True):  # taken from the pool: closed, whatever comes
+                for _, session in idle:
+                    await anyio.to_thread.run_sync(session.close)
             return await self._call(work, **options)
 
     async def _take_slot(self, stack: contextlib.AsyncExitStack, *, query: bool) -> None:
@@ -477,8 +483,7 @@ class GridService:
         for semaphore in [self._query_slots, self._slots] if query else [self._slots]:
             await stack.enter_async_context(semaphore)
 
-    def _busy(self, seconds: float) -> BackendUnavailable:
-        waited = min(seconds, GRID_SECONDS)
+    def _busy(self, waited: float) -> BackendUnavailable:
         return BackendUnavailable(
             f"the database is busy: no connection came free within {waited:g} s"
             f" ({len(self._running)} statement(s) running); try again when one ends"
@@ -547,8 +552,9 @@ class GridService:
         self._closed = True
         self.stop_all()
         idle, self._idle = self._idle, []
-        for _, session in idle:
-            await anyio.to_thread.run_sync(session.close)
+        with anyio.CancelScope(shield=True):
+            for _, session in idle:
+                await anyio.to_thread.run_sync(session.close)
 
     # -- layouts --
 

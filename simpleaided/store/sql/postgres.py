@@ -151,16 +151,14 @@ class PgSession(Session):
         try:
             try:
                 return self._query_by_cursor(sql, params, limit)
-            except psycopg.errors.FeatureNotSupported as exc:
-                # Only the DECLARE's own refusal (a WITH that writes): an error raised while
-                # the statement ran must not run it again.
-                if "DECLARE CURSOR" not in str(exc):
+            except (psycopg.errors.SyntaxError, psycopg.errors.FeatureNotSupported) as exc:
+                # The DECLARE refused the statement (INSERT, DDL, SET…, a WITH that writes,
+                # or a real syntax error): run it plainly, which reports any error in the
+                # user's terms. Such a refusal has no context; an error raised while the
+                # statement ran (PL/pgSQL's EXECUTE, dblink) has one, and it must not run
+                # twice.
+                if exc.diag.context is not None:
                     raise
-            except psycopg.errors.SyntaxError:
-                # Not a statement a cursor can be declared for (INSERT, DDL, SET…, a WITH
-                # that writes), or really a syntax error: run it plainly, which reports the
-                # error in the user's terms.
-                pass
             return self._query_plainly(sql, params, limit)
         except psycopg.Error as exc:
             raise self._failure(exc) from None

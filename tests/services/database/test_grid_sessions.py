@@ -339,5 +339,20 @@ async def test_postgres_statement_failing_as_unsupported_runs_once(
                 "db.query", sql=f"SELECT {schema}.refuse(nextval('{schema}.calls'))"
             )
             assert "not supported here" in error.message
-        row = db.execute(f"SELECT last_value FROM {schema}.calls").fetchone()
-        assert row == (1,)
+            assert db.execute(f"SELECT last_value FROM {schema}.calls").fetchone() == (1,)
+            # A syntax error raised while it runs (PL/pgSQL's EXECUTE) is no reason either.
+            db.execute(
+                f"CREATE FUNCTION {schema}.misspelt() RETURNS int LANGUAGE plpgsql AS"
+                f" $$ BEGIN PERFORM nextval('{schema}.calls'); EXECUTE 'SELEC 1'; RETURN 1;"
+                " END $$"
+            )
+            error = await c.error("db.query", sql=f"SELECT {schema}.misspelt()")
+            assert "SELEC" in error.message
+            assert db.execute(f"SELECT last_value FROM {schema}.calls").fetchone() == (2,)
+
+
+async def test_a_short_time_limit_leaves_time_to_connect(postgres: str, isolated_env: Path) -> None:
+    """The limit is the statement's: opening a connection for it does not count."""
+    async with serving(postgres, isolated_env) as c:
+        answer = await c.call("db.query", sql="SELECT 1", timeoutMs=5)
+        assert answer["rows"] == [[1]]
