@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -525,16 +525,20 @@ def _reading(path: Path) -> bool:
         db.close()
 
 
-def test_ctrl_c_cancels_a_running_query_in_the_database(sandbox: Sandbox, grid: Path) -> None:
+def ctrl_c_query(
+    sandbox: Sandbox, sql: str, under_way: Callable[[], bool], interval: float
+) -> tuple[int, bytes, bytes, float]:
+    """``simpleaide db query SQL``, interrupted (SIGINT) once ``under_way()`` says the query
+    runs: its exit status, output, errors, and how long it took to end after the signal."""
     proc = subprocess.Popen(
-        interruptible([simpleaide_command(), "db", "query", LONG_QUERY]),
+        interruptible([simpleaide_command(), "db", "query", sql]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=sandbox.env,
         cwd=sandbox.cwd,
     )
     try:
-        eventually_blocking(lambda: _reading(grid), BOUND, interval=0.005)  # it runs
+        eventually_blocking(under_way, BOUND, interval=interval)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=BOUND)
@@ -543,7 +547,12 @@ def test_ctrl_c_cancels_a_running_query_in_the_database(sandbox: Sandbox, grid: 
         if proc.poll() is None:
             proc.kill()
             proc.wait(BOUND)
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err, took
+
+
+def test_ctrl_c_cancels_a_running_query_in_the_database(sandbox: Sandbox, grid: Path) -> None:
+    code, out, err, took = ctrl_c_query(sandbox, LONG_QUERY, lambda: _reading(grid), 0.005)
+    assert code == 130, err
     assert err.decode() == "simpleaide: cancelled\n" and out == b""
     assert took < 2.0, took
     # Stopped in the database too: its read ends.
@@ -829,15 +838,6 @@ def test_postgres_query_is_cancelled_by_ctrl_c(
     import psycopg
 
     table = f'"{pg_grid}".ledger'
-    proc = subprocess.Popen(
-        interruptible(
-            [simpleaide_command(), "db", "query", f"SELECT pg_sleep(60) FROM {table} LIMIT 1"]
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=sandbox.env,
-        cwd=sandbox.cwd,
-    )
 
     def running() -> bool:
         """Whether a session reads the test's table (holds a lock on it): the query."""
@@ -849,16 +849,8 @@ def test_postgres_query_is_cancelled_by_ctrl_c(
             ).fetchone()
         return bool(found and found[0])
 
-    try:
-        eventually_blocking(running, BOUND, interval=0.02)
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = proc.communicate(timeout=BOUND)
-        took = time.monotonic() - sent
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(BOUND)
-    assert proc.returncode == 130 and err.decode() == "simpleaide: cancelled\n", err
+    sql = f"SELECT pg_sleep(60) FROM {table} LIMIT 1"
+    code, _, err, took = ctrl_c_query(sandbox, sql, running, 0.02)
+    assert code == 130 and err.decode() == "simpleaide: cancelled\n", err
     assert took < 2.0, took
     eventually_blocking(lambda: not running(), 2.0, interval=0.02)

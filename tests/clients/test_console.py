@@ -27,7 +27,6 @@ from playwright.async_api import (
 )
 
 from simpleaided.app.daemon import Daemon
-from tests.support.browser import chromium
 from tests.support.daemon import running_daemon
 from tests.support.llm_servers import NOT_FOUND, OLLAMA_TAGS, LlmServer, Route
 from tests.support.paths import ARTIFACTS
@@ -81,12 +80,6 @@ class Watched:
     def clean(self) -> None:
         unexpected = [e for e in self.errors if not (self.allowed and self.allowed.search(e))]
         assert unexpected == [], "console errors:\n" + "\n".join(unexpected)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import anyio
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
-from tests.support.browser import chromium
 from tests.support.daemon import running_daemon
 from tests.support.sandbox import simpleaide_command
 
@@ -132,12 +131,6 @@ async def db_console(
         url = done.stdout.decode().strip()
         parts = urlsplit(url)
         yield DbConsole(url, f"{parts.scheme}://{parts.netloc}", db)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 from playwright.async_api import Browser, Page, Response, expect
 
 from simpleaided.app.daemon import Daemon
-from tests.support.browser import chromium
 from tests.support.daemon import running_daemon
 from tests.support.paths import ARTIFACTS
 from tests.support.rpc import RpcClient
@@ -46,12 +45,6 @@ class Web:
     daemon: Daemon
     client: RpcClient
     url: str  # the shim's base URL, from the status document
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
