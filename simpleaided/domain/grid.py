@@ -35,6 +35,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, get_args
 
+import orjson
+
 from simpleaided.domain.errors import InvalidInput
 from simpleaided.domain.vocabulary import DbKind
 
@@ -260,8 +262,7 @@ class View:
             "sort": [[s.column, s.desc] for s in self.sort],
             "filters": [[f.column, f.op, _tag(f.value)] for f in self.filters],
         }
-        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 # --- Cursors ------------------------------------------------------------------------------
@@ -294,11 +295,7 @@ def encode_cursor(key: bytes, cursor: Cursor) -> str:
         values = [_tag(v) for v in cursor.values]
     except TypeError as exc:
         raise InvalidInput(f"cannot page by this sort: {exc}; sort by another column") from None
-    body = json.dumps(
-        {"v": cursor.view, "d": cursor.direction[0], "k": values},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    body = orjson.dumps({"v": cursor.view, "d": cursor.direction[0], "k": values})
     mac = hmac.new(key, _CURSOR_VERSION + body, hashlib.sha256).digest()
     text = base64.urlsafe_b64encode(_CURSOR_VERSION + mac + body).rstrip(b"=").decode()
     if len(text) > MAX_CURSOR_CHARS:
@@ -306,9 +303,10 @@ def encode_cursor(key: bytes, cursor: Cursor) -> str:
     return text
 
 
-def decode_cursor(key: bytes, text: str, view: View) -> Cursor:
-    """The cursor ``text`` holds, if this daemon signed it for ``view``; else ``InvalidInput``
-    in the user's words (forged, altered, truncated, re-encoded, another view's, too long)."""
+def decode_cursor(key: bytes, text: str, view: View | str) -> Cursor:
+    """The cursor ``text`` holds, if this daemon signed it for ``view`` (or the view of that
+    digest); else ``InvalidInput`` in the user's words (forged, altered, truncated,
+    re-encoded, another view's, too long)."""
     if len(text) > MAX_CURSOR_CHARS or not _CURSOR_TEXT.fullmatch(text):
         raise InvalidInput(STALE_CURSOR)
     try:
@@ -323,7 +321,7 @@ def decode_cursor(key: bytes, text: str, view: View) -> Cursor:
     if version != _CURSOR_VERSION or not hmac.compare_digest(mac, expected):
         raise InvalidInput(STALE_CURSOR)
     try:
-        document = json.loads(body)
+        document = orjson.loads(body)
         cursor = Cursor(
             document["v"],
             tuple(_untag(v) for v in document["k"]),
@@ -331,7 +329,8 @@ def decode_cursor(key: bytes, text: str, view: View) -> Cursor:
         )
     except (ValueError, KeyError, TypeError):  # signed by us, so only a format change
         raise InvalidInput(STALE_CURSOR) from None
-    if not hmac.compare_digest(cursor.view, view.digest()):
+    digest = view if isinstance(view, str) else view.digest()
+    if not hmac.compare_digest(cursor.view, digest):
         raise InvalidInput(STALE_CURSOR)
     return cursor
 

@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 from simpleaided.domain import grid
-from simpleaided.services.database.grid import _Reader  # the daemon's select terms
+from simpleaided.services.database.cells import Reader  # the daemon's select terms
 from tests.bench import grid_data, grid_rivals, procs
 from tests.bench.client import connect
 from tests.bench.report import Row, at_most, ratio_at_most, summarize, table
@@ -240,12 +240,11 @@ def select_list(
     cell_chars: int = 1024,
 ) -> str:
     """The terms the daemon selects for a page, made by the daemon's own reader (so the floor
-    runs the very statement): each column cut for display and its size, then the order's
-    columns whole (the page's boundaries)."""
+    runs the very statement): each column cut for display, the row's note (which rows need
+    decoding cell by cell), then the order's columns whole (the page's boundaries)."""
     types = {c["name"]: c["type"] for c in columns}
-    reader = _Reader(driver.dialect, driver.quote, types)
-    terms = [reader.display(c["name"], cell_chars) for c in columns]
-    return ", ".join(terms + [reader.exact(s.column) for s in order])
+    reader = Reader(driver.dialect, driver.quote, types)
+    return reader.page([c["name"] for c in columns], order, cell_chars).sql
 
 
 @dataclass
@@ -257,6 +256,7 @@ class Engine:
     driver: grid_rivals.Driver
     table: dict[str, Any]  # db.rows' table (and schema) params
     datasette: grid_rivals.Datasette | None
+    socket_floor: procs.Server  # tests.bench.grid_floor on the same table
 
     @property
     def name(self) -> str:
@@ -342,6 +342,14 @@ class GridBench:
                 )
             )
             self.rows.append(
+                Row(
+                    f"{where}: db.rows p50 vs the floor over a socket",
+                    daemon["p50"],
+                    "ms",
+                    baseline=found["socketFloor"]["p50"],
+                )
+            )
+            self.rows.append(
                 Row(f"{where}: db.rows p50 vs OFFSET", daemon["p50"], "ms", found["offset"]["p50"])
             )
             if "datasetteLean" in found:
@@ -388,6 +396,9 @@ class GridBench:
                 "plain": lambda: driver.fetch(plain_sql, plain_args),
                 "offset": lambda: driver.fetch(offset_sql, offset_args),
             }
+            floor_rpc = Rpc(engine.socket_floor.socket)
+            floor_line = orjson.dumps({"sql": keyset_sql, "args": list(keyset_args)}) + b"\n"
+            methods["socketFloor"] = functools.partial(floor_rpc.raw, floor_line)
             key_at = names.index(KEY)
             ids = {
                 "daemon": [row[key_at] for row in first["rows"]],
@@ -409,7 +420,11 @@ class GridBench:
             samples: dict[str, list[float]] = {name: [] for name in methods}
             cpu: dict[str, float] = dict.fromkeys(methods, 0.0)  # seconds, summed
             names_order = list(methods)
-            for name in ("daemon", "floor", "plain"):  # the others ran once above, for ids
+            socket_rows = orjson.loads(methods["socketFloor"]())
+            if not isinstance(socket_rows, list):
+                raise RuntimeError(f"the socket floor failed: {socket_rows}")
+            ids["socketFloor"] = [row[key_at] for row in socket_rows[:PAGE]]
+            for name in ("daemon", "floor", "socketFloor", "plain"):  # others ran once, for ids
                 for _ in range(6):  # warm: caches; psycopg prepares a statement at its 5th run
                     methods[name]()
             for r in range(self.s.rounds):
@@ -418,16 +433,19 @@ class GridBench:
                         continue  # seconds a page (OFFSET deep down): its rounds are spent
                     # CPU, besides wall time: the daemon's process, or this one (the floor
                     # and OFFSET run here); PostgreSQL's own backend is in neither.
-                    in_daemon = name == "daemon"
-                    before = procs.cpu_seconds(engine.server.pid) if in_daemon else 0.0
+                    server = {"daemon": engine.server, "socketFloor": engine.socket_floor}
+                    other = server.get(name)
+                    before = procs.cpu_seconds(other.pid) if other is not None else 0.0
                     before_here = time.process_time()
                     samples[name] += timed(methods[name], self.s.samples, self.s.budget)
-                    if in_daemon:
-                        cpu[name] += procs.cpu_seconds(engine.server.pid) - before
+                    if other is not None:
+                        cpu[name] += procs.cpu_seconds(other.pid) - before
                     else:
                         cpu[name] += time.process_time() - before_here
         finally:
             rpc.close()
+            if "floor_rpc" in locals():
+                floor_rpc.close()
         found: dict[str, Any] = {name: summarize(values) for name, values in samples.items()}
         for name, seconds in cpu.items():  # Datasette's is its own process's: not measured
             if not name.startswith("datasette"):
@@ -451,6 +469,7 @@ class GridBench:
         methods = [
             ("daemon", "db.rows over the socket"),
             ("floor", "floor: bare driver, same keyset SELECT"),
+            ("socketFloor", "floor over a socket: a bare server, same SELECT"),
             ("plain", "bare driver, keyset SELECT of the bare columns"),
             ("offset", "same driver, LIMIT 100 OFFSET depth"),
             ("datasetteLean", "Datasette JSON, _nocount _nofacet _nosuggest"),
@@ -468,6 +487,7 @@ class GridBench:
         for key, words in (
             ("daemon", "CPU per page: the daemon process"),
             ("floor", "CPU per page: the floor (this process)"),
+            ("socketFloor", "CPU per page: the floor server's process"),
         ):
             cells = [words]
             for d in depths:
@@ -655,7 +675,9 @@ class GridBench:
         server = start_daemon(home, url, f"daemon-{kind}")
         datasette: grid_rivals.Datasette | None = None
         driver: grid_rivals.Driver | None = None
+        socket_floor: procs.Server | None = None
         try:
+            socket_floor = procs.start_grid_floor(home, kind, url)
             if kind == "sqlite":
                 driver = grid_rivals.SqliteDriver(tables)
                 table: dict[str, Any] = {"table": tables.sqlite_table}
@@ -664,7 +686,7 @@ class GridBench:
             else:
                 driver = grid_rivals.PostgresDriver(tables)
                 table = {"table": tables.pg_table, "schema": tables.pg_schema}
-            engine = Engine(kind, server, driver, table, datasette)
+            engine = Engine(kind, server, driver, table, datasette, socket_floor)
             for sort in SORTS.values():
                 self.pages(engine, sort)
             self.count(engine)
@@ -677,6 +699,8 @@ class GridBench:
                 datasette.stop()
             if driver is not None:
                 driver.close()
+            if socket_floor is not None:
+                socket_floor.stop()
             server.stop()
 
 

@@ -154,6 +154,22 @@ def start_floor(home: Path) -> Server:
     return server
 
 
+def start_grid_floor(home: Path, engine: str, target: str) -> Server:
+    """The grid's floor over a socket (``tests.bench.grid_floor``), once it listens."""
+    sock = str(home / "grid-floor.sock")
+    argv = [sys.executable, "-m", "tests.bench.grid_floor", "--socket", sock]
+    argv += ["--engine", engine, "--target", target]
+    server = _launch("grid-floor", argv, child_env(home), sock, home / "grid-floor.log")
+    deadline = time.monotonic() + 30
+    while not os.path.exists(sock):
+        server.check_alive()
+        if time.monotonic() > deadline:
+            server.stop()
+            raise TimeoutError("the grid's socket floor did not start within 30 s")
+        time.sleep(0.01)
+    return server
+
+
 @contextlib.contextmanager
 def running(server: Server) -> Iterator[Server]:
     """Stop ``server`` when the block ends, whatever happens."""

@@ -41,6 +41,7 @@ from simpleaided.domain.errors import (
     SimpleaideError,
 )
 from simpleaided.domain.grid import Filter, SortKey, View
+from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
 from simpleaided.store.sql import READ_ONLY_SESSION, Lost, Session, catalog
@@ -55,6 +56,8 @@ GRID_SECONDS = 30.0  # a page, a cell, a description or an edit; beyond it, canc
 COUNT_SECONDS = 1.0  # an exact count's budget; then the estimate is the answer
 COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an estimate)
 CANCEL_GRACE_SECONDS = 2.0
+_VIEWS_KEPT = 64  # per table: the select lists and view digests kept
+INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
 LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
 QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
 CONFLICT_CELL_CHARS = 64 * 1024
@@ -80,6 +83,25 @@ class _Layout:
     description: catalog.TableDescription
     estimate: int | None
     loaded: float
+    # What every page of a view repeats, made once: the select list per (order, cell size)
+    # and the views' digests (a view with a list among its filters is not cached).
+    terms: dict[tuple[tuple[SortKey, ...], int], PageTerms] = field(default_factory=dict)
+    digests: dict[tuple[View, tuple[type, ...]], str] = field(default_factory=dict)
+
+    def digest(self, view: View) -> str:
+        """``view.digest()``, from the cache when it can be (by the filters' values and their
+        types: ``1``, ``1.0`` and ``true`` are equal keys, and different views)."""
+        key = (view, tuple(type(f.value) for f in view.filters))
+        try:
+            found = self.digests.get(key)
+        except TypeError:  # unhashable: an "in" filter's list
+            return view.digest()
+        if found is None:
+            found = view.digest()
+            if len(self.digests) >= _VIEWS_KEPT:
+                self.digests.clear()
+            self.digests[key] = found
+        return found
 
     @property
     def columns(self) -> list[catalog.Column]:
@@ -123,86 +145,18 @@ def _order_key(layout: _Layout, dialect: str) -> list[str]:
     return [c.name for c in columns]
 
 
-# --- Cells: how each column is selected and decoded -------------------------------------------
-
-
-def _pg_shape(type_name: str) -> str:
-    """How a PostgreSQL column is read: ``native`` (numbers, booleans, arrays: the driver's
-    values are exact), ``bytes``, or ``text`` (everything else, as the server prints it:
-    JSON unchanged, timestamps with their zone, intervals as PostgreSQL writes them)."""
-    if type_name.strip().endswith("[]"):
-        return "native"
-    kind = grid.value_kind("postgres", type_name)
-    if kind in ("integer", "numeric", "float", "boolean"):
-        return "native"
-    return "bytes" if kind == "bytes" else "text"
-
-
-@dataclass(frozen=True)
-class _Reader:
-    """The SQL that reads a table's cells for display (cut at ``cell_chars``) and its
-    columns' exact values (for keys and page boundaries), and how to decode a row of it."""
-
-    dialect: str
-    quote: Callable[[str], str]
-    types: dict[str, str] = field(default_factory=dict)
-
-    def display(self, column: str, cell_chars: int) -> str:
-        """Two select terms: the value cut for display, and its size when it may be cut."""
-        q = self.quote(column)
-        if self.dialect == "sqlite":
-            return (
-                f"CASE typeof({q}) WHEN 'text' THEN substr({q}, 1, {cell_chars})"
-                # substr() of an empty blob is NULL: an empty blob is sent as itself.
-                f" WHEN 'blob' THEN CASE WHEN length({q}) = 0 THEN {q}"
-                f" ELSE substr({q}, 1, {grid.BYTES_SHOWN}) END ELSE {q} END,"
-                f" CASE WHEN typeof({q}) IN ('text', 'blob') THEN length({q}) END"
-            )
-        shape = _pg_shape(self.types[column])
-        if shape == "native":
-            return f"{q}, NULL"
-        if shape == "bytes":
-            return f"substring({q} from 1 for {grid.BYTES_SHOWN}), octet_length({q})"
-        return f"left({q}::text, {cell_chars}), char_length({q}::text)"
-
-    def exact(self, column: str) -> str:
-        """One select term: the column's whole value, in the form boundaries are bound in."""
-        q = self.quote(column)
-        if self.dialect == "postgres" and _pg_shape(self.types.get(column, "bigint")) == "text":
-            return f"{q}::text"
-        return q
-
-
-def _display_cell(value: Any, size: int | None, cell_chars: int) -> Any:
-    """A cell as read by ``_Reader.display``: cut values marked with their whole size."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        return grid.bytes_cell(len(raw) if size is None else size, raw)
-    if isinstance(value, str) and size is not None and size > cell_chars:
-        return grid.truncated_cell(size, value)
-    return grid.to_wire(value)
-
-
-def _display_row(row: Sequence[Any], width: int, cell_chars: int) -> list[Any]:
-    """A row as read by ``_Reader.display`` (value and size per column), as wire cells; the
-    common kinds (text, integers, NULL) without a call each, since a page has thousands."""
-    cells: list[Any] = []
-    append = cells.append
-    for i in range(0, 2 * width, 2):
+def _wire_key(row: Sequence[Any], at: Sequence[int]) -> list[Any]:
+    """A row's key on the wire (its values at ``at``); integers and text without a call each."""
+    safe = grid.SAFE_INTEGER
+    out: list[Any] = []
+    for i in at:
         value = row[i]
         kind = type(value)
-        if kind is str:
-            size = row[i + 1]
-            append(
-                value if size is None or size <= cell_chars else grid.truncated_cell(size, value)
-            )
-        elif kind is int:
-            append(value if -grid.SAFE_INTEGER <= value <= grid.SAFE_INTEGER else str(value))
-        elif value is None and row[i + 1] is None:
-            append(None)
+        if kind is str or (kind is int and -safe <= value <= safe):
+            out.append(value)
         else:
-            append(_display_cell(value, row[i + 1], cell_chars))
-    return cells
+            out.append(grid.to_wire(value))
+    return out
 
 
 def _whole_cell(value: Any) -> Any:
@@ -465,8 +419,13 @@ class GridService:
         return result
 
     async def _read(self, work: Callable[[Session], T], **options: Any) -> T:
-        """``_call`` for work that only reads: tried once more, on a new connection, when the
-        pooled one turns out to be gone (nothing was changed by the first try)."""
+        """``_call`` for work that only reads: first tried on the event loop when the driver
+        allows it (``_inline``), then on a worker thread; there, tried once more, on a new
+        connection, when the pooled one turns out to be gone (nothing was changed)."""
+        if all(options.get(name) is None for name in ("gone", "query_id", "spoils")):
+            done, result = self._inline(work)
+            if done:
+                return result  # type: ignore[return-value]  # done: work's own result
         try:
             return await self._call(work, **options)
         except _StaleSession:
@@ -476,6 +435,42 @@ class GridService:
                 for _, session in idle:
                     await anyio.to_thread.run_sync(session.close)
             return await self._call(work, **options)
+
+    def _inline(self, work: Callable[[Session], T]) -> tuple[bool, T | None]:
+        """Run a read at once on the event loop, on an idle session of a driver that works in
+        this process (SQLite), within ``INLINE_SECONDS`` of work: a page is a fraction of a
+        millisecond, and its trip to a worker thread and back costs as much again. Whether
+        it was done, and its result; not done (no idle session, a driver that waits on the
+        network, the budget spent, any failure), the caller runs it on a thread, where its
+        deadline, cancels and errors are dealt with (a read changes nothing: it may run
+        twice)."""
+        if not self._idle or self._closed:
+            return False, None
+        born, session = self._idle[-1]
+        if born != self._database.generation:
+            return False, None
+        budget = session.budget(INLINE_SECONDS)
+        if budget is None:
+            return False, None
+        try:
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            return False, None
+        self._idle.pop()
+        kept = True
+        try:
+            with budget:
+                return True, work(session)
+        except Lost:
+            kept = False
+            session.close()
+            return False, None
+        except SimpleaideError:
+            return False, None
+        finally:
+            if kept:
+                self._give_back(session, born)
+            self._slots.release()
 
     async def _take_slot(self, stack: contextlib.AsyncExitStack, *, query: bool) -> None:
         """A session slot (and, for a console query, one of ``MAX_QUERIES``): long queries
@@ -678,9 +673,7 @@ class GridService:
     ) -> dict[str, Any]:
         layout = self._layout(session, schema, table)
         dialect = session.kind
-        reader = _Reader(
-            dialect, session.quote_identifier, {c.name: c.type for c in layout.columns}
-        )
+        reader = Reader(dialect, session.quote_identifier, {c.name: c.type for c in layout.columns})
         nullable = {c.name: c.nullable for c in layout.columns}
         for name in layout.key_columns:
             nullable[name] = False  # a key never holds NULL (the rowid is no column)
@@ -698,11 +691,12 @@ class GridService:
             tuple(Filter(c, op, v) for c, op, v in filters),  # type: ignore[arg-type]
             tuple(order_key),
         )
+        digest = layout.digest(view)
         boundary = None
         direction: grid.Direction = "forward"
         cursor_text = after if after is not None else before
         if cursor_text is not None:
-            cursor = grid.decode_cursor(self._cursor_key, cursor_text, view)
+            cursor = grid.decode_cursor(self._cursor_key, cursor_text, digest)
             wanted = "forward" if after is not None else "backward"
             if cursor.direction != wanted:
                 raise InvalidInput(grid.STALE_CURSOR)
@@ -716,24 +710,25 @@ class GridService:
             direction=direction,
             limit=limit,
         )
-        width = len(layout.columns)
-        select = ", ".join(
-            [reader.display(c.name, cell_chars) for c in layout.columns]
-            + [reader.exact(s.column) for s in order]
-        )
+        terms = layout.terms.get((order, cell_chars))
+        if terms is None:
+            terms = reader.page([c.name for c in layout.columns], order, cell_chars)
+            if len(layout.terms) >= _VIEWS_KEPT:
+                layout.terms.clear()
+            layout.terms[order, cell_chars] = terms
         source = catalog.qualified(session, layout.description.schema, layout.description.name)
         try:
-            raw = session.execute(page.sql(select, source), page.args)
+            raw = session.execute(page.sql(terms.sql, source), page.args)
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
         rows, more = page.in_page_order(raw)
-        cells = [_display_row(r, width, cell_chars) for r in rows]
-        bounds = [tuple(r[2 * width :]) for r in rows]
-        key_at = [i for i, s in enumerate(order) if s.column in layout.key_columns]
-        keys = [[grid.to_wire(b[i]) for i in key_at] for b in bounds]
-
-        digest = view.digest()
+        cells = [terms.cells(r) for r in rows]
+        bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
+        key_at = [
+            terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
+        ]
+        keys = [_wire_key(r, key_at) for r in rows]
 
         def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
             return grid.encode_cursor(self._cursor_key, grid.Cursor(digest, values, way))
@@ -786,7 +781,7 @@ class GridService:
         def read(session: Session) -> dict[str, Any]:
             layout = self._layout(session, schema, table)
             name = layout.column(column).name
-            reader = _Reader(
+            reader = Reader(
                 session.kind, session.quote_identifier, {c.name: c.type for c in layout.columns}
             )
             row = self._read_row(session, layout, reader, key, [reader.exact(name)], lock=False)
@@ -833,7 +828,7 @@ class GridService:
         self,
         session: Session,
         layout: _Layout,
-        reader: _Reader,
+        reader: Reader,
         key: Sequence[Any],
         select: list[str],
         *,
@@ -889,9 +884,7 @@ class GridService:
                 )
             )
         dialect = session.kind
-        reader = _Reader(
-            dialect, session.quote_identifier, {c.name: c.type for c in layout.columns}
-        )
+        reader = Reader(dialect, session.quote_identifier, {c.name: c.type for c in layout.columns})
         results: list[dict[str, Any] | None] = []
         with session.transaction():
             for index, change in enumerate(changes):
@@ -902,7 +895,7 @@ class GridService:
         }
 
     def _apply(
-        self, session: Session, layout: _Layout, reader: _Reader, index: int, change: Any
+        self, session: Session, layout: _Layout, reader: Reader, index: int, change: Any
     ) -> dict[str, Any] | None:
         dialect = session.kind
         place = "?" if dialect == "sqlite" else "%s"
@@ -980,7 +973,7 @@ class GridService:
         return self._read_back(session, layout, reader, [grid.to_wire(v) for v in new_key])
 
     def _read_back(
-        self, session: Session, layout: _Layout, reader: _Reader, key: list[Any]
+        self, session: Session, layout: _Layout, reader: Reader, key: list[Any]
     ) -> dict[str, Any]:
         """The row as the database now holds it (after triggers and defaults)."""
         chars = 1024
@@ -991,7 +984,7 @@ class GridService:
         width = len(layout.columns)
         return {
             "key": key,
-            "row": [_display_cell(row[2 * i], row[2 * i + 1], chars) for i in range(width)],
+            "row": [display_cell(row[2 * i], row[2 * i + 1], chars) for i in range(width)],
         }
 
     def _conflict(

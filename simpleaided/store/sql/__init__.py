@@ -8,6 +8,7 @@ A session blocks; the database service runs it on a worker thread and wakes it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,6 +72,13 @@ class Session(Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """A transaction around the block: committed when it ends, rolled back if it raises."""
+        ...
+
+    def budget(self, seconds: float) -> AbstractContextManager[Callable[[], bool]] | None:
+        """For a driver that works in this process (SQLite), a block within which statements
+        stop (failing) once ``seconds`` of work are spent, and a locked database fails at
+        once; it yields a function saying whether the budget stopped one. ``None`` for a
+        driver that waits on the network (PostgreSQL): its statements need a thread."""
         ...
 
     def cancel(self) -> None:

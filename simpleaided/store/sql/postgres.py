@@ -233,6 +233,9 @@ class PgSession(Session):
                 self._conn.execute("ROLLBACK")
             raise
 
+    def budget(self, seconds: float) -> None:
+        return None  # statements wait on the network: never run on the caller's loop
+
     def cancel(self) -> None:
         import psycopg
 

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -134,12 +134,14 @@ class SqliteSession(Session):
         identity: tuple[int, int],
         read_only: bool,
         authorizer: _Authorizer | None = None,
+        busy_ms: int = 5000,
     ) -> None:
         self._conn = conn
         self._path = path
         self._identity = identity
         self._read_only_mode = read_only
         self._authorizer = authorizer
+        self._busy_ms = busy_ms
 
     def risks(self) -> list[str]:
         return []
@@ -218,6 +220,31 @@ class SqliteSession(Session):
                 self._conn.execute("ROLLBACK")
             raise
 
+    @contextlib.contextmanager
+    def budget(self, seconds: float) -> Iterator[Callable[[], bool]]:
+        # SQLite runs in this process: a statement is stopped from within, by the progress
+        # handler, checked every _BUDGET_STEPS virtual-machine steps. A locked database fails
+        # at once instead of waiting (the busy timeout would block the caller's loop).
+        deadline = time.perf_counter() + seconds
+        spent = False
+
+        def check() -> bool:
+            nonlocal spent
+            spent = spent or time.perf_counter() > deadline
+            return spent
+
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 0")
+        except sqlite3.Error as exc:
+            raise Lost(f"database error: {exc}") from None
+        self._conn.set_progress_handler(check, _BUDGET_STEPS)
+        try:
+            yield lambda: spent
+        finally:
+            self._conn.set_progress_handler(None, 0)
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+
     def cancel(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.interrupt()
@@ -249,6 +276,8 @@ class SqliteSession(Session):
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
+
+_BUDGET_STEPS = 2000  # virtual-machine steps between two looks at a budget's clock
 
 _TOO_BIG = "a whole number beyond SQLite's 64-bit integers (±9223372036854775807)"
 
@@ -356,4 +385,4 @@ def open_sqlite(
     except BaseException:
         conn.close()
         raise
-    return SqliteSession(conn, path, identity, read_only, authorizer)
+    return SqliteSession(conn, path, identity, read_only, authorizer, round(timeout * 1000))

@@ -759,6 +759,74 @@ async def test_an_untyped_sqlite_column_holds_every_storage_class(db: Db, grid: 
     assert db.run("SELECT i FROM mixed WHERE id = 1") == [("abc",)]
 
 
+async def test_a_page_mixes_rows_sent_as_read_and_rows_decoded_cell_by_cell(
+    db: Db, grid: Grid
+) -> None:
+    """Rows whose cells all go on the wire as the driver reads them, beside rows that need
+    one cell decoded (cut text, bytes, an integer beyond 2^53, an infinity), in one page."""
+    blob, key = ("bytea", "bigint") if db.kind == "postgres" else ("BLOB", "integer")
+    fresh(db, "mix", f"CREATE TABLE {{t}} (id {key} PRIMARY KEY, n bigint, f float8, "
+                     f"t text, b {blob})")  # fmt: skip
+    infinity = "'Infinity'::float8" if db.kind == "postgres" else "9e999"
+    db.script(
+        f"INSERT INTO mix VALUES (1, 7, 0.1, 'plain', NULL);"
+        f" INSERT INTO mix VALUES (2, {INT8_MAX}, 2.5, 'big', NULL);"
+        f" INSERT INTO mix VALUES (3, -8, {infinity}, 'inf', NULL);"
+        f" INSERT INTO mix VALUES (4, NULL, NULL, '{'x' * 50}', NULL);"
+        f" INSERT INTO mix VALUES (5, 1, 1.640711986222494e+221, '', NULL);"
+        f" INSERT INTO mix VALUES ({2**60}, 0, -0.5, 'a key beyond 2^53', NULL)"
+    )
+    db.run("INSERT INTO mix VALUES (6, 6, 3.0, 'bytes', %s)", [b"\x00\xff"])
+    page = await grid.rows("mix", cellBytes=16)
+    assert page["rows"] == [
+        [1, 7, 0.1, "plain", None],
+        [2, str(INT8_MAX), 2.5, "big", None],
+        [3, -8, "Infinity", "inf", None],
+        [4, None, None, {"$truncated": 50, "text": "x" * 16}, None],
+        [5, 1, 1.640711986222494e221, "", None],
+        [6, 6, 3.0, "bytes", {"$bytes": 2, "hex": "00ff"}],
+        [str(2**60), 0, -0.5, {"$truncated": 17, "text": "a key beyond 2^5"}, None],
+    ]
+    assert page["keys"] == [[1], [2], [3], [4], [5], [6], [str(2**60)]]
+    # Floats come as the JSON numbers they are (3.0 stays a float).
+    assert isinstance(page["rows"][5][2], float)
+
+
+async def test_a_table_wider_than_two_hundred_columns_pages_right(db: Db, grid: Grid) -> None:
+    """Past 200 columns every row carries its cells' sizes (no per-column condition)."""
+    width = 250
+    columns = ", ".join(f"c{i} integer" for i in range(width))
+    fresh(db, "wide", f"CREATE TABLE {{t}} (id integer PRIMARY KEY, {columns}, t text)")
+    db.run(
+        f"INSERT INTO wide VALUES (1, {', '.join(str(i) for i in range(width))}, %s)",
+        ["é" * 40],
+    )
+    db.run("INSERT INTO wide (id, c0, t) VALUES (2, -7, 'short')")
+    page = await grid.rows("wide", cellBytes=30)
+    first, second = page["rows"]
+    assert first == [1, *range(width), {"$truncated": 40, "text": "é" * 30}]
+    assert second == [2, -7, *([None] * (width - 1)), "short"]
+
+
+async def test_a_page_that_takes_long_to_read_still_answers(db: Db, grid: Grid) -> None:
+    """A filter on an unindexed column over many rows: more work than a page does on the
+    daemon's event loop; it moves to a worker thread and answers the same."""
+    series = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)"
+        " SELECT x FROM c"
+        if db.kind == "sqlite"
+        else "SELECT x FROM generate_series(1, 300000) AS x"
+    )
+    fresh(db, "slow", "CREATE TABLE {t} (id integer PRIMARY KEY, v text)")
+    db.script(f"INSERT INTO slow SELECT x, 'v' || x FROM ({series}) AS series")
+    page = await grid.rows(
+        "slow", filters=[{"column": "v", "op": "like", "value": "v2999%"}], limit=5
+    )
+    assert page["keys"] == [[2999], [29990], [29991], [29992], [29993]]
+    nothing = await grid.rows("slow", filters=[{"column": "v", "op": "=", "value": "none"}])
+    assert nothing["rows"] == [] and nothing["next"] is None
+
+
 async def test_a_cell_is_whole_and_a_page_cuts_long_ones(db: Db, grid: Grid) -> None:
     fresh(
         db,

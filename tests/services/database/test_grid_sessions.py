@@ -93,6 +93,38 @@ async def test_long_queries_never_hold_every_session(client: RpcClient, isolated
             await other.__aexit__(None, None, None)
 
 
+async def test_a_locked_database_never_stalls_other_clients(
+    client: RpcClient, family: Path, isolated_env: Path
+) -> None:
+    """Pages of SQLite run on the daemon's event loop when they are quick; one that finds the
+    file locked by a writer waits for it on a worker thread, never on the loop."""
+    assert len((await client.call("db.rows", table="child"))["rows"]) == 1  # a pooled session
+    writer = sqlite3.connect(family, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # readers of a rollback-journal file must wait
+    writer.execute("INSERT INTO child VALUES (2, 1, 'y')")
+    other = await RpcClient.connect(isolated_env / "d.sock")
+    try:
+        async with anyio.create_task_group() as tg:
+            page: dict[str, Any] = {}
+
+            async def read() -> None:
+                page.update(await client.call("db.rows", table="child"))
+
+            start = time.monotonic()
+            tg.start_soon(read)
+            await anyio.sleep(0.2)  # the page waits for the lock meanwhile
+            for _ in range(5):
+                assert await other.call("daemon.ping") == "pong"
+            # The daemon may share this process's loop: a stalled loop stalls the test too.
+            assert time.monotonic() - start < 1.0
+            assert page == {}
+            writer.execute("COMMIT")
+        assert [row[2] for row in page["rows"]] == ["x", "y"]
+    finally:
+        writer.close()
+        await other.__aexit__(None, None, None)
+
+
 async def test_an_integer_beyond_sqlite_range_is_refused_in_words(client: RpcClient) -> None:
     huge = "99999999999999999999999"
     for method, params in (
