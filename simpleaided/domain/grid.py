@@ -394,6 +394,12 @@ class PageQuery:
     """The clauses of one page's ``SELECT``: ``where`` (may be empty) with its bound ``params``,
     ``order_by`` and ``limit`` (the page size + 1, to know whether more rows exist).
 
+    Where a column of the order may hold NULL, the rows after the boundary are read in
+    ``later`` parts too (each ``(where, params, order_by)``), one after another while the page
+    is not full (:meth:`fetch`): each part is one range of an index, where one statement
+    would need an OR that no index serves (and PostgreSQL's ``NULLS FIRST`` order, none of
+    its default indexes).
+
     The rows come in reading order: a backward page's rows come last-first, and the service
     reverses them (:meth:`in_page_order`).
     """
@@ -404,19 +410,23 @@ class PageQuery:
     limit: int
     direction: Direction
     dialect: DbKind
+    later: tuple[tuple[str, list[Any], str], ...] = ()
 
     def sql(self, select: str, source: str) -> str:
-        """The whole statement: ``SELECT {select} FROM {source} WHERE … ORDER BY … LIMIT ?``,
-        to run with :attr:`args` (never empty, the limit being bound).
+        """The (first part's) statement: ``SELECT {select} FROM {source} WHERE … ORDER BY …
+        LIMIT ?``, to run with :attr:`args` (never empty, the limit being bound).
 
         ``select`` and ``source`` are SQL text of names quoted by the driver (as
         ``catalog.qualified`` makes them) and no placeholder: their ``%`` are doubled here on
         PostgreSQL, by :func:`sql_text` as every other name of the statement.
         """
-        where = f" WHERE {self.where}" if self.where else ""
+        return self._sql(self.where, self.order_by, select, source)
+
+    def _sql(self, where: str, order_by: str, select: str, source: str) -> str:
+        where = f" WHERE {where}" if where else ""
         place = "?" if self.dialect == "sqlite" else "%s"
         select, source = sql_text(self.dialect, select), sql_text(self.dialect, source)
-        return f"SELECT {select} FROM {source}{where} ORDER BY {self.order_by} LIMIT {place}"
+        return f"SELECT {select} FROM {source}{where} ORDER BY {order_by} LIMIT {place}"
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -424,6 +434,27 @@ class PageQuery:
         reads the statement's placeholders, and its ``%%`` stand for ``%`` (a statement sent
         without parameters would keep them doubled)."""
         return (*self.params, self.limit)
+
+    def statements(self, select: str, source: str) -> list[tuple[str, list[Any]]]:
+        """Every part's statement and its values but the limit (bound last, to what is left
+        of the page when the part is read)."""
+        parts = [(self.where, self.params, self.order_by), *self.later]
+        return [(self._sql(w, o, select, source), list(p)) for w, p, o in parts]
+
+    def fetch(
+        self,
+        run: Callable[[str, tuple[Any, ...]], Sequence[Any]],
+        select: str,
+        source: str,
+    ) -> list[Any]:
+        """The page's rows in reading order (up to ``limit``), ``run`` running each part's
+        statement until the page is full."""
+        rows: list[Any] = []
+        for sql, params in self.statements(select, source):
+            rows.extend(run(sql, (*params, self.limit - len(rows))))
+            if len(rows) >= self.limit:
+                break
+        return rows
 
     def in_page_order(self, rows: Sequence[Any]) -> tuple[list[Any], bool]:
         """The page's rows in display order (the extra one dropped) and whether more exist
@@ -480,14 +511,83 @@ def page_query(
         text, values = _filter_sql(dialect, q(f.column), f, place)
         clauses.append(text)
         params.extend(values)
+    if boundary is not None and len(boundary) != len(terms):
+        raise InvalidInput(STALE_CURSOR)
+    if any(t.nullable for t in terms):
+        parts = _parts(q, terms, boundary, place)
+        if not parts:
+            parts = [(["1 = 0"], [], [(terms[-1], False)])]  # the last row there can be
+        (first, *later) = [
+            (" AND ".join([*clauses, *conds]), [*params, *values], _order_by(q, order))
+            for conds, values, order in parts
+        ]
+        return PageQuery(*first, limit + 1, direction, dialect, tuple(later))
     if boundary is not None:
-        if len(boundary) != len(terms):
-            raise InvalidInput(STALE_CURSOR)
         text, values = _after_sql(q, terms, boundary, place)
         clauses.append(text)
         params.extend(values)
     order_by = ", ".join(_order_term(q(t.column), t) for t in terms)
     return PageQuery(" AND ".join(clauses), params, order_by, limit + 1, direction, dialect)
+
+
+_Part = tuple[list[str], list[Any], list[tuple[SortKey, bool]]]
+"""One range of a page: its conditions, their values, and its order (each term, and whether
+it may be NULL there)."""
+
+
+def _parts(
+    q: Callable[[str], str], terms: Sequence[SortKey], boundary: Sequence[Any] | None, place: str
+) -> list[_Part]:
+    """The rows after ``boundary`` (all rows without one) in ``terms``' order, NULL the
+    smallest, as disjoint ranges in reading order: "equal on the first i-1 terms, after on the
+    i-th" for i from the last term to the first, a nullable term's "after" split into its
+    values and its NULLs. Terms a range holds constant leave its order; a term that cannot
+    be NULL in it is ordered without a NULLS clause, so a default index serves it."""
+    if boundary is None:
+        lead, rest = terms[0], [(t, t.nullable) for t in terms[1:]]
+        if not lead.nullable:
+            return [([], [], [(lead, False), *rest])]
+        values: _Part = ([f"{q(lead.column)} IS NOT NULL"], [], [(lead, False), *rest])
+        nulls: _Part = ([f"{q(lead.column)} IS NULL"], [], rest or [(lead, True)])
+        return [values, nulls] if lead.desc else [nulls, values]
+    parts: list[_Part] = []
+    for i in range(len(terms) - 1, -1, -1):
+        equal: list[str] = []
+        equal_values: list[Any] = []
+        for term, value in zip(terms[:i], boundary[:i], strict=True):
+            if value is None:
+                equal.append(f"{q(term.column)} IS NULL")
+            else:
+                equal.append(f"{q(term.column)} = {place}")
+                equal_values.append(value)
+        term, value = terms[i], boundary[i]
+        column = q(term.column)
+        rest = [(t, t.nullable) for t in terms[i + 1 :]]
+        if not term.desc:  # NULL first: after NULL come the values, after a value the greater
+            after = f"{column} IS NOT NULL" if value is None else f"{column} > {place}"
+            after_values = [] if value is None else [value]
+            parts.append(([*equal, after], [*equal_values, *after_values], [(term, False), *rest]))
+        elif value is not None:  # NULL last: after a value come the smaller, then the NULLs
+            smaller = f"{column} < {place}"
+            parts.append(([*equal, smaller], [*equal_values, value], [(term, False), *rest]))
+            if term.nullable:
+                nulls = ([*equal, f"{column} IS NULL"], equal_values, rest or [(term, True)])
+                parts.append(nulls)
+    return parts
+
+
+def _order_by(q: Callable[[str], str], order: Sequence[tuple[SortKey, bool]]) -> str:
+    """A part's ORDER BY: each term, with its NULLS clause only where it may be NULL."""
+    return ", ".join(
+        _order_term(q(t.column), t if may_be_null else SortKey(t.column, t.desc, nullable=False))
+        for t, may_be_null in order
+    )
+
+
+def order_by(dialect: DbKind, quote: Callable[[str], str], order: Sequence[SortKey]) -> str:
+    """The whole ``ORDER BY`` of ``order`` (NULL the smallest value), as one statement reads
+    it: what a page's parts read range by range."""
+    return ", ".join(_order_term(sql_text(dialect, quote(t.column)), t) for t in order)
 
 
 def sql_text(dialect: DbKind, text: str) -> str:

@@ -55,7 +55,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "grid.json"
 PAGE = 100
 WALK_PAGE = 1000
 KEY = "id"
-SORTS: dict[str, str | None] = {"key": None, "grp": "grp"}  # label → sorted column
+SORTS: dict[str, str | None] = {"key": None, "grp": "grp", "score": "score"}  # label → column
+NULLABLE = {"score"}  # as the catalogue tells the daemon; grp and id are NOT NULL
 LONG_QUERY = {
     "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
     "SELECT count(*) FROM c",
@@ -316,8 +317,8 @@ class GridBench:
         self.log(f"{label}: walking to depth {self.s.depths[-1]:,}")
         cursors = self.walk(engine, sort)
         order = grid.ordering(
-            [grid.SortKey(sort, nullable=False)] if sort else [], [KEY]
-        )  # grp and id are NOT NULL, as the catalogue tells the daemon
+            [grid.SortKey(sort, nullable=sort in NULLABLE)] if sort else [], [KEY]
+        )
         driver = engine.driver
         results: dict[int, Any] = {}
         for depth in self.s.depths:
@@ -386,27 +387,28 @@ class GridBench:
             first = result(rpc.raw(request))
             names = [c["name"] for c in first["columns"]]
             select = select_list(driver, first["columns"], order)
-            keyset_sql, keyset_args = driver.keyset(select, order, boundary)
+            keyset = driver.keyset(order, boundary)  # its parts, run as the daemon runs them
+            source = driver.source()
             offset_sql, offset_args = driver.offset(select, order, depth)
             plain = ", ".join(driver.quote(name) for name in names)
-            plain_sql, plain_args = driver.keyset(plain, order, boundary)
             methods: dict[str, Callable[[], Any]] = {
                 "daemon": lambda: rpc.raw(request),
-                "floor": lambda: driver.fetch(keyset_sql, keyset_args),
-                "plain": lambda: driver.fetch(plain_sql, plain_args),
+                "floor": lambda: keyset.fetch(driver.fetch, select, source),
+                "plain": lambda: keyset.fetch(driver.fetch, plain, source),
                 "offset": lambda: driver.fetch(offset_sql, offset_args),
             }
             floor_rpc = Rpc(engine.socket_floor.socket)
-            floor_line = orjson.dumps({"sql": keyset_sql, "args": list(keyset_args)}) + b"\n"
+            statements = keyset.statements(select, source)
+            floor_line = orjson.dumps({"parts": statements, "limit": keyset.limit}) + b"\n"
             methods["socketFloor"] = functools.partial(floor_rpc.raw, floor_line)
             key_at = names.index(KEY)
             ids = {
                 "daemon": [row[key_at] for row in first["rows"]],
-                "floor": [row[key_at] for row in driver.fetch(keyset_sql, keyset_args)[:PAGE]],
+                "floor": [row[key_at] for row in methods["floor"]()[:PAGE]],
                 "offset": [row[key_at] for row in driver.fetch(offset_sql, offset_args)],
             }
             ds = engine.datasette
-            if ds is not None:
+            if ds is not None and sort not in NULLABLE:  # its _next tokens have no NULL
                 table = engine.table["table"]
                 token = None if boundary is None else ",".join(str(v) for v in boundary)
                 for name, lean in (("datasetteLean", True), ("datasette", False)):
@@ -452,10 +454,9 @@ class GridBench:
                 found[name]["cpuMs"] = seconds * 1000 / len(samples[name])
         found["sameRows"] = {name: ids[name] == ids["floor"] for name in ids}
         found["firstIds"] = {name: values[:3] for name, values in ids.items()}
-        found["sql"] = {"keyset": keyset_sql, "keysetArgs": list(keyset_args)}
-        found["sql"] |= {"offset": offset_sql, "plain": plain_sql}
+        found["sql"] = {"keyset": statements, "offset": offset_sql}
         found["plan"] = {
-            "keyset": driver.explain(keyset_sql, keyset_args),
+            "keyset": [driver.explain(sql, [*args, keyset.limit]) for sql, args in statements],
             "offset": driver.explain(offset_sql, offset_args),
         }
         if depth == 0:

@@ -2,8 +2,10 @@
 driver and sends its rows back as one JSON line, nothing else.
 
 ``python -m tests.bench.grid_floor --socket PATH --engine sqlite|postgres --target T`` (a
-SQLite file's path, or a PostgreSQL URL). Each request line is ``{"sql": …, "args": […]}``;
-the reply is the rows as a JSON array, or ``{"error": …}``. One connection at a time, a
+SQLite file's path, or a PostgreSQL URL). Each request line is ``{"parts": [[sql, args], …],
+"limit": n}``, a page's statements as the daemon runs them (each with ``args`` and the rows
+still wanted bound last, one after another until ``n`` rows); the reply is the rows as a
+JSON array, or ``{"error": …}``. One connection at a time, a
 blocking loop: the least a process of its own must do to serve a page over a Unix socket
 (wake up, read, run, encode, write), so that the daemon's figure over this one is what the
 daemon adds (JSON-RPC, validation, cursors, cells as the wire wants them), where its figure
@@ -53,7 +55,12 @@ def serve(path: str, run: Callable[[str, Sequence[Any]], list[Any]]) -> None:
                         line, _, pending = pending.partition(b"\n")
                         request = orjson.loads(line)
                         try:
-                            reply = orjson.dumps(run(request["sql"], request["args"]), default=str)
+                            rows: list[Any] = []
+                            for sql, args in request["parts"]:  # a page's parts, in order
+                                rows += run(sql, [*args, request["limit"] - len(rows)])
+                                if len(rows) >= request["limit"]:
+                                    break
+                            reply = orjson.dumps(rows, default=str)
                         except Exception as exc:  # a bench tool: say it, keep serving
                             reply = orjson.dumps({"error": str(exc)})
                         conn.sendall(reply + b"\n")

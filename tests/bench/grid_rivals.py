@@ -59,21 +59,21 @@ class Driver:
         raise NotImplementedError
 
     def keyset(
-        self, select: str, order: Sequence[grid.SortKey], boundary: Sequence[Any] | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        """The keyset page after ``boundary`` (100 rows + 1), as :mod:`grid` writes it."""
-        page = grid.page_query(self.dialect, self.quote, order, boundary=boundary, limit=100)
-        return page.sql(select, self.source()), page.args
+        self, order: Sequence[grid.SortKey], boundary: Sequence[Any] | None
+    ) -> grid.PageQuery:
+        """The keyset page after ``boundary`` (100 rows + 1), as :mod:`grid` writes it (its
+        ``fetch`` runs its parts as the daemon does)."""
+        return grid.page_query(self.dialect, self.quote, order, boundary=boundary, limit=100)
 
     def offset(
         self, select: str, order: Sequence[grid.SortKey], depth: int
     ) -> tuple[str, tuple[Any, ...]]:
         """The same page by ``LIMIT 100 OFFSET depth`` (same order, same columns)."""
-        page = grid.page_query(self.dialect, self.quote, order, limit=100)
         place = "?" if self.dialect == "sqlite" else "%s"
+        order_by = grid.order_by(self.dialect, self.quote, order)
         sql = (
             f"SELECT {grid.sql_text(self.dialect, select)} FROM {self.source()} "
-            f"ORDER BY {page.order_by} LIMIT {place} OFFSET {place}"
+            f"ORDER BY {order_by} LIMIT {place} OFFSET {place}"
         )
         return sql, (100, depth)
 

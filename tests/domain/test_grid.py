@@ -312,9 +312,10 @@ def walk(
             direction=direction,
             limit=limit,
         )
-        page, more = query.in_page_order(
-            run(query.sql(", ".join(map(quote, COLUMNS)), quote("t")), list(query.args))
+        rows = query.fetch(
+            lambda text, args: run(text, list(args)), ", ".join(map(quote, COLUMNS)), quote("t")
         )
+        page, more = query.in_page_order(rows)
         seen = [*seen, *page] if direction == "forward" else [*page, *seen]
         if not more:
             return seen
@@ -441,11 +442,29 @@ def test_the_sql_is_what_the_engines_are_told() -> None:
     query = grid.page_query(
         "postgres", sqlite_quote, order, boundary=[None, 7], direction="forward", limit=50
     )
-    assert query.order_by == '"a" DESC NULLS LAST, "id" DESC'
-    assert query.where == '"a" IS NULL AND (("a" IS NULL AND "id" < %s))'
-    assert query.params == [7] and query.limit == 51
+    # After a NULL, going down with NULL last: only the NULLs with a smaller id are left.
+    assert (query.where, query.params, query.order_by) == (
+        '"a" IS NULL AND "id" < %s',
+        [7],
+        '"id" DESC',
+    )
+    assert query.later == () and query.limit == 51
+    # Each range of the rows after the boundary is read by itself, in order, so that every
+    # statement is one range of an index on (a, id): first the rest of a's group, then the
+    # greater values of a.
     back = grid.page_query("sqlite", sqlite_quote, order, boundary=[3, 7], direction="backward")
-    assert back.order_by == '"a" ASC NULLS FIRST, "id"'
+    assert (back.where, back.params, back.order_by) == ('"a" = ? AND "id" > ?', [3, 7], '"id"')
+    assert back.later == (('"a" > ?', [3], '"a", "id"'),)
+    first = grid.page_query("postgres", sqlite_quote, grid.ordering([SortKey("a")], ["id"]))
+    assert (first.where, first.order_by) == ('"a" IS NULL', '"id"')
+    assert first.later == (('"a" IS NOT NULL', [], '"a", "id"'),)
+    # A key alone, or columns that hold no NULL: one statement, as before.
+    by_key = grid.page_query("sqlite", sqlite_quote, grid.ordering([], ["id"]), boundary=[5])
+    assert (by_key.where, by_key.order_by, by_key.later) == (
+        '"id" >= ? AND (("id" > ?))',
+        '"id"',
+        (),
+    )
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -513,7 +532,8 @@ def test_postgres_identifiers_with_percent_signs(pg: Any) -> None:
     query = grid.page_query(
         "postgres", quote, order, filters=[Filter("%s", ">=", 1)], boundary=[None, 2]
     )
-    assert conn.execute(query.sql("*", quote("p%s")), query.args).fetchall() == [(1, "a")]
+    rows = query.fetch(lambda text, args: conn.execute(text, args).fetchall(), "*", quote("p%s"))
+    assert rows == [(1, "a")]
 
 
 def test_percent_names_page_through_the_real_session(postgres: str) -> None:

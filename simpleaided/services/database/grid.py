@@ -718,7 +718,7 @@ class GridService:
             layout.terms[order, cell_chars] = terms
         source = catalog.qualified(session, layout.description.schema, layout.description.name)
         try:
-            raw = session.execute(page.sql(terms.sql, source), page.args)
+            raw = page.fetch(session.execute, terms.sql, source)
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
