@@ -418,8 +418,11 @@ class PageQuery:
 
         ``select`` and ``source`` are SQL text of names quoted by the driver (as
         ``catalog.qualified`` makes them) and no placeholder: their ``%`` are doubled here on
-        PostgreSQL, by :func:`sql_text` as every other name of the statement.
+        PostgreSQL, by :func:`sql_text` as every other name of the statement. A page read in
+        parts has no one statement: :meth:`fetch` reads it.
         """
+        if self.later:
+            raise ValueError("this page is read in parts: use fetch() or statements()")
         return self._sql(self.where, self.order_by, select, source)
 
     def _sql(self, where: str, order_by: str, select: str, source: str) -> str:
@@ -446,12 +449,23 @@ class PageQuery:
         run: Callable[[str, tuple[Any, ...]], Sequence[Any]],
         select: str,
         source: str,
+        identity: Callable[[Any], Any] | None = None,
     ) -> list[Any]:
         """The page's rows in reading order (up to ``limit``), ``run`` running each part's
-        statement until the page is full."""
+        statement until the page is full. The parts are statements of their own, so a row
+        changed between two of them could be read twice: a row whose ``identity`` (its key)
+        was read already is left out."""
         rows: list[Any] = []
+        seen: set[Any] = set()
         for sql, params in self.statements(select, source):
-            rows.extend(run(sql, (*params, self.limit - len(rows))))
+            found = run(sql, (*params, self.limit - len(rows)))
+            for row in found:
+                if identity is not None and self.later:
+                    key = identity(row)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                rows.append(row)
             if len(rows) >= self.limit:
                 break
         return rows
@@ -513,7 +527,7 @@ def page_query(
         params.extend(values)
     if boundary is not None and len(boundary) != len(terms):
         raise InvalidInput(STALE_CURSOR)
-    if any(t.nullable for t in terms):
+    if 0 < sum(t.nullable for t in terms) <= SPLIT_NULLABLE_MAX:
         parts = _parts(q, terms, boundary, place)
         if not parts:
             parts = [(["1 = 0"], [], [(terms[-1], False)])]  # the last row there can be
@@ -529,6 +543,11 @@ def page_query(
     order_by = ", ".join(_order_term(q(t.column), t) for t in terms)
     return PageQuery(" AND ".join(clauses), params, order_by, limit + 1, direction, dialect)
 
+
+SPLIT_NULLABLE_MAX = 2
+"""An order with more columns that may hold NULL (a table without a key, ordered by all of its
+columns; a view) is read in one statement: no index serves it anyway, and its parts would
+each scan the table."""
 
 _Part = tuple[list[str], list[Any], list[tuple[SortKey, bool]]]
 """One range of a page: its conditions, their values, and its order (each term, and whether

@@ -69,6 +69,18 @@ class PageTerms:
         return tuple(row[self.width + 1 :])
 
 
+def _joined(texts: Sequence[str]) -> str:
+    """SQLite text of ``texts`` joined by commas, nested by groups: a flat chain of ``||`` is
+    an expression as deep as it is long, and SQLite refuses one deeper than 1,000."""
+    if not texts:
+        return "''"
+    groups = [texts[i : i + _GROUP] for i in range(0, len(texts), _GROUP)]
+    return " || ',' || ".join("(" + " || ',' || ".join(g) + ")" for g in groups)
+
+
+_GROUP = 50
+
+
 def _sizes(note: str, width: int) -> list[int | None]:
     sizes = [int(size) if size else None for size in note.split(",")]
     if len(sizes) != width:  # the note is ours: a mismatch is a bug, never a user's input
@@ -105,7 +117,7 @@ class Reader:
         cut = [self._cut(name, cell_chars) for name in names]
         sizes = [self._size(name) for name in names]
         if self.dialect == "sqlite":
-            listed = " || ',' || ".join(f"ifnull({s}, '')" for s in sizes) or "''"
+            listed = _joined([f"ifnull({s}, '')" for s in sizes])
         else:
             listed = f"ARRAY[{', '.join(sizes)}]::int8[]" if sizes else "'{}'::int8[]"
         odd = [t for t in (self._odd(name, cell_chars) for name in names) if t is not None]

@@ -44,7 +44,7 @@ from simpleaided.domain.grid import Filter, SortKey, View
 from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
-from simpleaided.store.sql import READ_ONLY_SESSION, Lost, Session, catalog
+from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Session, catalog
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
+OVERRUN_SECONDS = 60.0  # a table whose read overran that: read on threads meanwhile
 LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
 QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
 CONFLICT_CELL_CHARS = 64 * 1024
@@ -86,12 +87,12 @@ class _Layout:
     # What every page of a view repeats, made once: the select list per (order, cell size)
     # and the views' digests (a view with a list among its filters is not cached).
     terms: dict[tuple[tuple[SortKey, ...], int], PageTerms] = field(default_factory=dict)
-    digests: dict[tuple[View, tuple[type, ...]], str] = field(default_factory=dict)
+    digests: dict[tuple[View, str], str] = field(default_factory=dict)
 
     def digest(self, view: View) -> str:
-        """``view.digest()``, from the cache when it can be (by the filters' values and their
-        types: ``1``, ``1.0`` and ``true`` are equal keys, and different views)."""
-        key = (view, tuple(type(f.value) for f in view.filters))
+        """``view.digest()``, from the cache when it can be (by the filters' values as written:
+        ``1``, ``1.0``, ``true``, ``0.0`` and ``-0.0`` are equal keys, and different views)."""
+        key = (view, repr(view.filters))
         try:
             found = self.digests.get(key)
         except TypeError:  # unhashable: an "in" filter's list
@@ -227,6 +228,10 @@ class _StaleSession(BackendUnavailable):
     """The connection taken from the pool had been dropped by the server."""
 
 
+class _PageOverran(OverBudget):
+    """A page's own statements overran the event loop's budget (not its layout's reading)."""
+
+
 class _Running:
     """A call under way: its deadline, its session once it has one, and why it is being
     stopped, if it is (``None`` while it may run)."""
@@ -257,6 +262,7 @@ class GridService:
         self._rearm = anyio.Event()  # a call with an earlier deadline came
         self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
         self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
+        self._overran: dict[tuple[int, str | None, str], float] = {}  # see _inline
         self._closed = False
 
     @property
@@ -418,12 +424,22 @@ class GridService:
                 self._queries.pop(query_id, None)
         return result
 
-    async def _read(self, work: Callable[[Session], T], **options: Any) -> T:
+    async def _read(
+        self,
+        work: Callable[[Session], T],
+        *,
+        inline: tuple[str | None, str] | bool = True,
+        **options: Any,
+    ) -> T:
         """``_call`` for work that only reads: first tried on the event loop when the driver
-        allows it (``_inline``), then on a worker thread; there, tried once more, on a new
-        connection, when the pooled one turns out to be gone (nothing was changed)."""
-        if all(options.get(name) is None for name in ("gone", "query_id", "spoils")):
-            done, result = self._inline(work)
+        allows it (``_inline``; ``inline`` names the table read, whose overruns are
+        remembered, or is ``False`` for work that can hold the loop long, such as a whole
+        cell), then on a worker thread; there, tried once more, on a new connection, when the
+        pooled one turns out to be gone (nothing was changed)."""
+        if inline is not False and all(
+            options.get(name) is None for name in ("gone", "query_id", "spoils")
+        ):
+            done, result = self._inline(work, None if inline is True else inline)
             if done:
                 return result  # type: ignore[return-value]  # done: work's own result
         try:
@@ -436,18 +452,28 @@ class GridService:
                     await anyio.to_thread.run_sync(session.close)
             return await self._call(work, **options)
 
-    def _inline(self, work: Callable[[Session], T]) -> tuple[bool, T | None]:
+    def _inline(
+        self, work: Callable[[Session], T], table: tuple[str | None, str] | None
+    ) -> tuple[bool, T | None]:
         """Run a read at once on the event loop, on an idle session of a driver that works in
         this process (SQLite), within ``INLINE_SECONDS`` of work: a page is a fraction of a
-        millisecond, and its trip to a worker thread and back costs as much again. Whether
-        it was done, and its result; not done (no idle session, a driver that waits on the
-        network, the budget spent, any failure), the caller runs it on a thread, where its
-        deadline, cancels and errors are dealt with (a read changes nothing: it may run
-        twice)."""
-        if not self._idle or self._closed:
+        millisecond, and its trip to a worker thread and back costs as much again.
+
+        Whether it was done, and its result. Not done (no idle session, a driver that waits
+        on the network, the budget spent, a lock, a broken connection): the caller runs it on
+        a thread, where its deadline and cancels apply (a read changes nothing: it may run
+        twice). A table whose read overran is read on threads for ``OVERRUN_SECONDS`` (its
+        values are large: one of them can take longer to read than the whole budget). Any
+        other error is the answer.
+        """
+        if not self._idle or self._closed or self._tasks is None:
+            return False, None
+        now = time.monotonic()
+        generation = self._database.generation
+        if table is not None and self._overran.get((generation, *table), 0.0) > now:
             return False, None
         born, session = self._idle[-1]
-        if born != self._database.generation:
+        if born != generation:
             return False, None
         budget = session.budget(INLINE_SECONDS)
         if budget is None:
@@ -461,12 +487,20 @@ class GridService:
         try:
             with budget:
                 return True, work(session)
+        except _PageOverran:
+            if table is not None:
+                if len(self._overran) > 256:
+                    self._overran = {k: v for k, v in self._overran.items() if v > now}
+                self._overran[generation, *table] = now + OVERRUN_SECONDS
+            return False, None
+        except OverBudget:
+            return False, None
         except Lost:
             kept = False
             session.close()
             return False, None
-        except SimpleaideError:
-            return False, None
+        except SimpleaideError as exc:
+            raise self._redacted(exc) from None
         finally:
             if kept:
                 self._give_back(session, born)
@@ -657,7 +691,7 @@ class GridService:
         work = functools.partial(
             self._page, schema, table, sort, filters, after, before, limit, cell_bytes
         )
-        return await self._read(work, gone=gone)
+        return await self._read(work, inline=(schema, table), gone=gone)
 
     def _page(
         self,
@@ -717,17 +751,23 @@ class GridService:
                 layout.terms.clear()
             layout.terms[order, cell_chars] = terms
         source = catalog.qualified(session, layout.description.schema, layout.description.name)
+        key_at = [
+            terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
+        ]
+
+        def identity(row: Sequence[Any]) -> tuple[Any, ...]:
+            return tuple(row[i] for i in key_at)
+
         try:
-            raw = page.fetch(session.execute, terms.sql, source)
+            raw = page.fetch(session.execute, terms.sql, source, identity if key_at else None)
+        except OverBudget as exc:  # tried again on a thread: the layout is fine
+            raise _PageOverran(exc.message) from None
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
         rows, more = page.in_page_order(raw)
         cells = [terms.cells(r) for r in rows]
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
-        key_at = [
-            terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
-        ]
         keys = [_wire_key(r, key_at) for r in rows]
 
         def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
@@ -789,7 +829,7 @@ class GridService:
                 raise NotFound("no row with this key: it was deleted or its key changed")
             return {"value": _whole_cell(row[0])}
 
-        return await self._read(read)
+        return await self._read(read, inline=False)  # a whole value: megabytes, maybe
 
     async def count(
         self, schema: str | None, table: str, filters: Sequence[tuple[str, str, Any]] = ()
@@ -812,7 +852,7 @@ class GridService:
             return int(value)
 
         try:
-            value = await self._read(counted, seconds=COUNT_SECONDS)
+            value = await self._read(counted, inline=False, seconds=COUNT_SECONDS)
         except LimitExceeded:
             pass
         else:

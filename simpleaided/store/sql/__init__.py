@@ -21,6 +21,11 @@ class Lost(BackendUnavailable):
     """The session's connection is gone; the caller drops it (and may connect anew)."""
 
 
+class OverBudget(BackendUnavailable):
+    """A statement run within a budget (``Session.budget``) overran it, or would have waited
+    for a lock; it changed nothing, and the session is fine: run it again without one."""
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """What one statement of the SQL console gave: its columns (name, type as the database

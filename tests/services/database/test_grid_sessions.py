@@ -125,6 +125,44 @@ async def test_a_locked_database_never_stalls_other_clients(
         await other.__aexit__(None, None, None)
 
 
+async def test_pages_of_huge_values_never_hold_other_clients(
+    client: RpcClient, family: Path, isolated_env: Path
+) -> None:
+    """Reading one value of megabytes is one step of SQLite's machine, longer than a page's
+    whole budget on the event loop: the loop gives such a page up at once, and the table's
+    next pages go straight to a worker thread."""
+    with sqlite3.connect(family) as db:
+        db.execute("CREATE TABLE huge (id INTEGER PRIMARY KEY, t TEXT)")
+        db.execute(
+            "INSERT INTO huge SELECT x, printf('%.*c', 3000000, 'x') FROM (WITH RECURSIVE"
+            " c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30) SELECT x FROM c)"
+        )
+    db.close()
+    assert len((await client.call("db.rows", table="child"))["rows"]) == 1  # a pooled session
+    other = await RpcClient.connect(isolated_env / "d.sock")
+    try:
+        for _ in range(3):
+            async with anyio.create_task_group() as tg:
+                page: dict[str, Any] = {}
+
+                async def read(into: dict[str, Any]) -> None:
+                    into.update(await client.call("db.rows", table="huge", cellBytes=16))
+
+                tg.start_soon(read, page)
+                waits: list[float] = []
+                while not page:
+                    start = time.monotonic()
+                    assert await other.call("daemon.ping") == "pong"
+                    waits.append(time.monotonic() - start)
+                    await anyio.sleep(0.005)
+            # The daemon shares this test's loop: a page read on it would stall the pings.
+            assert max(waits) < 0.15, waits
+            assert page["rows"][0][1] == {"$truncated": 3_000_000, "text": "x" * 16}
+            assert len(page["rows"]) == 30
+    finally:
+        await other.__aexit__(None, None, None)
+
+
 async def test_an_integer_beyond_sqlite_range_is_refused_in_words(client: RpcClient) -> None:
     huge = "99999999999999999999999"
     for method, params in (

@@ -1,0 +1,97 @@
+"""``SqliteSession.budget``: statements stopped from within once their time is spent, a locked
+file failing at once instead of waiting, and the session as it was afterwards (its busy
+timeout, its authorizer) — in DEV and in PROD, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simpleaided.domain.errors import ReadOnly
+from simpleaided.store.sql import OverBudget
+from simpleaided.store.sql.sqlite import SqliteSession, open_sqlite
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+SLOW = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)"
+    " SELECT count(*) FROM c"
+)
+
+
+@pytest.fixture(params=["DEV", "PROD"])
+def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteSession]:
+    path = tmp_path / "budget.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        db.execute("INSERT INTO t VALUES (1, 'a')")
+    db.close()
+    opened = open_sqlite(str(path), read_only=request.param == "PROD", in_store=False, timeout=3)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def busy_timeout(session: SqliteSession) -> int:
+    """Read past the session's authorizer (PROD's refuses even reading this pragma)."""
+    authorizer = session._authorizer
+    if authorizer is not None:
+        authorizer.ours = True
+    try:
+        return int(session._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    finally:
+        if authorizer is not None:
+            authorizer.ours = False
+
+
+def test_a_budget_lets_quick_work_through_and_leaves_the_session_as_it_was(
+    session: SqliteSession,
+) -> None:
+    before = busy_timeout(session)
+    assert before == 3000
+    budget = session.budget(0.5)
+    assert budget is not None
+    with budget as spent:
+        assert session.execute("SELECT v FROM t", ()) == [("a",)]
+        assert busy_timeout(session) == 0  # a lock fails at once within a budget
+    assert not spent()
+    assert busy_timeout(session) == before
+    # The session's own setting passed the authorizer; a client's still does not (PROD).
+    if session._read_only_mode:
+        with pytest.raises(ReadOnly):
+            session.execute("PRAGMA busy_timeout = 1", ())
+
+
+def test_a_budget_stops_a_long_statement_and_only_within_it(session: SqliteSession) -> None:
+    budget = session.budget(0.02)
+    assert budget is not None
+    start = time.monotonic()
+    with budget as spent, pytest.raises(OverBudget):
+        session.execute(ENDLESS, ())
+    assert spent() and time.monotonic() - start < 1.0
+    # The session goes on, and a statement longer than the budget runs whole outside it.
+    assert session.execute("SELECT 1", ()) == [(1,)]
+    start = time.monotonic()
+    assert session.execute(SLOW, ()) == [(300000,)]
+    assert time.monotonic() - start > 0.02
+
+
+def test_a_locked_file_fails_at_once_within_a_budget(
+    session: SqliteSession, tmp_path: Path
+) -> None:
+    writer = sqlite3.connect(tmp_path / "budget.sqlite3", isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        budget = session.budget(1.0)
+        assert budget is not None
+        start = time.monotonic()
+        with budget, pytest.raises(OverBudget):
+            session.execute("SELECT v FROM t", ())
+        assert time.monotonic() - start < 0.5  # not the 3 s busy timeout
+    finally:
+        writer.close()
+    assert session.execute("SELECT v FROM t", ()) == [("a",)]
