@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -117,3 +119,24 @@ class RpcClient(Conversation):
         reply = await self.request(method, params)
         assert "error" in reply, f"{method} succeeded: {reply['result']!r}"
         return RpcFailed(reply["error"])
+
+
+async def pings_meanwhile(
+    other: RpcClient, work: Callable[[], Awaitable[Any]]
+) -> tuple[Any, list[float]]:
+    """Run ``work`` while ``other`` pings the daemon again and again: its result, and how long
+    each ping took (a daemon sharing the caller's event loop and holding it shows here)."""
+    done: list[Any] = []
+    waits: list[float] = []
+
+    async def run() -> None:
+        done.append(await work())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        while not done:
+            start = time.monotonic()
+            assert await other.call("daemon.ping") == "pong"
+            waits.append(time.monotonic() - start)
+            await anyio.sleep(0.005)
+    return done[0], waits

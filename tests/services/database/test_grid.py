@@ -20,12 +20,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from simpleaided.domain.grid import STALE_CURSOR
 from tests.support.daemon import running_daemon
-from tests.support.rpc import RpcClient, RpcFailed
+from tests.support.rpc import RpcClient, RpcFailed, pings_meanwhile
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -826,20 +825,8 @@ async def test_a_page_that_takes_long_to_read_holds_no_one_else(db: Db, grid: Gr
     assert (await grid.rows("slow", limit=1))["keys"] == [[1]]  # a pooled session, a layout
     other = await RpcClient.connect(grid.socket)
     try:
-        async with anyio.create_task_group() as tg:
-            page: dict[str, Any] = {}
-
-            async def read() -> None:
-                filters = [{"column": "v", "op": "ilike", "value": "%499999V"}]
-                page.update(await grid.rows("slow", filters=filters))
-
-            tg.start_soon(read)
-            waits: list[float] = []
-            while not page:
-                start = time.monotonic()
-                assert await other.call("daemon.ping") == "pong"
-                waits.append(time.monotonic() - start)
-                await anyio.sleep(0.005)
+        filters = [{"column": "v", "op": "ilike", "value": "%499999V"}]
+        page, waits = await pings_meanwhile(other, lambda: grid.rows("slow", filters=filters))
         assert page["keys"] == [[499999]] and page["next"] is None
         # The daemon shares this test's event loop: a page read on it would stall the pings.
         assert max(waits) < 0.1, waits

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from tests.support.daemon import make_daemon, running_daemon
-from tests.support.rpc import RpcClient
+from tests.support.rpc import RpcClient, pings_meanwhile
 
 CONFLICT, BAD_INPUT, UNAVAILABLE = -32011, -32602, -32050
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -142,19 +142,9 @@ async def test_pages_of_huge_values_never_hold_other_clients(
     other = await RpcClient.connect(isolated_env / "d.sock")
     try:
         for _ in range(3):
-            async with anyio.create_task_group() as tg:
-                page: dict[str, Any] = {}
-
-                async def read(into: dict[str, Any]) -> None:
-                    into.update(await client.call("db.rows", table="huge", cellBytes=16))
-
-                tg.start_soon(read, page)
-                waits: list[float] = []
-                while not page:
-                    start = time.monotonic()
-                    assert await other.call("daemon.ping") == "pong"
-                    waits.append(time.monotonic() - start)
-                    await anyio.sleep(0.005)
+            page, waits = await pings_meanwhile(
+                other, lambda: client.call("db.rows", table="huge", cellBytes=16)
+            )
             # The daemon shares this test's loop: a page read on it would stall the pings.
             assert max(waits) < 0.15, waits
             assert page["rows"][0][1] == {"$truncated": 3_000_000, "text": "x" * 16}
