@@ -58,7 +58,8 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
-OVERRUN_SECONDS = 60.0  # a table whose read overran that: read on threads meanwhile
+OVERSHOOT_SECONDS = 0.01  # a page stopped this late (one step was long): its table...
+OVERRUN_SECONDS = 60.0  # ...is read on threads for this long
 LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
 QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
 CONFLICT_CELL_CHARS = 64 * 1024
@@ -462,9 +463,9 @@ class GridService:
         Whether it was done, and its result. Not done (no idle session, a driver that waits
         on the network, the budget spent, a lock, a broken connection): the caller runs it on
         a thread, where its deadline and cancels apply (a read changes nothing: it may run
-        twice). A table whose read overran is read on threads for ``OVERRUN_SECONDS`` (its
-        values are large: one of them can take longer to read than the whole budget). Any
-        other error is the answer.
+        twice). A table whose page was stopped only past ``OVERSHOOT_SECONDS`` is read on
+        threads for ``OVERRUN_SECONDS``: its values are large, and reading one of them took
+        longer than the whole budget. Any other error is the answer.
         """
         if not self._idle or self._closed or self._tasks is None:
             return False, None
@@ -484,11 +485,15 @@ class GridService:
             return False, None
         self._idle.pop()
         kept = True
+        began = time.perf_counter()
         try:
             with budget:
                 return True, work(session)
         except _PageOverran:
-            if table is not None:
+            # Stopped well past its budget: single steps of SQLite took that long (values of
+            # megabytes), and the next page would hold the loop as long again.
+            overshot = time.perf_counter() - began > OVERSHOOT_SECONDS
+            if table is not None and overshot:
                 if len(self._overran) > 256:
                     self._overran = {k: v for k, v in self._overran.items() if v > now}
                 self._overran[generation, *table] = now + OVERRUN_SECONDS
