@@ -458,14 +458,21 @@ class PageQuery:
         rows: list[Any] = []
         seen: set[Any] = set()
         for sql, params in self.statements(select, source):
-            found = run(sql, (*params, self.limit - len(rows)))
-            for row in found:
-                if identity is not None and self.later:
-                    key = identity(row)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                rows.append(row)
+            wanted = self.limit - len(rows)
+            asked = wanted
+            while True:
+                found = run(sql, (*params, asked))
+                if identity is None or not self.later:
+                    fresh = list(found)
+                else:
+                    fresh = [row for row in found if identity(row) not in seen]
+                if len(fresh) >= wanted or len(found) < asked:
+                    break  # enough, or the part has no more
+                asked += wanted - len(fresh)  # rows already read took places: ask for more
+            fresh = fresh[:wanted]
+            if identity is not None and self.later:
+                seen.update(identity(row) for row in fresh)
+            rows.extend(fresh)
             if len(rows) >= self.limit:
                 break
         return rows
@@ -501,6 +508,7 @@ def page_query(
     boundary: Sequence[Any] | None = None,
     direction: Direction = "forward",
     limit: int = 100,
+    split: bool = True,
 ) -> PageQuery:
     """One page of rows in ``order`` (see :func:`ordering`), after ``boundary`` (the values of
     ``order``'s columns in the row the page starts from; ``None`` for the first page) when
@@ -509,6 +517,8 @@ def page_query(
 
     ``quote`` is the driver's own identifier quoting. The row key in ``order`` must be unique
     and non-NULL; ``nullable=False`` on a column lets the engine use its index for the order.
+    ``split=False`` reads an order with nullable columns in one statement (a view, a table
+    without a key: no index to seek in, and each part would scan).
     """
     if not order:
         raise ValueError("a page needs an order (at least the row key)")
@@ -527,7 +537,7 @@ def page_query(
         params.extend(values)
     if boundary is not None and len(boundary) != len(terms):
         raise InvalidInput(STALE_CURSOR)
-    if 0 < sum(t.nullable for t in terms) <= SPLIT_NULLABLE_MAX:
+    if split and 0 < sum(t.nullable for t in terms) <= SPLIT_NULLABLE_MAX:
         parts = _parts(q, terms, boundary, place)
         if not parts:
             parts = [(["1 = 0"], [], [(terms[-1], False)])]  # the last row there can be

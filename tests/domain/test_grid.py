@@ -485,6 +485,23 @@ def test_a_row_changed_between_two_parts_of_a_page_is_read_once() -> None:
         query.sql("a, id", "t")
 
 
+def test_a_row_read_twice_never_costs_the_page_a_row() -> None:
+    """The duplicate took a place among the rows a part was asked for: the part is asked
+    again for more, so the page is full and ``more`` is right."""
+    order = grid.ordering([SortKey("a")], ["id"])
+    query = grid.page_query("sqlite", sqlite_quote, order, limit=3)  # 4 rows read
+    nulls = [(None, 1), (None, 2)]
+    values = [(7, 1), (8, 3), (9, 4), (9, 5)]  # row 1 got a = 7 after the NULLs were read
+
+    def run(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return (nulls if '"a" IS NULL' in sql else values)[: args[-1]]
+
+    rows = query.fetch(run, "a, id", "t", lambda row: row[1])
+    assert rows == [(None, 1), (None, 2), (8, 3), (9, 4)]
+    page, more = query.in_page_order(rows)
+    assert page == [(None, 1), (None, 2), (8, 3)] and more
+
+
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 

@@ -58,8 +58,6 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
-OVERSHOOT_SECONDS = 0.01  # a page stopped this late (one step was long): its table...
-OVERRUN_SECONDS = 60.0  # ...is read on threads for this long
 LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
 QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
 CONFLICT_CELL_CHARS = 64 * 1024
@@ -229,8 +227,7 @@ class _StaleSession(BackendUnavailable):
     """The connection taken from the pool had been dropped by the server."""
 
 
-class _PageOverran(OverBudget):
-    """A page's own statements overran the event loop's budget (not its layout's reading)."""
+_TableKey = tuple[int, str | None, str]  # settings generation, schema, table
 
 
 class _Running:
@@ -263,7 +260,7 @@ class GridService:
         self._rearm = anyio.Event()  # a call with an earlier deadline came
         self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
         self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
-        self._overran: dict[tuple[int, str | None, str], float] = {}  # see _inline
+        self._last_read: dict[_TableKey, float] = {}  # seconds; see _inline
         self._closed = False
 
     @property
@@ -433,16 +430,19 @@ class GridService:
         **options: Any,
     ) -> T:
         """``_call`` for work that only reads: first tried on the event loop when the driver
-        allows it (``_inline``; ``inline`` names the table read, whose overruns are
-        remembered, or is ``False`` for work that can hold the loop long, such as a whole
-        cell), then on a worker thread; there, tried once more, on a new connection, when the
+        allows it (``_inline``; ``inline`` names the table read, whose reads are timed, or is
+        ``False`` for work that can hold the loop long, such as a whole cell), then on a
+        worker thread; there, tried once more, on a new connection, when the
         pooled one turns out to be gone (nothing was changed)."""
         if inline is not False and all(
             options.get(name) is None for name in ("gone", "query_id", "spoils")
         ):
-            done, result = self._inline(work, None if inline is True else inline)
+            table = None if inline is True else (self._database.generation, *inline)
+            done, result = self._inline(work, table)
             if done:
                 return result  # type: ignore[return-value]  # done: work's own result
+            if table is not None:
+                work = self._timed(work, table)
         try:
             return await self._call(work, **options)
         except _StaleSession:
@@ -453,8 +453,25 @@ class GridService:
                     await anyio.to_thread.run_sync(session.close)
             return await self._call(work, **options)
 
+    def _timed(self, work: Callable[[Session], T], table: _TableKey) -> Callable[[Session], T]:
+        """``work``, its time noted as the table's last read (on whichever thread)."""
+
+        def timed(session: Session) -> T:
+            began = time.perf_counter()
+            try:
+                return work(session)
+            finally:
+                self._note_read(table, time.perf_counter() - began)
+
+        return timed
+
+    def _note_read(self, table: _TableKey, seconds: float) -> None:
+        if len(self._last_read) > 256:
+            self._last_read.clear()
+        self._last_read[table] = seconds
+
     def _inline(
-        self, work: Callable[[Session], T], table: tuple[str | None, str] | None
+        self, work: Callable[[Session], T], table: _TableKey | None
     ) -> tuple[bool, T | None]:
         """Run a read at once on the event loop, on an idle session of a driver that works in
         this process (SQLite), within ``INLINE_SECONDS`` of work: a page is a fraction of a
@@ -463,18 +480,20 @@ class GridService:
         Whether it was done, and its result. Not done (no idle session, a driver that waits
         on the network, the budget spent, a lock, a broken connection): the caller runs it on
         a thread, where its deadline and cancels apply (a read changes nothing: it may run
-        twice). A table whose page was stopped only past ``OVERSHOOT_SECONDS`` is read on
-        threads for ``OVERRUN_SECONDS``: its values are large, and reading one of them took
-        longer than the whole budget. Any other error is the answer.
+        twice). Any other error is the answer.
+
+        A table's reads come here only while its last read took less than the budget: the
+        first read of a table, and the next one after a slow one, are timed on a thread. The
+        budget stops a statement from within, between steps of SQLite's machine, and one
+        step can be long (reading a value of megabytes): a table of such values is never
+        read here at all.
         """
         if not self._idle or self._closed or self._tasks is None:
             return False, None
-        now = time.monotonic()
-        generation = self._database.generation
-        if table is not None and self._overran.get((generation, *table), 0.0) > now:
+        if table is not None and self._last_read.get(table, math.inf) >= INLINE_SECONDS:
             return False, None
         born, session = self._idle[-1]
-        if born != generation:
+        if born != self._database.generation:
             return False, None
         budget = session.budget(INLINE_SECONDS)
         if budget is None:
@@ -489,15 +508,6 @@ class GridService:
         try:
             with budget:
                 return True, work(session)
-        except _PageOverran:
-            # Stopped well past its budget: single steps of SQLite took that long (values of
-            # megabytes), and the next page would hold the loop as long again.
-            overshot = time.perf_counter() - began > OVERSHOOT_SECONDS
-            if table is not None and overshot:
-                if len(self._overran) > 256:
-                    self._overran = {k: v for k, v in self._overran.items() if v > now}
-                self._overran[generation, *table] = now + OVERRUN_SECONDS
-            return False, None
         except OverBudget:
             return False, None
         except Lost:
@@ -507,6 +517,8 @@ class GridService:
         except SimpleaideError as exc:
             raise self._redacted(exc) from None
         finally:
+            if table is not None:
+                self._note_read(table, time.perf_counter() - began)
             if kept:
                 self._give_back(session, born)
             self._slots.release()
@@ -748,6 +760,7 @@ class GridService:
             boundary=boundary,
             direction=direction,
             limit=limit,
+            split=bool(layout.key_columns),
         )
         terms = layout.terms.get((order, cell_chars))
         if terms is None:
@@ -760,13 +773,13 @@ class GridService:
             terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
         ]
 
-        def identity(row: Sequence[Any]) -> tuple[Any, ...]:
-            return tuple(row[i] for i in key_at)
+        def identity(row: Sequence[Any]) -> str:
+            return repr([row[i] for i in key_at])  # hashable whatever the key (an array)
 
         try:
             raw = page.fetch(session.execute, terms.sql, source, identity if key_at else None)
-        except OverBudget as exc:  # tried again on a thread: the layout is fine
-            raise _PageOverran(exc.message) from None
+        except OverBudget:
+            raise  # tried again on a thread: the layout is fine
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise

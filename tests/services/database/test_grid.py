@@ -792,9 +792,20 @@ async def test_a_page_mixes_rows_sent_as_read_and_rows_decoded_cell_by_cell(
     assert isinstance(page["rows"][5][2], float)
 
 
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_table_keyed_by_an_array_reads_a_page_by_a_nullable_column(
+    db: Db, grid: Grid
+) -> None:
+    """A page in parts keeps each row once by its key, whatever the key's type."""
+    fresh(db, "arrays", "CREATE TABLE {t} (k int[] PRIMARY KEY, a int)")
+    db.script("INSERT INTO arrays VALUES ('{1,2}', NULL), ('{3}', 5), ('{4}', NULL), ('{5}', 1)")
+    page = await grid.rows("arrays", sort=[{"column": "a"}])
+    assert page["keys"] == [[[1, 2]], [[4]], [[5]], [[3]]]
+
+
 async def test_a_table_of_900_columns_pages_right(db: Db, grid: Grid) -> None:
     """Past 200 columns every row carries its cells' sizes (no per-column condition), in an
-    expression SQLite takes whatever the width (it refuses one deeper than 1,000)."""
+    expression SQLite takes (it refuses one deeper than 1,000: a flat list of 900 sizes)."""
     width = 900
     columns = ", ".join(f"c{i} integer" for i in range(width))
     fresh(db, "wide", f"CREATE TABLE {{t}} (id integer PRIMARY KEY, {columns}, t text)")
