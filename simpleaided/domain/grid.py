@@ -459,16 +459,16 @@ class PageQuery:
         seen: set[Any] = set()
         for sql, params in self.statements(select, source):
             wanted = self.limit - len(rows)
-            asked = wanted
-            while True:
-                found = run(sql, (*params, asked))
-                if identity is None or not self.later:
-                    fresh = list(found)
-                else:
+            found = run(sql, (*params, wanted))
+            if identity is None or not self.later:
+                fresh = list(found)
+            else:
+                fresh = [row for row in found if identity(row) not in seen]
+                if len(fresh) < wanted and len(found) == wanted:
+                    # Rows read already took places: asked again, for as many more as there
+                    # can be of them (no more than the rows read so far).
+                    found = run(sql, (*params, wanted + len(seen)))
                     fresh = [row for row in found if identity(row) not in seen]
-                if len(fresh) >= wanted or len(found) < asked:
-                    break  # enough, or the part has no more
-                asked += wanted - len(fresh)  # rows already read took places: ask for more
             fresh = fresh[:wanted]
             if identity is not None and self.later:
                 seen.update(identity(row) for row in fresh)

@@ -353,6 +353,15 @@ class GridBench:
             self.rows.append(
                 Row(f"{where}: db.rows p50 vs OFFSET", daemon["p50"], "ms", found["offset"]["p50"])
             )
+            if "oneStatement" in found:
+                self.rows.append(
+                    Row(
+                        f"{where}: floor in ranges vs the page as one statement (OR)",
+                        found["floor"]["p50"],
+                        "ms",
+                        baseline=found["oneStatement"]["p50"],
+                    )
+                )
             if "datasetteLean" in found:
                 self.rows.append(
                     Row(
@@ -397,6 +406,9 @@ class GridBench:
                 "plain": lambda: keyset.fetch(driver.fetch, plain, source),
                 "offset": lambda: driver.fetch(offset_sql, offset_args),
             }
+            if sort in NULLABLE:  # as the daemon read it before: one statement with an OR
+                whole = driver.keyset(order, boundary, split=False)
+                methods["oneStatement"] = lambda: whole.fetch(driver.fetch, select, source)
             floor_rpc = Rpc(engine.socket_floor.socket)
             statements = keyset.statements(select, source)
             floor_line = orjson.dumps({"parts": statements, "limit": keyset.limit}) + b"\n"
@@ -426,6 +438,8 @@ class GridBench:
             if not isinstance(socket_rows, list):
                 raise RuntimeError(f"the socket floor failed: {socket_rows}")
             ids["socketFloor"] = [row[key_at] for row in socket_rows[:PAGE]]
+            if "oneStatement" in methods:
+                ids["oneStatement"] = [row[key_at] for row in methods["oneStatement"]()[:PAGE]]
             for name in ("daemon", "floor", "socketFloor", "plain"):  # others ran once, for ids
                 for _ in range(6):  # warm: caches; psycopg prepares a statement at its 5th run
                     methods[name]()
@@ -473,6 +487,7 @@ class GridBench:
             ("socketFloor", "floor over a socket: a bare server, same SELECT"),
             ("plain", "bare driver, keyset SELECT of the bare columns"),
             ("offset", "same driver, LIMIT 100 OFFSET depth"),
+            ("oneStatement", "same driver, the page as one statement (OR)"),
             ("datasetteLean", "Datasette JSON, _nocount _nofacet _nosuggest"),
             ("datasette", "Datasette JSON as served"),
         ]

@@ -59,11 +59,13 @@ class Driver:
         raise NotImplementedError
 
     def keyset(
-        self, order: Sequence[grid.SortKey], boundary: Sequence[Any] | None
+        self, order: Sequence[grid.SortKey], boundary: Sequence[Any] | None, split: bool = True
     ) -> grid.PageQuery:
         """The keyset page after ``boundary`` (100 rows + 1), as :mod:`grid` writes it (its
-        ``fetch`` runs its parts as the daemon does)."""
-        return grid.page_query(self.dialect, self.quote, order, boundary=boundary, limit=100)
+        ``fetch`` runs its parts as the daemon does; ``split=False``: one statement)."""
+        return grid.page_query(
+            self.dialect, self.quote, order, boundary=boundary, limit=100, split=split
+        )
 
     def offset(
         self, select: str, order: Sequence[grid.SortKey], depth: int

@@ -64,6 +64,17 @@ class PageTerms:
         chars = self.cell_chars
         return [display_cell(row[i], sizes[i], chars) for i in range(self.width)]
 
+    def largest(self, rows: Sequence[Sequence[Any]]) -> int:
+        """The largest whole size (characters of text, bytes of binary) among the rows'
+        cells that were cut for display; 0 when none was."""
+        top = 0
+        for row in rows:
+            note = row[self.width]
+            if note is not None:
+                sizes = _sizes(note, self.width) if self.dialect == "sqlite" else note
+                top = max(top, *(size for size in sizes if size is not None), 0)
+        return top
+
     def bounds(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row's values of the order's columns, whole."""
         return tuple(row[self.width + 1 :])

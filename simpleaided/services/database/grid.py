@@ -58,6 +58,8 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
+LARGE_VALUE = 1 << 20  # a value this large (bytes, or characters) in a page...
+LARGE_SECONDS = 600.0  # ...keeps its table's reads off the event loop this long
 LAYOUT_SECONDS = 5.0  # how long a table's columns and key are trusted without reading again
 QUERY_CELL_CHARS = 64 * 1024  # a console result's text cell beyond this is cut
 CONFLICT_CELL_CHARS = 64 * 1024
@@ -261,6 +263,7 @@ class GridService:
         self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
         self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
         self._last_read: dict[_TableKey, float] = {}  # seconds; see _inline
+        self._large: dict[_TableKey, float] = {}  # until when; see _note_large
         self._closed = False
 
     @property
@@ -458,10 +461,9 @@ class GridService:
 
         def timed(session: Session) -> T:
             began = time.perf_counter()
-            try:
-                return work(session)
-            finally:
-                self._note_read(table, time.perf_counter() - began)
+            result = work(session)  # a read that failed says nothing of the next one
+            self._note_read(table, time.perf_counter() - began)
+            return result
 
         return timed
 
@@ -469,6 +471,16 @@ class GridService:
         if len(self._last_read) > 256:
             self._last_read.clear()
         self._last_read[table] = seconds
+
+    def _note_large(self, schema: str | None, table: str, largest: int) -> None:
+        """A page met a value of ``largest`` bytes or characters: past ``LARGE_VALUE``, the
+        table's reads stay off the event loop for ``LARGE_SECONDS``, whatever reads of it
+        are quick meanwhile (a filter that finds nothing, its small rows)."""
+        if largest < LARGE_VALUE:
+            return
+        if len(self._large) > 256:
+            self._large.clear()
+        self._large[self._database.generation, schema, table] = time.monotonic() + LARGE_SECONDS
 
     def _inline(
         self, work: Callable[[Session], T], table: _TableKey | None
@@ -490,7 +502,10 @@ class GridService:
         """
         if not self._idle or self._closed or self._tasks is None:
             return False, None
-        if table is not None and self._last_read.get(table, math.inf) >= INLINE_SECONDS:
+        if table is not None and (
+            self._last_read.get(table, math.inf) >= INLINE_SECONDS
+            or self._large.get(table, 0.0) > time.monotonic()
+        ):
             return False, None
         born, session = self._idle[-1]
         if born != self._database.generation:
@@ -507,8 +522,10 @@ class GridService:
         began = time.perf_counter()
         try:
             with budget:
-                return True, work(session)
+                result = work(session)
         except OverBudget:
+            if table is not None:
+                self._note_read(table, time.perf_counter() - began)
             return False, None
         except Lost:
             kept = False
@@ -516,9 +533,11 @@ class GridService:
             return False, None
         except SimpleaideError as exc:
             raise self._redacted(exc) from None
-        finally:
+        else:
             if table is not None:
                 self._note_read(table, time.perf_counter() - began)
+            return True, result
+        finally:
             if kept:
                 self._give_back(session, born)
             self._slots.release()
@@ -708,7 +727,9 @@ class GridService:
         work = functools.partial(
             self._page, schema, table, sort, filters, after, before, limit, cell_bytes
         )
-        return await self._read(work, inline=(schema, table), gone=gone)
+        # Cells asked for whole up to a megabyte or more: such a page is never read on the loop.
+        inline = (schema, table) if cell_bytes < LARGE_VALUE else False
+        return await self._read(work, inline=inline, gone=gone)
 
     def _page(
         self,
@@ -783,6 +804,7 @@ class GridService:
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
+        self._note_large(schema, table, terms.largest(raw))
         rows, more = page.in_page_order(raw)
         cells = [terms.cells(r) for r in rows]
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []

@@ -170,11 +170,12 @@ class PgSession(Session):
 
         self._conn.execute("BEGIN READ ONLY" if self._read_only else "BEGIN")
         committed = False
+        cur = self._conn.cursor(name=_CURSOR)
         try:
-            with self._conn.cursor(name=_CURSOR) as cur:
-                cur.execute(sql, params or None)
-                rows = cur.fetchmany(limit + 1)
-                columns = [(d.name, d.type_display) for d in cur.description or ()]
+            cur.execute(sql, params or None)
+            rows = cur.fetchmany(limit + 1)
+            columns = [(d.name, d.type_display) for d in cur.description or ()]
+            cur.close()
             if not self._read_only:
                 self._conn.execute("COMMIT")  # a SELECT may write (nextval, a function)
                 committed = True
@@ -182,6 +183,11 @@ class PgSession(Session):
             if not committed:
                 with contextlib.suppress(psycopg.Error):
                     self._conn.execute("ROLLBACK")
+            # Closed after the rollback: the cursor is gone with its transaction (or with a
+            # broken connection), so closing sends nothing and cannot fail half-way, leaving
+            # an open cursor for the garbage collector to warn about (a cancelled query).
+            with contextlib.suppress(psycopg.Error):
+                cur.close()
         return QueryResult(columns, rows[:limit], min(len(rows), limit), len(rows) > limit)
 
     def _query_plainly(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:

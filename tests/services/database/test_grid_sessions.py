@@ -16,8 +16,10 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import SocketAttribute, SocketStream
 
 from tests.support.daemon import make_daemon, running_daemon
+from tests.support.pgproxy import PG_HOST, PG_PORT
 from tests.support.rpc import RpcClient, pings_meanwhile
 
 CONFLICT, BAD_INPUT, UNAVAILABLE = -32011, -32602, -32050
@@ -130,7 +132,8 @@ async def test_pages_of_huge_values_never_hold_other_clients(
 ) -> None:
     """Reading one value of megabytes is one step of SQLite's machine, longer than a page's
     whole budget on the event loop: such a table's pages are read on a worker thread (the
-    first read of a table is, and it is timed)."""
+    first read of a table is, and it is timed; a page that met a value of a megabyte or
+    more keeps its table there for ten minutes)."""
     with sqlite3.connect(family) as db:
         db.execute("CREATE TABLE huge (id INTEGER PRIMARY KEY, t TEXT)")
         db.execute(
@@ -157,6 +160,12 @@ async def test_pages_of_huge_values_never_hold_other_clients(
             )
             assert max(waits) < 0.15, waits
             assert page["rows"] == [[1, {"$truncated": 60_000_000, "text": "y" * 16}]]
+            # Quick reads of the table meanwhile (nothing found, a mistake) change nothing:
+            # it holds a value of megabytes.
+            nothing = [{"column": "id", "op": ">", "value": 10**6}]
+            assert (await client.call("db.rows", table="one", filters=nothing))["rows"] == []
+            error = await client.error("db.rows", table="one", sort=[{"column": "nope"}])
+            assert error.code == -32001
     finally:
         await other.__aexit__(None, None, None)
 
@@ -419,8 +428,41 @@ async def test_postgres_statement_failing_as_unsupported_runs_once(
             assert db.execute(f"SELECT last_value FROM {schema}.calls").fetchone() == (2,)
 
 
+@contextlib.asynccontextmanager
+async def slow_to_connect(seconds: float) -> AsyncIterator[int]:
+    """A port on the loopback that forwards to PostgreSQL, each connection only after
+    ``seconds``: connecting takes that long, statements do not."""
+
+    async def forward(source: SocketStream, sink: SocketStream) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            async for chunk in source:
+                await sink.send(chunk)
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await sink.send_eof()
+
+    async def handle(client: SocketStream) -> None:
+        async with client:
+            await anyio.sleep(seconds)
+            async with await anyio.connect_tcp(PG_HOST, PG_PORT) as server:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(forward, client, server)
+                    tg.start_soon(forward, server, client)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield int(listener.extra(SocketAttribute.local_port))
+        tg.cancel_scope.cancel()
+
+
 async def test_a_short_time_limit_leaves_time_to_connect(postgres: str, isolated_env: Path) -> None:
-    """The limit is the statement's: opening a connection for it does not count."""
-    async with serving(postgres, isolated_env) as c:
-        answer = await c.call("db.query", sql="SELECT 1", timeoutMs=5)
-        assert answer["rows"] == [[1]]
+    """The limit is the statement's: opening a connection for it (0.5 s here) does not count
+    against a limit of 0.2 s."""
+    async with slow_to_connect(0.5) as port:
+        url = postgres.replace(f"{PG_HOST}:{PG_PORT}", f"127.0.0.1:{port}")
+        assert url != postgres
+        async with serving(url, isolated_env) as c:
+            start = time.monotonic()
+            answer = await c.call("db.query", sql="SELECT 1", timeoutMs=200)
+            assert answer["rows"] == [[1]]
+            assert time.monotonic() - start > 0.5  # it did connect meanwhile
