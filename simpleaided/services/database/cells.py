@@ -65,8 +65,8 @@ class PageTerms:
         return [display_cell(row[i], sizes[i], chars) for i in range(self.width)]
 
     def largest(self, rows: Sequence[Sequence[Any]]) -> int:
-        """The largest whole size (characters of text, bytes of binary) among the rows'
-        cells that were cut for display; 0 when none was."""
+        """The largest whole size (characters of text, bytes of binary) the rows' notes
+        give (every text or binary cell of a noted row); 0 without a note."""
         top = 0
         for row in rows:
             note = row[self.width]
@@ -78,6 +78,15 @@ class PageTerms:
     def bounds(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row's values of the order's columns, whole."""
         return tuple(row[self.width + 1 :])
+
+
+def _sqlite_size(q: str) -> str:
+    """A SQLite value's size: characters of text (bytes for a text holding NUL, where
+    ``length()`` stops counting), bytes of a blob."""
+    return (
+        f"CASE WHEN typeof({q}) = 'text' AND instr({q}, char(0)) > 0"
+        f" THEN length(CAST({q} AS BLOB)) ELSE length({q}) END"
+    )
 
 
 def _joined(texts: Sequence[str]) -> str:
@@ -167,7 +176,7 @@ class Reader:
         else NULL."""
         q = self.quote(column)
         if self.dialect == "sqlite":
-            return f"CASE WHEN typeof({q}) IN ('text', 'blob') THEN length({q}) END"
+            return f"CASE WHEN typeof({q}) IN ('text', 'blob') THEN {_sqlite_size(q)} END"
         shape = pg_shape(self.types[column])
         if shape == "bytes":
             return f"octet_length({q})"
@@ -182,7 +191,7 @@ class Reader:
         safe = grid.SAFE_INTEGER
         if self.dialect == "sqlite":  # any column may hold any storage class
             return (
-                f"CASE typeof({q}) WHEN 'text' THEN length({q}) > {cell_chars}"
+                f"CASE typeof({q}) WHEN 'text' THEN {_sqlite_size(q)} > {cell_chars}"
                 f" WHEN 'integer' THEN {q} NOT BETWEEN -{safe} AND {safe}"
                 f" WHEN 'real' THEN abs({q}) > {_FLOAT_MAX} WHEN 'blob' THEN 1 ELSE 0 END"
             )

@@ -478,9 +478,10 @@ class GridService:
         are quick meanwhile (a filter that finds nothing, its small rows)."""
         if largest < LARGE_VALUE:
             return
-        if len(self._large) > 256:
-            self._large.clear()
-        self._large[self._database.generation, schema, table] = time.monotonic() + LARGE_SECONDS
+        now = time.monotonic()
+        if len(self._large) > 256:  # the expired ones go; the others stay, however many
+            self._large = {k: v for k, v in self._large.items() if v > now}
+        self._large[self._database.generation, schema, table] = now + LARGE_SECONDS
 
     def _inline(
         self, work: Callable[[Session], T], table: _TableKey | None
@@ -804,7 +805,11 @@ class GridService:
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
-        self._note_large(schema, table, terms.largest(raw))
+        if dialect == "sqlite":  # the only driver read on the loop
+            # Under each name a client may give the table: none, or its own schema.
+            largest = terms.largest(raw)
+            self._note_large(schema, table, largest)
+            self._note_large(layout.description.schema, layout.description.name, largest)
         rows, more = page.in_page_order(raw)
         cells = [terms.cells(r) for r in rows]
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []

@@ -175,7 +175,6 @@ class PgSession(Session):
             cur.execute(sql, params or None)
             rows = cur.fetchmany(limit + 1)
             columns = [(d.name, d.type_display) for d in cur.description or ()]
-            cur.close()
             if not self._read_only:
                 self._conn.execute("COMMIT")  # a SELECT may write (nextval, a function)
                 committed = True
@@ -183,9 +182,9 @@ class PgSession(Session):
             if not committed:
                 with contextlib.suppress(psycopg.Error):
                     self._conn.execute("ROLLBACK")
-            # Closed after the rollback: the cursor is gone with its transaction (or with a
-            # broken connection), so closing sends nothing and cannot fail half-way, leaving
-            # an open cursor for the garbage collector to warn about (a cancelled query).
+            # Closed after the transaction ends: the cursor is gone with it (or with a broken
+            # connection), so closing sends nothing and cannot fail half-way, leaving an
+            # open cursor for the garbage collector to warn about (a cancelled query).
             with contextlib.suppress(psycopg.Error):
                 cur.close()
         return QueryResult(columns, rows[:limit], min(len(rows), limit), len(rows) > limit)

@@ -5,6 +5,7 @@ answer, a stopping daemon cancels running queries, and errors keep secrets and s
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import sqlite3
@@ -143,11 +144,14 @@ async def test_pages_of_huge_values_never_hold_other_clients(
         # One value: a page of it is fewer steps than the budget ever looks at the clock.
         db.execute("CREATE TABLE one (id INTEGER PRIMARY KEY, t TEXT)")
         db.execute("INSERT INTO one VALUES (1, printf('%.*c', 60000000, 'y'))")
+        # SQLite's length() of text stops at a NUL: such a value is measured in bytes.
+        db.execute("CREATE TABLE nul (id INTEGER PRIMARY KEY, t TEXT)")
+        db.execute("INSERT INTO nul VALUES (1, char(0) || printf('%.*c', 60000000, 'z'))")
     db.close()
     assert len((await client.call("db.rows", table="child"))["rows"]) == 1  # a pooled session
     other = await RpcClient.connect(isolated_env / "d.sock")
     try:
-        for _ in range(3):
+        for attempt in range(3):
             page, waits = await pings_meanwhile(
                 other, lambda: client.call("db.rows", table="huge", cellBytes=16)
             )
@@ -155,15 +159,24 @@ async def test_pages_of_huge_values_never_hold_other_clients(
             assert max(waits) < 0.15, waits
             assert page["rows"][0][1] == {"$truncated": 3_000_000, "text": "x" * 16}
             assert len(page["rows"]) == 30
+            # The same table, named two ways.
+            named = {"table": "one", "cellBytes": 16} | ({"schema": "main"} if attempt % 2 else {})
             page, waits = await pings_meanwhile(
-                other, lambda: client.call("db.rows", table="one", cellBytes=16)
+                other, functools.partial(client.call, "db.rows", **named)
             )
             assert max(waits) < 0.15, waits
             assert page["rows"] == [[1, {"$truncated": 60_000_000, "text": "y" * 16}]]
-            # Quick reads of the table meanwhile (nothing found, a mistake) change nothing:
-            # it holds a value of megabytes.
+            page, waits = await pings_meanwhile(
+                other, lambda: client.call("db.rows", table="nul", schema="main", cellBytes=16)
+            )
+            assert max(waits) < 0.15, waits
+            assert page["rows"][0][1]["$truncated"] == 60_000_001
+            # Quick reads of the tables meanwhile (nothing found, a mistake, another way to
+            # name them) change nothing: they hold values of megabytes.
             nothing = [{"column": "id", "op": ">", "value": 10**6}]
-            assert (await client.call("db.rows", table="one", filters=nothing))["rows"] == []
+            for name, schema in (("one", None), ("one", "main"), ("nul", None)):
+                named = {"table": name} if schema is None else {"table": name, "schema": schema}
+                assert (await client.call("db.rows", **named, filters=nothing))["rows"] == []
             error = await client.error("db.rows", table="one", sort=[{"column": "nope"}])
             assert error.code == -32001
     finally:
