@@ -210,6 +210,7 @@ class SortKey:
     column: str
     desc: bool = False
     nullable: bool = True
+    cast: str | None = None  # the column's SQL type, where a bound value needs it (arrays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,7 +529,15 @@ def page_query(
         return sql_text(dialect, quote(column))
 
     # Reading backward is reading forward in the reversed order (NULL stays the smallest).
-    terms = [SortKey(s.column, s.desc != (direction == "backward"), s.nullable) for s in order]
+    terms = [
+        SortKey(s.column, s.desc != (direction == "backward"), s.nullable, s.cast) for s in order
+    ]
+
+    def slot(term: SortKey) -> str:
+        """Where a boundary value of ``term`` is bound (cast to the column's type when the
+        driver would bind it as another: an int[] list goes as smallint[])."""
+        return place if term.cast is None else f"CAST({place} AS {sql_text(dialect, term.cast)})"
+
     clauses: list[str] = []
     params: list[Any] = []
     for f in filters:
@@ -538,7 +547,7 @@ def page_query(
     if boundary is not None and len(boundary) != len(terms):
         raise InvalidInput(STALE_CURSOR)
     if split and 0 < sum(t.nullable for t in terms) <= SPLIT_NULLABLE_MAX:
-        parts = _parts(q, terms, boundary, place)
+        parts = _parts(q, terms, boundary, slot)
         if not parts:
             parts = [(["1 = 0"], [], [(terms[-1], False)])]  # the last row there can be
         (first, *later) = [
@@ -547,7 +556,7 @@ def page_query(
         ]
         return PageQuery(*first, limit + 1, direction, dialect, tuple(later))
     if boundary is not None:
-        text, values = _after_sql(q, terms, boundary, place)
+        text, values = _after_sql(q, terms, boundary, slot)
         clauses.append(text)
         params.extend(values)
     order_by = ", ".join(_order_term(q(t.column), t) for t in terms)
@@ -565,7 +574,10 @@ it may be NULL there)."""
 
 
 def _parts(
-    q: Callable[[str], str], terms: Sequence[SortKey], boundary: Sequence[Any] | None, place: str
+    q: Callable[[str], str],
+    terms: Sequence[SortKey],
+    boundary: Sequence[Any] | None,
+    slot: Callable[[SortKey], str],
 ) -> list[_Part]:
     """The rows after ``boundary`` (all rows without one) in ``terms``' order, NULL the
     smallest, as disjoint ranges in reading order: "equal on the first i-1 terms, after on the
@@ -587,17 +599,17 @@ def _parts(
             if value is None:
                 equal.append(f"{q(term.column)} IS NULL")
             else:
-                equal.append(f"{q(term.column)} = {place}")
+                equal.append(f"{q(term.column)} = {slot(term)}")
                 equal_values.append(value)
         term, value = terms[i], boundary[i]
         column = q(term.column)
         rest = [(t, t.nullable) for t in terms[i + 1 :]]
         if not term.desc:  # NULL first: after NULL come the values, after a value the greater
-            after = f"{column} IS NOT NULL" if value is None else f"{column} > {place}"
+            after = f"{column} IS NOT NULL" if value is None else f"{column} > {slot(term)}"
             after_values = [] if value is None else [value]
             parts.append(([*equal, after], [*equal_values, *after_values], [(term, False), *rest]))
         elif value is not None:  # NULL last: after a value come the smaller, then the NULLs
-            smaller = f"{column} < {place}"
+            smaller = f"{column} < {slot(term)}"
             parts.append(([*equal, smaller], [*equal_values, value], [(term, False), *rest]))
             if term.nullable:
                 nulls = ([*equal, f"{column} IS NULL"], equal_values, rest or [(term, True)])
@@ -634,7 +646,10 @@ def _order_term(column: str, term: SortKey) -> str:
 
 
 def _after_sql(
-    q: Callable[[str], str], terms: Sequence[SortKey], boundary: Sequence[Any], place: str
+    q: Callable[[str], str],
+    terms: Sequence[SortKey],
+    boundary: Sequence[Any],
+    slot: Callable[[SortKey], str],
 ) -> tuple[str, list[Any]]:
     """Rows strictly after ``boundary`` in ``terms``' order, NULL the smallest value: the
     lexicographic comparison spelled as an OR of "equal on the first i-1, after on the i-th",
@@ -648,19 +663,19 @@ def _after_sql(
     equal_params: list[Any] = []
     for term, value in zip(terms, boundary, strict=True):
         column = q(term.column)
-        after = _after_one(column, term, value, place)
+        after = _after_one(column, term, value, slot(term))
         if after is not None:
             alternatives.append(" AND ".join([*equal, after[0]]))
             params.extend([*equal_params, *after[1]])
         if value is None:
             equal.append(f"{column} IS NULL")
         else:
-            equal.append(f"{column} = {place}")
+            equal.append(f"{column} = {slot(term)}")
             equal_params.append(value)
     if not alternatives:
         return "1 = 0", []  # the boundary is the last row there can be
     chain = " OR ".join(f"({a})" for a in alternatives)
-    lead, lead_params = _lead_bound(q(terms[0].column), terms[0], boundary[0], place)
+    lead, lead_params = _lead_bound(q(terms[0].column), terms[0], boundary[0], slot(terms[0]))
     if lead:
         return f"{lead} AND ({chain})", [*lead_params, *params]
     return f"({chain})", params

@@ -498,8 +498,8 @@ class GridService:
         A table's reads come here only while its last read took less than the budget: the
         first read of a table, and the next one after a slow one, are timed on a thread. The
         budget stops a statement from within, between steps of SQLite's machine, and one
-        step can be long (reading a value of megabytes): a table of such values is never
-        read here at all.
+        step can be long (reading a value of megabytes): a page that met such a value keeps
+        its table away from here for ``LARGE_SECONDS`` (``_note_large``).
         """
         if not self._idle or self._closed or self._tasks is None:
             return False, None
@@ -753,8 +753,16 @@ class GridService:
         sort_keys = tuple(SortKey(layout.column(c).name, d, nullable[c]) for c, d in sort)
         conditions = [self._filter(layout, dialect, c, op, v) for c, op, v in filters]
         order_key = _order_key(layout, dialect)
+        # PostgreSQL arrays: psycopg binds a list by its values (smallint[]), which the
+        # server will not compare with the column's type; the boundary is cast to it.
+        casts = {c.name: c.type for c in layout.columns if c.type.strip().endswith("[]")}
         order = tuple(
-            SortKey(s.column, s.desc, nullable.get(s.column, False))
+            SortKey(
+                s.column,
+                s.desc,
+                nullable.get(s.column, False),
+                casts.get(s.column) if dialect == "postgres" else None,
+            )
             for s in grid.ordering(sort_keys, order_key)
         )
         view = View(

@@ -793,14 +793,29 @@ async def test_a_page_mixes_rows_sent_as_read_and_rows_decoded_cell_by_cell(
 
 
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
-async def test_a_table_keyed_by_an_array_reads_a_page_by_a_nullable_column(
+async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
     db: Db, grid: Grid
 ) -> None:
-    """A page in parts keeps each row once by its key, whatever the key's type."""
+    """A page in parts keeps each row once by its key, whatever the key's type; a page
+    boundary on an array is bound as the column's own type."""
     fresh(db, "arrays", "CREATE TABLE {t} (k int[] PRIMARY KEY, a int)")
     db.script("INSERT INTO arrays VALUES ('{1,2}', NULL), ('{3}', 5), ('{4}', NULL), ('{5}', 1)")
     page = await grid.rows("arrays", sort=[{"column": "a"}])
     assert page["keys"] == [[[1, 2]], [[4]], [[5]], [[3]]]
+    # Paged two rows at a time, by the key and by the nullable column, both ways.
+    for sort in ([], [{"column": "a"}], [{"column": "a", "desc": True}]):
+        keys, after = [], None
+        while True:
+            params: dict[str, Any] = {"sort": sort, "limit": 2}
+            if after is not None:
+                params["after"] = after
+            page = await grid.rows("arrays", **params)
+            keys += page["keys"]
+            if (after := page["next"]) is None:
+                break
+        assert len(keys) == 4 and sorted(keys) == [[[1, 2]], [[3]], [[4]], [[5]]], sort
+        back = await grid.rows("arrays", sort=sort, limit=2, before=page["prev"])
+        assert back["keys"] == keys[:2], sort  # the last page's prev: the first page
 
 
 async def test_a_table_of_900_columns_pages_right(db: Db, grid: Grid) -> None:
