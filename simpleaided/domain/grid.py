@@ -430,7 +430,10 @@ class PageQuery:
         where = f" WHERE {where}" if where else ""
         place = "?" if self.dialect == "sqlite" else "%s"
         select, source = sql_text(self.dialect, select), sql_text(self.dialect, source)
-        return f"SELECT {select} FROM {source}{where} ORDER BY {order_by} LIMIT {place}"
+        return (
+            f"SELECT {select} FROM {source} AS {SOURCE_ALIAS}{where}"
+            f" ORDER BY {order_by} LIMIT {place}"
+        )
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -528,6 +531,11 @@ def page_query(
     def q(column: str) -> str:
         return sql_text(dialect, quote(column))
 
+    def oq(column: str) -> str:
+        # ORDER BY reads a bare name as the select list's output column of that name first
+        # ("v"::text, a cut value): a page sorted by an interval would be sorted as text.
+        return f"{SOURCE_ALIAS}.{q(column)}"
+
     # Reading backward is reading forward in the reversed order (NULL stays the smallest).
     terms = [
         SortKey(s.column, s.desc != (direction == "backward"), s.nullable, s.cast) for s in order
@@ -551,7 +559,7 @@ def page_query(
         if not parts:
             parts = [(["1 = 0"], [], [(terms[-1], False)])]  # the last row there can be
         (first, *later) = [
-            (" AND ".join([*clauses, *conds]), [*params, *values], _order_by(q, order))
+            (" AND ".join([*clauses, *conds]), [*params, *values], _order_by(oq, order))
             for conds, values, order in parts
         ]
         return PageQuery(*first, limit + 1, direction, dialect, tuple(later))
@@ -559,9 +567,12 @@ def page_query(
         text, values = _after_sql(q, terms, boundary, slot)
         clauses.append(text)
         params.extend(values)
-    order_by = ", ".join(_order_term(q(t.column), t) for t in terms)
+    order_by = ", ".join(_order_term(oq(t.column), t) for t in terms)
     return PageQuery(" AND ".join(clauses), params, order_by, limit + 1, direction, dialect)
 
+
+SOURCE_ALIAS = '"page_source"'
+"""The name a page's statement gives its table, to name the table's own columns in ORDER BY."""
 
 SPLIT_NULLABLE_MAX = 2
 """An order with more columns that may hold NULL (a table without a key, ordered by all of its

@@ -450,23 +450,27 @@ def test_the_sql_is_what_the_engines_are_told() -> None:
     assert (query.where, query.params, query.order_by) == (
         '"a" IS NULL AND "id" < %s',
         [7],
-        '"id" DESC',
+        '"page_source"."id" DESC',
     )
     assert query.later == () and query.limit == 51
     # Each range of the rows after the boundary is read by itself, in order, so that every
     # statement is one range of an index on (a, id): first the rest of a's group, then the
     # greater values of a.
     back = grid.page_query("sqlite", sqlite_quote, order, boundary=[3, 7], direction="backward")
-    assert (back.where, back.params, back.order_by) == ('"a" = ? AND "id" > ?', [3, 7], '"id"')
-    assert back.later == (('"a" > ?', [3], '"a", "id"'),)
+    assert (back.where, back.params, back.order_by) == (
+        '"a" = ? AND "id" > ?',
+        [3, 7],
+        '"page_source"."id"',
+    )
+    assert back.later == (('"a" > ?', [3], '"page_source"."a", "page_source"."id"'),)
     first = grid.page_query("postgres", sqlite_quote, grid.ordering([SortKey("a")], ["id"]))
-    assert (first.where, first.order_by) == ('"a" IS NULL', '"id"')
-    assert first.later == (('"a" IS NOT NULL', [], '"a", "id"'),)
+    assert (first.where, first.order_by) == ('"a" IS NULL', '"page_source"."id"')
+    assert first.later == (('"a" IS NOT NULL', [], '"page_source"."a", "page_source"."id"'),)
     # A key alone, or columns that hold no NULL: one statement, as before.
     by_key = grid.page_query("sqlite", sqlite_quote, grid.ordering([], ["id"]), boundary=[5])
     assert (by_key.where, by_key.order_by, by_key.later) == (
         '"id" >= ? AND (("id" > ?))',
-        '"id"',
+        '"page_source"."id"',
         (),
     )
 

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -145,6 +146,26 @@ def _order_key(layout: _Layout, dialect: str) -> list[str]:
             if c.type.removesuffix("[]").split("(")[0].strip() not in _PG_UNORDERED
         ]
     return [c.name for c in columns]
+
+
+def _array_cast(dialect: str, type_name: str) -> str | None:
+    """The type to cast a bound value to, for a PostgreSQL array column (psycopg binds a list
+    by its values: smallint[] for small integers, which the server will not compare with
+    int[]); without the size or precision, which an explicit cast would cut or round to.
+    ``None`` where the driver's binding is right."""
+    if dialect != "postgres" or not type_name.strip().endswith("[]"):
+        return None
+    parts = re.split(r'("(?:[^"]|"")*")', type_name.strip())  # quoted names stay whole
+    return "".join(
+        part if i % 2 else re.sub(r"\(\d+(?:,\s*\d+)?\)", "", part) for i, part in enumerate(parts)
+    )
+
+
+def _slot(dialect: str, type_name: str) -> str:
+    """Where a value of a column of ``type_name`` is bound in a statement."""
+    place = "?" if dialect == "sqlite" else "%s"
+    cast = _array_cast(dialect, type_name)
+    return place if cast is None else f"CAST({place} AS {cast.replace('%', '%%')})"
 
 
 def _wire_key(row: Sequence[Any], at: Sequence[int]) -> list[Any]:
@@ -753,16 +774,9 @@ class GridService:
         sort_keys = tuple(SortKey(layout.column(c).name, d, nullable[c]) for c, d in sort)
         conditions = [self._filter(layout, dialect, c, op, v) for c, op, v in filters]
         order_key = _order_key(layout, dialect)
-        # PostgreSQL arrays: psycopg binds a list by its values (smallint[]), which the
-        # server will not compare with the column's type; the boundary is cast to it.
-        casts = {c.name: c.type for c in layout.columns if c.type.strip().endswith("[]")}
+        casts = {c.name: _array_cast(dialect, c.type) for c in layout.columns}
         order = tuple(
-            SortKey(
-                s.column,
-                s.desc,
-                nullable.get(s.column, False),
-                casts.get(s.column) if dialect == "postgres" else None,
-            )
+            SortKey(s.column, s.desc, nullable.get(s.column, False), casts.get(s.column))
             for s in grid.ordering(sort_keys, order_key)
         )
         view = View(
@@ -936,9 +950,10 @@ class GridService:
             )
         if len(key) != len(columns):
             raise InvalidInput(f"a key of this table has {len(columns)} value(s): {columns}")
-        place = "?" if session.kind == "sqlite" else "%s"
         where = " AND ".join(
-            f"{grid.sql_text(session.kind, session.quote_identifier(c))} = {place}" for c in columns
+            f"{grid.sql_text(session.kind, session.quote_identifier(c))}"
+            f" = {_slot(session.kind, layout.key_type(c))}"
+            for c in columns
         )
         values = tuple(
             grid.from_wire(v, session.kind, layout.key_type(c))
@@ -1043,7 +1058,9 @@ class GridService:
             at = names.index(layout.column(name).name)
             if not _same(current[at], expected):
                 raise self._conflict(index, key, layout, current, f'changed ("{name}")')
-        place_key = " AND ".join(f"{q(c)} = {place}" for c in layout.key_columns)
+        place_key = " AND ".join(
+            f"{q(c)} = {_slot(dialect, layout.key_type(c))}" for c in layout.key_columns
+        )
         key_values = tuple(
             grid.from_wire(v, dialect, layout.key_type(c))
             for c, v in zip(layout.key_columns, key, strict=True)

@@ -798,12 +798,18 @@ async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
 ) -> None:
     """A page in parts keeps each row once by its key, whatever the key's type; a page
     boundary on an array is bound as the column's own type."""
-    fresh(db, "arrays", "CREATE TABLE {t} (k int[] PRIMARY KEY, a int)")
-    db.script("INSERT INTO arrays VALUES ('{1,2}', NULL), ('{3}', 5), ('{4}', NULL), ('{5}', 1)")
+    fresh(db, "arrays", "CREATE TABLE {t} (k int[] PRIMARY KEY, a int, v varchar(3)[])")
+    db.script(
+        "INSERT INTO arrays VALUES ('{1,2}', NULL, NULL), ('{3}', 5, '{x}'),"
+        " ('{4}', NULL, '{x}'), ('{5}', 1, NULL)"
+    )
     page = await grid.rows("arrays", sort=[{"column": "a"}])
     assert page["keys"] == [[[1, 2]], [[4]], [[5]], [[3]]]
-    # Paged two rows at a time, by the key and by the nullable column, both ways.
-    for sort in ([], [{"column": "a"}], [{"column": "a", "desc": True}]):
+    # Paged two rows at a time, by the key and by the nullable columns, both ways (by v,
+    # rows equal in it are told apart by the key: a boundary equal to an array).
+    sorts: list[list[dict[str, Any]]] = [[], [{"column": "a"}], [{"column": "a", "desc": True}]]
+    sorts += [[{"column": "v"}], [{"column": "v", "desc": True}]]
+    for sort in sorts:
         keys, after = [], None
         while True:
             params: dict[str, Any] = {"sort": sort, "limit": 2}
@@ -816,6 +822,37 @@ async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
         assert len(keys) == 4 and sorted(keys) == [[[1, 2]], [[3]], [[4]], [[5]]], sort
         back = await grid.rows("arrays", sort=sort, limit=2, before=page["prev"])
         assert back["keys"] == keys[:2], sort  # the last page's prev: the first page
+    # A row is found by its array key, to read a cell and to change it.
+    cell = await grid.call("db.cell", table="arrays", key=[[3]], column="a")
+    assert cell == {"value": 5}
+    change = {"op": "update", "key": [[3]], "values": {"a": 6}, "expect": {"a": 5}}
+    saved = await grid.call("db.edit", table="arrays", changes=[change])
+    assert saved["rows"] == [{"key": [[3]], "row": [[3], 6, ["x"]]}]
+    assert db.run("SELECT a FROM arrays WHERE k = '{3}'") == [(6,)]
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_pages_sorted_by_a_value_printed_as_text_keep_its_own_order(
+    db: Db, grid: Grid
+) -> None:
+    """Intervals and numerics travel as the server prints them: the order is still theirs,
+    not the text's ('10' before '9', '1 day' after '10:00:00'), or pages would lose rows."""
+    fresh(db, "printed", "CREATE TABLE {t} (id int PRIMARY KEY, i interval, n numeric)")
+    db.script(
+        "INSERT INTO printed VALUES (1, '1 day', 10), (2, '10:00:00', 9), (3, '2 days', 100),"
+        " (4, '00:30:00', 9.5), (5, '3 days', -1)"
+    )
+    for column, expected in (("i", [4, 2, 1, 3, 5]), ("n", [5, 2, 4, 1, 3])):
+        keys, after = [], None
+        while True:
+            params: dict[str, Any] = {"sort": [{"column": column}], "limit": 2}
+            if after is not None:
+                params["after"] = after
+            page = await grid.rows("printed", **params)
+            keys += [k[0] for k in page["keys"]]
+            if (after := page["next"]) is None:
+                break
+        assert keys == expected, column
 
 
 async def test_a_table_of_900_columns_pages_right(db: Db, grid: Grid) -> None:
