@@ -637,8 +637,9 @@ def _order_by(q: Callable[[str], str], order: Sequence[tuple[SortKey, bool]]) ->
 
 
 def order_by(dialect: DbKind, quote: Callable[[str], str], order: Sequence[SortKey]) -> str:
-    """The whole ``ORDER BY`` of ``order`` (NULL the smallest value), as one statement reads
-    it: what a page's parts read range by range."""
+    """The whole ``ORDER BY`` of ``order`` (NULL the smallest value) in bare names, for a
+    statement of one's own (the benchmark's OFFSET page); a page's statements name their
+    table instead (``SOURCE_ALIAS``), where a bare name could mean a select-list column."""
     return ", ".join(_order_term(sql_text(dialect, quote(t.column)), t) for t in order)
 
 

@@ -151,14 +151,17 @@ def _order_key(layout: _Layout, dialect: str) -> list[str]:
 def _array_cast(dialect: str, type_name: str) -> str | None:
     """The type to cast a bound value to, for a PostgreSQL array column (psycopg binds a list
     by its values: smallint[] for small integers, which the server will not compare with
-    int[]); without the size or precision, which an explicit cast would cut or round to.
+    int[]); without the size or precision, which an explicit cast would cut or round to,
+    except character(n)'s and bit(n)'s (unsized, they are one character or bit long).
     ``None`` where the driver's binding is right."""
     if dialect != "postgres" or not type_name.strip().endswith("[]"):
         return None
     parts = re.split(r'("(?:[^"]|"")*")', type_name.strip())  # quoted names stay whole
-    return "".join(
-        part if i % 2 else re.sub(r"\(\d+(?:,\s*\d+)?\)", "", part) for i, part in enumerate(parts)
-    )
+    return "".join(part if i % 2 else _UNSIZED.sub("", part) for i, part in enumerate(parts))
+
+
+# A size or precision, but not character(n)'s or bit(n)'s: without one they are of size 1.
+_UNSIZED = re.compile(r"(?<!character)(?<!bit)\(-?\d+(?:,\s*-?\d+)?\)")
 
 
 def _slot(dialect: str, type_name: str) -> str:

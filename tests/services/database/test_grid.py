@@ -832,6 +832,30 @@ async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
 
 
 @pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_a_fixed_size_array_key_keeps_its_values_whole(db: Db, grid: Grid) -> None:
+    """character(n) and bit(n) without their size are one character or bit long: the cast of
+    a bound key keeps it (a boundary of {ab} cut to {a} paged in circles)."""
+    fresh(db, "fixed", "CREATE TABLE {t} (k char(2)[] PRIMARY KEY, b bit(3)[])")
+    db.script(
+        "INSERT INTO fixed VALUES ('{aa}', '{101}'), ('{ab}', NULL), ('{ac}', '{011}'),"
+        " ('{ad}', '{101}'), ('{b}', NULL)"
+    )
+    for sort in ([], [{"column": "b"}]):
+        keys, after = [], None
+        for _ in range(5):
+            params: dict[str, Any] = {"sort": sort, "limit": 2}
+            if after is not None:
+                params["after"] = after
+            page = await grid.rows("fixed", **params)
+            keys += [k[0] for k in page["keys"]]
+            if (after := page["next"]) is None:
+                break
+        assert after is None and len(keys) == 5, (sort, keys)
+    cell = await grid.call("db.cell", table="fixed", key=[["ab"]], column="b")
+    assert cell == {"value": None}
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
 async def test_pages_sorted_by_a_value_printed_as_text_keep_its_own_order(
     db: Db, grid: Grid
 ) -> None:
