@@ -171,6 +171,22 @@ def as_dict(page: dict[str, Any], row: list[Any]) -> dict[str, Any]:
     return dict(zip(column_names(page), row, strict=True))
 
 
+async def walk_keys(
+    grid: Grid, table: str, sort: list[dict[str, Any]], pages: int = 20
+) -> tuple[list[Any], dict[str, Any]]:
+    """Every row's key, two rows a page by ``next``, within ``pages`` pages (a walk that
+    goes in circles ends there); and the last page read."""
+    keys: list[Any] = []
+    params: dict[str, Any] = {"sort": sort, "limit": 2}
+    for _ in range(pages):
+        page = await grid.rows(table, **params)
+        keys += page["keys"]
+        if page["next"] is None:
+            break
+        params["after"] = page["next"]
+    return keys, page
+
+
 # --- Paging -----------------------------------------------------------------------------------
 
 
@@ -810,16 +826,12 @@ async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
     sorts: list[list[dict[str, Any]]] = [[], [{"column": "a"}], [{"column": "a", "desc": True}]]
     sorts += [[{"column": "v"}], [{"column": "v", "desc": True}]]
     for sort in sorts:
-        keys, after = [], None
-        while True:
-            params: dict[str, Any] = {"sort": sort, "limit": 2}
-            if after is not None:
-                params["after"] = after
-            page = await grid.rows("arrays", **params)
-            keys += page["keys"]
-            if (after := page["next"]) is None:
-                break
-        assert len(keys) == 4 and sorted(keys) == [[[1, 2]], [[3]], [[4]], [[5]]], sort
+        keys, page = await walk_keys(grid, "arrays", sort)
+        assert (
+            page["next"] is None
+            and len(keys) == 4
+            and sorted(keys) == [[[1, 2]], [[3]], [[4]], [[5]]]
+        ), sort
         back = await grid.rows("arrays", sort=sort, limit=2, before=page["prev"])
         assert back["keys"] == keys[:2], sort  # the last page's prev: the first page
     # A row is found by its array key, to read a cell and to change it.
@@ -841,16 +853,8 @@ async def test_a_fixed_size_array_key_keeps_its_values_whole(db: Db, grid: Grid)
         " ('{ad}', '{101}'), ('{b}', NULL)"
     )
     for sort in ([], [{"column": "b"}]):
-        keys, after = [], None
-        for _ in range(5):
-            params: dict[str, Any] = {"sort": sort, "limit": 2}
-            if after is not None:
-                params["after"] = after
-            page = await grid.rows("fixed", **params)
-            keys += [k[0] for k in page["keys"]]
-            if (after := page["next"]) is None:
-                break
-        assert after is None and len(keys) == 5, (sort, keys)
+        keys, page = await walk_keys(grid, "fixed", sort, pages=5)
+        assert page["next"] is None and len(keys) == 5, (sort, keys)
     cell = await grid.call("db.cell", table="fixed", key=[["ab"]], column="b")
     assert cell == {"value": None}
 
@@ -867,16 +871,8 @@ async def test_pages_sorted_by_a_value_printed_as_text_keep_its_own_order(
         " (4, '00:30:00', 9.5), (5, '3 days', -1)"
     )
     for column, expected in (("i", [4, 2, 1, 3, 5]), ("n", [5, 2, 4, 1, 3])):
-        keys, after = [], None
-        while True:
-            params: dict[str, Any] = {"sort": [{"column": column}], "limit": 2}
-            if after is not None:
-                params["after"] = after
-            page = await grid.rows("printed", **params)
-            keys += [k[0] for k in page["keys"]]
-            if (after := page["next"]) is None:
-                break
-        assert keys == expected, column
+        keys, page = await walk_keys(grid, "printed", [{"column": column}])
+        assert page["next"] is None and keys == [[k] for k in expected], column
 
 
 async def test_a_table_of_900_columns_pages_right(db: Db, grid: Grid) -> None:
