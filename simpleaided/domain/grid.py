@@ -542,9 +542,7 @@ def page_query(
     ]
 
     def slot(term: SortKey) -> str:
-        """Where a boundary value of ``term`` is bound (cast to the column's type when the
-        driver would bind it as another: an int[] list goes as smallint[])."""
-        return place if term.cast is None else f"CAST({place} AS {sql_text(dialect, term.cast)})"
+        return placeholder(dialect, term.cast)
 
     clauses: list[str] = []
     params: list[Any] = []
@@ -641,6 +639,13 @@ def order_by(dialect: DbKind, quote: Callable[[str], str], order: Sequence[SortK
     statement of one's own (the benchmark's OFFSET page); a page's statements name their
     table instead (``SOURCE_ALIAS``), where a bare name could mean a select-list column."""
     return ", ".join(_order_term(sql_text(dialect, quote(t.column)), t) for t in order)
+
+
+def placeholder(dialect: DbKind, cast: str | None = None) -> str:
+    """Where a value is bound, cast to the SQL type ``cast`` when the driver would bind it
+    as another (psycopg sends an int[] list as smallint[])."""
+    place = "?" if dialect == "sqlite" else "%s"
+    return place if cast is None else f"CAST({place} AS {sql_text(dialect, cast)})"
 
 
 def sql_text(dialect: DbKind, text: str) -> str:

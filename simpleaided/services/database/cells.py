@@ -55,25 +55,22 @@ class PageTerms:
     cell_chars: int
     dialect: str
 
-    def cells(self, row: Sequence[Any]) -> Sequence[Any]:
-        """A row's wire cells: the driver's own values when its note says so."""
-        note = row[self.width]
-        if note is None:
-            return row[: self.width]
-        sizes = _sizes(note, self.width) if self.dialect == "sqlite" else note
-        chars = self.cell_chars
-        return [display_cell(row[i], sizes[i], chars) for i in range(self.width)]
-
-    def largest(self, rows: Sequence[Sequence[Any]]) -> int:
-        """The largest whole size (characters of text, bytes of binary) the rows' notes
-        give (every text or binary cell of a noted row); 0 without a note."""
-        top = 0
+    def cells(self, rows: Sequence[Sequence[Any]]) -> tuple[list[Sequence[Any]], int]:
+        """The rows' wire cells (the driver's own values where a row has no note), and the
+        largest whole size the notes give (characters of text, bytes of binary; 0 without
+        a note): each note is read once."""
+        out: list[Sequence[Any]] = []
+        largest = 0
+        width, chars = self.width, self.cell_chars
         for row in rows:
-            note = row[self.width]
-            if note is not None:
-                sizes = _sizes(note, self.width) if self.dialect == "sqlite" else note
-                top = max(top, *(size for size in sizes if size is not None), 0)
-        return top
+            note = row[width]
+            if note is None:
+                out.append(row[:width])
+                continue
+            sizes = _sizes(note, width) if self.dialect == "sqlite" else note
+            largest = max(largest, *(size for size in sizes if size is not None), 0)
+            out.append([display_cell(row[i], sizes[i], chars) for i in range(width)])
+        return out, largest
 
     def bounds(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row's values of the order's columns, whole."""

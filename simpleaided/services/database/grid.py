@@ -42,6 +42,7 @@ from simpleaided.domain.errors import (
     SimpleaideError,
 )
 from simpleaided.domain.grid import Filter, SortKey, View
+from simpleaided.domain.vocabulary import DbKind
 from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
@@ -164,11 +165,9 @@ def _array_cast(dialect: str, type_name: str) -> str | None:
 _UNSIZED = re.compile(r"(?<!character)(?<!bit)\(-?\d+(?:,\s*-?\d+)?\)")
 
 
-def _slot(dialect: str, type_name: str) -> str:
+def _slot(dialect: DbKind, type_name: str) -> str:
     """Where a value of a column of ``type_name`` is bound in a statement."""
-    place = "?" if dialect == "sqlite" else "%s"
-    cast = _array_cast(dialect, type_name)
-    return place if cast is None else f"CAST({place} AS {cast.replace('%', '%%')})"
+    return grid.placeholder(dialect, _array_cast(dialect, type_name))
 
 
 def _wire_key(row: Sequence[Any], at: Sequence[int]) -> list[Any]:
@@ -830,13 +829,12 @@ class GridService:
         except SimpleaideError:
             self._forget(schema, table)  # a column dropped meanwhile: read the layout again
             raise
+        rows, more = page.in_page_order(raw)
+        cells, largest = terms.cells(rows)
         if dialect == "sqlite":  # the only driver read on the loop
             # Under each name a client may give the table: none, or its own schema.
-            largest = terms.largest(raw)
             self._note_large(schema, table, largest)
             self._note_large(layout.description.schema, layout.description.name, largest)
-        rows, more = page.in_page_order(raw)
-        cells = [terms.cells(r) for r in rows]
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
         keys = [_wire_key(r, key_at) for r in rows]
 
