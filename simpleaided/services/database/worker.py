@@ -5,13 +5,21 @@ database session: the PostgreSQL socket shut down, the SQLite statement interrup
 thread ends soon and closes what it holds; the caller waits for that end (``done``) before it
 starts another call beside it. Threads rather than an async driver: SQLite needs them anyway,
 and one mechanism is easier to trust than two.
+
+The threads are this module's own (``_Worker``): a call is handed to an idle thread through
+its queue and its outcome handed back through the loop's ``call_soon_threadsafe``. A page of
+the grid is a fraction of a millisecond; anyio's ``to_thread`` costs ~100 µs a round trip
+here (its limiter, its run vars, its shielded scopes), these threads ~60 µs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import queue
 import threading
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -103,7 +111,72 @@ def _finishing(work: Callable[[Call[R]], T], call: Call[R]) -> T:
 async def run_call(work: Callable[[Call[R]], T], call: Call[R]) -> T:
     """Run ``work(call)`` on a worker thread; the caller bounds the time (a cancel scope), and
     when it stops waiting it calls ``call.abandon()``."""
-    return await anyio.to_thread.run_sync(_finishing, work, call, abandon_on_cancel=True)
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = loop.create_future()
+    with _pool:
+        worker = _idle.pop() if _idle else None
+        spare = len(_live) < _MAX_WORKERS
+    if worker is None:
+        if not spare:  # many calls abandoned and still stuck: anyio's threads, bounded too
+            return await anyio.to_thread.run_sync(_finishing, work, call, abandon_on_cancel=True)
+        worker = _Worker()
+        worker.start()
+    worker.jobs.put((functools.partial(_finishing, work, call), loop, outcome))
+    # Cancelled (the caller's scope), this returns at once and the thread's outcome is dropped.
+    return await outcome
+
+
+_IDLE_SECONDS = 10.0  # an idle worker thread ends after this long without work
+_MAX_WORKERS = 64  # beyond, calls go to anyio's threads (stuck calls are woken and end soon)
+_pool = threading.Lock()
+_idle: list[_Worker] = []  # most recently idle last: the warmest is taken first
+_live: set[_Worker] = set()
+
+_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class _Worker(threading.Thread):
+    """A thread that runs the calls handed to it, one at a time, while it is wanted."""
+
+    def __init__(self) -> None:
+        super().__init__(name="simpleaided-db", daemon=True)
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        with _pool:
+            _live.add(self)
+
+    def run(self) -> None:
+        while True:
+            try:
+                fn, loop, outcome = self.jobs.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with _pool:
+                    if self in _idle:  # else a caller took it just now: its job is on the way
+                        _idle.remove(self)
+                        _live.discard(self)
+                        return
+                continue
+            try:
+                result: tuple[bool, Any] = (True, fn())
+            except BaseException as exc:  # handed to the caller, who raises it
+                result = (False, exc)
+            del fn
+            with _pool:  # idle before the caller hears back: its next call finds this thread
+                _idle.append(self)
+            try:
+                loop.call_soon_threadsafe(_settle, outcome, result)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
+            del loop, outcome, result
+
+
+def _settle(outcome: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
+    if outcome.cancelled():
+        return
+    ok, value = result
+    if ok:
+        outcome.set_result(value)
+    else:
+        outcome.set_exception(value)
 
 
 async def wait_ended(call: Call[R], seconds: float) -> bool:

@@ -156,3 +156,33 @@ async def test_a_broken_resource_dropped_by_the_work_is_closed() -> None:
     with pytest.raises(ConnectionError):
         await run_call(breaks, call)
     assert gate.closed and call.session is None and call.abandon() is False
+
+
+async def test_calls_one_after_another_reuse_one_worker_thread() -> None:
+    # A page is a fraction of a millisecond: a thread started per call would cost as much.
+    threads: list[threading.Thread] = []
+
+    def work(call: Call[Gate]) -> None:
+        threads.append(threading.current_thread())
+
+    for _ in range(5):
+        await run_call(work, Call(Gate()))
+    assert len({id(t) for t in threads}) == 1
+    assert threads[0] is not threading.main_thread()
+
+
+async def test_a_call_under_way_leaves_another_call_its_own_thread() -> None:
+    gate = Gate()
+    seen: list[threading.Thread] = []
+
+    def quick(call: Call[Gate]) -> str:
+        seen.append(threading.current_thread())
+        return "quick"
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_call, hang, Call(gate))
+        await anyio.sleep(0.05)
+        with anyio.fail_after(DEADLINE):
+            assert await run_call(quick, Call(Gate())) == "quick"
+        gate.close()  # the first call ends
+    assert len(seen) == 1
