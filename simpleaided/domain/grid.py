@@ -297,7 +297,7 @@ def encode_cursor(key: bytes, cursor: Cursor) -> str:
     except TypeError as exc:
         raise InvalidInput(f"cannot page by this sort: {exc}; sort by another column") from None
     body = orjson.dumps({"v": cursor.view, "d": cursor.direction[0], "k": values})
-    mac = hmac.new(key, _CURSOR_VERSION + body, hashlib.sha256).digest()
+    mac = hmac.digest(key, _CURSOR_VERSION + body, "sha256")
     text = base64.urlsafe_b64encode(_CURSOR_VERSION + mac + body).rstrip(b"=").decode()
     if len(text) > MAX_CURSOR_CHARS:
         raise InvalidInput("the sorted column holds values too long to page by: sort by another")
@@ -318,7 +318,7 @@ def decode_cursor(key: bytes, text: str, view: View | str) -> Cursor:
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
         raise InvalidInput(STALE_CURSOR)
     version, mac, body = raw[:1], raw[1 : 1 + _MAC_BYTES], raw[1 + _MAC_BYTES :]
-    expected = hmac.new(key, version + body, hashlib.sha256).digest()
+    expected = hmac.digest(key, version + body, "sha256")
     if version != _CURSOR_VERSION or not hmac.compare_digest(mac, expected):
         raise InvalidInput(STALE_CURSOR)
     try:
@@ -464,17 +464,18 @@ class PageQuery:
         for sql, params in self.statements(select, source):
             wanted = self.limit - len(rows)
             found = run(sql, (*params, wanted))
-            if identity is None or not self.later:
+            if identity is None or not rows:  # the first part read: nothing to meet again
                 fresh = list(found)
             else:
+                if not seen:  # the identities are taken only when a second part is read
+                    seen.update(identity(row) for row in rows)
                 fresh = [row for row in found if identity(row) not in seen]
                 if len(fresh) < wanted and len(found) == wanted:
                     # Rows read already took places: asked again, for as many more as there
                     # can be of them (no more than the rows read so far).
                     found = run(sql, (*params, wanted + len(seen)))
                     fresh = [row for row in found if identity(row) not in seen]
-            fresh = fresh[:wanted]
-            if identity is not None and self.later:
+                fresh = fresh[:wanted]
                 seen.update(identity(row) for row in fresh)
             rows.extend(fresh)
             if len(rows) >= self.limit:

@@ -5,6 +5,7 @@ timeout, its authorizer) — in DEV and in PROD, on real SQLite files."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,9 @@ def test_a_budget_lets_quick_work_through_and_leaves_the_session_as_it_was(
         assert session.execute("SELECT v FROM t", ()) == [("a",)]
         assert busy_timeout(session) == 0  # a lock fails at once within a budget
     assert not spent()
+    # Set back before the next statement outside a budget (not at once: the next page on
+    # the loop would only set it to 0 again).
+    assert session.execute("SELECT v FROM t", ()) == [("a",)]
     assert busy_timeout(session) == before
     # The session's own setting passed the authorizer; a client's still does not (PROD).
     if session._read_only_mode:
@@ -83,7 +87,9 @@ def test_a_budget_stops_a_long_statement_and_only_within_it(session: SqliteSessi
 def test_a_locked_file_fails_at_once_within_a_budget(
     session: SqliteSession, tmp_path: Path
 ) -> None:
-    writer = sqlite3.connect(tmp_path / "budget.sqlite3", isolation_level=None)
+    writer = sqlite3.connect(
+        tmp_path / "budget.sqlite3", isolation_level=None, check_same_thread=False
+    )
     try:
         writer.execute("BEGIN EXCLUSIVE")
         budget = session.budget(1.0)
@@ -92,6 +98,57 @@ def test_a_locked_file_fails_at_once_within_a_budget(
         with budget, pytest.raises(OverBudget):
             session.execute("SELECT v FROM t", ())
         assert time.monotonic() - start < 0.5  # not the 3 s busy timeout
+        # Outside a budget the lock is waited for again: released 0.3 s later, the read
+        # then succeeds instead of failing at once.
+        releaser = threading.Timer(0.3, writer.rollback)
+        releaser.start()
+        start = time.monotonic()
+        assert session.execute("SELECT v FROM t", ()) == [("a",)]
+        assert time.monotonic() - start >= 0.25
+        releaser.join()
     finally:
         writer.close()
     assert session.execute("SELECT v FROM t", ()) == [("a",)]
+
+
+def test_a_statement_the_budget_stopped_is_prepared_again_at_every_later_run(
+    tmp_path: Path,
+) -> None:
+    """Why the grid closes a connection on which its budget stopped a statement, instead of
+    pooling it again: on that connection, the statement is prepared again at every later run
+    (each prepare calls the authorizer, counted here); a page of the grid's long select list
+    then took twice as long, for as long as the connection lived."""
+    path = tmp_path / "prepared.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", ((i, str(i)) for i in range(50_000)))
+    db.close()
+    session = open_sqlite(str(path), read_only=False, in_store=False, timeout=3)
+    try:
+        prepares = 0
+        allow = session._authorizer
+        assert allow is not None
+
+        def counting(*args: object) -> int:
+            nonlocal prepares
+            prepares += 1
+            return allow(*args)  # type: ignore[arg-type]
+
+        session._conn.set_authorizer(counting)
+        sql = "SELECT v FROM t WHERE id > ? ORDER BY id LIMIT ?"
+
+        def prepares_in(runs: int, limit: int = 10) -> int:
+            before = prepares
+            for _ in range(runs):
+                session.execute(sql, (5, limit))
+            return prepares - before
+
+        prepares_in(1)
+        assert prepares_in(5) == 0  # prepared once, then reused
+        budget = session.budget(0.0)  # spent at its first look at the clock
+        assert budget is not None
+        with budget, pytest.raises(OverBudget):
+            session.execute(sql, (5, 50_000))
+        assert prepares_in(5) >= 5  # prepared again every time
+    finally:
+        session.close()

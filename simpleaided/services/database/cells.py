@@ -59,9 +59,11 @@ class PageTerms:
         """The rows' wire cells (the driver's own values where a row has no note), and the
         largest whole size the notes give (characters of text, bytes of binary; 0 without
         a note): each note is read once."""
+        width, chars = self.width, self.cell_chars
+        if all(row[width] is None for row in rows):  # the usual page: no cell to decode
+            return [row[:width] for row in rows], 0
         out: list[Sequence[Any]] = []
         largest = 0
-        width, chars = self.width, self.cell_chars
         for row in rows:
             note = row[width]
             if note is None:

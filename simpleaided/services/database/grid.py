@@ -23,9 +23,9 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -59,6 +59,7 @@ COUNT_SECONDS = 1.0  # an exact count's budget; then the estimate is the answer
 COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an estimate)
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
+_TICK_SECONDS = 1.0  # while calls come, ``run`` looks at least this often (see ``run``)
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
 LARGE_VALUE = 1 << 20  # a value this large (bytes, or characters) in a page...
 LARGE_SECONDS = 600.0  # ...keeps its table's reads off the event loop this long
@@ -170,18 +171,39 @@ def _slot(dialect: DbKind, type_name: str) -> str:
     return grid.placeholder(dialect, _array_cast(dialect, type_name))
 
 
-def _wire_key(row: Sequence[Any], at: Sequence[int]) -> list[Any]:
-    """A row's key on the wire (its values at ``at``); integers and text without a call each."""
+def _wire_keys(rows: Sequence[Sequence[Any]], at: Sequence[int]) -> list[list[Any]]:
+    """Each row's key on the wire (its values at ``at``); integers and text as they are."""
     safe = grid.SAFE_INTEGER
-    out: list[Any] = []
-    for i in at:
-        value = row[i]
+
+    def wire(value: Any) -> Any:
         kind = type(value)
         if kind is str or (kind is int and -safe <= value <= safe):
-            out.append(value)
-        else:
-            out.append(grid.to_wire(value))
-    return out
+            return value
+        return grid.to_wire(value)
+
+    if len(at) == 1:  # the usual key: one column, most often an integer
+        (i,) = at
+        column = [row[i] for row in rows]
+        if set(map(type, column)) == {int} and -safe <= min(column) and max(column) <= safe:
+            return [[v] for v in column]
+        return [[wire(v)] for v in column]
+    return [[wire(row[i]) for i in at] for row in rows]
+
+
+def _hashable(value: Any) -> Hashable:
+    """A key value as a set member: itself; NaN (a float key may hold it, and it equals
+    nothing, itself included) as a mark of its own; a value that cannot be hashed (an array,
+    a JSON document) as its type and text."""
+    kind = type(value)
+    if kind is int or kind is str:
+        return cast("Hashable", value)
+    if kind is float and value != value:
+        return ("NaN",)
+    try:
+        hash(value)
+    except TypeError:
+        return (kind.__name__, repr(value))
+    return cast("Hashable", value)
 
 
 def _whole_cell(value: Any) -> Any:
@@ -281,7 +303,8 @@ class GridService:
         self._queries: dict[str, _Running] = {}
         self._running: set[_Running] = set()  # calls under way, for their deadlines
         self._calls: set[_Running] = set()  # every call, waiting for a connection or not
-        self._soonest = math.inf  # the deadline ``run`` waits for
+        self._soonest = math.inf  # when ``run`` looks at the deadlines next
+        self._began_since_wake = False  # a call began since ``run`` last looked
         self._rearm = anyio.Event()  # a call with an earlier deadline came
         self._tasks: TaskGroup | None = None  # ``run``'s, for the stoppers
         self._cursor_key = secrets.token_bytes(32)  # cursors die with the daemon
@@ -346,15 +369,21 @@ class GridService:
             try:
                 while True:
                     now = anyio.current_time()
-                    self._soonest = math.inf
+                    soonest = math.inf
                     for running in list(self._running):
                         if running.reason is not None:
                             continue
                         if running.deadline <= now:
                             self._stop(running, "timeout")
                         else:
-                            self._soonest = min(self._soonest, running.deadline)
-                    with anyio.move_on_after(self._soonest - now):
+                            soonest = min(soonest, running.deadline)
+                    if self._began_since_wake and soonest == math.inf:
+                        # Calls are coming: looking again within a tick, the next one's
+                        # deadline (later than that) needs no wake-up of its own.
+                        soonest = now + _TICK_SECONDS
+                    self._began_since_wake = False
+                    self._soonest = soonest
+                    with anyio.move_on_after(soonest - now):
                         await self._rearm.wait()
                     self._rearm = anyio.Event()
             finally:
@@ -403,6 +432,7 @@ class GridService:
                 running.session = session
                 running.deadline = anyio.current_time() + seconds  # from when it can run
                 self._running.add(running)
+                self._began_since_wake = True
                 if running.deadline < self._soonest:
                     self._rearm.set()
                 call: Call[Session] = Call(session)
@@ -550,6 +580,11 @@ class GridService:
         except OverBudget:
             if table is not None:
                 self._note_read(table, time.perf_counter() - began)
+            # Not pooled again: on a connection where SQLite stopped a statement half-way,
+            # that statement was prepared again at every later run (a page then took twice
+            # as long, for as long as the connection lived). A new one is opened for the next.
+            kept = False
+            session.close()
             return False, None
         except Lost:
             kept = False
@@ -570,7 +605,11 @@ class GridService:
         """A session slot (and, for a console query, one of ``MAX_QUERIES``): long queries
         may hold the others, never every session. The caller bounds the wait."""
         for semaphore in [self._query_slots, self._slots] if query else [self._slots]:
-            await stack.enter_async_context(semaphore)
+            try:  # free: taken without a trip through the loop (a page is ~0.5 ms)
+                semaphore.acquire_nowait()
+            except anyio.WouldBlock:
+                await semaphore.acquire()
+            stack.callback(semaphore.release)
 
     def _busy(self, waited: float) -> BackendUnavailable:
         return BackendUnavailable(
@@ -819,8 +858,10 @@ class GridService:
             terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
         ]
 
-        def identity(row: Sequence[Any]) -> str:
-            return repr([row[i] for i in key_at])  # hashable whatever the key (an array)
+        def identity(row: Sequence[Any]) -> Hashable:
+            if len(key_at) == 1:  # the usual key: its one value
+                return _hashable(row[key_at[0]])
+            return tuple(_hashable(row[i]) for i in key_at)
 
         try:
             raw = page.fetch(session.execute, terms.sql, source, identity if key_at else None)
@@ -836,7 +877,7 @@ class GridService:
             self._note_large(schema, table, largest)
             self._note_large(layout.description.schema, layout.description.name, largest)
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
-        keys = [_wire_key(r, key_at) for r in rows]
+        keys = _wire_keys(rows, key_at)
 
         def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
             return grid.encode_cursor(self._cursor_key, grid.Cursor(digest, values, way))

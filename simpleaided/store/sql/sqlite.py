@@ -152,6 +152,7 @@ class SqliteSession(Session):
         self._read_only_mode = read_only
         self._authorizer = authorizer
         self._busy_ms = busy_ms
+        self._busy_now = busy_ms  # the busy timeout in force: 0 after a budget, until needed
         self._spent: Callable[[], bool] | None = None  # within a budget: whether it is spent
 
     def risks(self) -> list[str]:
@@ -165,6 +166,7 @@ class SqliteSession(Session):
             raise Lost("database file was removed") from None
         if (st.st_dev, st.st_ino) != self._identity:
             raise Lost("database file was replaced")
+        self._wait_when_busy()
         try:
             start = time.perf_counter()
             self._conn.execute("SELECT 1").fetchall()
@@ -176,6 +178,7 @@ class SqliteSession(Session):
 
     def execute(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         self._forget_refusal()
+        self._wait_when_busy()
         try:
             cur = self._conn.execute(sql, params)
             try:
@@ -191,6 +194,7 @@ class SqliteSession(Session):
 
     def query(self, sql: str, params: tuple[Any, ...], limit: int) -> QueryResult:
         self._forget_refusal()
+        self._wait_when_busy()
         try:
             # Python's module refuses a second statement ("one statement at a time").
             cur = self._conn.execute(sql, params)
@@ -247,7 +251,7 @@ class SqliteSession(Session):
             spent = spent or time.perf_counter() > deadline
             return spent
 
-        self._own_pragma("busy_timeout = 0")
+        self._busy_timeout(0)  # left at 0 for the next budget; set back before other work
         self._spent = lambda: spent
         self._conn.set_progress_handler(check, _BUDGET_STEPS)
         try:
@@ -255,8 +259,17 @@ class SqliteSession(Session):
         finally:
             self._conn.set_progress_handler(None, 0)
             self._spent = None
-            with contextlib.suppress(Lost):
-                self._own_pragma(f"busy_timeout = {self._busy_ms}")
+
+    def _wait_when_busy(self) -> None:
+        """Outside a budget, a locked database is waited for (``busy_ms``)."""
+        if self._spent is None and self._busy_now != self._busy_ms:
+            self._busy_timeout(self._busy_ms)
+
+    def _busy_timeout(self, ms: int) -> None:
+        if self._busy_now != ms:
+            self._busy_now = -1  # unknown, should setting it fail half-way
+            self._own_pragma(f"busy_timeout = {ms}")
+            self._busy_now = ms
 
     def _own_pragma(self, setting: str) -> None:
         """A setting of the session's own (never a client's text), past the authorizer:
@@ -303,7 +316,7 @@ class SqliteSession(Session):
             self._conn.close()
 
 
-_BUDGET_STEPS = 200  # virtual-machine steps between two looks at a budget's clock
+_BUDGET_STEPS = 1000  # virtual-machine steps between two looks at a budget's clock (~20 µs)
 _WAITS = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
