@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 T = TypeVar("T")
 
@@ -111,6 +112,8 @@ def _finishing(work: Callable[[Call[R]], T], call: Call[R]) -> T:
 async def run_call(work: Callable[[Call[R]], T], call: Call[R]) -> T:
     """Run ``work(call)`` on a worker thread; the caller bounds the time (a cancel scope), and
     when it stops waiting it calls ``call.abandon()``."""
+    # A caller already cancelled starts nothing (as anyio's threads would not).
+    await anyio.lowlevel.checkpoint_if_cancelled()
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[T] = loop.create_future()
     with _pool:
@@ -121,6 +124,8 @@ async def run_call(work: Callable[[Call[R]], T], call: Call[R]) -> T:
             return await anyio.to_thread.run_sync(_finishing, work, call, abandon_on_cancel=True)
         worker = _Worker()
         worker.start()
+        with _pool:
+            _live.add(worker)
     worker.jobs.put((functools.partial(_finishing, work, call), loop, outcome))
     # Cancelled (the caller's scope), this returns at once and the thread's outcome is dropped.
     return await outcome
@@ -139,10 +144,10 @@ class _Worker(threading.Thread):
     """A thread that runs the calls handed to it, one at a time, while it is wanted."""
 
     def __init__(self) -> None:
+        # A daemon thread: an idle one never holds up the process's exit (the daemon stops
+        # its calls, and waits for them, before it exits).
         super().__init__(name="simpleaided-db", daemon=True)
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        with _pool:
-            _live.add(self)
 
     def run(self) -> None:
         while True:
@@ -157,6 +162,8 @@ class _Worker(threading.Thread):
                 continue
             try:
                 result: tuple[bool, Any] = (True, fn())
+            except StopIteration as exc:  # a future cannot hold one (as anyio converts it)
+                result = (False, RuntimeError(f"the work raised StopIteration: {exc!r}"))
             except BaseException as exc:  # handed to the caller, who raises it
                 result = (False, exc)
             del fn
@@ -175,8 +182,11 @@ def _settle(outcome: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
     ok, value = result
     if ok:
         outcome.set_result(value)
-    else:
+        return
+    try:
         outcome.set_exception(value)
+    except TypeError as exc:  # an exception a future refuses: the caller still hears back
+        outcome.set_exception(RuntimeError(f"the work failed: {value!r} ({exc})"))
 
 
 async def wait_ended(call: Call[R], seconds: float) -> bool:

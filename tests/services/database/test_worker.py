@@ -186,3 +186,45 @@ async def test_a_call_under_way_leaves_another_call_its_own_thread() -> None:
             assert await run_call(quick, Call(Gate())) == "quick"
         gate.close()  # the first call ends
     assert len(seen) == 1
+
+
+async def test_work_that_raises_stop_iteration_fails_in_words() -> None:
+    # A future cannot hold a StopIteration: the caller would have waited forever.
+    def work(call: Call[Gate]) -> None:
+        raise StopIteration
+
+    with anyio.fail_after(DEADLINE), pytest.raises(RuntimeError, match="StopIteration"):
+        await run_call(work, Call(Gate()))
+
+
+async def test_a_caller_already_cancelled_starts_no_work() -> None:
+    ran = threading.Event()
+
+    def work(call: Call[Gate]) -> None:
+        ran.set()
+
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await run_call(work, Call(Gate()))
+    assert scope.cancelled_caught
+    await anyio.sleep(0.1)
+    assert not ran.is_set()
+
+
+async def test_past_the_thread_limit_calls_still_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Calls stuck on a silent server hold their threads: with none idle and as many as the
+    # limit alive, a call runs on one of anyio's threads instead of starting another of ours.
+    from simpleaided.services.database import worker
+
+    monkeypatch.setattr(worker, "_idle", [])
+    monkeypatch.setattr(worker, "_MAX_WORKERS", len(worker._live))
+    ran_on: list[threading.Thread] = []
+
+    def quick(call: Call[Gate]) -> str:
+        ran_on.append(threading.current_thread())
+        return "ran"
+
+    with anyio.fail_after(DEADLINE):
+        assert await run_call(quick, Call(Gate())) == "ran"
+    assert ran_on and ran_on[0].name != "simpleaided-db"
+    assert len(worker._live) <= worker._MAX_WORKERS  # no thread of ours started
