@@ -23,8 +23,9 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -41,12 +42,13 @@ from simpleaided.domain.errors import (
     ReadOnly,
     SimpleaideError,
 )
-from simpleaided.domain.grid import Filter, SortKey, View
+from simpleaided.domain.grid import Filter, PageQuery, SortKey, View
 from simpleaided.domain.vocabulary import DbKind
 from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
-from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Session, catalog
+from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Quoting, Session, catalog
+from simpleaided.store.sql.postgres_async import AsyncPgSession
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 _TICK_SECONDS = 1.0  # while calls come, ``run`` looks at least this often (see ``run``)
+_LOOP_IDLE_MAX = 2  # PostgreSQL sessions kept for pages on the loop (see _page_on_loop)
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
 LARGE_VALUE = 1 << 20  # a value this large (bytes, or characters) in a page...
 LARGE_SECONDS = 600.0  # ...keeps its table's reads off the event loop this long
@@ -134,6 +137,46 @@ class _Layout:
         return self.column(column).type
 
 
+@dataclass(frozen=True)
+class _PageRequest:
+    """A ``db.rows`` call's page: the table as the client named it, and its view and cursor."""
+
+    schema: str | None
+    table: str
+    sort: Sequence[tuple[str, bool]]
+    filters: Sequence[tuple[str, str, Any]]
+    after: str | None
+    before: str | None
+    limit: int
+    cell_chars: int
+
+
+@dataclass(frozen=True)
+class _PagePlan:
+    """One page to read (``GridService._plan``): its statements' clauses and select list, the
+    table as named in the catalogue, and what its reply needs besides the rows."""
+
+    layout: _Layout
+    request: _PageRequest
+    page: PageQuery
+    terms: PageTerms
+    source: str  # the table's quoted name
+    key_at: list[int]  # where the row key's values are in a row read
+    digest: str  # the view's, for the cursors
+    boundary: tuple[Any, ...] | None  # the cursor's values
+
+    @property
+    def identity(self) -> Callable[[Sequence[Any]], Hashable] | None:
+        """A row's identity for the ranges' de-duplication (``None`` without a key)."""
+        key_at = self.key_at
+        if not key_at:
+            return None
+        if len(key_at) == 1:  # the usual key: its one value
+            (at,) = key_at
+            return lambda row: _hashable(row[at])
+        return lambda row: tuple(_hashable(row[i]) for i in key_at)
+
+
 def _order_key(layout: _Layout, dialect: str) -> list[str]:
     """The columns that end every order so each row has one place: the row key, or, without
     one, every orderable column (rows equal in all of them are then one place: shown once
@@ -191,13 +234,13 @@ def _wire_keys(rows: Sequence[Sequence[Any]], at: Sequence[int]) -> list[list[An
 
 
 def _hashable(value: Any) -> Hashable:
-    """A key value as a set member: itself; NaN (a float key may hold it, and it equals
-    nothing, itself included) as a mark of its own; a value that cannot be hashed (an array,
-    a JSON document) as its type and text."""
+    """A key value as a set member: itself; NaN (a float or numeric key may hold it, and it
+    equals nothing, itself included) as a mark of its own; a value that cannot be hashed (an
+    array, a JSON document) as its type and text."""
     kind = type(value)
     if kind is int or kind is str:
         return cast("Hashable", value)
-    if kind is float and value != value:
+    if (kind is float and value != value) or (kind is Decimal and value.is_nan()):
         return ("NaN",)
     try:
         hash(value)
@@ -299,6 +342,7 @@ class GridService:
         self._slots = anyio.Semaphore(max_sessions)
         self._query_slots = anyio.Semaphore(max(1, max_sessions - 1))
         self._idle: list[tuple[int, Session]] = []  # (settings generation, session)
+        self._loop_idle: list[tuple[int, AsyncPgSession]] = []  # see _page_on_loop
         self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
         self._queries: dict[str, _Running] = {}
         self._running: set[_Running] = set()  # calls under way, for their deadlines
@@ -577,14 +621,12 @@ class GridService:
         try:
             with budget:
                 result = work(session)
-        except OverBudget:
+        except OverBudget as exc:
             if table is not None:
                 self._note_read(table, time.perf_counter() - began)
-            # Not pooled again: on a connection where SQLite stopped a statement half-way,
-            # that statement was prepared again at every later run (a page then took twice
-            # as long, for as long as the connection lived). A new one is opened for the next.
-            kept = False
-            session.close()
+            if exc.slows_session:  # closed, and a new one opened for the next read
+                kept = False
+                session.close()
             return False, None
         except Lost:
             kept = False
@@ -680,9 +722,12 @@ class GridService:
         self._closed = True
         self.stop_all()
         idle, self._idle = self._idle, []
+        on_loop, self._loop_idle = self._loop_idle, []
         with anyio.CancelScope(shield=True):
             for _, session in idle:
                 await anyio.to_thread.run_sync(session.close)
+            for _, loop_session in on_loop:
+                await loop_session.close()
 
     # -- layouts --
 
@@ -787,28 +832,134 @@ class GridService:
         gone: Gone | None = None,
     ) -> dict[str, Any]:
         """``db.rows``: one page by keyset (never OFFSET), after or before a signed cursor."""
-        work = functools.partial(
-            self._page, schema, table, sort, filters, after, before, limit, cell_bytes
-        )
+        request = _PageRequest(schema, table, sort, filters, after, before, limit, cell_bytes)
         # Cells asked for whole up to a megabyte or more: such a page is never read on the loop.
+        if cell_bytes < LARGE_VALUE and gone is None:
+            page = await self._page_on_loop(request)
+            if page is not None:
+                return page
+        work = functools.partial(self._page, request)
         inline = (schema, table) if cell_bytes < LARGE_VALUE else False
         return await self._read(work, inline=inline, gone=gone)
 
-    def _page(
-        self,
-        schema: str | None,
-        table: str,
-        sort: Sequence[tuple[str, bool]],
-        filters: Sequence[tuple[str, str, Any]],
-        after: str | None,
-        before: str | None,
-        limit: int,
-        cell_chars: int,
-        session: Session,
-    ) -> dict[str, Any]:
-        layout = self._layout(session, schema, table)
-        dialect = session.kind
-        reader = Reader(dialect, session.quote_identifier, {c.name: c.type for c in layout.columns})
+    async def _page_on_loop(self, request: _PageRequest) -> dict[str, Any] | None:
+        """A PostgreSQL page read on the event loop through psycopg's async driver: the
+        statements wait on the network without holding the loop, and the trip to a worker
+        thread and back (about as long as the page itself) is saved. ``None`` when it does
+        not apply (SQLite, whose reads are ``_inline``; a layout to read from the catalogue
+        first, a table of huge values, no free slot) or when the read failed: the caller then
+        reads the page as before, on a thread, where its errors are reported (a read changes
+        nothing: it may run twice). Its deadline and ``db.cancel``-free stops (the daemon
+        stopping) apply as to every call; a session whose statement was stopped or failed is
+        closed, never pooled again."""
+        if self._database.kind != "postgres" or self._closed or self._tasks is None:
+            return None
+        generation = self._database.generation
+        schema, table = request.schema, request.table
+        layout = self._layouts.get((generation, schema, table))
+        now = time.monotonic()
+        if (
+            layout is None
+            or now - layout.loaded >= LAYOUT_SECONDS
+            or self._large.get((generation, schema, table), 0.0) > now
+        ):
+            return None
+        try:
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            return None
+        running = _Running(math.inf)
+        self._calls.add(running)
+        session: AsyncPgSession | None = None
+        clean = False  # the session may be pooled again
+        try:
+            # One scope for connecting and reading: what _stop cancels, and the deadline.
+            with anyio.CancelScope(deadline=anyio.current_time() + GRID_SECONDS) as scope:
+                running.waiting = scope
+                session = await self._loop_session(generation)
+                if session is None:
+                    return None
+                clean = True  # a request refused here (a stale cursor) leaves it as it was
+                plan = self._plan(layout, session, request)
+                clean = False
+                raw: list[Any] | None = None
+                try:
+                    raw = await _drive(
+                        plan.page.reads(plan.terms.sql, plan.source, plan.identity),
+                        session.execute,
+                    )
+                except SimpleaideError:
+                    # Stopped, psycopg may say so as the server's "canceling statement".
+                    if not scope.cancel_called:
+                        self._forget(schema, table)  # read again, on a thread, which says why
+                        return None
+                else:
+                    clean = True
+            running.waiting = None
+            if scope.cancel_called or raw is None:
+                clean = False
+                running.reason = running.reason or "timeout"
+                raise self._reason_error(running, GRID_SECONDS) or Cancelled("cancelled")
+            return self._paged(plan, raw)
+        finally:
+            self._calls.discard(running)
+            self._slots.release()
+            if session is not None:
+                if clean and not session.broken and not self._closed:
+                    self._give_back_loop(session, generation)
+                else:
+                    with anyio.CancelScope(shield=True):
+                        await session.close()
+
+    async def _loop_session(self, generation: int) -> AsyncPgSession | None:
+        """An idle session for ``_page_on_loop``, or a new one; ``None`` when connecting
+        failed (the thread's way reports it)."""
+        while self._loop_idle:
+            born, session = self._loop_idle.pop()
+            if born == generation and not session.broken:
+                return session
+            with anyio.CancelScope(shield=True):
+                await session.close()
+        try:
+            opener = self._database.loop_opener()
+            if opener is None:
+                return None
+            with anyio.fail_after(max(2.0, self._database.timeout_seconds) + 1.0):
+                return await opener()
+        except (SimpleaideError, TimeoutError):
+            return None
+
+    def _give_back_loop(self, session: AsyncPgSession, generation: int) -> None:
+        if generation == self._database.generation and len(self._loop_idle) < _LOOP_IDLE_MAX:
+            self._loop_idle.append((generation, session))
+        else:
+            self._tasks_close(session)
+
+    def _tasks_close(self, session: AsyncPgSession) -> None:
+        """Close ``session`` in the background (the caller cannot wait)."""
+        if self._tasks is not None:
+            self._tasks.start_soon(session.close)
+
+    def _page(self, request: _PageRequest, session: Session) -> dict[str, Any]:
+        layout = self._layout(session, request.schema, request.table)
+        plan = self._plan(layout, session, request)
+        try:
+            raw = plan.page.fetch(session.execute, plan.terms.sql, plan.source, plan.identity)
+        except OverBudget:
+            raise  # tried again on a thread: the layout is fine
+        except SimpleaideError:
+            # A column dropped meanwhile: read the layout again.
+            self._forget(request.schema, request.table)
+            raise
+        return self._paged(plan, raw)
+
+    def _plan(self, layout: _Layout, quoting: Quoting, request: _PageRequest) -> _PagePlan:
+        """What a page reads, from the table's layout and the request (its cursor checked):
+        no statement runs here."""
+        sort, filters, after, before = request.sort, request.filters, request.after, request.before
+        dialect = quoting.kind
+        quote = quoting.quote_identifier
+        reader = Reader(dialect, quote, {c.name: c.type for c in layout.columns})
         nullable = {c.name: c.nullable for c in layout.columns}
         for name in layout.key_columns:
             nullable[name] = False  # a key never holds NULL (the rowid is no column)
@@ -839,50 +990,43 @@ class GridService:
             boundary, direction = cursor.values, cursor.direction
         page = grid.page_query(
             dialect,
-            session.quote_identifier,
+            quote,
             order,
             filters=conditions,
             boundary=boundary,
             direction=direction,
-            limit=limit,
+            limit=request.limit,
             split=bool(layout.key_columns),
         )
+        cell_chars = request.cell_chars
         terms = layout.terms.get((order, cell_chars))
         if terms is None:
             terms = reader.page([c.name for c in layout.columns], order, cell_chars)
             if len(layout.terms) >= _VIEWS_KEPT:
                 layout.terms.clear()
             layout.terms[order, cell_chars] = terms
-        source = catalog.qualified(session, layout.description.schema, layout.description.name)
+        source = catalog.qualified(quoting, layout.description.schema, layout.description.name)
         key_at = [
             terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
         ]
+        return _PagePlan(layout, request, page, terms, source, key_at, digest, boundary)
 
-        def identity(row: Sequence[Any]) -> Hashable:
-            if len(key_at) == 1:  # the usual key: its one value
-                return _hashable(row[key_at[0]])
-            return tuple(_hashable(row[i]) for i in key_at)
-
-        try:
-            raw = page.fetch(session.execute, terms.sql, source, identity if key_at else None)
-        except OverBudget:
-            raise  # tried again on a thread: the layout is fine
-        except SimpleaideError:
-            self._forget(schema, table)  # a column dropped meanwhile: read the layout again
-            raise
+    def _paged(self, plan: _PagePlan, raw: list[Any]) -> dict[str, Any]:
+        """The page's reply from the rows its statements read."""
+        layout, page, terms = plan.layout, plan.page, plan.terms
         rows, more = page.in_page_order(raw)
         cells, largest = terms.cells(rows)
-        if dialect == "sqlite":  # the only driver read on the loop
-            # Under each name a client may give the table: none, or its own schema.
-            self._note_large(schema, table, largest)
-            self._note_large(layout.description.schema, layout.description.name, largest)
+        # Under each name a client may give the table: none, or its own schema.
+        self._note_large(plan.request.schema, plan.request.table, largest)
+        self._note_large(layout.description.schema, layout.description.name, largest)
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
-        keys = _wire_keys(rows, key_at)
+        keys = _wire_keys(rows, plan.key_at)
+        boundary, digest = plan.boundary, plan.digest
 
         def cursor_for(values: tuple[Any, ...], way: grid.Direction) -> str:
             return grid.encode_cursor(self._cursor_key, grid.Cursor(digest, values, way))
 
-        if direction == "forward":
+        if page.direction == "forward":
             next_ = cursor_for(bounds[-1], "forward") if more and bounds else None
             if boundary is None:
                 prev = None
@@ -894,7 +1038,7 @@ class GridService:
         count: dict[str, Any]
         if next_ is None and prev is None:
             count = {"value": len(rows), "exact": True}
-        elif not filters and layout.estimate is not None:
+        elif not plan.request.filters and layout.estimate is not None:
             count = {"value": layout.estimate, "exact": False}
         else:
             count = {"value": None, "exact": False}
@@ -1209,6 +1353,19 @@ class GridService:
             return False
         self._stop(running, "cancelled")
         return True
+
+
+async def _drive(
+    reads: Generator[tuple[str, tuple[Any, ...]], Sequence[Any], list[Any]],
+    execute: Callable[[str, tuple[Any, ...]], Awaitable[list[tuple[Any, ...]]]],
+) -> list[Any]:
+    """Run a page's reads (``PageQuery.reads``) with an async ``execute``."""
+    try:
+        statement = next(reads)
+        while True:
+            statement = reads.send(await execute(*statement))
+    except StopIteration as done:
+        return cast("list[Any]", done.value)
 
 
 def _only_error(group: BaseExceptionGroup) -> SimpleaideError:

@@ -23,7 +23,12 @@ class Lost(BackendUnavailable):
 
 class OverBudget(BackendUnavailable):
     """A statement run within a budget (``Session.budget``) overran it, or would have waited
-    for a lock; it changed nothing, and the session is fine: run it again without one."""
+    for a lock; it changed nothing: run it again without one. ``slows_session``: the session
+    works, but is better closed than kept (see ``sqlite.SqliteSession.execute``)."""
+
+    def __init__(self, message: str, *, slows_session: bool = False) -> None:
+        super().__init__(message)
+        self.slows_session = slows_session
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,17 @@ TRANSACTION_CONTROL = (
     "transaction control is not available here: each statement runs on its own "
     "(and commits, in DEV)"
 )
+
+
+class Quoting(Protocol):
+    """What names SQL for a driver: its kind and its own identifier quoting (a session of
+    either API, blocking or async)."""
+
+    kind: DbKind
+
+    def quote_identifier(self, name: str) -> str:
+        """``name`` as a quoted SQL identifier; ``InvalidInput`` when it cannot be one."""
+        ...
 
 
 class Session(Protocol):
