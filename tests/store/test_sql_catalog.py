@@ -569,3 +569,22 @@ def test_sqlite_catalogue_reads_the_same_in_prod(lite: Session, tmp_path: Path) 
         assert prod.check()[1] is True
     finally:
         prod.close()
+
+
+def test_postgres_table_list_is_not_held_by_a_table_locked_by_a_migration(
+    pg: tuple[Session, str], postgres: str
+) -> None:
+    import psycopg
+
+    session, schema = pg
+    script(session, "CREATE TABLE locked (id int PRIMARY KEY); CREATE TABLE free (id int)")
+    with psycopg.connect(postgres) as migration:  # ALTER TABLE, VACUUM FULL, REINDEX...
+        migration.execute(f"LOCK TABLE {schema}.locked IN ACCESS EXCLUSIVE MODE")
+        session.execute("SET statement_timeout = '2s'", ())
+        try:
+            found = by_name(session, schema)
+        finally:
+            session.execute("RESET statement_timeout", ())
+            migration.rollback()
+    assert found["locked"].key == ["id"]  # its key still known, from the catalogue
+    assert found["free"].key is None

@@ -408,7 +408,7 @@ SELECT i.indrelid, ic.relname, i.indisprimary, i.indisunique,
          AND bool_and(coalesce(a.attnotnull, false)),
        i.indpred IS NOT NULL,
        array_agg(a.attname::text ORDER BY k.ord),
-       pg_catalog.pg_get_indexdef(i.indexrelid)
+       {definition}
 FROM pg_catalog.pg_index i
 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
@@ -445,11 +445,14 @@ def _pg_key(kind: TableKind, candidates: Sequence[_Candidate], inherited: bool) 
 
 
 def _pg_index_rows(
-    session: Session, where: str, params: tuple[Any, ...]
+    session: Session, where: str, params: tuple[Any, ...], *, definitions: bool = True
 ) -> dict[int, list[tuple[Index, _Candidate]]]:
+    # pg_get_indexdef waits for a lock on the index's table: for the table list (no
+    # definitions) one table locked by a migration (ALTER TABLE, VACUUM FULL) would hold all.
+    definition = "pg_catalog.pg_get_indexdef(i.indexrelid)" if definitions else "''"
     found: dict[int, list[tuple[Index, _Candidate]]] = {}
     for relid, name, primary, unique, usable, partial, columns, definition in session.execute(
-        _PG_INDEXES.format(where=where), params
+        _PG_INDEXES.format(where=where, definition=definition), params
     ):
         index = Index(name, list(columns), unique, primary, partial, definition)
         candidate = _Candidate(name, primary, bool(usable), [c for c in columns if c is not None])
@@ -464,7 +467,7 @@ def _pg_tables(session: Session) -> list[TableInfo]:
         f" WHERE {_PG_USER_RELATIONS} ORDER BY n.nspname, c.relname",
         (),
     )
-    indexes = _pg_index_rows(session, _PG_USER_RELATIONS, ())
+    indexes = _pg_index_rows(session, _PG_USER_RELATIONS, (), definitions=False)
     found = []
     for relid, schema, name, relkind, reltuples, inherited in rows:
         kind = _kind(relkind)
