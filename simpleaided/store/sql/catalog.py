@@ -449,10 +449,10 @@ def _pg_index_rows(
 ) -> dict[int, list[tuple[Index, _Candidate]]]:
     # pg_get_indexdef waits for a lock on the index's table: for the table list (no
     # definitions) one table locked by a migration (ALTER TABLE, VACUUM FULL) would hold all.
-    definition = "pg_catalog.pg_get_indexdef(i.indexrelid)" if definitions else "''"
+    read = "pg_catalog.pg_get_indexdef(i.indexrelid)" if definitions else "''"
     found: dict[int, list[tuple[Index, _Candidate]]] = {}
     for relid, name, primary, unique, usable, partial, columns, definition in session.execute(
-        _PG_INDEXES.format(where=where, definition=definition), params
+        _PG_INDEXES.format(where=where, definition=read), params
     ):
         index = Index(name, list(columns), unique, primary, partial, definition)
         candidate = _Candidate(name, primary, bool(usable), [c for c in columns if c is not None])
