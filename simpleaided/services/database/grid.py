@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Hashable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -320,6 +320,18 @@ class _StaleSession(BackendUnavailable):
 _TableKey = tuple[int, str | None, str]  # settings generation, schema, table
 
 
+class _Stoppable(Protocol):
+    """A session whose statement a stopper can stop (either kind of session)."""
+
+    def cancel(self) -> None:
+        """Ask the database to stop the statement under way (blocking)."""
+        ...
+
+    def abort(self) -> None:
+        """Wake a statement that ignored ``cancel`` (its connection is lost)."""
+        ...
+
+
 class _Running:
     """A call under way: its deadline, its session once it has one, and why it is being
     stopped, if it is (``None`` while it may run)."""
@@ -327,7 +339,7 @@ class _Running:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.reason: str | None = None  # "timeout", "cancelled" or "gone"
-        self.session: Session | None = None
+        self.session: _Stoppable | None = None
         self.spoiled = False  # its statement may have changed the session's settings
         self.ended = anyio.Event()  # the call is over: a stopper has nothing more to do
         self.stopped: anyio.Event | None = None  # set when its stopper is done, if it has one
@@ -343,6 +355,7 @@ class GridService:
         self._query_slots = anyio.Semaphore(max(1, max_sessions - 1))
         self._idle: list[tuple[int, Session]] = []  # (settings generation, session)
         self._loop_idle: list[tuple[int, AsyncPgSession]] = []  # see _page_on_loop
+        self._max_sessions = max_sessions
         self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
         self._queries: dict[str, _Running] = {}
         self._running: set[_Running] = set()  # calls under way, for their deadlines
@@ -374,6 +387,7 @@ class GridService:
                 await anyio.to_thread.run_sync(session.close)
         if self._closed:
             raise BackendUnavailable("the daemon is stopping")
+        await self._make_room(for_loop=False)
         opener = self._database.opener()
         deadline = max(2.0, self._database.timeout_seconds) + 1.0  # connect_timeout, then some
         call: Call[Session] = Call(None)
@@ -722,12 +736,10 @@ class GridService:
         self._closed = True
         self.stop_all()
         idle, self._idle = self._idle, []
-        on_loop, self._loop_idle = self._loop_idle, []
         with anyio.CancelScope(shield=True):
             for _, session in idle:
                 await anyio.to_thread.run_sync(session.close)
-            for _, loop_session in on_loop:
-                await loop_session.close()
+        await self._close_loop_sessions()
 
     # -- layouts --
 
@@ -846,15 +858,19 @@ class GridService:
         """A PostgreSQL page read on the event loop through psycopg's async driver: the
         statements wait on the network without holding the loop, and the trip to a worker
         thread and back (about as long as the page itself) is saved. ``None`` when it does
-        not apply (SQLite, whose reads are ``_inline``; a layout to read from the catalogue
-        first, a table of huge values, no free slot) or when the read failed: the caller then
-        reads the page as before, on a thread, where its errors are reported (a read changes
-        nothing: it may run twice). Its deadline and ``db.cancel``-free stops (the daemon
-        stopping) apply as to every call; a session whose statement was stopped or failed is
-        closed, never pooled again."""
+        not apply: SQLite (whose reads are ``_inline``), a layout to read from the catalogue
+        first, a table of huge values, no free slot or connection, or a connection found
+        broken (the caller then reads the page on a thread, on a new one).
+
+        As every call: within ``GRID_SECONDS``, stopped when the daemon stops; the statement
+        is stopped on the server (``_stopper``), never abandoned half-way; a session whose
+        statement was stopped is closed, never pooled again. A statement's error is the
+        answer, as on a thread (and the table's layout is read again next time)."""
+        generation = self._database.generation
+        if self._loop_idle and self._loop_idle[0][0] != generation:
+            await self._close_loop_sessions()  # the configuration changed
         if self._database.kind != "postgres" or self._closed or self._tasks is None:
             return None
-        generation = self._database.generation
         schema, table = request.schema, request.table
         layout = self._layouts.get((generation, schema, table))
         now = time.monotonic()
@@ -871,74 +887,108 @@ class GridService:
         running = _Running(math.inf)
         self._calls.add(running)
         session: AsyncPgSession | None = None
-        clean = False  # the session may be pooled again
+        keep = False  # whether the session goes back to the pool
         try:
-            # One scope for connecting and reading: what _stop cancels, and the deadline.
-            with anyio.CancelScope(deadline=anyio.current_time() + GRID_SECONDS) as scope:
-                running.waiting = scope
+            with anyio.CancelScope() as waiting:  # connecting: stoppable, as in _call
+                running.waiting = waiting
                 session = await self._loop_session(generation)
-                if session is None:
-                    return None
-                clean = True  # a request refused here (a stale cursor) leaves it as it was
-                plan = self._plan(layout, session, request)
-                clean = False
-                raw: list[Any] | None = None
-                try:
+            running.waiting = None
+            if waiting.cancelled_caught:
+                raise self._reason_error(running, GRID_SECONDS) or Cancelled("cancelled")
+            if session is None:
+                return None
+            keep = True
+            plan = self._plan(layout, session, request)  # may refuse the request (a cursor)
+            running.session = session
+            running.deadline = anyio.current_time() + GRID_SECONDS
+            self._running.add(running)
+            self._began_since_wake = True
+            if running.deadline < self._soonest:
+                self._rearm.set()
+            failure: SimpleaideError | None = None
+            try:
+                with anyio.CancelScope(shield=True):  # stopped on the server, if at all
                     raw = await _drive(
                         plan.page.reads(plan.terms.sql, plan.source, plan.identity),
                         session.execute,
                     )
-                except SimpleaideError:
-                    # Stopped, psycopg may say so as the server's "canceling statement".
-                    if not scope.cancel_called:
-                        self._forget(schema, table)  # read again, on a thread, which says why
-                        return None
-                else:
-                    clean = True
-            running.waiting = None
-            if scope.cancel_called or raw is None:
-                clean = False
-                running.reason = running.reason or "timeout"
+            except SimpleaideError as exc:
+                failure = exc
+            finally:
+                self._running.discard(running)
+                running.ended.set()
+                if running.stopped is not None:  # no cancel of ours may be on its way
+                    with anyio.CancelScope(shield=True):
+                        await running.stopped.wait()
+            if running.reason is not None:
+                keep = False  # a late cancel could hit its next statement
                 raise self._reason_error(running, GRID_SECONDS) or Cancelled("cancelled")
+            if failure is not None:
+                if isinstance(failure, Lost) or session.broken:
+                    keep = False
+                    return None  # read on a thread, on a new connection
+                self._forget(schema, table)  # a column dropped meanwhile: read it again
+                raise self._redacted(failure)
             return self._paged(plan, raw)
         finally:
             self._calls.discard(running)
             self._slots.release()
             if session is not None:
-                if clean and not session.broken and not self._closed:
-                    self._give_back_loop(session, generation)
-                else:
-                    with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
+                    if keep and not session.broken and not self._closed:
+                        await self._give_back_loop(session, generation)
+                    else:
                         await session.close()
 
     async def _loop_session(self, generation: int) -> AsyncPgSession | None:
-        """An idle session for ``_page_on_loop``, or a new one; ``None`` when connecting
-        failed (the thread's way reports it)."""
+        """An idle session for ``_page_on_loop``, or a new one (``None`` for SQLite). A
+        connection refused is the answer, as on a thread."""
         while self._loop_idle:
             born, session = self._loop_idle.pop()
             if born == generation and not session.broken:
                 return session
             with anyio.CancelScope(shield=True):
                 await session.close()
-        try:
-            opener = self._database.loop_opener()
-            if opener is None:
-                return None
-            with anyio.fail_after(max(2.0, self._database.timeout_seconds) + 1.0):
-                return await opener()
-        except (SimpleaideError, TimeoutError):
+        await self._make_room(for_loop=True)
+        opener = self._database.loop_opener()
+        if opener is None:
             return None
+        deadline = max(2.0, self._database.timeout_seconds) + 1.0  # connect_timeout, then some
+        try:
+            with anyio.fail_after(deadline):
+                return await opener()
+        except TimeoutError:
+            raise BackendUnavailable(f"the database did not answer within {deadline:g} s") from None
+        except SimpleaideError as exc:
+            raise self._redacted(exc) from None
 
-    def _give_back_loop(self, session: AsyncPgSession, generation: int) -> None:
+    async def _make_room(self, *, for_loop: bool) -> None:
+        """Before a call opens a connection: close idle ones of the other kind while the
+        grid would hold more than ``MAX_SESSIONS`` (each call under way holds a slot and at
+        most one connection; the idle ones wait in the two pools)."""
+        in_use = self._max_sessions - self._slots.value  # the caller's own call included
+        while len(self._idle) + len(self._loop_idle) + in_use > self._max_sessions:
+            with anyio.CancelScope(shield=True):
+                if for_loop and self._idle:
+                    _, spare = self._idle.pop(0)  # the least recently used
+                    await anyio.to_thread.run_sync(spare.close)
+                elif not for_loop and self._loop_idle:
+                    _, loop_spare = self._loop_idle.pop(0)
+                    await loop_spare.close()
+                else:
+                    return
+
+    async def _give_back_loop(self, session: AsyncPgSession, generation: int) -> None:
         if generation == self._database.generation and len(self._loop_idle) < _LOOP_IDLE_MAX:
             self._loop_idle.append((generation, session))
         else:
-            self._tasks_close(session)
+            await session.close()
 
-    def _tasks_close(self, session: AsyncPgSession) -> None:
-        """Close ``session`` in the background (the caller cannot wait)."""
-        if self._tasks is not None:
-            self._tasks.start_soon(session.close)
+    async def _close_loop_sessions(self) -> None:
+        idle, self._loop_idle = self._loop_idle, []
+        with anyio.CancelScope(shield=True):
+            for _, session in idle:
+                await session.close()
 
     def _page(self, request: _PageRequest, session: Session) -> dict[str, Any]:
         layout = self._layout(session, request.schema, request.table)

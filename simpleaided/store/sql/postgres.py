@@ -91,15 +91,7 @@ class PgSession(Session):
         self._read_only = read_only
         self._risks = list(risks or [])
         keep_json_text(conn)
-        # Our own descriptor of the connection's socket: shutting it down wakes a thread
-        # waiting on a silent server, and unlike libpq's descriptor (closed when libpq drops
-        # the connection) its number cannot be reused for another file under us.
-        fd = os.dup(conn.pgconn.socket)
-        try:
-            self._wake = socket.socket(fileno=fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        self._wake = wake_socket(conn)
 
     def check(self) -> tuple[float, bool]:
         import psycopg
@@ -261,6 +253,18 @@ class PgSession(Session):
                 self._conn.close()
         finally:
             self._wake.close()
+
+
+def wake_socket(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> socket.socket:
+    """Our own descriptor of the connection's socket: shutting it down wakes whoever waits on
+    a silent server, and unlike libpq's descriptor (closed when libpq drops the connection)
+    its number cannot be reused for another file under us."""
+    fd = os.dup(conn.pgconn.socket)
+    try:
+        return socket.socket(fileno=fd)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def keep_json_text(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:

@@ -2,14 +2,16 @@
 
 A page is a fraction of a millisecond of the server's time; on a worker thread it paid about
 as much again for the trip there and back. This session runs the same statements with the
-same settings and the same read-only rules as ``postgres.PgSession.execute``; a statement
-cancelled here (the caller's deadline, the daemon stopping) is cancelled on the server by
-psycopg, and the session is then closed by its caller, never reused.
+same settings and the same read-only rules as ``postgres.PgSession.execute``. Its caller
+never cancels a statement under way (psycopg would then drop the connection without telling
+the server, which would go on running it): it stops it on the server with ``cancel`` (a
+protocol cancel, from a worker thread), and as a last resort wakes it with ``abort``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from typing import TYPE_CHECKING, Any
 
 from simpleaided.domain.errors import BackendUnavailable
@@ -20,6 +22,7 @@ from simpleaided.store.sql.postgres import (
     keep_json_text,
     pg_error_line,
     quote_identifier,
+    wake_socket,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ class AsyncPgSession:
         self._conn = conn
         self._read_only = read_only
         keep_json_text(conn)
+        self._wake = wake_socket(conn)
 
     @property
     def broken(self) -> bool:
@@ -63,9 +67,25 @@ class AsyncPgSession:
         except psycopg.Error as exc:
             raise failure(exc, broken=self.broken) from None
 
+    def cancel(self) -> None:
+        """Ask the server to stop the statement under way (blocking: from a worker thread);
+        the session stays usable."""
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error, OSError):
+            self._conn.cancel()
+
+    def abort(self) -> None:
+        """Wake a statement that ignored ``cancel``: the connection is lost."""
+        with contextlib.suppress(OSError):
+            self._wake.shutdown(socket.SHUT_RDWR)
+
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._conn.close()
+        try:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        finally:
+            self._wake.close()
 
 
 async def open_postgres_async(

@@ -18,7 +18,7 @@ import anyio
 import psycopg
 import pytest
 
-from simpleaided.domain.errors import Cancelled, LimitExceeded
+from simpleaided.domain.errors import Cancelled, InvalidInput, LimitExceeded
 from simpleaided.services.database import grid as grid_module
 from simpleaided.services.database.connection import DatabaseService, DatabaseSettings
 from simpleaided.services.database.grid import GridService
@@ -163,9 +163,11 @@ async def test_a_page_on_the_loop_stops_when_the_daemon_stops(
         assert not service._loop_idle  # its session closed, never pooled again
 
 
-async def test_a_page_on_the_loop_stops_at_its_deadline(
+async def test_a_page_on_the_loop_stops_at_its_deadline_on_the_server_too(
     postgres: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # psycopg, cancelled under way, drops its connection without a word to the server, which
+    # goes on running the statement: the grid stops it on the server.
     async with grid_service(postgres) as service:
         await service.rows(pg_schema, "t", limit=1)  # the layout, on a thread
         monkeypatch.setattr(grid_module, "GRID_SECONDS", 0.3)
@@ -174,19 +176,84 @@ async def test_a_page_on_the_loop_stops_at_its_deadline(
             with pytest.raises(LimitExceeded, match="too long"):
                 await service.rows(pg_schema, "t", limit=10)
             assert time.monotonic() - start < 2.0
+            with psycopg.connect(postgres, autocommit=True) as conn:
+                waiting = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE query LIKE %s AND state = 'active'",
+                    (f"%{pg_schema}%",),
+                ).fetchone()
+            assert waiting == (0,)
         assert not service._loop_idle
 
 
-async def test_a_page_that_fails_on_the_loop_is_read_again_on_a_thread(
+async def test_a_statement_that_fails_on_the_loop_is_the_answer_and_its_session_stays(
     postgres: str, pg_schema: str
 ) -> None:
     async with grid_service(postgres) as service:
         first = await service.rows(pg_schema, "t", limit=5)
         assert [c["name"] for c in first["columns"]] == ["id", "v"]
+        await service.rows(pg_schema, "t", limit=5)  # on the loop: its session now pooled
+        ((_, session),) = service._loop_idle
         with psycopg.connect(postgres, autocommit=True) as conn:
             conn.execute(f"ALTER TABLE {pg_schema}.t DROP COLUMN v")
-        # The cached layout still names v: the read on the loop fails, the layout is read
-        # again, and the page comes from the thread's way.
+        # The cached layout still names v: the error is the answer, as on a thread (never
+        # run twice), and the session, which works, is kept.
+        with pytest.raises(InvalidInput, match='column "v" does not exist'):
+            await service.rows(pg_schema, "t", limit=5)
+        assert [s for _, s in service._loop_idle] == [session]
+        # The next page reads the layout again.
         page = await service.rows(pg_schema, "t", limit=5)
         assert [c["name"] for c in page["columns"]] == ["id"]
         assert [row[0] for row in page["rows"]] == [1, 2, 3, 4, 5]
+
+
+async def test_the_grid_holds_at_most_its_connections_of_both_kinds(
+    postgres: str, pg_schema: str
+) -> None:
+    async with grid_service(postgres) as service:
+
+        async def count() -> None:
+            await service.count(pg_schema, "t", [])
+
+        await service.rows(pg_schema, "t", limit=5)
+        await service.rows(pg_schema, "t", limit=5)  # a session of the loop's
+        async with anyio.create_task_group() as tg:  # as many calls as sessions, on threads
+            for _ in range(grid_module.MAX_SESSIONS):
+                tg.start_soon(count)
+        async with anyio.create_task_group() as tg:
+            for _ in range(grid_module.MAX_SESSIONS):
+                tg.start_soon(service.rows, pg_schema, "t")
+        held = len(service._idle) + len(service._loop_idle)
+        assert held <= grid_module.MAX_SESSIONS
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            backends = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'simpleaided' AND datname = current_database()"
+            ).fetchone()
+        assert backends is not None
+        assert backends[0] <= grid_module.MAX_SESSIONS + 1  # and the probe's, if it connected
+
+
+async def test_the_loop_sessions_close_when_the_configuration_names_another_database(
+    postgres: str, pg_schema: str, tmp_path: Path
+) -> None:
+    async with grid_service(postgres) as service:
+        await service.rows(pg_schema, "t", limit=5)
+        await service.rows(pg_schema, "t", limit=5)
+        ((_, session),) = service._loop_idle
+        path = tmp_path / "other.sqlite3"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE s (id INTEGER PRIMARY KEY)")
+        db.close()
+        await service._database.reconfigure(
+            DatabaseSettings(
+                env="DEV",
+                url=str(path),
+                password=None,
+                default_workspace=None,
+                probe_seconds=60.0,
+                timeout_seconds=5.0,
+            )
+        )
+        assert (await service.rows(None, "s", limit=5))["rows"] == []
+        assert service._loop_idle == [] and session.broken  # closed
