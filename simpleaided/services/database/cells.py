@@ -60,7 +60,8 @@ class PageTerms:
         largest whole size the notes give (characters of text, bytes of binary; 0 without
         a note): each note is read once."""
         width, chars = self.width, self.cell_chars
-        if all(row[width] is None for row in rows):  # the usual page: no cell to decode
+        notes = [row[width] for row in rows]
+        if notes.count(None) == len(notes):  # the usual page: no cell to decode
             return [row[:width] for row in rows], 0
         out: list[Sequence[Any]] = []
         largest = 0

@@ -1009,7 +1009,6 @@ class GridService:
         sort, filters, after, before = request.sort, request.filters, request.after, request.before
         dialect = quoting.kind
         quote = quoting.quote_identifier
-        reader = Reader(dialect, quote, {c.name: c.type for c in layout.columns})
         nullable = {c.name: c.nullable for c in layout.columns}
         for name in layout.key_columns:
             nullable[name] = False  # a key never holds NULL (the rowid is no column)
@@ -1051,6 +1050,7 @@ class GridService:
         cell_chars = request.cell_chars
         terms = layout.terms.get((order, cell_chars))
         if terms is None:
+            reader = Reader(dialect, quote, {c.name: c.type for c in layout.columns})
             terms = reader.page([c.name for c in layout.columns], order, cell_chars)
             if len(layout.terms) >= _VIEWS_KEPT:
                 layout.terms.clear()
