@@ -29,11 +29,11 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -456,29 +456,14 @@ class PageQuery:
         identity: Callable[[Any], Any] | None = None,
     ) -> list[Any]:
         """The page's rows in reading order (up to ``limit``), ``run`` running each part's
-        statement (see :meth:`reads`)."""
-        reads = self.reads(select, source, identity)
-        try:
-            statement = next(reads)
-            while True:
-                statement = reads.send(run(*statement))
-        except StopIteration as done:
-            return cast("list[Any]", done.value)
-
-    def reads(
-        self, select: str, source: str, identity: Callable[[Any], Any] | None = None
-    ) -> Generator[tuple[str, tuple[Any, ...]], Sequence[Any], list[Any]]:
-        """The page's reads: yields each statement to run (its SQL and values), is sent its
-        rows, and returns the page's rows in reading order (up to ``limit``). The parts are
-        read one after another until the page is full; they are statements of their own, so
-        a row changed between two of them could be read twice: a row whose ``identity`` (its
-        key) was read already is left out. A driver of either kind runs it (:meth:`fetch`
-        runs it with a blocking ``run``)."""
+        statement until the page is full. The parts are statements of their own, so a row
+        changed between two of them could be read twice: a row whose ``identity`` (its key)
+        was read already is left out."""
         rows: list[Any] = []
         seen: set[Any] = set()
         for sql, params in self.statements(select, source):
             wanted = self.limit - len(rows)
-            found = yield sql, (*params, wanted)
+            found = run(sql, (*params, wanted))
             if identity is None or not rows:  # the first part read: nothing to meet again
                 fresh = list(found)
             else:
@@ -488,7 +473,7 @@ class PageQuery:
                 if len(fresh) < wanted and len(found) == wanted:
                     # Rows read already took places: asked again, for as many more as there
                     # can be of them (no more than the rows read so far).
-                    found = yield sql, (*params, wanted + len(seen))
+                    found = run(sql, (*params, wanted + len(seen)))
                     fresh = [row for row in found if identity(row) not in seen]
                 fresh = fresh[:wanted]
                 seen.update(identity(row) for row in fresh)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,7 +34,6 @@ from simpleaided.domain.vocabulary import DbKind, EnvProfile
 from simpleaided.services.database.worker import Call, run_call, wait_ended
 from simpleaided.store.sql import Lost, Session
 from simpleaided.store.sql.postgres import open_postgres
-from simpleaided.store.sql.postgres_async import AsyncPgSession, open_postgres_async
 from simpleaided.store.sql.sqlite import open_sqlite
 
 log = logging.getLogger(__name__)
@@ -297,11 +296,6 @@ class DatabaseService:
         opener = self.opener()
         return await self._in_thread(functools.partial(_connect_and_check, opener))
 
-    @property
-    def kind(self) -> DbKind | None:
-        """The database's kind, once known (a URL held in the vault: once resolved)."""
-        return self._kind
-
     def opener(self) -> Callable[[], Session]:
         """How to connect, with vault references resolved now (on the loop, at connect time)."""
         target, password = self._resolved_target()
@@ -317,20 +311,6 @@ class DatabaseService:
             )
         return functools.partial(
             open_postgres, target.location, password, read_only=read_only, timeout=self._timeout
-        )
-
-    def loop_opener(self) -> Callable[[], Awaitable[AsyncPgSession]] | None:
-        """How to connect a session used on the event loop (PostgreSQL's async driver, for
-        the grid's pages); ``None`` for SQLite, which works in this process."""
-        target, password = self._resolved_target()
-        if target.kind != "postgres":
-            return None
-        return functools.partial(
-            open_postgres_async,
-            target.location,
-            password,
-            read_only=self.env == "PROD",
-            connect_seconds=self._timeout,
         )
 
     def _resolved_target(self) -> tuple[DbTarget, str | None]:

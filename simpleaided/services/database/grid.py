@@ -23,10 +23,10 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -48,7 +48,6 @@ from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
 from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Quoting, Session, catalog
-from simpleaided.store.sql.postgres_async import AsyncPgSession
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,6 @@ COUNT_CAP = 10_000_000  # rows counted at most (beyond, "at least" this, as an e
 CANCEL_GRACE_SECONDS = 2.0
 _VIEWS_KEPT = 64  # per table: the select lists and view digests kept
 _TICK_SECONDS = 1.0  # while calls come, ``run`` looks at least this often (see ``run``)
-_LOOP_IDLE_MAX = 2  # PostgreSQL sessions kept for pages on the loop (see _page_on_loop)
 INLINE_SECONDS = 0.002  # a read's work on the event loop before it moves to a thread
 LARGE_VALUE = 1 << 20  # a value this large (bytes, or characters) in a page...
 LARGE_SECONDS = 600.0  # ...keeps its table's reads off the event loop this long
@@ -320,18 +318,6 @@ class _StaleSession(BackendUnavailable):
 _TableKey = tuple[int, str | None, str]  # settings generation, schema, table
 
 
-class _Stoppable(Protocol):
-    """A session whose statement a stopper can stop (either kind of session)."""
-
-    def cancel(self) -> None:
-        """Ask the database to stop the statement under way (blocking)."""
-        ...
-
-    def abort(self) -> None:
-        """Wake a statement that ignored ``cancel`` (its connection is lost)."""
-        ...
-
-
 class _Running:
     """A call under way: its deadline, its session once it has one, and why it is being
     stopped, if it is (``None`` while it may run)."""
@@ -339,7 +325,7 @@ class _Running:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.reason: str | None = None  # "timeout", "cancelled" or "gone"
-        self.session: _Stoppable | None = None
+        self.session: Session | None = None
         self.spoiled = False  # its statement may have changed the session's settings
         self.ended = anyio.Event()  # the call is over: a stopper has nothing more to do
         self.stopped: anyio.Event | None = None  # set when its stopper is done, if it has one
@@ -354,8 +340,6 @@ class GridService:
         self._slots = anyio.Semaphore(max_sessions)
         self._query_slots = anyio.Semaphore(max(1, max_sessions - 1))
         self._idle: list[tuple[int, Session]] = []  # (settings generation, session)
-        self._loop_idle: list[tuple[int, AsyncPgSession]] = []  # see _page_on_loop
-        self._max_sessions = max_sessions
         self._layouts: dict[tuple[int, str | None, str], _Layout] = {}
         self._queries: dict[str, _Running] = {}
         self._running: set[_Running] = set()  # calls under way, for their deadlines
@@ -387,7 +371,6 @@ class GridService:
                 await anyio.to_thread.run_sync(session.close)
         if self._closed:
             raise BackendUnavailable("the daemon is stopping")
-        await self._make_room(for_loop=False)
         opener = self._database.opener()
         deadline = max(2.0, self._database.timeout_seconds) + 1.0  # connect_timeout, then some
         call: Call[Session] = Call(None)
@@ -739,7 +722,6 @@ class GridService:
         with anyio.CancelScope(shield=True):
             for _, session in idle:
                 await anyio.to_thread.run_sync(session.close)
-        await self._close_loop_sessions()
 
     # -- layouts --
 
@@ -845,150 +827,10 @@ class GridService:
     ) -> dict[str, Any]:
         """``db.rows``: one page by keyset (never OFFSET), after or before a signed cursor."""
         request = _PageRequest(schema, table, sort, filters, after, before, limit, cell_bytes)
-        # Cells asked for whole up to a megabyte or more: such a page is never read on the loop.
-        if cell_bytes < LARGE_VALUE and gone is None:
-            page = await self._page_on_loop(request)
-            if page is not None:
-                return page
         work = functools.partial(self._page, request)
+        # Cells asked for whole up to a megabyte or more: such a page is never read on the loop.
         inline = (schema, table) if cell_bytes < LARGE_VALUE else False
         return await self._read(work, inline=inline, gone=gone)
-
-    async def _page_on_loop(self, request: _PageRequest) -> dict[str, Any] | None:
-        """A PostgreSQL page read on the event loop through psycopg's async driver: the
-        statements wait on the network without holding the loop, and the trip to a worker
-        thread and back (about as long as the page itself) is saved. ``None`` when it does
-        not apply: SQLite (whose reads are ``_inline``), a layout to read from the catalogue
-        first, a table of huge values, no free slot or connection, or a connection found
-        broken (the caller then reads the page on a thread, on a new one).
-
-        As every call: within ``GRID_SECONDS``, stopped when the daemon stops; the statement
-        is stopped on the server (``_stopper``), never abandoned half-way; a session whose
-        statement was stopped is closed, never pooled again. A statement's error is the
-        answer, as on a thread (and the table's layout is read again next time)."""
-        generation = self._database.generation
-        if self._loop_idle and self._loop_idle[0][0] != generation:
-            await self._close_loop_sessions()  # the configuration changed
-        if self._database.kind != "postgres" or self._closed or self._tasks is None:
-            return None
-        schema, table = request.schema, request.table
-        layout = self._layouts.get((generation, schema, table))
-        now = time.monotonic()
-        if (
-            layout is None
-            or now - layout.loaded >= LAYOUT_SECONDS
-            or self._large.get((generation, schema, table), 0.0) > now
-        ):
-            return None
-        try:
-            self._slots.acquire_nowait()
-        except anyio.WouldBlock:
-            return None
-        running = _Running(math.inf)
-        self._calls.add(running)
-        session: AsyncPgSession | None = None
-        keep = False  # whether the session goes back to the pool
-        try:
-            with anyio.CancelScope() as waiting:  # connecting: stoppable, as in _call
-                running.waiting = waiting
-                session = await self._loop_session(generation)
-            running.waiting = None
-            if waiting.cancelled_caught:
-                raise self._reason_error(running, GRID_SECONDS) or Cancelled("cancelled")
-            if session is None:
-                return None
-            keep = True
-            plan = self._plan(layout, session, request)  # may refuse the request (a cursor)
-            running.session = session
-            running.deadline = anyio.current_time() + GRID_SECONDS
-            self._running.add(running)
-            self._began_since_wake = True
-            if running.deadline < self._soonest:
-                self._rearm.set()
-            failure: SimpleaideError | None = None
-            try:
-                with anyio.CancelScope(shield=True):  # stopped on the server, if at all
-                    raw = await _drive(
-                        plan.page.reads(plan.terms.sql, plan.source, plan.identity),
-                        session.execute,
-                    )
-            except SimpleaideError as exc:
-                failure = exc
-            finally:
-                self._running.discard(running)
-                running.ended.set()
-                if running.stopped is not None:  # no cancel of ours may be on its way
-                    with anyio.CancelScope(shield=True):
-                        await running.stopped.wait()
-            if running.reason is not None:
-                keep = False  # a late cancel could hit its next statement
-                raise self._reason_error(running, GRID_SECONDS) or Cancelled("cancelled")
-            if failure is not None:
-                if isinstance(failure, Lost) or session.broken:
-                    keep = False
-                    return None  # read on a thread, on a new connection
-                self._forget(schema, table)  # a column dropped meanwhile: read it again
-                raise self._redacted(failure)
-            return self._paged(plan, raw)
-        finally:
-            self._calls.discard(running)
-            self._slots.release()
-            if session is not None:
-                with anyio.CancelScope(shield=True):
-                    if keep and not session.broken and not self._closed:
-                        await self._give_back_loop(session, generation)
-                    else:
-                        await session.close()
-
-    async def _loop_session(self, generation: int) -> AsyncPgSession | None:
-        """An idle session for ``_page_on_loop``, or a new one (``None`` for SQLite). A
-        connection refused is the answer, as on a thread."""
-        while self._loop_idle:
-            born, session = self._loop_idle.pop()
-            if born == generation and not session.broken:
-                return session
-            with anyio.CancelScope(shield=True):
-                await session.close()
-        await self._make_room(for_loop=True)
-        opener = self._database.loop_opener()
-        if opener is None:
-            return None
-        deadline = max(2.0, self._database.timeout_seconds) + 1.0  # connect_timeout, then some
-        try:
-            with anyio.fail_after(deadline):
-                return await opener()
-        except TimeoutError:
-            raise BackendUnavailable(f"the database did not answer within {deadline:g} s") from None
-        except SimpleaideError as exc:
-            raise self._redacted(exc) from None
-
-    async def _make_room(self, *, for_loop: bool) -> None:
-        """Before a call opens a connection: close idle ones of the other kind while the
-        grid would hold more than ``MAX_SESSIONS`` (each call under way holds a slot and at
-        most one connection; the idle ones wait in the two pools)."""
-        in_use = self._max_sessions - self._slots.value  # the caller's own call included
-        while len(self._idle) + len(self._loop_idle) + in_use > self._max_sessions:
-            with anyio.CancelScope(shield=True):
-                if for_loop and self._idle:
-                    _, spare = self._idle.pop(0)  # the least recently used
-                    await anyio.to_thread.run_sync(spare.close)
-                elif not for_loop and self._loop_idle:
-                    _, loop_spare = self._loop_idle.pop(0)
-                    await loop_spare.close()
-                else:
-                    return
-
-    async def _give_back_loop(self, session: AsyncPgSession, generation: int) -> None:
-        if generation == self._database.generation and len(self._loop_idle) < _LOOP_IDLE_MAX:
-            self._loop_idle.append((generation, session))
-        else:
-            await session.close()
-
-    async def _close_loop_sessions(self) -> None:
-        idle, self._loop_idle = self._loop_idle, []
-        with anyio.CancelScope(shield=True):
-            for _, session in idle:
-                await session.close()
 
     def _page(self, request: _PageRequest, session: Session) -> dict[str, Any]:
         layout = self._layout(session, request.schema, request.table)
@@ -1403,19 +1245,6 @@ class GridService:
             return False
         self._stop(running, "cancelled")
         return True
-
-
-async def _drive(
-    reads: Generator[tuple[str, tuple[Any, ...]], Sequence[Any], list[Any]],
-    execute: Callable[[str, tuple[Any, ...]], Awaitable[list[tuple[Any, ...]]]],
-) -> list[Any]:
-    """Run a page's reads (``PageQuery.reads``) with an async ``execute``."""
-    try:
-        statement = next(reads)
-        while True:
-            statement = reads.send(await execute(*statement))
-    except StopIteration as done:
-        return cast("list[Any]", done.value)
 
 
 def _only_error(group: BaseExceptionGroup) -> SimpleaideError:

@@ -255,7 +255,7 @@ class PgSession(Session):
             self._wake.close()
 
 
-def wake_socket(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> socket.socket:
+def wake_socket(conn: psycopg.Connection[Any]) -> socket.socket:
     """Our own descriptor of the connection's socket: shutting it down wakes whoever waits on
     a silent server, and unlike libpq's descriptor (closed when libpq drops the connection)
     its number cannot be reused for another file under us."""
@@ -267,7 +267,7 @@ def wake_socket(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) ->
         raise
 
 
-def keep_json_text(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+def keep_json_text(conn: psycopg.Connection[Any]) -> None:
     """JSON as the server sends it: parsed, ``{"a": 10.00}`` would come back as ``10.0``."""
     from psycopg.types.string import TextLoader
 
@@ -294,9 +294,7 @@ def failure(exc: psycopg.Error, *, broken: bool) -> SimpleaideError:
     return InvalidInput(f"database error: {message}")
 
 
-def quote_identifier(
-    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], name: str
-) -> str:
+def quote_identifier(conn: psycopg.Connection[Any], name: str) -> str:
     """``name`` quoted as an SQL identifier, by libpq for the connection's encoding."""
     import psycopg
     from psycopg import sql
