@@ -215,11 +215,14 @@ class SortKey:
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """One condition a page's rows meet; the value is bound, never spliced."""
+    """One condition a page's rows meet; the value is bound, never spliced. ``cast``: the SQL
+    type it is bound as where the driver would bind it as another (an array), as
+    :attr:`SortKey.cast`."""
 
     column: str
     op: FilterOp
     value: Any = None
+    cast: str | None = None
 
 
 def check_filter(op: str, value: Any) -> None:
@@ -730,7 +733,8 @@ def _filter_sql(dialect: DbKind, column: str, f: Filter, place: str) -> tuple[st
     if f.op == "not-null":
         return f"{column} IS NOT NULL", []
     if f.op == "in":
-        return f"{column} IN ({', '.join([place] * len(f.value))})", list(f.value)
+        slot = placeholder(dialect, f.cast)
+        return f"{column} IN ({', '.join([slot] * len(f.value))})", list(f.value)
     if dialect == "sqlite" and f.op == "like":
         # SQLite's LIKE ignores ASCII case; GLOB is PostgreSQL's case-sensitive LIKE.
         return f"{column} GLOB {place}", [like_to_glob(f.value)]
@@ -739,6 +743,8 @@ def _filter_sql(dialect: DbKind, column: str, f: Filter, place: str) -> tuple[st
         # case_sensitive_like says (it folds ASCII only, as SQLite's LIKE does).
         return f"lower({column}) LIKE lower({place}) ESCAPE '\\'", [f.value]
     operator = {"!=": "<>", "like": "LIKE", "ilike": "ILIKE"}.get(f.op, f.op)
+    if f.op not in ("like", "ilike"):
+        place = placeholder(dialect, f.cast)
     return f"{column} {operator} {place}", [f.value]
 
 

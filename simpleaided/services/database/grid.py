@@ -951,12 +951,14 @@ class GridService:
         """A filter on a catalogue column, its value bound as the column's type wants."""
         type_name = layout.column(column).type
         if op in ("like", "ilike", "is-null", "not-null"):
-            bound = value
-        elif op == "in":
+            return Filter(layout.column(column).name, op, value)  # type: ignore[arg-type]
+        if op == "in":
             bound = [grid.from_wire(v, dialect, type_name) for v in value]  # type: ignore[arg-type]
         else:
             bound = grid.from_wire(value, dialect, type_name)  # type: ignore[arg-type]
-        return Filter(layout.column(column).name, op, bound)  # type: ignore[arg-type]
+        # An array is bound as the column's own type (psycopg would send [2, 3] as smallint[]).
+        cast = _array_cast(dialect, type_name)
+        return Filter(layout.column(column).name, op, bound, cast)  # type: ignore[arg-type]
 
     async def cell(
         self, schema: str | None, table: str, key: list[Any], column: str

@@ -834,6 +834,15 @@ async def test_a_table_keyed_by_an_array_pages_by_it_and_by_a_nullable_column(
         ), sort
         back = await grid.rows("arrays", sort=sort, limit=2, before=page["prev"])
         assert back["keys"] == keys[:2], sort  # the last page's prev: the first page
+    # Filters on arrays bind them as the column's type (not psycopg's smallint[]).
+    for filters, want in [
+        ([{"column": "k", "op": "=", "value": [3]}], [[[3]]]),
+        ([{"column": "k", "op": "!=", "value": [3]}], [[[1, 2]], [[4]], [[5]]]),
+        ([{"column": "k", "op": ">", "value": [4]}], [[[5]]]),
+        ([{"column": "k", "op": "in", "value": [[1, 2], [5]]}], [[[1, 2]], [[5]]]),
+        ([{"column": "v", "op": "=", "value": ["x"]}], [[[3]], [[4]]]),
+    ]:
+        assert (await grid.rows("arrays", filters=filters))["keys"] == want, filters
     # A row is found by its array key, to read a cell and to change it.
     cell = await grid.call("db.cell", table="arrays", key=[[3]], column="a")
     assert cell == {"value": 5}
