@@ -908,9 +908,10 @@ class GridService:
         layout, page, terms = plan.layout, plan.page, plan.terms
         rows, more = page.in_page_order(raw)
         cells, largest = terms.cells(rows)
-        # Under each name a client may give the table: none, or its own schema.
-        self._note_large(plan.request.schema, plan.request.table, largest)
-        self._note_large(layout.description.schema, layout.description.name, largest)
+        if page.dialect == "sqlite":  # the only driver read on the loop
+            # Under each name a client may give the table: none, or its own schema.
+            self._note_large(plan.request.schema, plan.request.table, largest)
+            self._note_large(layout.description.schema, layout.description.name, largest)
         bounds = [terms.bounds(rows[0]), terms.bounds(rows[-1])] if rows else []
         keys = _wire_keys(rows, plan.key_at)
         boundary, digest = plan.boundary, plan.digest
@@ -957,8 +958,8 @@ class GridService:
         else:
             bound = grid.from_wire(value, dialect, type_name)  # type: ignore[arg-type]
         # An array is bound as the column's own type (psycopg would send [2, 3] as smallint[]).
-        cast = _array_cast(dialect, type_name)
-        return Filter(layout.column(column).name, op, bound, cast)  # type: ignore[arg-type]
+        bound_as = _array_cast(dialect, type_name)
+        return Filter(layout.column(column).name, op, bound, bound_as)  # type: ignore[arg-type]
 
     async def cell(
         self, schema: str | None, table: str, key: list[Any], column: str

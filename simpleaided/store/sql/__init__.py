@@ -51,8 +51,8 @@ TRANSACTION_CONTROL = (
 
 
 class Quoting(Protocol):
-    """What names SQL for a driver: its kind and its own identifier quoting (a session of
-    either API, blocking or async)."""
+    """What names SQL for a driver: its kind and its own identifier quoting (what a page's
+    plan needs of a session, without running anything)."""
 
     kind: DbKind
 
