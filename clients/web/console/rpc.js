@@ -45,7 +45,7 @@ export class RpcClient extends EventTarget {
     this.reason = null; // why the last attempt failed, in words
     this._ws = null;
     this._nextId = 1;
-    this._pending = new Map(); // id -> {resolve, reject, timer}
+    this._pending = new Map(); // id -> {resolve, reject, timer, reviver}
     this._handlers = new Map(); // notification method -> Set of handlers
     this._subscriptions = new Set(); // {method, params, onResult}
     this._retryMs = MIN_RETRY_MS;
@@ -68,8 +68,9 @@ export class RpcClient extends EventTarget {
     this._ws = null;
   }
 
-  /** Call `method` with `params`; its result, or an RpcError. */
-  async call(method, params = {}) {
+  /** Call `method` with `params`; its result, or an RpcError. `reviver` (optional): the
+   * reply is parsed with it, as `JSON.parse`'s second argument. */
+  async call(method, params = {}, { reviver = null } = {}) {
     if (this.state === "connecting") await this._firstAnswer();
     if (this.state !== "open" || this._ws?.readyState !== WebSocket.OPEN) {
       return Promise.reject(
@@ -82,7 +83,7 @@ export class RpcClient extends EventTarget {
         this._pending.delete(id);
         reject(new RpcError(`no answer to ${method} in ${CALL_TIMEOUT_MS / 1000} s`));
       }, CALL_TIMEOUT_MS);
-      this._pending.set(id, { resolve, reject, timer });
+      this._pending.set(id, { resolve, reject, timer, reviver });
       this._send({ jsonrpc: "2.0", id, method, params });
     });
   }
@@ -187,10 +188,11 @@ export class RpcClient extends EventTarget {
     } catch {
       return;
     }
-    for (const one of Array.isArray(message) ? message : [message]) this._dispatch(one);
+    if (!Array.isArray(message)) return this._dispatch(message, text);
+    for (const one of message) this._dispatch(one, null);
   }
 
-  _dispatch(message) {
+  _dispatch(message, text) {
     if (message && typeof message.method === "string" && message.id === undefined) {
       for (const handler of this._handlers.get(message.method) ?? []) {
         try {
@@ -204,6 +206,8 @@ export class RpcClient extends EventTarget {
     const waiting = this._pending.get(message?.id);
     if (!waiting) return;
     this._pending.delete(message.id);
+    // A reply alone in its message is parsed again with the caller's reviver.
+    if (waiting.reviver && text !== null) message = JSON.parse(text, waiting.reviver);
     clearTimeout(waiting.timer);
     if (message.error) {
       const { code, message: words, data } = message.error;

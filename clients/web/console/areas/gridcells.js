@@ -22,12 +22,45 @@ export function isWhole(value) {
   return true;
 }
 
+/** A number as the daemon wrote it: JavaScript reads `3.0` as 3 and `1e16` as
+ * 10000000000000000, which an export must not write in their place. */
+export class ExactNumber {
+  constructor(text) {
+    this.text = text;
+  }
+
+  toString() {
+    return this.text;
+  }
+}
+
+/** A `JSON.parse` reviver (`rpc.call`'s `reviver`) that keeps each fraction or exponent as
+ * written (an ExactNumber); integers stay numbers (beyond 2^53 they come as text anyway). */
+export function exactNumbers(_key, value, context) {
+  if (typeof value === "number" && /[.eE]/.test(context?.source ?? "")) {
+    return new ExactNumber(context.source);
+  }
+  return value;
+}
+
+/** `value` as JSON text, each ExactNumber as written. */
+export function exactJson(value) {
+  if (value instanceof ExactNumber) return value.text;
+  if (Array.isArray(value)) return `[${value.map(exactJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const members = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${exactJson(v)}`);
+    return `{${members.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
 /** The plain text of a cell, for a title, a CSV field or an editor: NULL gives null. */
 export function cellText(value) {
   if (value === null || value === undefined) return null;
+  if (value instanceof ExactNumber) return value.text;
   if (isTruncated(value)) return value.text;
   if (isBytes(value)) return value.hex;
-  if (Array.isArray(value) || typeof value === "object") return JSON.stringify(value);
+  if (Array.isArray(value) || typeof value === "object") return exactJson(value);
   return String(value);
 }
 

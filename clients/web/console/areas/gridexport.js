@@ -5,7 +5,7 @@
 // and so are bytes longer than what a page shows (64). Without a row key there is no way
 // to read a cell whole: the export stops in words rather than write a cut value.
 
-import { cellText, isBytes, isWhole } from "./gridcells.js";
+import { cellText, exactJson, exactNumbers, isBytes, isWhole } from "./gridcells.js";
 
 const EXPORT_PAGE_ROWS = 1000;
 const EXPORT_CELL_BYTES = 64 * 1024;
@@ -23,7 +23,7 @@ async function wholeRows(rpc, base, page) {
   for (let r = 0; r < rows.length; r++) {
     for (let c = 0; c < rows[r].length; c++) {
       if (isWhole(rows[r][c])) continue;
-      const key = page.keys[r];
+      const key = page.keys[r] && JSON.parse(exactJson(page.keys[r])); // numbers, as sent
       if (!key?.length) {
         throw new Error(
           `${base.table} has no row key, so a value of ${page.columns[c].name} too large to come ` +
@@ -49,7 +49,10 @@ export async function exportTable(rpc, params, format, { progress, stopped }) {
   let count = 0;
   do {
     if (stopped()) return { stopped: true, rows: count };
-    const page = await rpc.call("db.rows", after ? { ...base, after } : base);
+    // Numbers as the daemon wrote them: 3.0 stays 3.0 (JavaScript's own would write 3).
+    const page = await rpc.call("db.rows", after ? { ...base, after } : base, {
+      reviver: exactNumbers,
+    });
     if (!columns) {
       columns = page.columns.map((c) => c.name);
       if (format === "csv") parts.push(columns.map(csvField).join(",") + "\r\n");
@@ -58,7 +61,7 @@ export async function exportTable(rpc, params, format, { progress, stopped }) {
     const lines = rows.map((row) =>
       format === "csv"
         ? row.map(csvField).join(",") + "\r\n"
-        : JSON.stringify(Object.fromEntries(columns.map((name, c) => [name, row[c]]))) + "\n",
+        : exactJson(Object.fromEntries(columns.map((name, c) => [name, row[c]]))) + "\n",
     );
     parts.push(lines.join(""));
     count += rows.length;
