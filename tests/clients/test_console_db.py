@@ -749,9 +749,7 @@ async def test_an_export_pages_through_the_filtered_rows_into_a_download(
     assert records[2]["note"] == LONG_NOTE
 
 
-async def test_an_export_writes_numbers_as_the_daemon_sent_them(
-    dev: DbConsole, page: Page
-) -> None:
+async def test_an_export_writes_numbers_as_the_daemon_sent_them(dev: DbConsole, page: Page) -> None:
     # JavaScript reads 3.0 as 3 and 1e+16 as 10000000000000000: an export writes what the
     # daemon sent, as the CLI's export does. Integers beyond 2^53 come as text anyway.
     with contextlib.closing(sqlite3.connect(dev.db)) as db:
