@@ -751,12 +751,14 @@ async def test_an_export_pages_through_the_filtered_rows_into_a_download(
 
 async def test_an_export_writes_numbers_as_the_daemon_sent_them(dev: DbConsole, page: Page) -> None:
     # JavaScript reads 3.0 as 3 and 1e+16 as 10000000000000000: an export writes what the
-    # daemon sent, as the CLI's export does. Integers beyond 2^53 come as text anyway.
+    # daemon sent. Integers beyond 2^53 come as text anyway. The rows are keyed by the float
+    # itself, and one holds a text too long for a page: it is read whole by that key.
+    long_tag = "long " * 20_000  # 100,000 characters: more than a page's 64 KiB
     with contextlib.closing(sqlite3.connect(dev.db)) as db:
-        db.execute("CREATE TABLE measures (x REAL PRIMARY KEY, n INTEGER, tags TEXT)")
+        db.execute("CREATE TABLE measures (x REAL NOT NULL PRIMARY KEY, n INTEGER, tags TEXT)")
         db.executemany(
             "INSERT INTO measures VALUES (?, ?, ?)",
-            [(3.0, 1, "a"), (0.1, 2**60, None), (1e16, -2, "")],
+            [(3.0, 1, long_tag), (0.1, 2**60, None), (1e16, -2, "")],
         )
         db.commit()
     await open_db(page, dev)
@@ -765,14 +767,19 @@ async def test_an_export_writes_numbers_as_the_daemon_sent_them(dev: DbConsole, 
     async with page.expect_download() as waiting:
         await page.locator(".export-csv").click()
     text = Path(await (await waiting.value).path()).read_text()
-    # In the table's order (its rowid), as the daemon wrote them (Python writes 1e+16 too).
-    assert text.splitlines() == ["x,n,tags", "3.0,1,a", "0.1,1152921504606846976,", '1e+16,-2,""']
+    # In the key's order, as the daemon wrote them.
+    assert text.splitlines() == [
+        "x,n,tags",
+        "0.1,1152921504606846976,",
+        f"3.0,1,{long_tag}",
+        '1e+16,-2,""',
+    ]
     async with page.expect_download() as waiting:
         await page.locator(".export-jsonl").click()
     lines = Path(await (await waiting.value).path()).read_text().splitlines()
     assert lines == [
-        '{"x":3.0,"n":1,"tags":"a"}',
         '{"x":0.1,"n":"1152921504606846976","tags":null}',
+        f'{{"x":3.0,"n":1,"tags":"{long_tag}"}}',
         '{"x":1e+16,"n":-2,"tags":""}',
     ]
 

@@ -207,7 +207,15 @@ export class RpcClient extends EventTarget {
     if (!waiting) return;
     this._pending.delete(message.id);
     // A reply alone in its message is parsed again with the caller's reviver.
-    if (waiting.reviver && text !== null) message = JSON.parse(text, waiting.reviver);
+    if (waiting.reviver && text !== null) {
+      try {
+        message = JSON.parse(text, waiting.reviver);
+      } catch (error) {
+        clearTimeout(waiting.timer);
+        waiting.reject(new RpcError(`the reply could not be read: ${error.message}`));
+        return;
+      }
+    }
     clearTimeout(waiting.timer);
     if (message.error) {
       const { code, message: words, data } = message.error;

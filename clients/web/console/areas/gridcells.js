@@ -34,6 +34,10 @@ export class ExactNumber {
   }
 }
 
+/** Whether this browser gives a reviver each number's source text (Chromium 114 and later,
+ * Firefox 135 and later): without it, `exactNumbers` could only return numbers unchanged. */
+export const SOURCE_TEXT = JSON.parse("1.0", (_key, _value, context) => context?.source) === "1.0";
+
 /** A `JSON.parse` reviver (`rpc.call`'s `reviver`) that keeps each fraction or exponent as
  * written (an ExactNumber); integers stay numbers (beyond 2^53 they come as text anyway). */
 export function exactNumbers(_key, value, context) {

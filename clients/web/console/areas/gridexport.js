@@ -5,7 +5,7 @@
 // and so are bytes longer than what a page shows (64). Without a row key there is no way
 // to read a cell whole: the export stops in words rather than write a cut value.
 
-import { cellText, exactJson, exactNumbers, isBytes, isWhole } from "./gridcells.js";
+import { cellText, exactJson, exactNumbers, isBytes, isWhole, SOURCE_TEXT } from "./gridcells.js";
 
 const EXPORT_PAGE_ROWS = 1000;
 const EXPORT_CELL_BYTES = 64 * 1024;
@@ -51,7 +51,7 @@ export async function exportTable(rpc, params, format, { progress, stopped }) {
     if (stopped()) return { stopped: true, rows: count };
     // Numbers as the daemon wrote them: 3.0 stays 3.0 (JavaScript's own would write 3).
     const page = await rpc.call("db.rows", after ? { ...base, after } : base, {
-      reviver: exactNumbers,
+      reviver: SOURCE_TEXT ? exactNumbers : null,
     });
     if (!columns) {
       columns = page.columns.map((c) => c.name);
