@@ -298,7 +298,15 @@ class DatabaseService:
 
     def opener(self) -> Callable[[], Session]:
         """How to connect, with vault references resolved now (on the loop, at connect time)."""
-        target, password = self._resolved_target()
+        if self._closed:
+            raise BackendUnavailable("closed")
+        if self._config_error is not None:
+            raise self._config_error
+        target = self._target
+        if target is None:  # the whole URL is a vault secret
+            assert self._url is not None
+            target = parse_target(self._resolve(self._url, "URL"), self._password)
+            self._kind = target.kind
         read_only = self.env == "PROD"
         if target.kind == "sqlite":
             return functools.partial(
@@ -309,25 +317,12 @@ class DatabaseService:
                 timeout=self._timeout,
                 unsafe_sql=self._unsafe_sql,
             )
-        return functools.partial(
-            open_postgres, target.location, password, read_only=read_only, timeout=self._timeout
-        )
-
-    def _resolved_target(self) -> tuple[DbTarget, str | None]:
-        """What to connect to and the password, vault references resolved now."""
-        if self._closed:
-            raise BackendUnavailable("closed")
-        if self._config_error is not None:
-            raise self._config_error
-        target = self._target
-        if target is None:  # the whole URL is a vault secret
-            assert self._url is not None
-            target = parse_target(self._resolve(self._url, "URL"), self._password)
-            self._kind = target.kind
         password = target.password
         if password is not None and vault_name(password) is not None:
             password = self._resolve(password, "password")
-        return target, password
+        return functools.partial(
+            open_postgres, target.location, password, read_only=read_only, timeout=self._timeout
+        )
 
     def _resolve(self, reference: str, what: str) -> str:
         name = vault_name(reference)

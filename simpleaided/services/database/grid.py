@@ -47,7 +47,7 @@ from simpleaided.domain.vocabulary import DbKind
 from simpleaided.services.database.cells import PageTerms, Reader, display_cell
 from simpleaided.services.database.connection import DatabaseService
 from simpleaided.services.database.worker import Call, run_call
-from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Quoting, Session, catalog
+from simpleaided.store.sql import READ_ONLY_SESSION, Lost, OverBudget, Session, catalog
 
 log = logging.getLogger(__name__)
 
@@ -845,12 +845,12 @@ class GridService:
             raise
         return self._paged(plan, raw)
 
-    def _plan(self, layout: _Layout, quoting: Quoting, request: _PageRequest) -> _PagePlan:
+    def _plan(self, layout: _Layout, session: Session, request: _PageRequest) -> _PagePlan:
         """What a page reads, from the table's layout and the request (its cursor checked):
         no statement runs here."""
         sort, filters, after, before = request.sort, request.filters, request.after, request.before
-        dialect = quoting.kind
-        quote = quoting.quote_identifier
+        dialect = session.kind
+        quote = session.quote_identifier
         nullable = {c.name: c.nullable for c in layout.columns}
         for name in layout.key_columns:
             nullable[name] = False  # a key never holds NULL (the rowid is no column)
@@ -897,7 +897,7 @@ class GridService:
             if len(layout.terms) >= _VIEWS_KEPT:
                 layout.terms.clear()
             layout.terms[order, cell_chars] = terms
-        source = catalog.qualified(quoting, layout.description.schema, layout.description.name)
+        source = catalog.qualified(session, layout.description.schema, layout.description.name)
         key_at = [
             terms.width + 1 + i for i, s in enumerate(order) if s.column in layout.key_columns
         ]

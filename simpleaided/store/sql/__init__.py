@@ -50,17 +50,6 @@ TRANSACTION_CONTROL = (
 )
 
 
-class Quoting(Protocol):
-    """What names SQL for a driver: its kind and its own identifier quoting (what a page's
-    plan needs of a session, without running anything)."""
-
-    kind: DbKind
-
-    def quote_identifier(self, name: str) -> str:
-        """``name`` as a quoted SQL identifier; ``InvalidInput`` when it cannot be one."""
-        ...
-
-
 class Session(Protocol):
     """One open database connection; used by one worker thread at a time.
 

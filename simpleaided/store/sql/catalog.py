@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from simpleaided.domain.errors import BackendUnavailable, InvalidInput, NotFound
-from simpleaided.store.sql import Quoting, Session
+from simpleaided.store.sql import Session
 
 TableKind = Literal["table", "view"]
 Generated = Literal["stored", "virtual", "identity always", "identity by default"]
@@ -128,7 +128,7 @@ def rowid_alias(columns: Sequence[str]) -> str | None:
     return next((a for a in ROWID_ALIASES if a not in taken), None)
 
 
-def qualified(session: Quoting, schema: str, name: str) -> str:
+def qualified(session: Session, schema: str, name: str) -> str:
     """``"schema"."name"``, quoted by the session; the names must come from the catalogue.
 
     SQL text for a statement run without parameters; in a grid statement it is the source of

@@ -87,11 +87,23 @@ class PgSession(Session):
     def __init__(
         self, conn: psycopg.Connection[Any], *, read_only: bool, risks: list[str] | None = None
     ) -> None:
+        from psycopg.types.string import TextLoader
+
         self._conn = conn
         self._read_only = read_only
         self._risks = list(risks or [])
-        keep_json_text(conn)
-        self._wake = wake_socket(conn)
+        # JSON as the server sends it: parsed, {"a": 10.00} would come back as 10.0.
+        for name in ("json", "jsonb"):
+            conn.adapters.register_loader(name, TextLoader)
+        # Our own descriptor of the connection's socket: shutting it down wakes a thread
+        # waiting on a silent server, and unlike libpq's descriptor (closed when libpq drops
+        # the connection) its number cannot be reused for another file under us.
+        fd = os.dup(conn.pgconn.socket)
+        try:
+            self._wake = socket.socket(fileno=fd)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def check(self) -> tuple[float, bool]:
         import psycopg
@@ -238,10 +250,33 @@ class PgSession(Session):
             self._conn.cancel_safe(timeout=2.0)
 
     def _failure(self, exc: psycopg.Error) -> SimpleaideError:
-        return failure(exc, broken=self._conn.broken or self._conn.closed)
+        if self._conn.broken or self._conn.closed:
+            return Lost(pg_error_line(str(exc)))
+        if exc.sqlstate == _SQLSTATE_READ_ONLY:
+            return ReadOnly(_first_line(str(exc)))
+        message = _first_line(str(exc))
+        if message == _SEVERAL_STATEMENTS:
+            return InvalidInput("one statement at a time: send the statements one by one")
+        if exc.sqlstate and exc.sqlstate.startswith("23"):
+            # A constraint: its name is in the message, the row and columns in the detail
+            # ("Key (email)=(a@b.c) already exists.", "Failing row contains (…).").
+            detail = exc.diag.message_detail
+            if detail:
+                message = f"{message}: {_first_line(detail)}"
+            return Conflict(f"database error: {message}")
+        return InvalidInput(f"database error: {message}")
 
     def quote_identifier(self, name: str) -> str:
-        return quote_identifier(self._conn, name)
+        import psycopg
+        from psycopg import sql
+
+        if "\0" in name:
+            raise InvalidInput("an SQL name cannot contain a NUL character")
+        try:
+            # Rendered by libpq for the connection's encoding.
+            return sql.Identifier(name).as_string(self._conn)
+        except psycopg.Error as exc:
+            raise self._failure(exc) from None
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -253,58 +288,6 @@ class PgSession(Session):
                 self._conn.close()
         finally:
             self._wake.close()
-
-
-def wake_socket(conn: psycopg.Connection[Any]) -> socket.socket:
-    """Our own descriptor of the connection's socket: shutting it down wakes whoever waits on
-    a silent server, and unlike libpq's descriptor (closed when libpq drops the connection)
-    its number cannot be reused for another file under us."""
-    fd = os.dup(conn.pgconn.socket)
-    try:
-        return socket.socket(fileno=fd)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def keep_json_text(conn: psycopg.Connection[Any]) -> None:
-    """JSON as the server sends it: parsed, ``{"a": 10.00}`` would come back as ``10.0``."""
-    from psycopg.types.string import TextLoader
-
-    for name in ("json", "jsonb"):
-        conn.adapters.register_loader(name, TextLoader)
-
-
-def failure(exc: psycopg.Error, *, broken: bool) -> SimpleaideError:
-    """A psycopg error in the project's terms (``broken``: its connection is gone)."""
-    if broken:
-        return Lost(pg_error_line(str(exc)))
-    if exc.sqlstate == _SQLSTATE_READ_ONLY:
-        return ReadOnly(_first_line(str(exc)))
-    message = _first_line(str(exc))
-    if message == _SEVERAL_STATEMENTS:
-        return InvalidInput("one statement at a time: send the statements one by one")
-    if exc.sqlstate and exc.sqlstate.startswith("23"):
-        # A constraint: its name is in the message, the row and columns in the detail
-        # ("Key (email)=(a@b.c) already exists.", "Failing row contains (…).").
-        detail = exc.diag.message_detail
-        if detail:
-            message = f"{message}: {_first_line(detail)}"
-        return Conflict(f"database error: {message}")
-    return InvalidInput(f"database error: {message}")
-
-
-def quote_identifier(conn: psycopg.Connection[Any], name: str) -> str:
-    """``name`` quoted as an SQL identifier, by libpq for the connection's encoding."""
-    import psycopg
-    from psycopg import sql
-
-    if "\0" in name:
-        raise InvalidInput("an SQL name cannot contain a NUL character")
-    try:
-        return sql.Identifier(name).as_string(conn)
-    except psycopg.Error as exc:
-        raise failure(exc, broken=conn.broken or conn.closed) from None
 
 
 # What a role can do that no read-only transaction stops: a superuser or a member of these
@@ -349,11 +332,11 @@ def role_risks(conn: psycopg.Connection[Any]) -> list[str]:
     return risks
 
 
-def connect_params(
+def open_postgres(
     location: str, password: str | None, *, read_only: bool, timeout: float
-) -> dict[str, Any]:
-    """psycopg's ``connect`` arguments beside the URL: autocommit, a connect timeout, and in
-    PROD every transaction read-only (the URL's own ``options`` kept)."""
+) -> PgSession:
+    """Connect to PostgreSQL; in PROD every transaction of the session is read-only, and what
+    the role could still do beyond reading is checked (``PgSession.risks``)."""
     try:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
@@ -373,17 +356,6 @@ def connect_params(
         params["password"] = password
     if read_only:
         params["options"] = f"{options} {_READ_ONLY_OPTION}" if options else _READ_ONLY_OPTION
-    return params
-
-
-def open_postgres(
-    location: str, password: str | None, *, read_only: bool, timeout: float
-) -> PgSession:
-    """Connect to PostgreSQL; in PROD every transaction of the session is read-only, and what
-    the role could still do beyond reading is checked (``PgSession.risks``)."""
-    params = connect_params(location, password, read_only=read_only, timeout=timeout)
-    import psycopg
-
     try:
         conn = psycopg.connect(location, **params)
     except psycopg.Error as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -20,13 +19,17 @@ from simpleaided.services.database.grid import GridService
 ROWS = 200_000
 
 
-@asynccontextmanager
-async def grid_service(url: str, env: str = "DEV") -> AsyncIterator[GridService]:
-    """The grid on ``url``'s database, running, closed after the block."""
+@pytest.fixture
+async def grid(tmp_path: Path) -> AsyncIterator[GridService]:
+    path = tmp_path / "inline.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"value {i}") for i in range(ROWS)))
+    db.close()
     database = DatabaseService(
         DatabaseSettings(
-            env=env,  # type: ignore[arg-type]  # tests pass the literal profile names
-            url=url,
+            env="DEV",
+            url=str(path),
             password=None,
             default_workspace=None,
             probe_seconds=60.0,
@@ -44,17 +47,6 @@ async def grid_service(url: str, env: str = "DEV") -> AsyncIterator[GridService]
     finally:
         await service.aclose()
         await database.aclose()
-
-
-@pytest.fixture
-async def grid(tmp_path: Path) -> AsyncIterator[GridService]:
-    path = tmp_path / "inline.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        db.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"value {i}") for i in range(ROWS)))
-    db.close()
-    async with grid_service(str(path)) as service:
-        yield service
 
 
 async def test_a_read_over_its_budget_on_the_loop_is_finished_on_a_thread(

@@ -21,7 +21,6 @@ from anyio.abc import SocketAttribute, SocketStream
 
 from tests.support.daemon import make_daemon, running_daemon
 from tests.support.pgproxy import PG_HOST, PG_PORT
-from tests.support.pgschema import scratch_schema
 from tests.support.rpc import RpcClient, pings_meanwhile
 
 CONFLICT, BAD_INPUT, UNAVAILABLE = -32011, -32602, -32050
@@ -252,15 +251,21 @@ async def test_a_stopping_daemon_cancels_running_queries_at_once(
 
 @pytest.fixture
 def pg_schema(postgres: str) -> Iterator[tuple[str, str]]:
-    with scratch_schema(
-        postgres,
-        "grid_sessions",
-        "CREATE TABLE {schema}.parent (id int PRIMARY KEY)",
-        "CREATE TABLE {schema}.child (id int PRIMARY KEY,"
-        " parent int NOT NULL REFERENCES {schema}.parent(id))",
-        "INSERT INTO {schema}.parent VALUES (1)",
-    ) as schema:
-        yield postgres, schema
+    import psycopg
+
+    schema = f"grid_sessions_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(f"CREATE TABLE {schema}.parent (id int PRIMARY KEY)")
+        db.execute(
+            f"CREATE TABLE {schema}.child (id int PRIMARY KEY,"
+            f" parent int NOT NULL REFERENCES {schema}.parent(id))"
+        )
+        db.execute(f"INSERT INTO {schema}.parent VALUES (1)")
+        try:
+            yield postgres, schema
+        finally:
+            db.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 async def test_postgres_settings_and_writable_ctes(
