@@ -51,6 +51,17 @@ No file is needed: the defaults serve. The file lives at
     url = "http://127.0.0.1:11434"
     model = "llama3.1:8b"            # optional: also check that this model is there
     api_key = "vault:openai-key"     # optional, only as a vault reference
+
+    [terminals]                      # shells on PTYs (simpleaide term, the console's Shell)
+    max_terminals = 32               # exited ones still listed count
+    scrollback_bytes = 2097152       # replayed on attach
+    max_scrollback_total_bytes = 67108864
+    max_input_bytes = 65536          # one terminals.input
+    flow_window_bytes = 262144       # an interactive client this far behind pauses the program
+    stall_seconds = 5                # one that acknowledges nothing this long is not waited for
+    kill_grace_seconds = 2           # terminals.kill: HUP, then TERM, then KILL
+    stop_grace_seconds = 2           # the daemon's stop: the same for every terminal
+    shell = "/bin/zsh"               # default: the login shell (passwd)
 """
 
 from __future__ import annotations
@@ -108,6 +119,29 @@ class LimitsConfig(_ConfigModel):
     # limit the daemon raises itself to (the unit's LimitNOFILE=), so that the cap, not
     # running out of descriptors, is what a flood of clients meets.
     max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=1, le=1_000_000)
+
+
+class TerminalsConfig(_ConfigModel):
+    """The ``[terminals]`` table: how many terminals, how much they keep, how they stop."""
+
+    max_terminals: int = Field(32, ge=1, le=1000)  # exited ones still listed count
+    scrollback_bytes: int = Field(2 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
+    max_scrollback_total_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024, le=1 << 34)
+    max_input_bytes: int = Field(64 * 1024, ge=1024, le=4 * 1024 * 1024)
+    # An interactive client this far behind pauses the program (flow control).
+    flow_window_bytes: int = Field(256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
+    stall_seconds: float = Field(5.0, gt=0, le=3600)  # then it is no longer waited for
+    kill_grace_seconds: float = Field(2.0, ge=0, le=300)  # terminals.kill: HUP, TERM, KILL
+    stop_grace_seconds: float = Field(2.0, ge=0, le=60)  # the daemon's stop: the same
+    shell: str | None = None  # instead of the user's login shell
+
+    @model_validator(mode="after")
+    def _window_inside_scrollback(self) -> TerminalsConfig:
+        if self.flow_window_bytes >= self.scrollback_bytes:
+            raise ValueError(
+                "terminals.flow_window_bytes must be smaller than terminals.scrollback_bytes"
+            )
+        return self
 
 
 class RunsConfig(_ConfigModel):
@@ -263,6 +297,7 @@ class Config(_ConfigModel):
     vault: VaultConfig = VaultConfig()
     db: DbConfig = DbConfig()
     llm: LlmConfig = LlmConfig()
+    terminals: TerminalsConfig = TerminalsConfig()
     config_file: Path | None = None
 
     @property

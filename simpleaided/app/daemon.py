@@ -68,6 +68,7 @@ class Daemon:
         self.vault = services.vault
         self.database = services.database
         self.grid = services.grid
+        self.terminals = services.terminals
         self.llm = services.llm
         self.watcher = services.watcher
         self.runs = services.runs
@@ -212,6 +213,7 @@ class Daemon:
             clean = self._stop.is_set()
         finally:
             with anyio.CancelScope(shield=True):
+                await self.terminals.aclose()  # hung up at the stop's start; gone by now
                 await self.grid.aclose()
                 await self.database.aclose()
                 await self.llm.aclose()
@@ -288,6 +290,7 @@ class Daemon:
             # the next daemon rather than being accepted and dropped.
             await self._listener.aclose()
         self.grid.stop_all()  # running queries end now (cancelled), not at the grace's end
+        self.terminals.hang_up_all()  # their programs end beside the requests in progress
         await self.server.drain(self.config.daemon.shutdown_grace_seconds)
         with anyio.CancelScope(shield=True):
             await self.runs.save_snapshots()

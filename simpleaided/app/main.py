@@ -16,6 +16,7 @@ from simpleaided.app import systemd
 from simpleaided.app.config import Config, ConfigError, load_config
 from simpleaided.app.daemon import Daemon
 from simpleaided.domain.api import StartMode
+from simpleaided.services.terminals.spawn import set_child_fd_limit
 from simpleaided.transports.server import warn_if_short_of_descriptors
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
 
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger(__name__)
     if now != before:
         log.debug("file descriptor limit raised from %d to %d", before, now)
+        set_child_fd_limit(before)  # what the programs in terminals get, as if started by hand
     warn_if_short_of_descriptors(config.limits.max_connections)
     try:
         daemon = Daemon(

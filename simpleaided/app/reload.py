@@ -2,7 +2,8 @@
 
 Applied at once: the profile and the database it selects (first: under PROD the database is
 read-only before anything says PROD), the log level, whether pending runs count as active,
-the connection limit (from the next connection), the owner check interval, the vault's lock
+the connection limit (from the next connection), the owner check interval, the terminals'
+limits (for terminals created from then on; running ones are left alone), the vault's lock
 times and key derivation, the LLM backends, and the configured workspaces (added, dropped,
 and those that could not be served tried again). Settings only a restart can change are
 logged and kept (``carry_restart_only``). Connections and subscriptions are untouched.
@@ -15,7 +16,13 @@ from collections.abc import Callable
 
 from simpleaided.app.config import Config, ConfigError, carry_restart_only
 from simpleaided.app.systemd import Notifier
-from simpleaided.app.wiring import Services, database_settings, kdf, llm_backends
+from simpleaided.app.wiring import (
+    Services,
+    database_settings,
+    kdf,
+    llm_backends,
+    terminal_settings,
+)
 from simpleaided.domain import clock
 from simpleaided.transports.server import warn_if_short_of_descriptors
 
@@ -111,6 +118,8 @@ class Reloader:
             warn_if_short_of_descriptors(new.limits.max_connections)
         services.server.max_connections = new.limits.max_connections  # from the next connection
         services.owners.interval = new.runs.owner_check_seconds
+        # For terminals created from now on; no running terminal is touched.
+        services.terminals.configure(terminal_settings(new))
         services.vault.configure(
             idle_seconds=new.vault.idle_lock_seconds,
             max_seconds=new.vault.max_unlock_seconds,

@@ -24,6 +24,7 @@ from simpleaided.services.llm import LlmService
 from simpleaided.services.owners import OwnerWatch
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import SectionProvider, StatusService
+from simpleaided.services.terminals import Limits, TerminalService, TerminalSettings
 from simpleaided.services.vault import VaultService
 from simpleaided.services.warnings import Warnings
 from simpleaided.services.watcher import RunWatcher
@@ -45,6 +46,7 @@ class Services:
     vault: VaultService
     database: DatabaseService
     grid: GridService  # the database grid, on sessions of its own
+    terminals: TerminalService
     llm: LlmService
     watcher: RunWatcher
     runs: RunService
@@ -90,6 +92,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         on_change=events.section_changed,
     )
     grid = GridService(database)
+    terminals = TerminalService(terminal_settings(config))
     llm = LlmService(
         llm_backends(config),
         probe_seconds=config.llm.probe_seconds,
@@ -178,6 +181,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
             grid=grid,
             llm=llm,
             http=http,
+            terminals=terminals,
         ),
         max_reply_bytes=max_bytes,
     )
@@ -192,6 +196,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         vault=vault,
         database=database,
         grid=grid,
+        terminals=terminals,
         llm=llm,
         watcher=watcher,
         runs=runs,
@@ -234,6 +239,26 @@ def database_settings(config: Config) -> DatabaseSettings:
         probe_seconds=config.db.probe_seconds,
         timeout_seconds=config.db.timeout_seconds,
         unsafe_sql=config.db.unsafe_sql and config.env != "PROD",  # never in PROD
+    )
+
+
+def terminal_settings(config: Config) -> TerminalSettings:
+    """The terminal service's settings."""
+    table = config.terminals
+    return TerminalSettings(
+        max_terminals=table.max_terminals,
+        max_scrollback_total_bytes=table.max_scrollback_total_bytes,
+        stop_grace_seconds=table.stop_grace_seconds,
+        shell=table.shell,
+        limits=Limits(
+            scrollback_bytes=table.scrollback_bytes,
+            window_bytes=table.flow_window_bytes,
+            stall_seconds=table.stall_seconds,
+            max_input_bytes=table.max_input_bytes,
+            kill_grace_seconds=table.kill_grace_seconds,
+            # A replay travels in one message, as base64 (4/3 as large), with the modes.
+            max_replay_bytes=(config.limits.max_message_bytes - 16 * 1024) * 3 // 4,
+        ),
     )
 
 

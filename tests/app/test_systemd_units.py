@@ -413,3 +413,16 @@ def test_the_help_says_what_to_run(sandbox: Sandbox) -> None:
     assert "--force" in install and "--dir DIR" in install
     uninstall = sandbox.ok("daemon", "uninstall-units", "--help").stdout
     assert "systemctl --user disable --now simpleaided.socket simpleaided.service" in uninstall
+
+
+def test_the_stop_timeout_leaves_room_for_the_drain_and_the_terminals_hang_up() -> None:
+    """systemd's SIGKILL must not come before the daemon has drained its requests and hung
+    up its terminals (HUP, then TERM and KILL a grace apart) with their defaults."""
+    from simpleaided.app.config import Config
+
+    service = (TEMPLATES / "simpleaided.service").read_text()
+    timeout = int(service.split("\nTimeoutStopSec=", 1)[1].split("\n", 1)[0])
+    defaults = Config()
+    needed = defaults.daemon.shutdown_grace_seconds + 2 * defaults.terminals.stop_grace_seconds
+    assert timeout >= needed + 2
+    assert "\nKillMode=mixed\n" in service  # SIGTERM to the daemon alone: it hangs them up

@@ -27,6 +27,7 @@ from simpleaided.transports.rpc import Method
 from tests.support.daemon import running_daemon
 from tests.support.llm_servers import OLLAMA_TAGS, LlmServer, Route, refused_url
 from tests.support.rpc import RpcClient
+from tests.support.waiting import eventually
 
 FAST_VAULT = {"vault.kdf_memory_kib": 8192, "vault.kdf_iterations": 1, "vault.kdf_lanes": 1}
 PASS = "a long enough passphrase"
@@ -302,10 +303,29 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     await rpc.call("http.open")
     assert (await rpc.call("http.rotateToken"))["url"] is not None
 
+    # Terminals: one running, then exited (listed with its exit), renamed, removed.
+    term = await rpc.call("terminals.create", argv=["cat"], cols=40, rows=10, name="cat")
+    await rpc.call("terminals.attach", id=term["id"], cols=50, rows=12)
+    await rpc.call("terminals.input", id=term["id"], text="hello\n")
+    await rpc.call("terminals.resize", id=term["id"], cols=60, rows=20)
+    await rpc.call("terminals.ack", id=term["id"], offset=0)
+    await rpc.call("terminals.rename", id=term["id"], name="kitten")
+    assert (await rpc.call("terminals.list"))[0]["exited"] is None
+    await rpc.call("terminals.input", id=term["id"], data=base64.b64encode(b"\x04").decode())
+    await eventually(lambda: _exited(rpc), 5)
+    assert (await rpc.call("terminals.attach", id=term["id"]))["exited"]["code"] == 0
+    await rpc.call("terminals.detach", id=term["id"])
+    await rpc.call("terminals.kill", id=term["id"])
+    assert await rpc.call("terminals.list") == []
+
     await rpc.call("status.get", workspace=ws)
     await rpc.call("status.unsubscribe")
     await rpc.call("workspaces.remove", path=str(other))
     await rpc.call("rpc.discover")
+
+
+async def _exited(rpc: Checked) -> bool:
+    return (await rpc.call("terminals.list"))[0]["exited"] is not None
 
 
 class _Stored(BaseModel):

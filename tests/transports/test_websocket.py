@@ -4,6 +4,7 @@ Origin, Host, subprotocol); the methods refused there; closing on stop and on ro
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import logging
@@ -486,3 +487,33 @@ async def _wait_for_connections(daemon: Daemon, count: int) -> None:
 async def _socket_call(socket_path: Path, method: str, **params: Any) -> Any:
     async with await RpcClient.connect(socket_path) as sock:
         return await sock.call(method, **params)
+
+
+async def test_a_terminal_is_driven_over_the_websocket_as_over_the_socket(
+    daemon: Daemon, socket_path: Path
+) -> None:
+    async with ws_connect(daemon) as ws, await RpcClient.connect(socket_path) as sock:
+        created = await sock.call(
+            "terminals.create", argv=["bash", "--norc", "--noprofile", "-i"], env={"PS1": "$ "}
+        )
+        rpc = WsRpc(ws)
+        attached = await rpc.call("terminals.attach", id=created["id"], cols=90, rows=20)
+        await rpc.call("terminals.input", id=created["id"], text="echo over-the-$((6*7))-web\n")
+        seen = base64.b64decode(attached["replay"])
+        with anyio.fail_after(5):
+            while b"over-the-42-web" not in seen:
+                output = await rpc.notification("terminal.output")
+                data = base64.b64decode(output["data"])
+                seen += data
+                await rpc.call(
+                    "terminals.ack", id=created["id"], offset=output["offset"] + len(data)
+                )
+        listed = await sock.call("terminals.list")
+        assert (listed[0]["attached"], listed[0]["cols"]) == (1, 90)
+    # Without the token, or from a foreign Origin, the handshake fails: no terminal method
+    # is reached, nothing is created.
+    for options in ({"subprotocols": [JSONRPC]}, {"origin": "http://evil.example"}):
+        with pytest.raises(InvalidStatus):
+            async with ws_connect(daemon, **options):  # type: ignore[arg-type]
+                pass
+    assert len(daemon.terminals) == 1

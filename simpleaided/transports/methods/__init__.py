@@ -11,6 +11,7 @@ from simpleaided.services.database.grid import GridService
 from simpleaided.services.events import EventHub
 from simpleaided.services.runs import RunService
 from simpleaided.services.status import StatusService
+from simpleaided.services.terminals import TerminalService
 from simpleaided.services.vault import VaultService
 from simpleaided.transports.methods.artifacts import artifact_methods
 from simpleaided.transports.methods.base import Probed
@@ -21,6 +22,7 @@ from simpleaided.transports.methods.llm import llm_methods
 from simpleaided.transports.methods.runs import run_methods
 from simpleaided.transports.methods.status import status_methods
 from simpleaided.transports.methods.steps import step_methods
+from simpleaided.transports.methods.terminals import terminal_methods
 from simpleaided.transports.methods.vault import vault_methods
 from simpleaided.transports.methods.workspaces import workspace_methods
 from simpleaided.transports.rpc import Method
@@ -39,6 +41,7 @@ def build_methods(
     grid: GridService,
     llm: Probed,
     http: HttpControl,
+    terminals: TerminalService,
 ) -> list[Method]:
     """Every method the daemon serves."""
     methods: list[Method] = []
@@ -53,4 +56,5 @@ def build_methods(
     methods += db_methods(database, grid)
     methods += llm_methods(llm)
     methods += http_methods(http)
+    methods += terminal_methods(terminals)
     return methods
