@@ -142,3 +142,19 @@ def test_an_adopted_socket_waits_for_a_stopping_daemons_lock(short_tmp: Path) ->
         assert 0.2 < time.monotonic() - started < 10
         claim.release()
         assert path.exists()  # systemd's file: never removed by the daemon
+
+
+async def test_a_reload_leaves_the_terminals_alone_and_limits_new_ones(
+    reloadable: tuple[Daemon, ConfigSource], socket_path: Path
+) -> None:
+    daemon, source = reloadable
+    async with await RpcClient.connect(socket_path) as rpc:
+        first = await rpc.call("terminals.create", argv=["cat"])
+        source.settings = {"terminals.max_terminals": 1, "terminals.scrollback_bytes": 524288}
+        assert await daemon.reload()
+        listed = await rpc.call("terminals.list")
+        assert [(t["id"], t["exited"]) for t in listed] == [(first["id"], None)]
+        assert daemon.terminals.get(first["id"]).scrollback.capacity == 2 * 1024 * 1024
+        refused = await rpc.error("terminals.create", argv=["cat"])
+        assert refused.code == -32040  # the new limit, for what comes next
+        await rpc.call("terminals.input", id=first["id"], text="still here\n")

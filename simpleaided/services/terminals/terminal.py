@@ -44,6 +44,7 @@ SEND_BYTES = 128 * 1024  # the most output one notification carries
 HOLD_SECONDS = 0.5  # how long an incomplete UTF-8 character is held back at most
 ORPHAN_WAIT_SECONDS = 0.2  # after the program's exit, how long to wait for the PTY to close
 MAX_PENDING_INPUT = 1024 * 1024  # input written to a program that does not read it yet
+REAP_POLL_SECONDS = 0.1  # without a pidfd: how often to ask whether the program ended
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,14 @@ class Terminal:
         self._escalation: asyncio.TimerHandle | None = None
         self._pending_input = bytearray()
         self._writing = False
-        self._pidfd: int | None = os.pidfd_open(self.pid)
-        self._loop.add_reader(self._pidfd, self._reap)
+        self._pidfd: int | None = None
+        self._reap_poll: asyncio.TimerHandle | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except OSError:  # a kernel before 5.3, or a sandbox refusing it: ask now and then
+            self._reap_poll = self._loop.call_later(REAP_POLL_SECONDS, self._reap)
+        else:
+            self._loop.add_reader(self._pidfd, self._reap)
         self._resume()
 
     # -- what clients see ------------------------------------------------------------------
@@ -402,6 +409,8 @@ class Terminal:
 
     def _reap(self) -> None:
         if self.process.poll() is None:
+            if self._pidfd is None and not self.removed:
+                self._reap_poll = self._loop.call_later(REAP_POLL_SECONDS, self._reap)
             return
         self.returncode = self.process.returncode
         self._close_pidfd()
@@ -574,7 +583,14 @@ class Terminal:
         for attachment in list(self.attachments.values()):
             attachment.end()
         self.attachments.clear()
-        for timer in (self._hold_timer, self._stall_timer, self._orphan_timer, self._escalation):
+        timers = (
+            self._hold_timer,
+            self._stall_timer,
+            self._orphan_timer,
+            self._escalation,
+            self._reap_poll,
+        )
+        for timer in timers:
             if timer is not None:
                 timer.cancel()
         self._pause()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import re
 import time
@@ -441,3 +442,18 @@ def _rss() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+async def test_without_pidfds_the_exit_is_still_reported(
+    rpc: RpcClient, socket_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "pidfd_open")
+
+    monkeypatch.setattr(os, "pidfd_open", refused)  # a kernel before 5.3, or a sandbox
+    terminal_id = await new_terminal(rpc, ["bash", "-c", "echo bye; exit 4"])
+    term = await TerminalClient.connect(socket_path, terminal_id)
+    await term.attach()
+    assert (await term.until_exited())["code"] == 4
+    assert b"bye" in term.output
+    await term.aclose()
