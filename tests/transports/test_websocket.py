@@ -514,6 +514,6 @@ async def test_a_terminal_is_driven_over_the_websocket_as_over_the_socket(
     # is reached, nothing is created.
     for options in ({"subprotocols": [JSONRPC]}, {"origin": "http://evil.example"}):
         with pytest.raises(InvalidStatus):
-            async with ws_connect(daemon, **options):  # type: ignore[arg-type]
+            async with ws_connect(daemon, **options):
                 pass
     assert len(daemon.terminals) == 1

@@ -45,7 +45,8 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 DESCRIPTION = """\
 simpleaide talks to simpleaided, the per-user SimpleAide daemon, over its Unix socket: status
 chips for status lines, runs and their steps and artifacts, workspaces, the secrets vault, the
-database and LLM backends, the daemon itself, and the web console (simpleaide open).
+database and LLM backends, terminals hosted by the daemon (simpleaide term), the daemon
+itself, and the web console (simpleaide open).
 If no daemon answers, one is started in the background first (unless --no-spawn).
 """
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         llm,
         runs,
         steps,
+        term,
         vault,
         watch,
         workspaces,
@@ -149,7 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
     tree = Commands(
         parser.add_subparsers(title="commands", metavar="COMMAND", required=True), common, as_json
     )
-    modules = (status, watch, open_, runs, steps, artifacts, workspaces, vault, db, llm, daemon)
+    modules = (
+        status,
+        watch,
+        open_,
+        runs,
+        steps,
+        artifacts,
+        workspaces,
+        vault,
+        db,
+        llm,
+        term,
+        daemon,
+    )
     for module in modules:
         module.register(tree)
     return parser

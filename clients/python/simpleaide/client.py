@@ -215,6 +215,18 @@ class Client:
         self._buffer.clear()
         self._notifications.clear()
 
+    def release(self) -> tuple[_socket.socket, bytes, list[dict[str, Any]]]:
+        """Hand the connection over to a caller that runs its own loop on it (``term
+        attach``): the socket, the bytes received but not read yet, and the notifications
+        kept. The client forgets them; a later call connects anew."""
+        self.connect()
+        assert self._sock is not None
+        handed = (self._sock, bytes(self._buffer), list(self._notifications))
+        self._sock = None
+        self._buffer.clear()
+        self._notifications.clear()
+        return handed
+
     def peer_pid(self) -> int | None:
         """The daemon's pid as the kernel sees it from here (``SO_PEERCRED``), if known."""
         self.connect()

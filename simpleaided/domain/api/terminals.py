@@ -29,7 +29,9 @@ MAX_PATH_CHARS = 4096
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # Signals a client may send: the ones a terminal user sends by name. ``HUP`` hangs up, then
 # escalates to TERM and KILL if the program lives on (``terminals.kill``).
-SignalName = Literal["HUP", "INT", "QUIT", "TERM", "KILL", "USR1", "USR2", "CONT", "STOP", "TSTP"]
+SignalName = Literal[
+    "HUP", "INT", "QUIT", "TERM", "KILL", "USR1", "USR2", "CONT", "STOP", "TSTP", "WINCH"
+]
 
 
 def _check_name(value: str) -> str:

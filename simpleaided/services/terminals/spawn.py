@@ -197,5 +197,17 @@ def signal_session(session: int, signum: int) -> bool:
 
 SIGNALS = {
     name: getattr(signal, f"SIG{name}")
-    for name in ("HUP", "INT", "QUIT", "TERM", "KILL", "USR1", "USR2", "CONT", "STOP", "TSTP")
+    for name in (
+        "HUP",
+        "INT",
+        "QUIT",
+        "TERM",
+        "KILL",
+        "USR1",
+        "USR2",
+        "CONT",
+        "STOP",
+        "TSTP",
+        "WINCH",
+    )
 }

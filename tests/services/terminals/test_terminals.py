@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -345,7 +346,7 @@ async def test_bad_input_is_refused_and_nothing_is_spawned(
 ) -> None:
     before = children()
     (short_tmp / "file").write_text("x")
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"cwd": str(short_tmp / "missing")}, -32602, "no such folder"),
         ({"cwd": str(short_tmp / "file")}, -32602, "not a folder"),
         ({"cwd": "relative/path"}, -32602, "absolute"),
