@@ -122,12 +122,17 @@ export function facts(pairs) {
 }
 
 /** Ask the user to confirm in a modal dialog; resolves true (confirmed) or false. With
- * `input`, the dialog has a text field and resolves its value (or null when cancelled). */
-export function confirmDialog(question, { action = "Confirm", input = null, danger = false } = {}) {
+ * `input`, the dialog has a text field (holding `value` at first) and resolves its value (or
+ * null when cancelled). */
+export function confirmDialog(
+  question,
+  { action = "Confirm", input = null, value = "", danger = false } = {},
+) {
   return new Promise((resolve) => {
     const field = input
       ? h("input", { type: "text", name: "value", required: true, "aria-label": input })
       : null;
+    if (field) field.value = value;
     const form = h(
       "form",
       {},
@@ -159,5 +164,6 @@ export function confirmDialog(question, { action = "Confirm", input = null, dang
     document.body.append(dialog);
     dialog.showModal();
     (field ?? form.querySelector(".cancel")).focus();
+    field?.select();
   });
 }

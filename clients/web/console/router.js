@@ -1,5 +1,6 @@
 // Which area an address shows: `#/runs`, `#/runs/<id>`, `#/vault`, `#/db`, `#/llm`,
-// `#/shell`, `#/env` (anything else: the runs, or "no such page" for an unknown path).
+// `#/shell`, `#/shell/<terminal id>` (attached), `#/shell/<terminal id>/watch` (read-only),
+// `#/env` (anything else: the runs, or "no such page" for an unknown path).
 
 import * as db from "./areas/db.js";
 import * as env from "./areas/env.js";
@@ -20,6 +21,7 @@ const TITLES = {
   env: "Environment",
 };
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const TERMINAL_ID = /^[0-9a-f]{8}$/;
 
 function notFound(context, main, { path }) {
   main.append(
@@ -58,6 +60,16 @@ export function route(hash) {
   const [name, id, ...rest] = parts;
   if (name === "runs" && id !== undefined && rest.length === 0 && RUN_ID.test(id)) {
     return { area: "runs", key: `run:${id}`, title: `Run ${id}`, params: { id }, mount: run.mount };
+  }
+  const watch = rest.length === 1 && rest[0] === "watch";
+  if (name === "shell" && TERMINAL_ID.test(id ?? "") && (rest.length === 0 || watch)) {
+    return {
+      area: "shell",
+      key: `terminal:${id}:${watch ? "watch" : "attach"}`,
+      title: `Terminal ${id}`,
+      params: { id, watch },
+      mount: shell.mount,
+    };
   }
   if (Object.hasOwn(AREAS, name) && id === undefined) {
     return { area: name, key: name, title: TITLES[name], params: {}, mount: AREAS[name].mount };

@@ -88,6 +88,13 @@ export class RpcClient extends EventTarget {
     });
   }
 
+  /** Send `method` as a notification (no answer, none awaited); false when not connected. */
+  notify(method, params = {}) {
+    if (this.state !== "open" || this._ws?.readyState !== WebSocket.OPEN) return false;
+    this._send({ jsonrpc: "2.0", method, params });
+    return true;
+  }
+
   /** Call `handler(params)` for every `method` notification; returns the way to stop. */
   on(method, handler) {
     if (!this._handlers.has(method)) this._handlers.set(method, new Set());
