@@ -517,3 +517,18 @@ async def test_a_terminal_is_driven_over_the_websocket_as_over_the_socket(
             async with ws_connect(daemon, **options):
                 pass
     assert len(daemon.terminals) == 1
+
+
+async def test_small_frames_in_a_row_are_not_held_back_by_nagle(daemon: Daemon) -> None:
+    """Two replies in a row (a keystroke's reply, then its echo) leave at once: with Nagle's
+    algorithm on, the second waits for the client's delayed ACK, ~40 ms each time."""
+    async with ws_connect(daemon) as ws:
+        rpc = WsRpc(ws)
+        await rpc.call("daemon.ping")
+        started = anyio.current_time()
+        for _ in range(5):
+            for n in (1, 2):  # two requests sent before either reply is read
+                await ws.send(json.dumps({**PING, "id": n}))
+            assert {json.loads(await ws.recv())["id"] for _ in (1, 2)} == {1, 2}
+        took = anyio.current_time() - started
+    assert took < 0.15, f"5 pairs took {took * 1000:.0f} ms (Nagle's 40 ms each?)"

@@ -161,7 +161,10 @@ class HttpShim:
         """Listen on ``host:port`` now, before anything else starts: a port in use is one
         clear error, ``port`` is known (port 0), and clients queue until served."""
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+        # sockets that say TCP, and accepted ones inherit it. With Nagle on, a second small
+        # frame (a keystroke's echo after the input's reply) waits ~40 ms for a delayed ACK.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
