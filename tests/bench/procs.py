@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -125,13 +125,17 @@ def wait_stores_checked(server: Server, timeout: float = 300.0) -> None:
             time.sleep(0.05)
 
 
-def start_daemon(home: Path, workspace: Path | None, name: str = "daemon") -> Server:
-    """``python -m simpleaided --socket ... [--workspace ...]`` with an isolated HOME;
-    returns once ``status.get`` answers (``first_answer_s`` says how long that took)."""
+def start_daemon(
+    home: Path, workspace: Path | None, name: str = "daemon", extra_args: Sequence[str] = ()
+) -> Server:
+    """``python -m simpleaided --socket ... [--workspace ...] [extra_args...]`` with an
+    isolated HOME; returns once ``status.get`` answers (``first_answer_s`` says how long
+    that took)."""
     sock = str(home / "d.sock")
     argv = [sys.executable, "-m", "simpleaided", "--socket", sock, "--log-level", "warning"]
     if workspace is not None:
         argv += ["--workspace", str(workspace)]
+    argv += extra_args
     server = _launch(name, argv, child_env(home), sock, home / "daemon.log")
     try:
         wait_first_answer(server)

@@ -46,7 +46,7 @@ def _fmt_number(value: float) -> str:
 
 # How each unit is shown after the number.
 SUFFIXES = {"us": " µs", "ms": " ms", "s": " s", "rps": " req/s", "MiB": " MiB", "B": " B"}
-SUFFIXES |= {"count": "", "x": "×", "%": " %"}
+SUFFIXES |= {"count": "", "x": "×", "%": " %", "MBps": " MB/s"}
 
 
 def fmt(value: float | None, unit: str) -> str:
