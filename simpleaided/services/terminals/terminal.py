@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import errno
 import logging
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import orjson
 
 from simpleaided.domain import clock
 from simpleaided.domain.errors import InvalidInput, InvalidTransition, LimitExceeded, ReadOnly
@@ -104,6 +106,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _notification(method: str, params: dict[str, Any]) -> bytes:
+    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
 class Terminal:
     """A program on a PTY, its scrollback and its attached clients."""
 
@@ -122,6 +128,7 @@ class Terminal:
         """``on_finished`` is called once the exit is known; ``on_removable`` once every
         client was told of it, if ``remove_when_finished`` was set."""
         self.id = terminal_id
+        self._id_bytes = terminal_id.encode("ascii")  # ids are hex (checked where they're made)
         self.name = name
         self.argv = argv
         self.cwd = cwd
@@ -369,7 +376,8 @@ class Terminal:
         self.scrollback.append(data)
         self.modes.feed(data)
         end = self.scrollback.end
-        held = incomplete_tail(self.scrollback.read(end - 3, 3))
+        tail = data[-3:] if len(data) >= 3 else self.scrollback.read(end - 3, 3)
+        held = incomplete_tail(tail)
         self._hold(end - held if held else None)
         self._publish(end - held)
         self._pause_if_behind()
@@ -459,7 +467,7 @@ class Terminal:
         return [a for a in self.attachments.values() if a.waited_for and end - a.acked > window]
 
     def _pause_if_behind(self) -> None:
-        if self._reading and self._behind():
+        if self._reading and self.attachments and self._behind():
             self._pause()
             self._arm_stall_timer()
 
@@ -540,23 +548,26 @@ class Terminal:
 
     async def _pump(self, attachment: Attachment) -> None:
         """Send ``attachment`` the output from where it is, then the exit."""
+        send = attachment.connection.send
         with attachment.scope:
             while not attachment.detached:
                 message = self._next_message(attachment)
                 if message is None:
                     await self._arrived.wait()
                     continue
+                # Not cancelled half-way by a detach (``Attachment.end`` waits for it); a
+                # connection closing may cut it, and then nothing more is read from it anyway.
                 attachment.sending = True
                 try:
-                    with anyio.CancelScope(shield=True):
-                        await attachment.connection.notify(*message)
+                    await send(message)
                 finally:
                     attachment.sending = False
-                if message[0] == "terminal.exited":
+                if attachment.told_exit:
                     self._removable_if_told()
 
-    def _next_message(self, attachment: Attachment) -> tuple[str, dict[str, Any]] | None:
-        """What ``attachment`` is sent next (its position moved past it), or ``None``."""
+    def _next_message(self, attachment: Attachment) -> bytes | None:
+        """The next notification for ``attachment``, serialized (its position moved past
+        it), or ``None``."""
         if attachment.sent < self.published:
             if attachment.sent < self.scrollback.start:
                 # It fell behind the scrollback (read-only, or lagging): a replay instead.
@@ -564,14 +575,25 @@ class Terminal:
                 attachment.sent = end
                 attachment.acked = max(attachment.acked, start)
                 params = {"id": self.id, "offset": start, "end": end, "replay": True}
-                return "terminal.output", {**params, "data": _b64(data)}
+                return _notification("terminal.output", {**params, "data": _b64(data)})
             offset = attachment.sent
             data = self.scrollback.read(offset, min(SEND_BYTES, self.published - offset))
             attachment.sent = offset + len(data)
-            return "terminal.output", {"id": self.id, "offset": offset, "data": _b64(data)}
+            # Built by hand: base64 needs no JSON escaping, and a flood's chunks are large.
+            return b"".join(
+                (
+                    b'{"jsonrpc":"2.0","method":"terminal.output","params":{"id":"',
+                    self._id_bytes,
+                    b'","offset":',
+                    b"%d" % offset,
+                    b',"data":"',
+                    binascii.b2a_base64(data, newline=False),
+                    b'"}}',
+                )
+            )
         if self.finished and not attachment.told_exit and self.returncode is not None:
             attachment.told_exit = True
-            return "terminal.exited", {"id": self.id, **exit_status(self.returncode)}
+            return _notification("terminal.exited", {"id": self.id, **exit_status(self.returncode)})
         return None
 
     # -- the end ---------------------------------------------------------------------------
