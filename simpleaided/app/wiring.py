@@ -257,7 +257,7 @@ def terminal_settings(config: Config) -> TerminalSettings:
             max_input_bytes=table.max_input_bytes,
             kill_grace_seconds=table.kill_grace_seconds,
             # A replay travels in one message, as base64 (4/3 as large), with the modes.
-            max_replay_bytes=(config.limits.max_message_bytes - 16 * 1024) * 3 // 4,
+            max_replay_bytes=max(1024, (config.limits.max_message_bytes - 2048) * 3 // 4),
         ),
     )
 

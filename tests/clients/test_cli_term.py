@@ -728,7 +728,7 @@ def test_mistakes_are_one_line_each(sandbox: Sandbox) -> None:
     assert "command not found: no-such-program-here" in no_program.err
     for args in (
         ["term", "attach", "x", "--detach-keys", "ctrl-1"],
-        ["term", "kill", "x", "--signal", "WINCH"],
+        ["term", "kill", "x", "--signal", "SEGV"],
         ["term", "new", "--env", "NOEQUALS"],
     ):
         usage = sandbox.run(*args)

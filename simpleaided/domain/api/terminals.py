@@ -6,6 +6,7 @@ what it has (``terminal.output``), and acknowledges what it has consumed (``term
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -37,6 +38,10 @@ SignalName = Literal[
 def _check_name(value: str) -> str:
     if not value.strip():
         raise InvalidInput("a terminal's name cannot be blank")
+    if value.startswith("-"):
+        raise InvalidInput("a terminal's name cannot start with '-' (it would read as an option)")
+    if re.fullmatch(TERMINAL_ID_PATTERN.strip("^$"), value):
+        raise InvalidInput(f"{value!r} looks like a terminal's id: choose a name that does not")
     bad = names.refused_character(value)
     if bad is not None:
         raise InvalidInput(

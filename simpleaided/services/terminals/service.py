@@ -23,6 +23,7 @@ from simpleaided.services.terminals.terminal import Limits, Terminal
 log = logging.getLogger(__name__)
 
 _REAP_SECONDS = 1.0  # after KILL: how long the kernel may take to end them and the PTY close
+_POLL_SECONDS = 0.02  # how often to look whether they are gone (they are not our children)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class TerminalService:
         exited one is removed."""
         terminal = self.get(terminal_id)
         if terminal.finished:
+            terminal.kill("HUP")  # what its program left behind, if anything
             self._remove(terminal)
             return
         if remove:
@@ -140,7 +142,7 @@ class TerminalService:
     def _remove(self, terminal: Terminal) -> None:
         if self._terminals.get(terminal.id) is terminal:
             del self._terminals[terminal.id]
-        terminal.close()
+        terminal.retire()
 
     def _check_name_free(self, name: str, renamed: Terminal | None) -> None:
         for other in self._terminals.values():
@@ -165,34 +167,36 @@ class TerminalService:
     # -- the daemon's stop -----------------------------------------------------------------
 
     def hang_up_all(self) -> None:
-        """Begin the stop: SIGHUP to every running terminal's process groups, then TERM and
-        KILL, ``stop_grace_seconds`` apart, to what is left (timers: nothing to await)."""
+        """Begin the stop: SIGHUP to every terminal's process groups (an exited program may
+        have left some), then TERM and KILL, ``stop_grace_seconds`` apart, to what is left
+        (timers: nothing to await)."""
         self._hung_up_at = anyio.current_time()
         for terminal in self._terminals.values():
-            if not terminal.finished:
-                terminal.kill("HUP", grace=self.settings.stop_grace_seconds)
+            terminal.kill("HUP", grace=self.settings.stop_grace_seconds)
 
     async def aclose(self) -> None:
-        """End every terminal: wait for the hang-up's TERM and KILL to end them all (KILL
-        again after the graces, in case), then let go of them."""
+        """End every terminal: wait for the hang-up's TERM and KILL to end their programs,
+        KILL what is left after the graces, then let go of them all."""
         if self._hung_up_at is None:
             self.hang_up_all()
         assert self._hung_up_at is not None
         deadline = self._hung_up_at + 2 * self.settings.stop_grace_seconds + _REAP_SECONDS
-        for last_try in (False, True):
-            while self._running():
-                left = deadline - anyio.current_time()
-                if left <= 0:
-                    break
-                with anyio.move_on_after(left):
-                    await self._ended.wait()
-            if last_try or not self._running():
+        while self._running():
+            left = deadline - anyio.current_time()
+            if left <= 0:
                 break
-            for terminal in self._running():
-                terminal.signal("KILL")
-            deadline = anyio.current_time() + _REAP_SECONDS
-        for terminal in list(self._terminals.values()):
-            self._remove(terminal)
+            with anyio.move_on_after(left):
+                await self._ended.wait()
+        terminals = list(self._terminals.values())
+        for terminal in terminals:
+            terminal.signal("KILL")  # nothing of a terminal outlives the daemon
+        for _ in range(int(_REAP_SECONDS / _POLL_SECONDS)):
+            if not any(spawn.session_groups(t.pid) for t in terminals):
+                break
+            await anyio.sleep(_POLL_SECONDS)
+        for terminal in terminals:
+            self._terminals.pop(terminal.id, None)
+            terminal.close()
 
     def _running(self) -> list[Terminal]:
         return [t for t in self._terminals.values() if not t.finished]

@@ -11,6 +11,7 @@ gives the program the limit it would have had, so ``select``-based programs keep
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
@@ -150,6 +151,13 @@ def spawn(argv: list[str], cwd: str, env: Mapping[str, str], cols: int, rows: in
             env=dict(env),
             close_fds=True,
         )
+    except OSError as exc:
+        os.close(master)
+        if exc.errno == errno.E2BIG:
+            raise InvalidInput(
+                "argv and env together are larger than the system allows for a program"
+            ) from None
+        raise
     except BaseException:
         os.close(master)
         raise
@@ -159,9 +167,9 @@ def spawn(argv: list[str], cwd: str, env: Mapping[str, str], cols: int, rows: in
 
 
 def session_groups(session: int) -> set[int]:
-    """The process groups of every process in ``session`` (read from ``/proc``): a shell's
-    jobs each have their own."""
-    groups = {session}
+    """The process groups of the processes still in ``session`` (read from ``/proc``; a
+    shell's jobs each have their own); empty once every process of it is gone."""
+    groups: set[int] = set()
     try:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
@@ -173,26 +181,35 @@ def session_groups(session: int) -> set[int]:
         except OSError:
             continue  # exited meanwhile
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == session:
+        if len(fields) > 3 and int(fields[3]) == session and fields[0] != b"Z":
             groups.add(int(fields[2]))
     return groups
 
 
-def signal_session(session: int, signum: int) -> bool:
-    """Send ``signum`` to every process group of ``session``; whether any was there."""
-    reached = False
-    for group in session_groups(session):
-        try:
-            os.killpg(group, signum)
-            reached = True
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            pass  # a group that became another user's (a setuid program): not ours to signal
-        except OSError as exc:  # pragma: no cover - killpg fails only in the ways above
-            if exc.errno != errno.ESRCH:
-                raise
-    return reached
+def signal_session(session: int, *signums: int) -> bool:
+    """Send each of ``signums`` to every process group still in ``session``; whether any
+    was there."""
+    groups = session_groups(session)
+    for group in groups:
+        for signum in signums:
+            try:
+                os.killpg(group, signum)
+            except (ProcessLookupError, PermissionError):
+                pass  # gone meanwhile, or a group that became another user's (setuid)
+    return bool(groups)
+
+
+def hang_up(loop: asyncio.AbstractEventLoop, session: int, grace: float) -> None:
+    """Hang up ``session`` as a closing terminal would: SIGHUP (and SIGCONT, so stopped jobs
+    hear it) to each of its process groups, then TERM and, ``grace`` seconds apart, KILL to
+    what is left. Every step looks again at who is left, so a program that outlived its
+    terminal's exit (a background job holding nothing) is reached too."""
+
+    def step(signums: tuple[int, ...], then: tuple[tuple[int, ...], ...]) -> None:
+        if signal_session(session, *signums) and then:
+            loop.call_later(grace, step, then[0], then[1:])
+
+    step((signal.SIGHUP, signal.SIGCONT), ((signal.SIGTERM, signal.SIGCONT), (signal.SIGKILL,)))
 
 
 SIGNALS = {

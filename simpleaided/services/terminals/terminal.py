@@ -26,6 +26,7 @@ import logging
 import os
 import signal as signals
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +157,6 @@ class Terminal:
         self._held_at: int | None = None  # where an incomplete character begins
         self._stall_timer: asyncio.TimerHandle | None = None
         self._orphan_timer: asyncio.TimerHandle | None = None
-        self._escalation: asyncio.TimerHandle | None = None
         self._pending_input = bytearray()
         self._writing = False
         self._pidfd: int | None = None
@@ -213,11 +213,10 @@ class Terminal:
         data, start, end = self.replay()
         attachment = Attachment(connection, read_only, sent=end, acked=end)
         self.attachments[connection] = attachment
-        if read_only or size is None:
-            self._nudge()
-        else:
+        if not read_only and size is not None:
             attachment.size = size
-            self._activate(attachment)
+        if read_only or not self._activate(attachment):
+            self._nudge()  # the size changed nothing: a redraw is asked for another way
 
         async def pump() -> None:
             try:
@@ -226,7 +225,15 @@ class Terminal:
                 pass  # the client went away; closing its connection detaches it
 
         connection.start_after_reply(pump)
-        connection.on_close(f"terminal:{self.id}", lambda: self.detach(connection))
+        # Weakly: a removed terminal is not kept (its scrollback with it) by a connection.
+        terminal = weakref.ref(self)
+
+        def closed() -> None:
+            alive = terminal()
+            if alive is not None:
+                alive.detach(connection)
+
+        connection.on_close(f"terminal:{self.id}", closed)
         return {
             "replay": _b64(data),
             "start": start,
@@ -311,37 +318,25 @@ class Terminal:
     # -- signals ---------------------------------------------------------------------------
 
     def kill(self, signame: str, grace: float | None = None) -> None:
-        """Send ``signame`` to every process group of the terminal's session; a hang-up is
-        followed by TERM, then KILL, ``grace`` seconds apart (``kill_grace_seconds`` unless
-        given), while anything is left."""
-        if self.returncode is not None and self.eof:
-            return
-        self.signal(signame)
+        """Send ``signame`` to every process group of the terminal's session (its program
+        may have exited and left some behind); a hang-up is followed by TERM, then KILL,
+        ``grace`` seconds apart (``kill_grace_seconds`` unless given), while anything is
+        left."""
         if signame == "HUP":
-            self._escalate(
-                ("TERM", "KILL"), self.limits.kill_grace_seconds if grace is None else grace
+            spawn.hang_up(
+                self._loop, self.pid, self.limits.kill_grace_seconds if grace is None else grace
             )
+        else:
+            self.signal(signame)
 
     def signal(self, signame: str) -> None:
         """Send ``signame`` to every process group of the terminal's session, once."""
-        spawn.signal_session(self.pid, spawn.SIGNALS[signame])
+        signum = spawn.SIGNALS[signame]
         if signame in ("HUP", "TERM"):
             # Stopped jobs (Ctrl-Z) act on it only once continued, as on a real hang-up.
-            spawn.signal_session(self.pid, signals.SIGCONT)
-
-    def _escalate(self, steps: tuple[str, ...], grace: float) -> None:
-        if self._escalation is not None:
-            self._escalation.cancel()
-
-        def next_step() -> None:
-            self._escalation = None
-            if self.removed or (self.returncode is not None and self.eof):
-                return
-            self.signal(steps[0])
-            if steps[1:]:
-                self._escalate(steps[1:], grace)
-
-        self._escalation = self._loop.call_later(grace, next_step)
+            spawn.signal_session(self.pid, signum, signals.SIGCONT)
+        else:
+            spawn.signal_session(self.pid, signum)
 
     # -- the PTY ---------------------------------------------------------------------------
 
@@ -412,6 +407,7 @@ class Terminal:
     def _hang_up(self) -> None:
         self._pause()
         self.eof = True
+        self._drop_input()  # nobody is left to read it
         self._publish(self.scrollback.end)
         self._finish_if_done()
 
@@ -444,19 +440,16 @@ class Terminal:
         if self.finished:
             return
         self.finished = True
-        if self._escalation is not None:
-            self._escalation.cancel()
-            self._escalation = None
         self._wake()
         self._on_finished(self)
         self._removable_if_told()
 
     def _removable_if_told(self) -> None:
-        if (
-            self.remove_when_finished
-            and not self.removed
-            and all(a.told_exit for a in self.attachments.values())
-        ):
+        if not self.remove_when_finished or not all(a.told_exit for a in self.attachments.values()):
+            return
+        if self.removed:
+            self.close()  # retired already: the last client has heard
+        else:
             self._on_removable(self)
 
     # -- flow control ----------------------------------------------------------------------
@@ -505,8 +498,17 @@ class Terminal:
 
     # -- input and size --------------------------------------------------------------------
 
+    def _drop_input(self) -> None:
+        self._pending_input.clear()
+        if self._writing and self._master is not None:
+            self._loop.remove_writer(self._master)
+        self._writing = False
+
     def _flush_input(self) -> None:
         master = self._master
+        if self.eof:
+            self._drop_input()
+            return
         while self._pending_input and master is not None:
             try:
                 written = os.write(master, self._pending_input)
@@ -523,10 +525,14 @@ class Terminal:
             self._loop.remove_writer(master)
             self._writing = False
 
-    def _activate(self, attachment: Attachment) -> None:
+    def _activate(self, attachment: Attachment) -> bool:
+        """Make ``attachment`` the most recently active client; whether its size changed
+        the terminal's."""
         attachment.active_at = time.monotonic()
         if attachment.size is not None and attachment.size != (self.cols, self.rows):
             self._apply_size(*attachment.size)
+            return True
+        return False
 
     def _apply_size(self, cols: int, rows: int) -> None:
         self.cols, self.rows = cols, rows
@@ -578,6 +584,10 @@ class Terminal:
                 return _notification("terminal.output", {**params, "data": _b64(data)})
             offset = attachment.sent
             data = self.scrollback.read(offset, min(SEND_BYTES, self.published - offset))
+            if offset + len(data) < self.published:  # cut by SEND_BYTES: at a character
+                cut = incomplete_tail(data)
+                if cut < len(data):
+                    data = data[: len(data) - cut]
             attachment.sent = offset + len(data)
             # Built by hand: base64 needs no JSON escaping, and a flood's chunks are large.
             return b"".join(
@@ -598,18 +608,26 @@ class Terminal:
 
     # -- the end ---------------------------------------------------------------------------
 
+    def retire(self) -> None:
+        """Taken off the list: close once every attached client has heard of the exit (a
+        client still behind gets the rest of the output first), at once if none is."""
+        self.remove_when_finished = True
+        self.removed = True
+        if all(a.told_exit for a in self.attachments.values()) or not self.finished:
+            self.close()
+
     def close(self) -> None:
-        """Let go of everything: the PTY, the timers, the clients' pumps (the process must
-        have been reaped or signalled by now)."""
+        """Let go of everything: the PTY, the timers, the clients' pumps, the scrollback
+        (the process must have been reaped or signalled by now)."""
         self.removed = True
         for attachment in list(self.attachments.values()):
             attachment.end()
         self.attachments.clear()
+        self.scrollback = Scrollback(1)
         timers = (
             self._hold_timer,
             self._stall_timer,
             self._orphan_timer,
-            self._escalation,
             self._reap_poll,
         )
         for timer in timers:

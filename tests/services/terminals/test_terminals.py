@@ -68,8 +68,16 @@ def alive(pid: int) -> bool:
         return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
 
 
-async def test_a_shell_on_a_real_pty_with_job_control(rpc: RpcClient, socket_path: Path) -> None:
+async def test_a_shell_on_a_real_pty_with_job_control(
+    daemon: Daemon, rpc: RpcClient, socket_path: Path
+) -> None:
     term = await attached_shell(socket_path, rpc, cols=97, rows=31)
+    terminal = daemon.terminals.get(term.id)
+
+    def in_foreground() -> bool:  # a job holds the terminal, not the shell
+        assert terminal._master is not None
+        return os.tcgetpgrp(terminal._master) != terminal.pid
+
     await term.type("tty; stty size\n")
     await term.until(lambda c: re.search(rb"/dev/pts/\d+\r\n31 97\r\n", c.output))
     # A background job, then jobs lists it.
@@ -77,18 +85,18 @@ async def test_a_shell_on_a_real_pty_with_job_control(rpc: RpcClient, socket_pat
     await term.until(lambda c: re.search(rb"\[1\]\+  Running +sleep 100 &", c.output))
     # Ctrl-C interrupts a foreground sleep: the prompt comes back and $? says SIGINT.
     await term.type("sleep 100\n")
-    await anyio.sleep(0.3)
+    await eventually(in_foreground, 5)
     await term.type("\x03")
     await term.type("echo status=$?\n")
     await term.until_output(b"status=130")
     # Ctrl-Z suspends one, fg resumes it (in the foreground again: Ctrl-C reaches it).
     await term.type("sleep 50\n")
-    await anyio.sleep(0.3)
+    await eventually(in_foreground, 5)
     await term.type("\x1a")
     await term.until(lambda c: re.search(rb"Stopped +sleep 50", c.output))
     await term.type("fg\n")
     await term.until_output(b"sleep 50\r\n")
-    await anyio.sleep(0.2)
+    await eventually(in_foreground, 5)
     await term.type("\x03")
     await term.type("echo resumed=$?\n")
     await term.until_output(b"resumed=130")
@@ -237,8 +245,13 @@ async def test_a_program_killed_by_a_signal_reports_it(rpc: RpcClient, socket_pa
 
 async def test_kill_hangs_up_then_terminates_and_removes(rpc: RpcClient, socket_path: Path) -> None:
     # A program that ignores the hang-up ends with TERM, after the grace.
-    terminal_id = await new_terminal(rpc, ["bash", "-c", "trap '' HUP; sleep 100 & wait"])
-    await anyio.sleep(0.3)
+    terminal_id = await new_terminal(
+        rpc, ["bash", "-c", "trap '' HUP; echo ready; sleep 100 & wait"]
+    )
+    term = await TerminalClient.connect(socket_path, terminal_id)
+    await term.attach()
+    await term.until_output(b"ready")
+    await term.aclose()
     started = time.monotonic()
     await rpc.call("terminals.kill", id=terminal_id, remove=True)
     await eventually(lambda: _no_terminals(rpc), 5)
@@ -458,3 +471,157 @@ async def test_without_pidfds_the_exit_is_still_reported(
     assert (await term.until_exited())["code"] == 4
     assert b"bye" in term.output
     await term.aclose()
+
+
+async def test_the_stop_ends_even_with_a_viewer_that_reads_nothing(
+    isolated_env: Path, socket_path: Path
+) -> None:
+    started = 0.0
+    async with running_daemon(
+        socket_path, isolated_env / "state", **{"terminals.stop_grace_seconds": 0.2}
+    ) as daemon:
+        async with await RpcClient.connect(socket_path) as rpc:
+            terminal_id = await new_terminal(rpc, ["bash", "-c", "yes | head -c 50000000"])
+            viewer = await TerminalClient.connect(socket_path, terminal_id)
+            await viewer.attach(readOnly=True)  # and never reads again: its socket fills up
+            await anyio.sleep(1)
+            started = time.monotonic()
+            daemon.request_stop()
+    assert time.monotonic() - started < 5
+    await viewer.aclose()
+
+
+async def test_input_waiting_when_the_program_ends_is_dropped_without_spinning(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    # A program that reads nothing: typed bytes wait in the daemon once the PTY is full.
+    terminal_id = await new_terminal(rpc, ["bash", "-c", "stty -icanon; sleep 1"])
+    for _ in range(12):
+        await rpc.call("terminals.input", id=terminal_id, text="x" * 60000)
+    terminal = daemon.terminals.get(terminal_id)
+    assert terminal._pending_input  # the PTY's input queue is full: the rest waits
+    await eventually(lambda: terminal.finished, 5)
+    cpu = time.process_time()
+    await anyio.sleep(0.5)
+    assert time.process_time() - cpu < 0.2  # the loop is idle: nothing spins on the PTY
+    assert not terminal._pending_input
+
+
+async def test_what_a_program_leaves_behind_is_hung_up_too(
+    daemon: Daemon, rpc: RpcClient, socket_path: Path
+) -> None:
+    # The program ends at HUP; the child it started ignores HUP and lives on, holding nothing.
+    terminal_id = await new_terminal(
+        rpc,
+        [
+            "bash",
+            "-c",
+            "(trap '' HUP; exec sleep 1000) </dev/null >/dev/null 2>&1 & "
+            "echo child=$!; exec sleep 1000",
+        ],
+    )
+    term = await TerminalClient.connect(socket_path, terminal_id)
+    await term.attach()
+    await term.until(lambda c: re.search(rb"child=(\d+)", c.output))
+    match = re.search(rb"child=(\d+)", term.output)
+    assert match is not None
+    child = int(match.group(1))
+    await rpc.call("terminals.kill", id=terminal_id, remove=True)
+    assert (await term.until_exited())["signal"] == "SIGHUP"
+    assert alive(child)  # it ignored the hang-up...
+    await eventually(lambda: not alive(child), 5)  # ...and TERM, after the grace, ended it
+    await term.aclose()
+
+
+async def test_a_removed_terminal_is_not_kept_by_the_connection_that_attached_it(
+    daemon: Daemon, rpc: RpcClient
+) -> None:
+    import gc
+    import weakref
+
+    terminal_id = await new_terminal(rpc, ["true"])
+    await rpc.call("terminals.attach", id=terminal_id)
+    kept = weakref.ref(daemon.terminals.get(terminal_id))
+    await eventually(lambda: kept() is not None and kept().finished, 5)  # type: ignore[union-attr]
+    await rpc.call("terminals.detach", id=terminal_id)
+    await rpc.call("terminals.kill", id=terminal_id)  # exited: removed
+    gc.collect()
+    assert kept() is None  # the connection is still open; the terminal is gone
+
+
+async def test_a_viewer_behind_when_the_terminal_is_removed_still_gets_everything(
+    rpc: RpcClient, socket_path: Path
+) -> None:
+    terminal_id = await new_terminal(rpc, ["bash", "-c", "head -c 8000000 /dev/zero | tr '\\0' v"])
+    viewer = await TerminalClient.connect(socket_path, terminal_id)
+    viewer.keep = False
+    await viewer.attach(readOnly=True)  # then reads nothing until the program has ended
+    await eventually(lambda: _exited_in(rpc, terminal_id), 20)
+    await rpc.call("terminals.kill", id=terminal_id)  # removed from the list at once...
+    assert await rpc.call("terminals.list") == []
+    exited = await viewer.until_exited(timeout=20)  # ...and the viewer still hears the end
+    assert exited["code"] == 0
+    await viewer.aclose()
+
+
+async def _exited_in(rpc: RpcClient, terminal_id: str) -> bool:
+    listed = {t["id"]: t for t in await rpc.call("terminals.list")}
+    return listed[terminal_id]["exited"] is not None
+
+
+async def test_attaching_at_the_same_size_still_asks_for_a_redraw(
+    rpc: RpcClient, socket_path: Path
+) -> None:
+    terminal_id = await new_terminal(
+        rpc,
+        ["bash", "-c", "trap 'echo redraw' WINCH; echo ready; while :; do sleep 0.05; done"],
+        cols=80,
+        rows=24,
+    )
+    first = await TerminalClient.connect(socket_path, terminal_id)
+    await first.attach(cols=80, rows=24)
+    await first.until_output(b"ready")
+    await first.aclose()
+    again = await TerminalClient.connect(socket_path, terminal_id)
+    await again.attach(cols=80, rows=24)  # the size it has: a nudge is the only SIGWINCH
+    await again.until_output(b"redraw")
+    await again.aclose()
+
+
+async def test_every_chunk_holds_whole_characters_even_when_cut_by_size(
+    rpc: RpcClient, socket_path: Path
+) -> None:
+    terminal_id = await new_terminal(
+        rpc, ["bash", "-c", "printf '€%.0s' $(seq 1 200000); echo; echo END; sleep 30"]
+    )
+    term = await TerminalClient.connect(socket_path, terminal_id)
+    term.keep = False
+    pieces: list[bytes] = []
+    original = term._take
+
+    async def take(message: dict[str, Any]) -> None:
+        if message["method"] == "terminal.output":
+            pieces.append(base64.b64decode(message["params"]["data"]))
+        await original(message)
+
+    term._take = take  # type: ignore[method-assign]
+    await term.attach()
+    await anyio.sleep(0.5)  # behind: large chunks come at once
+    await term.until(lambda c: b"END" in c.output, timeout=20)
+    assert any(len(p) >= 100_000 for p in pieces)
+    for piece in pieces:
+        piece.decode()  # whole characters each
+    await term.aclose()
+
+
+async def test_names_that_read_as_ids_or_options_and_huge_environments_are_refused(
+    rpc: RpcClient,
+) -> None:
+    before = children()
+    for name, words in (("0123abcd", "looks like a terminal's id"), ("-x", "start with '-'")):
+        error = await rpc.error("terminals.create", argv=["true"], name=name)
+        assert error.code == -32602 and words in str(error.data), error
+    huge = {f"V{i}": "x" * 32000 for i in range(200)}  # 6.4 MB: more than exec takes
+    error = await rpc.error("terminals.create", argv=["true"], env=huge)
+    assert error.code == -32602 and "larger than the system allows" in error.message
+    assert children() == before

@@ -128,8 +128,9 @@ def register(tree: Commands) -> None:
         "kill",
         "end a terminal's program and remove the terminal",
         term_kill,
-        description="Send a signal to a terminal's program (its whole process group), and\n"
-        "remove the terminal from the list once the program has ended. The default,\n"
+        description="Send a signal to a terminal's programs (every process group of its\n"
+        "session: a shell's jobs too) and, for a signal that ends them, remove the\n"
+        "terminal from the list once they have ended. The default,\n"
         "HUP, is followed by TERM then KILL if the program lives on. For a signal that\n"
         f"ends programs ({', '.join(sorted(ENDING))}), wait up to {KILL_WAIT:g} s and say\n"
         "whether it ended (exit 1 if not). An ended terminal is removed at once.",
@@ -329,11 +330,12 @@ def term_kill(session: Session, args: Args) -> int:
     terminal = _find(session, args.terminal)
     name = args.signal or "HUP"
     was_over = terminal.get("exited")
-    session.call("terminals.kill", id=terminal["id"], signal=args.signal, remove=True)
+    ending = name in ENDING  # CONT, STOP, WINCH...: the terminal stays, as asked
+    session.call("terminals.kill", id=terminal["id"], signal=args.signal, remove=ending)
     if was_over:
         print(escape(f"removed {_named(terminal)}, which had {_ended_words(was_over)}"))
         return EXIT_OK
-    if name not in ENDING:
+    if not ending:
         print(escape(f"sent SIG{name} to {_named(terminal)}"))
         return EXIT_OK
     deadline = time.monotonic() + KILL_WAIT
