@@ -1,9 +1,9 @@
 """The terminals' clients as the benchmark drives them: the daemon's over its Unix socket (as
 the CLI's ``term attach`` talks: requests for input, notifications for acknowledgements, an
 acknowledgement whenever what was received is consumed), the daemon's over the console's
-WebSocket (as the web console talks: every call a request, an acknowledgement after each
-chunk written) and terminado's (JSON arrays, ``["stdin", text]`` in, ``["stdout", text]``
-out, no flow control).
+WebSocket (as the web console talks: keys and acknowledgements as notifications, an
+acknowledgement after each chunk written, other calls requests) and terminado's (JSON
+arrays, ``["stdin", text]`` in, ``["stdout", text]`` out, no flow control).
 
 Every client decodes what it receives (JSON, then base64 for the daemon's) and throws the
 bytes away: what a real client would then draw is not what is measured.
@@ -230,6 +230,11 @@ class WsClient:
         await self.ws.send(orjson.dumps(document).decode())
         return request_id
 
+    async def notify(self, method: str, params: dict[str, Any]) -> None:
+        """Send a notification (no reply)."""
+        document = {"jsonrpc": "2.0", "method": method, "params": params}
+        await self.ws.send(orjson.dumps(document).decode())
+
     async def receive(self) -> dict[str, Any]:
         """The next message, decoded."""
         message: dict[str, Any] = orjson.loads(await self.ws.recv())
@@ -254,12 +259,12 @@ class WsClient:
 
     async def take(self, terminal_id: str, tracker: Tracker, keep: int) -> dict[str, Any]:
         """Take the next message; output is acknowledged at once (the console acknowledges
-        each chunk once xterm.js has written it, with a request whose reply it ignores)."""
+        each chunk once xterm.js has written it, with a notification)."""
         message = await self.receive()
         method = message.get("method")
         if method == "terminal.output":
             tracker.output(message["params"], keep)
-            await self.request("terminals.ack", {"id": terminal_id, "offset": tracker.offset})
+            await self.notify("terminals.ack", {"id": terminal_id, "offset": tracker.offset})
         elif method == "terminal.exited":
             tracker.exited = message["params"]
         return message
@@ -286,14 +291,13 @@ async def ws_echo(
     clock = time.perf_counter
     for k, key in enumerate(keys[:warmup] + keys):
         began = clock()
-        request_id = await client.request("terminals.input", {"id": terminal_id, "data": _b64(key)})
-        echoed = replied = False
+        # A key goes as a notification, as the console sends one.
+        await client.notify("terminals.input", {"id": terminal_id, "data": _b64(key)})
+        echoed = False
         tracker.tail = b""
-        while not (echoed and replied):
-            message = await client.take(terminal_id, tracker, keep=16)
-            if message.get("id") == request_id:
-                replied = True
-            if not echoed and key in tracker.tail:
+        while not echoed:
+            await client.take(terminal_id, tracker, keep=16)
+            if key in tracker.tail:
                 echoed = True
                 if k >= warmup:
                     samples.append((tracker.last_at - began) * 1e6)

@@ -63,6 +63,9 @@ export function exitWords(exited) {
 }
 
 /** `text` in pieces the daemon accepts, never splitting a character. */
+// Typed keys: up to this many UTF-16 units go as a notification (a key, an escape sequence).
+const KEY_UNITS = 16;
+
 function pieces(text) {
   const out = [];
   let at = 0;
@@ -525,6 +528,12 @@ export class TerminalView {
 
   _type(params) {
     if (this.readOnly || this.exited || !this._attached || this._disposed) return;
+    // A key (or a few) goes as a notification, as terminado's stdin does: no reply to send
+    // before the echo, which is then one frame sooner. Its refusals are known here already
+    // (read-only, exited; a gone terminal shows on re-attach). A paste goes as requests, so
+    // a refused one is said.
+    const key = (params.text?.length ?? 4) <= KEY_UNITS;
+    if (key && this.rpc.notify("terminals.input", { id: this.id, ...params })) return;
     const parts = params.text !== undefined ? pieces(params.text).map((text) => ({ text })) : [params];
     for (const part of parts) {
       this.rpc.call("terminals.input", { id: this.id, ...part }).catch((error) => {
