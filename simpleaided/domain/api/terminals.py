@@ -35,7 +35,8 @@ SignalName = Literal[
 ]
 
 
-def _check_name(value: str) -> str:
+def check_terminal_name(value: str) -> str:
+    """``value`` if it may name a terminal; ``InvalidInput`` otherwise."""
     if not value.strip():
         raise InvalidInput("a terminal's name cannot be blank")
     if value.startswith("-"):
@@ -64,7 +65,7 @@ def _check_cwd(value: str) -> str:
 
 
 TerminalName = Annotated[
-    str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(_check_name)
+    str, Field(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_terminal_name)
 ]
 Argument = Annotated[str, Field(max_length=MAX_ARG_CHARS), AfterValidator(_check_text)]
 EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE_CHARS), AfterValidator(_check_text)]

@@ -16,7 +16,8 @@ from typing import Any
 
 import anyio
 
-from simpleaided.domain.errors import Conflict, LimitExceeded, NotFound
+from simpleaided.domain.api.terminals import MAX_NAME_CHARS, check_terminal_name
+from simpleaided.domain.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from simpleaided.services.terminals import spawn
 from simpleaided.services.terminals.terminal import Limits, Terminal
 
@@ -43,6 +44,8 @@ class TerminalService:
     def __init__(self, settings: TerminalSettings) -> None:
         self.settings = settings
         self._terminals: dict[str, Terminal] = {}
+        # Removed from the list, not closed yet: a client still behind is sent the rest.
+        self._retiring: set[Terminal] = set()
         self._hung_up_at: float | None = None
         self._ended = anyio.Event()  # set (and renewed) when a terminal's program ends
 
@@ -86,7 +89,8 @@ class TerminalService:
                 "(terminals.max_terminals); remove exited ones with `simpleaide term kill`"
             )
         scrollback = settings.limits.scrollback_bytes
-        if (len(self._terminals) + 1) * scrollback > settings.max_scrollback_total_bytes:
+        held = sum(t.scrollback.capacity for t in (*self._terminals.values(), *self._retiring))
+        if held + scrollback > settings.max_scrollback_total_bytes:
             raise LimitExceeded(
                 f"one more terminal's scrollback ({scrollback} bytes) would take the total over "
                 f"{settings.max_scrollback_total_bytes} bytes "
@@ -111,6 +115,7 @@ class TerminalService:
             settings.limits,
             on_finished=self._finished,
             on_removable=self._remove,
+            on_closed=self._retiring.discard,
         )
         self._terminals[terminal_id] = terminal
         log.info("terminal %s started (pid %d)", terminal_id, terminal.pid)
@@ -127,7 +132,6 @@ class TerminalService:
         exited one is removed."""
         terminal = self.get(terminal_id)
         if terminal.finished:
-            terminal.kill("HUP")  # what its program left behind, if anything
             self._remove(terminal)
             return
         if remove:
@@ -142,6 +146,8 @@ class TerminalService:
     def _remove(self, terminal: Terminal) -> None:
         if self._terminals.get(terminal.id) is terminal:
             del self._terminals[terminal.id]
+        terminal.kill("HUP")  # what its program left behind, if anything
+        self._retiring.add(terminal)
         terminal.retire()
 
     def _check_name_free(self, name: str, renamed: Terminal | None) -> None:
@@ -150,7 +156,11 @@ class TerminalService:
                 raise Conflict(f"a terminal is already named {name!r} ({other.id})")
 
     def _default_name(self, program: str) -> str:
-        base = os.path.basename(program) or "terminal"
+        base = os.path.basename(program)[: MAX_NAME_CHARS - 4]
+        try:
+            check_terminal_name(base)
+        except InvalidInput:  # a program named like an id, an option or with controls
+            base = "terminal"
         taken = {t.name for t in self._terminals.values()}
         name, number = base, 1
         while name in taken:
@@ -171,7 +181,7 @@ class TerminalService:
         have left some), then TERM and KILL, ``stop_grace_seconds`` apart, to what is left
         (timers: nothing to await)."""
         self._hung_up_at = anyio.current_time()
-        for terminal in self._terminals.values():
+        for terminal in self._all():
             terminal.kill("HUP", grace=self.settings.stop_grace_seconds)
 
     async def aclose(self) -> None:
@@ -187,16 +197,22 @@ class TerminalService:
                 break
             with anyio.move_on_after(left):
                 await self._ended.wait()
-        terminals = list(self._terminals.values())
+        terminals = self._all()
         for terminal in terminals:
             terminal.signal("KILL")  # nothing of a terminal outlives the daemon
+        # Not our children: /proc says when they are gone (one walk for all, each time).
+        deadline = anyio.current_time() + _REAP_SECONDS
         for _ in range(int(_REAP_SECONDS / _POLL_SECONDS)):
-            if not any(spawn.session_groups(t.pid) for t in terminals):
+            if anyio.current_time() >= deadline or not any(t.session_alive() for t in terminals):
                 break
             await anyio.sleep(_POLL_SECONDS)
         for terminal in terminals:
             self._terminals.pop(terminal.id, None)
+            terminal.end_hang_up()
             terminal.close()
+
+    def _all(self) -> list[Terminal]:
+        return [*self._terminals.values(), *self._retiring]
 
     def _running(self) -> list[Terminal]:
         return [t for t in self._terminals.values() if not t.finished]

@@ -11,7 +11,6 @@ gives the program the limit it would have had, so ``select``-based programs keep
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import fcntl
 import os
@@ -22,6 +21,7 @@ import signal
 import struct
 import subprocess
 import termios
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -167,13 +167,26 @@ def spawn(argv: list[str], cwd: str, env: Mapping[str, str], cols: int, rows: in
 
 
 def session_groups(session: int) -> set[int]:
-    """The process groups of the processes still in ``session`` (read from ``/proc``; a
-    shell's jobs each have their own); empty once every process of it is gone."""
-    groups: set[int] = set()
+    """The process groups of the processes still in ``session`` (zombies aside; a shell's
+    jobs each have their own); empty once every process of it is gone."""
+    return set(_sessions().get(session, ()))
+
+
+_SCAN_REUSE_SECONDS = 0.01  # scans this close together (one stop, many terminals) share one
+_scanned: tuple[float, dict[int, set[int]]] = (-1.0, {})
+
+
+def _sessions() -> dict[int, set[int]]:
+    """Every session's process groups, from one walk of ``/proc`` (reused for 10 ms)."""
+    global _scanned
+    now = time.monotonic()
+    if now - _scanned[0] < _SCAN_REUSE_SECONDS:
+        return _scanned[1]
+    sessions: dict[int, set[int]] = {}
     try:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
-        return groups
+        pids = []
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat", "rb") as f:
@@ -181,9 +194,10 @@ def session_groups(session: int) -> set[int]:
         except OSError:
             continue  # exited meanwhile
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 3 and int(fields[3]) == session and fields[0] != b"Z":
-            groups.add(int(fields[2]))
-    return groups
+        if len(fields) > 3 and fields[0] != b"Z":
+            sessions.setdefault(int(fields[3]), set()).add(int(fields[2]))
+    _scanned = (time.monotonic(), sessions)
+    return sessions
 
 
 def signal_session(session: int, *signums: int) -> bool:
@@ -197,19 +211,6 @@ def signal_session(session: int, *signums: int) -> bool:
             except (ProcessLookupError, PermissionError):
                 pass  # gone meanwhile, or a group that became another user's (setuid)
     return bool(groups)
-
-
-def hang_up(loop: asyncio.AbstractEventLoop, session: int, grace: float) -> None:
-    """Hang up ``session`` as a closing terminal would: SIGHUP (and SIGCONT, so stopped jobs
-    hear it) to each of its process groups, then TERM and, ``grace`` seconds apart, KILL to
-    what is left. Every step looks again at who is left, so a program that outlived its
-    terminal's exit (a background job holding nothing) is reached too."""
-
-    def step(signums: tuple[int, ...], then: tuple[tuple[int, ...], ...]) -> None:
-        if signal_session(session, *signums) and then:
-            loop.call_later(grace, step, then[0], then[1:])
-
-    step((signal.SIGHUP, signal.SIGCONT), ((signal.SIGTERM, signal.SIGCONT), (signal.SIGKILL,)))
 
 
 SIGNALS = {

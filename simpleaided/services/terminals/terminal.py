@@ -103,6 +103,24 @@ def exit_status(returncode: int) -> dict[str, Any]:
     return {"code": returncode, "signal": None}
 
 
+def _exit_status_kept(pid: int, pidfd: int | None) -> int | None:
+    """The exit status of ``pid`` as ``Popen.returncode`` gives it (``-N``: signal N), or
+    ``None`` while it runs; the process is left to be reaped (``WNOWAIT``)."""
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    try:
+        if pidfd is not None:
+            result = os.waitid(os.P_PIDFD, pidfd, flags)
+        else:
+            result = os.waitid(os.P_PID, pid, flags)
+    except ChildProcessError:  # reaped already (it cannot be, but then it is gone)
+        return 0
+    if result is None:
+        return None
+    if result.si_code == os.CLD_EXITED:
+        return result.si_status
+    return -result.si_status  # killed, or dumped core
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -125,9 +143,11 @@ class Terminal:
         limits: Limits,
         on_finished: Callable[[Terminal], None],
         on_removable: Callable[[Terminal], None],
+        on_closed: Callable[[Terminal], None] = lambda terminal: None,
     ) -> None:
         """``on_finished`` is called once the exit is known; ``on_removable`` once every
-        client was told of it, if ``remove_when_finished`` was set."""
+        client was told of it, if ``remove_when_finished`` was set; ``on_closed`` once it
+        is closed and its program reaped (a hang-up of what it left may outlast the close)."""
         self.id = terminal_id
         self._id_bytes = terminal_id.encode("ascii")  # ids are hex (checked where they're made)
         self.name = name
@@ -141,6 +161,7 @@ class Terminal:
         self._master: int | None = spawned.master
         self._on_finished = on_finished
         self._on_removable = on_removable
+        self._on_closed = on_closed
         self.scrollback = Scrollback(limits.scrollback_bytes)
         self.modes = Modes()
         self.published = 0  # output up to here is sent to clients (whole characters)
@@ -158,6 +179,10 @@ class Terminal:
         self._stall_timer: asyncio.TimerHandle | None = None
         self._orphan_timer: asyncio.TimerHandle | None = None
         self._pending_input = bytearray()
+        self._hanging_up = False  # a HUP, TERM, KILL chain is under way
+        self._chain_timer: asyncio.TimerHandle | None = None
+        self._released = False  # the program was reaped: its pid is no longer ours
+        self._closed = False
         self._writing = False
         self._pidfd: int | None = None
         self._reap_poll: asyncio.TimerHandle | None = None
@@ -250,6 +275,8 @@ class Terminal:
         if attachment is None:
             return False
         attachment.end()
+        if self.finished:
+            self._removable_if_told()  # it may have been the last one not told of the exit
         if attachment.size is not None and not self.finished:
             latest = max(
                 (a for a in self.attachments.values() if a.size is not None),
@@ -321,23 +348,60 @@ class Terminal:
         """Send ``signame`` to every process group of the terminal's session (its program
         may have exited and left some behind); a hang-up is followed by TERM, then KILL,
         ``grace`` seconds apart (``kill_grace_seconds`` unless given), while anything is
-        left."""
-        if signame == "HUP":
-            spawn.hang_up(
-                self._loop, self.pid, self.limits.kill_grace_seconds if grace is None else grace
-            )
-        else:
+        left. One hang-up at a time: another asked for meanwhile changes nothing."""
+        if signame != "HUP":
             self.signal(signame)
+            return
+        if self._hanging_up:
+            return
+        self._hanging_up = True
+        grace = self.limits.kill_grace_seconds if grace is None else grace
+        steps = iter(("HUP", "TERM", "KILL"))
 
-    def signal(self, signame: str) -> None:
-        """Send ``signame`` to every process group of the terminal's session, once."""
+        def step() -> None:
+            self._chain_timer = None
+            name = next(steps, None)
+            if name is not None and self._leader_held() and self.signal(name):
+                self._chain_timer = self._loop.call_later(grace, step)
+                return
+            self._hanging_up = False
+            self._release_leader()  # if closed meanwhile: the pid may go now
+
+        step()
+
+    def signal(self, signame: str) -> bool:
+        """Send ``signame`` to every process group of the terminal's session, once;
+        whether any was there."""
+        if not self._leader_held():
+            return False  # reaped: the session's id may belong to someone else now
         signum = spawn.SIGNALS[signame]
         if signame in ("HUP", "TERM"):
             # Stopped jobs (Ctrl-Z) act on it only once continued, as on a real hang-up.
-            spawn.signal_session(self.pid, signum, signals.SIGCONT)
-        else:
-            spawn.signal_session(self.pid, signum)
+            return spawn.signal_session(self.pid, signum, signals.SIGCONT)
+        return spawn.signal_session(self.pid, signum)
 
+    def end_hang_up(self) -> None:
+        """Stop a hang-up under way (the daemon's stop has sent KILL itself)."""
+        if self._chain_timer is not None:
+            self._chain_timer.cancel()
+            self._chain_timer = None
+        self._hanging_up = False
+
+    def session_alive(self) -> bool:
+        """Whether anything is left in the terminal's session (while that is known)."""
+        return self._leader_held() and bool(spawn.session_groups(self.pid))
+
+    def _leader_held(self) -> bool:
+        return not self._released
+
+    def _release_leader(self) -> None:
+        """Reap the program once the terminal is closed and no hang-up is under way: its
+        pid (and so its session's id) may then be reused."""
+        if self._released or self._hanging_up or not self._closed:
+            return
+        if self.process.poll() is not None:
+            self._released = True
+            self._on_closed(self)  # nothing of it is left to track
     # -- the PTY ---------------------------------------------------------------------------
 
     def _readable(self) -> None:
@@ -395,8 +459,12 @@ class Terminal:
             self._hold_timer = self._loop.call_later(HOLD_SECONDS, self._publish_held)
 
     def _publish_held(self) -> None:
-        # An incomplete character that stays incomplete is not UTF-8: sent as it is.
+        # An incomplete character that stays incomplete is not UTF-8: sent as it is; but
+        # not while the PTY is not read (flow control): its end may be waiting there.
         self._hold_timer = None
+        if not self._reading and not self.eof:
+            self._hold_timer = self._loop.call_later(HOLD_SECONDS, self._publish_held)
+            return
         self._held_at = None
         self._publish(self.scrollback.end)
 
@@ -412,11 +480,15 @@ class Terminal:
         self._finish_if_done()
 
     def _reap(self) -> None:
-        if self.process.poll() is None:
+        """The program ended: read its status, but leave it a zombie (not reaped) until the
+        terminal is closed and no hang-up is under way: while its pid is held, no other
+        process can lead a session of that id, which every signal here is addressed by."""
+        status = _exit_status_kept(self.pid, self._pidfd)
+        if status is None:
             if self._pidfd is None and not self.removed:
                 self._reap_poll = self._loop.call_later(REAP_POLL_SECONDS, self._reap)
             return
-        self.returncode = self.process.returncode
+        self.returncode = status
         self._close_pidfd()
         if not self.eof:
             # Usually the hang-up follows at once. If a background process holds the PTY
@@ -620,6 +692,7 @@ class Terminal:
         """Let go of everything: the PTY, the timers, the clients' pumps, the scrollback
         (the process must have been reaped or signalled by now)."""
         self.removed = True
+        self._closed = True
         for attachment in list(self.attachments.values()):
             attachment.end()
         self.attachments.clear()
@@ -641,6 +714,7 @@ class Terminal:
             os.close(self._master)
             self._master = None
         self._close_pidfd()
+        self._release_leader()
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:

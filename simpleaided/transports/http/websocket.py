@@ -53,6 +53,7 @@ POLICY_VIOLATION = 1008  # e.g. the token it opened with was replaced
 TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013  # over limits.max_connections
 
+CLOSE_SECONDS = 0.5  # how long a goodbye may wait for a peer that reads nothing
 PING_SECONDS = 20.0  # a ping every 20 s; no pong within 20 s more: the connection is closed
 _INBOX = 1  # messages read ahead of the one being handled (with the reader's, two)
 
@@ -247,8 +248,10 @@ class RpcEndpoint:
         async with anyio.create_task_group() as tg:
             tg.start_soon(stream.read_frames)
             await server.serve_stream(stream, _peer(scope), refused=REFUSED)
-            # The peer closed, or the server stopped reading (it stops): say goodbye.
-            await stream.close(GOING_AWAY)
+            # The peer closed, or the server stopped reading (it stops): say goodbye, if the
+            # peer takes it soon (one that reads nothing would hold the stop up).
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await stream.close(GOING_AWAY)
             tg.cancel_scope.cancel()
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:

@@ -6,6 +6,7 @@ import base64
 import errno
 import os
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -450,6 +451,14 @@ async def _no_terminals(rpc: RpcClient) -> bool:
     return not await rpc.call("terminals.list")
 
 
+def _ignores_hup(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return False
+
+
 def _rss() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -526,6 +535,7 @@ async def test_what_a_program_leaves_behind_is_hung_up_too(
     match = re.search(rb"child=(\d+)", term.output)
     assert match is not None
     child = int(match.group(1))
+    await eventually(lambda: _ignores_hup(child), 5)  # its trap is set
     await rpc.call("terminals.kill", id=terminal_id, remove=True)
     assert (await term.until_exited())["signal"] == "SIGHUP"
     assert alive(child)  # it ignored the hang-up...
@@ -625,3 +635,47 @@ async def test_names_that_read_as_ids_or_options_and_huge_environments_are_refus
     error = await rpc.error("terminals.create", argv=["true"], env=huge)
     assert error.code == -32602 and "larger than the system allows" in error.message
     assert children() == before
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except FileNotFoundError:
+        return None
+
+
+async def test_an_exited_program_keeps_its_pid_until_the_terminal_is_removed(
+    rpc: RpcClient,
+) -> None:
+    """Signals go to the session by the program's pid: held as a zombie while the terminal
+    is listed, no other process can lead a session of that id and be signalled instead."""
+    terminal_id = await new_terminal(rpc, ["true"])
+    pid = (await rpc.call("terminals.list"))[0]["pid"]
+    await eventually(lambda: _exited_in(rpc, terminal_id), 5)
+    assert _state(pid) == "Z"
+    await rpc.call("terminals.kill", id=terminal_id)  # removed: now reaped
+    await eventually(lambda: _state(pid) is None, 5)
+
+
+async def test_a_removed_terminal_closes_when_its_last_client_behind_leaves(
+    daemon: Daemon, rpc: RpcClient, socket_path: Path
+) -> None:
+    terminal_id = await new_terminal(rpc, ["bash", "-c", "head -c 8000000 /dev/zero | tr '\\0' w"])
+    terminal = daemon.terminals.get(terminal_id)
+    viewer = await TerminalClient.connect(socket_path, terminal_id)
+    await viewer.attach(readOnly=True)  # reads nothing: behind when the program ends
+    await eventually(lambda: terminal.finished, 20)
+    await rpc.call("terminals.kill", id=terminal_id)
+    assert await rpc.call("terminals.list") == []
+    assert terminal._master is not None  # kept open for the client still behind...
+    await viewer.aclose()
+    await eventually(lambda: terminal._master is None, 5)  # ...and closed once it left
+    assert not daemon.terminals._retiring
+
+
+async def test_a_default_name_follows_the_naming_rules(rpc: RpcClient, short_tmp: Path) -> None:
+    odd = short_tmp / "0123abcd"  # a program whose name reads as an id
+    odd.symlink_to("/bin/true")
+    created = await rpc.call("terminals.create", argv=[str(odd)])
+    assert created["name"] == "terminal"
