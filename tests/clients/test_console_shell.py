@@ -1,7 +1,11 @@
 """The console's Shell area (issue 18) in headless Chromium, against the real daemon, its shim
 and real shells on PTYs: a terminal started from the page runs what is typed there and comes
-back, screen and all, after a reload and after the WebSocket drops; output is acknowledged (a
-flood runs to its end); a read-only viewer cannot type; the DOM renderer draws its colours
+back, screen and all, after a reload and after the WebSocket drops; what xterm.js answers to
+the queries in a replay is not typed; a resync replay goes on from its end; output is
+acknowledged (a flood runs to its end), and a hidden page drops what it cannot draw and comes
+back with a fresh screen; a paste arrives whole and in order, or says how much did; switching
+terminals leaves none attached behind; the keyboard can leave the terminal, and the focus is
+not taken from elsewhere; a read-only viewer cannot type; the DOM renderer draws its colours
 under the strict CSP without a violation; a terminal gone with the daemon is said in words;
 the WebSocket without the key, or from another origin, reaches no terminal."""
 
@@ -22,7 +26,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, expect
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
@@ -52,6 +56,33 @@ SCREEN = """() => {
     for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
     return lines.join("\\n");
 }"""
+# The page's WebSocket in the test's hands: while `__hold` is true what the daemon sends waits
+# (in order); `__release(count)` hands the page the first `count` messages waiting (all of
+# them, and holding stops, without); `__held()` is their text; `__deliver(text)` hands the
+# page a message as if the daemon had sent it.
+HOLD = """(() => {
+    const held = [];
+    let deliver = null;
+    window.__hold = false;
+    window.__held = () => held.map(([event]) => event.data);
+    window.__release = (count) => {
+        if (count === undefined) window.__hold = false;
+        for (const [event, handler] of held.splice(0, count ?? held.length)) handler(event);
+    };
+    window.__deliver = (text) => deliver({ data: text });
+    const own = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+    Object.defineProperty(WebSocket.prototype, "onmessage", {
+        configurable: true,
+        get() { return own.get.call(this); },
+        set(handler) {
+            deliver = handler;
+            own.set.call(this, (event) => {
+                if (window.__hold) held.push([event, handler]);
+                else handler(event);
+            });
+        },
+    });
+})()"""
 
 
 @dataclass
@@ -221,6 +252,32 @@ async def listed(shell: Shell, terminal_id: str) -> dict[str, Any] | None:
     return None
 
 
+async def scrollback(shell: Shell, terminal_id: str) -> dict[str, Any]:
+    """What an attach answers now, its replay decoded as ``data``: seen from a connection of
+    its own, read-only, that detaches at once."""
+    async with await RpcClient.connect(shell.socket) as other:
+        got = dict(await other.call("terminals.attach", id=terminal_id, readOnly=True))
+        await other.call("terminals.detach", id=terminal_id)
+    got["data"] = base64.b64decode(got["replay"])
+    return got
+
+
+async def printed(shell: Shell, terminal_id: str, text: bytes) -> bool:
+    return text in (await scrollback(shell, terminal_id))["data"]
+
+
+async def paste(page: Page, text: str) -> None:
+    """Paste ``text`` into the terminal (the browser's paste event, as Ctrl+Shift+V gives)."""
+    await page.locator(".terminal-host .xterm-helper-textarea").evaluate(
+        """(area, text) => {
+            const data = new DataTransfer();
+            data.setData("text/plain", text);
+            area.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+        }""",
+        text,
+    )
+
+
 # -- a terminal from the page -------------------------------------------------------------
 
 
@@ -288,6 +345,45 @@ async def test_a_terminal_started_from_the_page_runs_what_is_typed_and_survives_
 async def listed_attached(shell: Shell, terminal_id: str, count: int) -> bool:
     info = await listed(shell, terminal_id)
     return info is not None and info["attached"] == count
+
+
+# Asks the terminal for its device attributes, the cursor's position and its background colour
+# before anyone attached (so every replay holds the questions), then says each line it reads;
+# after the line "ask" it asks for the cursor's position again, live.
+QUERIES = r"""printf '\033[c\033[6n\033]11;?\007ready\n'; stty -echo
+while read -r line; do
+  if [ "$line" = ask ]; then printf '\033[6n'; fi
+  printf 'got:%q\n' "$line"
+done"""
+
+
+async def test_what_xterm_answers_to_the_queries_in_a_replay_is_not_typed(
+    shell: Shell, page: Page
+) -> None:
+    """xterm.js answers the queries it reads (device attributes, cursor position, colours),
+    those in a replay too: a program asked long ago, and every attach or reload would type
+    the answers into it again. Only the answers to what it asks live reach it."""
+    terminal_id = await new_terminal(
+        shell, "queries", "bash", "--norc", "--noprofile", "-c", QUERIES
+    )
+    await eventually(lambda: printed(shell, terminal_id, b"ready"), 10)
+    await open_shell(page, shell, f"#/shell/{terminal_id}")
+    view = page.locator(".terminal-view")
+    await expect(view).to_have_attribute("data-state", "live")
+    await wait_for_screen(page, r"(?m)^ready$")
+    await type_into(page, "one")
+    await wait_for_screen(page, r"(?m)^got:one$")  # nothing came before it
+    # Asked live, the cursor's position is answered, ahead of the next line typed.
+    await type_into(page, "ask")
+    await wait_for_screen(page, r"(?m)^got:ask$")
+    await type_into(page, "two")
+    await wait_for_screen(page, r"(?m)^got:\$'\\E\[\d+;\d+Rtwo'$")
+    # Reloaded: the replay holds every query again, the live one too; none is answered.
+    await page.reload()
+    await expect(view).to_have_attribute("data-state", "live")
+    await wait_for_screen(page, r"(?m)^got:\$'\\E\[\d+;\d+Rtwo'$")
+    await type_into(page, "three")
+    await wait_for_screen(page, r"(?m)^got:three$")
 
 
 async def test_new_starts_in_the_folder_given_and_says_why_it_cannot(
@@ -492,6 +588,379 @@ async def test_a_hidden_page_does_not_stall_the_program_behind_its_throttled_tim
     assert not shown.exists(), "visible, what xterm.js has not parsed is not acknowledged"
 
 
+async def test_a_resync_replay_starts_the_screen_again_and_output_goes_on_from_its_end(
+    shell: Shell, page: Page
+) -> None:
+    """A client the daemon could not keep up with gets `terminal.output {offset, end, data,
+    replay: true}`, whose data is the scrollback followed by the modes in force: live output
+    goes on from `end`, not from `offset` plus the data's length. What xterm.js still held
+    of the output before it is parsed before the screen starts again, not drawn above it.
+    (The page is handed one, built from a real attach's answer, between the live output
+    before it and the live output it stands for.)"""
+    echo = r"printf 'ready\e[?2004h\n'; exec cat"  # says each line back; bracketed paste on
+    terminal_id = await new_terminal(shell, "resync", "bash", "--norc", "--noprofile", "-c", echo)
+    await page.add_init_script(HOLD)
+    await open_shell(page, shell, f"#/shell/{terminal_id}")
+    await expect(page.locator(".terminal-view")).to_have_attribute("data-state", "live")
+    await shell.client.call("terminals.input", id=terminal_id, text="one\r")
+    await wait_for_screen(page, r"(?m)^one\none$")
+    # The output of "two", then of "three", reaches the page and waits there.
+    await page.evaluate("() => { window.__hold = true; }")
+
+    async def held(text: bytes) -> int:
+        """How many messages wait, once their output holds ``text``."""
+        waiting = await page.evaluate("() => window.__held()")
+        data = b""
+        for message in map(json.loads, waiting):
+            if message.get("method") == "terminal.output":
+                data += base64.b64decode(message["params"]["data"])
+        return len(waiting) if text in data else 0
+
+    await shell.client.call("terminals.input", id=terminal_id, text="two\r")
+    before = await eventually(lambda: held(b"two\r\ntwo\r\n"), 10)
+    await shell.client.call("terminals.input", id=terminal_id, text="three\r")
+    await eventually(lambda: held(b"three\r\nthree\r\n"), 10)
+    got = await scrollback(shell, terminal_id)
+    assert got["data"].endswith(b"\x1b[?2004h")  # bracketed paste: longer than end - start
+    replay = {
+        "jsonrpc": "2.0",
+        "method": "terminal.output",
+        "params": {
+            "id": terminal_id,
+            "offset": got["start"],
+            "end": got["offset"],
+            "data": got["replay"],
+            "replay": True,
+        },
+    }
+    # In one task: the output of "two" handed to xterm.js (not parsed yet), the replay, then
+    # the output of "three" (already in the replay).
+    await page.evaluate(
+        """([before, replay]) => {
+            window.__release(before);
+            window.__deliver(replay);
+            window.__release();
+        }""",
+        [before, json.dumps(replay)],
+    )
+    await shell.client.call("terminals.input", id=terminal_id, text="four\r")
+    await wait_for_screen(page, r"(?m)^four\nfour$")
+    lines = "ready\none\none\ntwo\ntwo\nthree\nthree\nfour\nfour"
+    assert (await screen(page)).rstrip("\n") == lines
+
+
+async def test_a_hidden_page_drops_what_it_cannot_draw_and_comes_back_with_a_fresh_screen(
+    patient: Shell, page: Page, short_tmp: Path
+) -> None:
+    """Hidden, xterm.js parses next to nothing (its timers are throttled): the page gives it
+    at most 2 MiB it has not parsed, then drops what arrives (acknowledged all the same: the
+    program is not paused for a tab no one looks at) and the view is stale. Shown again, it
+    attaches again: the screen is the terminal's, from the replay."""
+    shell = patient
+    terminal_id = await new_terminal(shell, "away")
+    sent = Sent(page)
+    await open_shell(page, shell, f"#/shell/{terminal_id}")
+    view = page.locator(".terminal-view")
+    await expect(view).to_have_attribute("data-state", "live")
+    # Hidden: what xterm.js is given waits, not parsed, until the page is shown again.
+    await page.evaluate(
+        """() => {
+            const term = document.querySelector(".terminal-host").terminal;
+            window.__given = [];
+            term.write = (data, done) => window.__given.push([data, done]);
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    done = short_tmp / "flood-done"
+    flood = f"head -c 12000000 /dev/zero | tr '\\0' x; echo; echo flood-end; touch {done}\r"
+    await shell.client.call("terminals.input", id=terminal_id, text=flood)
+    await eventually(done.exists, 30)
+    await expect(view).to_have_attribute("data-stale", "true")
+    given = await page.evaluate("() => window.__given.reduce((n, [data]) => n + data.length, 0)")
+    assert 0 < given <= 2 * 1024 * 1024
+    await eventually(lambda: sent.of("terminals.ack")[-1]["offset"] > 12_000_000, 10)
+    # Shown again: xterm.js parses what it was given, then the terminal is attached again.
+    await page.evaluate(
+        """() => {
+            const term = document.querySelector(".terminal-host").terminal;
+            delete term.write;
+            for (const [data, done] of window.__given) term.write(data, done);
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    await eventually(lambda: len(sent.of("terminals.attach")) == 2, 10)
+    await expect(view).to_have_attribute("data-state", "live")
+    await expect(view).not_to_have_attribute("data-stale", "true")
+    await wait_for_screen(page, r"(?m)^flood-end$")
+    await type_into(page, "echo back-$((2 + 3))")
+    await wait_for_screen(page, r"(?m)^back-5$")
+
+
+# -- pastes ---------------------------------------------------------------------------------
+
+# A program that reads nothing until its gate exists, then copies what it reads to a file.
+GATED = "stty -icanon -echo; echo ready; until [ -e {gate} ]; do sleep 0.05; done; exec cat > {out}"
+
+
+async def test_a_large_paste_arrives_whole_and_in_order_or_says_how_much_did(
+    shell: Shell, page: Page, short_tmp: Path
+) -> None:
+    """A paste goes in pieces, each once the daemon took the one before. The daemon refuses
+    input while a program leaves 1 MiB of it unread: the piece is offered again a few times,
+    so a program that reads again gets all of it, in order, and then what was typed
+    meanwhile; one that does not gets the start of it, without holes, and the page says how
+    much."""
+    text = "".join(f"{i:07d}" for i in range(300_000))  # 2.1 MB
+    refusals: list[str] = []
+
+    def received(payload: str | bytes) -> None:
+        if isinstance(payload, str) and "not reading its input" in payload:
+            refusals.append(payload)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", received))
+    area = page.locator(".terminal-host .xterm-helper-textarea")
+    view = page.locator(".terminal-view")
+    # Reading again once refused.
+    gate, out = short_tmp / "later.gate", short_tmp / "later.out"
+    later = await new_terminal(shell, "later", "sh", "-c", GATED.format(gate=gate, out=out))
+    await open_shell(page, shell, f"#/shell/{later}")
+    await expect(view).to_have_attribute("data-state", "live")
+    await wait_for_screen(page, r"(?m)^ready$")
+    await paste(page, text)
+    await area.focus()
+    await page.keyboard.type("Z")  # typed while the paste is on its way: it comes after it
+    await eventually(lambda: refusals, 10)
+    gate.touch()
+    await eventually(lambda: out.exists() and out.stat().st_size == len(text) + 1, 30)
+    assert out.read_text() == text + "Z"
+    await expect(view.locator(".terminal-note")).to_be_hidden()
+    # Never reading: the start of the paste, and the words for it.
+    gate, out = short_tmp / "never.gate", short_tmp / "never.out"
+    never = await new_terminal(shell, "never", "sh", "-c", GATED.format(gate=gate, out=out))
+    await page.goto(f"{shell.base}/#/shell/{never}")
+    await expect(view).to_have_attribute("data-id", never)
+    await expect(view).to_have_attribute("data-state", "live")
+    await wait_for_screen(page, r"(?m)^ready$")
+    await paste(page, text)
+    note = view.locator(".terminal-note")
+    await expect(note).to_contain_text("The program is not reading its input", timeout=15_000)
+    words = await note.text_content() or ""
+    found = re.search(
+        r": ([\d,]+) of 2,100,000 characters of the paste reached it; the rest", words
+    )
+    assert found, words
+    reached = int(found[1].replace(",", ""))
+    assert 0 < reached < len(text)
+    gate.touch()
+    await eventually(lambda: out.exists() and out.stat().st_size == reached, 10)
+    assert out.read_text() == text[:reached]
+
+
+async def test_a_paste_goes_in_pieces_a_lower_input_limit_takes(
+    isolated_env: Path, socket_path: Path, page: Page, short_tmp: Path
+) -> None:
+    """`terminals.max_input_bytes` may be as low as 1 KiB: the daemon's refusal names its
+    limit, and the paste goes on in pieces that fit, never splitting a character."""
+    limit = {"terminals.max_input_bytes": 1024}
+    async with shell_daemon(isolated_env, socket_path, **limit) as shell:
+        out = short_tmp / "small.out"
+        argv = ["sh", "-c", f"stty -icanon -echo; echo ready; exec cat > {out}"]
+        terminal_id = await new_terminal(shell, "small", *argv)
+        await open_shell(page, shell, f"#/shell/{terminal_id}")
+        await expect(page.locator(".terminal-view")).to_have_attribute("data-state", "live")
+        await wait_for_screen(page, r"(?m)^ready$")
+        text = "".join(f"{i:04d} é€😀 " for i in range(1000))  # 1, 2, 3 and 4 bytes a character
+        await paste(page, text)
+        expected = text.encode()
+        await eventually(lambda: out.exists() and out.stat().st_size == len(expected), 10)
+        assert out.read_bytes() == expected
+        await page.close()  # before the daemon stops
+
+
+# -- switching, focus and keys --------------------------------------------------------------
+
+
+async def test_switching_terminals_while_attaching_leaves_none_attached_behind(
+    shell: Shell, page: Page
+) -> None:
+    """Another terminal asked for while the first one's attach is on its way: the first is
+    detached all the same (the daemon answers a connection's requests in order)."""
+    first = await new_terminal(shell, "first")
+    second = await new_terminal(shell, "second")
+    await page.add_init_script(HOLD)
+    sent = Sent(page)
+    await open_shell(page, shell)
+    await expect(page.locator(f".terminal-row[data-id='{second}']")).to_be_visible()
+    await page.evaluate("(id) => { window.__hold = true; location.hash = `#/shell/${id}`; }", first)
+    await eventually(lambda: [p["id"] for p in sent.of("terminals.attach")] == [first], 5)
+    await page.evaluate("(id) => { location.hash = `#/shell/${id}`; }", second)
+    await eventually(lambda: [p["id"] for p in sent.of("terminals.attach")] == [first, second], 5)
+    await page.evaluate("() => window.__release()")
+    view = page.locator(".terminal-view")
+    await expect(view).to_have_attribute("data-id", second)
+    await expect(view).to_have_attribute("data-state", "live")
+    assert (await listed(shell, first) or {})["attached"] == 0
+    assert (await listed(shell, second) or {})["attached"] == 1
+
+
+async def test_a_resize_while_the_attach_is_on_its_way_reaches_the_terminal(
+    shell: Shell, page: Page
+) -> None:
+    terminal_id = await new_terminal(shell, "resized")
+    await page.add_init_script(HOLD)
+    sent = Sent(page)
+    await open_shell(page, shell)
+    await page.evaluate(
+        "(id) => { window.__hold = true; location.hash = `#/shell/${id}`; }", terminal_id
+    )
+    await eventually(lambda: sent.of("terminals.attach"), 5)
+    attach = sent.of("terminals.attach")[0]
+    await page.set_viewport_size({"width": 800, "height": 600})
+    size = (
+        "() => { const t = document.querySelector('.terminal-host').terminal;"
+        " return [t.cols, t.rows]; }"
+    )
+
+    async def fitted() -> tuple[int, int] | None:
+        cols, rows = await page.evaluate(size)
+        return (cols, rows) if cols < attach["cols"] else None
+
+    cols, rows = await eventually(fitted, 5)  # fitted again before the attach was answered
+    await page.evaluate("() => window.__release()")
+    await expect(page.locator(".terminal-view")).to_have_attribute("data-state", "live")
+    told = {"id": terminal_id, "cols": cols, "rows": rows}
+    await eventually(lambda: sent.of("terminals.resize")[-1:] == [told], 5)
+    await type_into(page, "stty size")
+    await wait_for_screen(page, rf"(?m)^{rows} {cols}$")
+
+
+async def test_the_list_redrawn_keeps_the_focus_on_the_same_control(
+    shell: Shell, page: Page
+) -> None:
+    terminal_id = await new_terminal(shell, "focused")
+    await open_shell(page, shell)
+    row = page.locator(f".terminal-row[data-id='{terminal_id}']")
+    await row.locator("a.watch").focus()
+    async with await RpcClient.connect(shell.socket) as other:
+        await other.call("terminals.attach", id=terminal_id, readOnly=True)
+        attached = row.locator(".terminal-attached")
+        await expect(attached).to_have_text("1 attached (1 read-only)", timeout=10_000)
+        await expect(row.locator("a.watch")).to_be_focused()
+        # Kill ended it: its successor, Remove, has the focus.
+        await row.locator("button.kill").focus()
+        await shell.client.call("terminals.kill", id=terminal_id, signal="KILL")
+        await expect(row.locator("button.remove")).to_be_visible(timeout=10_000)
+        await expect(row.locator("button.remove")).to_be_focused()
+
+
+async def test_ctrl_shift_x_leaves_the_terminal_and_its_keys_work_on_any_layout(
+    shell: Shell, page: Page, errors: Errors
+) -> None:
+    """Tab and Esc are the program's: Ctrl+Shift+X (said under the terminal) moves the focus
+    to the Detach button. The shortcuts are found by the key's place on layouts without
+    Latin letters. An attach asked for gives the terminal the keys; attached again after a
+    lost connection, it leaves the focus where the user put it."""
+    errors.allowed = CONNECTION_FAILED
+    terminal_id = await new_terminal(shell, "keys")
+    sent = Sent(page)
+    await open_shell(page, shell, f"#/shell/{terminal_id}")
+    view = page.locator(".terminal-view")
+    await expect(view).to_have_attribute("data-state", "live")
+    area = page.locator(".terminal-host .xterm-helper-textarea")
+    await expect(area).to_be_focused()
+    await expect(view.locator(".terminal-hint")).to_contain_text("Ctrl+Shift+X leaves the terminal")
+    await page.keyboard.press("Tab")
+    await expect(area).to_be_focused()
+    await page.keyboard.press("Control+Shift+X")
+    await expect(view.locator("button.terminal-detach")).to_be_focused()
+    # Russian: Ф where F is.
+    await area.focus()
+    await area.evaluate(
+        """(area) => area.dispatchEvent(new KeyboardEvent("keydown", {
+            key: "Ф", code: "KeyF", ctrlKey: true, shiftKey: true, bubbles: true, cancelable: true,
+        }))"""
+    )
+    await expect(page.locator(".terminal-search-text")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(area).to_be_focused()
+    # The focus in the header when the WebSocket drops: it stays there.
+    runs = page.locator("nav.areas a[data-area=runs]")
+    await runs.focus()
+    shell.daemon.http.rpc.close_all(1001)
+    await eventually(lambda: len(sent.of("terminals.attach")) == 2, 10)
+    await expect(view).to_have_attribute("data-state", "live")
+    await expect(runs).to_be_focused()
+
+
+async def test_an_osc8_hyperlink_opens_on_ctrl_click_and_only_over_http(
+    shell: Shell, page: Page
+) -> None:
+    """Links a program marks up (OSC 8) open as the ones found in the text do: on Ctrl+click,
+    http(s) only, without xterm.js's own confirm() on a plain click."""
+    await page.add_init_script(
+        """(() => {
+            window.__opened = [];
+            window.open = (url) => { window.__opened.push(url); return null; };
+        })()"""
+    )
+    dialogs: list[str] = []
+
+    async def asked(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", asked)
+    terminal_id = await new_terminal(shell, "hyperlinks")
+    await open_shell(page, shell, f"#/shell/{terminal_id}")
+    await expect(page.locator(".terminal-view")).to_have_attribute("data-state", "live")
+    link = f"{shell.base}/healthz"
+    await type_into(
+        page,
+        rf"clear; printf '\e]8;;{link}\e\\open-me\e]8;;\e\\ \e]8;;file:///etc/passwd\e\\not-me"
+        r"\e]8;;\e\\\n'",
+    )
+    await wait_for_screen(page, r"(?m)^open-me not-me$")
+    where = await page.evaluate(
+        """() => {
+            const term = document.querySelector(".terminal-host").terminal;
+            const box = document.querySelector(".terminal-host .xterm-screen")
+                .getBoundingClientRect();
+            const buffer = term.buffer.active;
+            for (let y = 0; y < term.rows; y++) {
+                const line = buffer.getLine(buffer.viewportY + y).translateToString(true);
+                if (line === "open-me not-me") {
+                    const width = box.width / term.cols;
+                    return {
+                        open: box.left + 3.5 * width,
+                        not: box.left + 11.5 * width,
+                        y: box.top + (y + 0.5) * (box.height / term.rows),
+                    };
+                }
+            }
+            return null;
+        }"""
+    )
+    assert where is not None
+
+    async def click(x: float, ctrl: bool) -> None:
+        await page.mouse.move(x, where["y"])
+        await page.mouse.move(x + 1, where["y"])
+        if ctrl:
+            await page.keyboard.down("Control")
+        await page.mouse.click(x + 1, where["y"])
+        if ctrl:
+            await page.keyboard.up("Control")
+
+    await click(where["open"], ctrl=False)  # a plain click: the terminal's
+    await click(where["not"], ctrl=True)  # not http(s): not a link
+    await click(where["open"], ctrl=True)
+    await eventually(lambda: page.evaluate("() => window.__opened.length"), 5)
+    assert await page.evaluate("() => window.__opened") == [link]
+    assert dialogs == []
+
+
 # -- read-only ------------------------------------------------------------------------------
 
 
@@ -510,6 +979,18 @@ async def test_a_read_only_viewer_watches_and_cannot_type(shell: Shell, page: Pa
     # Typed on the page: nothing leaves it.
     await type_into(page, "echo from-the-viewer")
     await page.set_viewport_size({"width": 900, "height": 700})  # nor does a resize
+    # ...once the page has seen its new size and the 80 ms an interactive view waits before it
+    # fits (terminal.js FIT_DELAY_MS) have passed: this observer and its timer come after any
+    # of the view's.
+    await page.evaluate(
+        """() => new Promise((resolve) => {
+            const observer = new ResizeObserver(() => {
+                observer.disconnect();
+                setTimeout(resolve, 80);
+            });
+            observer.observe(document.querySelector(".terminal-host"));
+        })"""
+    )
     # What is typed elsewhere shows.
     await shell.client.call("terminals.input", id=terminal_id, text="echo from-$((3 * 3))\r")
     await wait_for_screen(page, r"(?m)^from-9$")
@@ -526,7 +1007,16 @@ async def test_the_dom_renderer_draws_colours_under_the_csp_without_a_violation(
 ) -> None:
     """xterm.js writes its rules into <style> elements and true colours into style
     attributes, which the console's CSP refuses: the page carries them over without one
-    violation (the `errors` fixture fails the test on any console error)."""
+    violation (the page's securitypolicyviolation events are counted, and the `errors`
+    fixture fails the test on any console error)."""
+    await page.add_init_script(
+        """(() => {
+            window.__violations = [];
+            document.addEventListener("securitypolicyviolation", (event) => {
+                window.__violations.push(`${event.violatedDirective} ${event.blockedURI}`);
+            });
+        })()"""
+    )
     terminal_id = await new_terminal(shell, "colours")
     await open_shell(page, shell)
     await page.evaluate("localStorage.setItem('simpleaide.shell.webgl', 'off')")
@@ -540,6 +1030,8 @@ async def test_the_dom_renderer_draws_colours_under_the_csp_without_a_violation(
         r"printf 'plain \e[31mred\e[0m \e[38;2;10;200;30mtrue\e[0m \e[1mbold\e[0m end\n'",
     )
     await wait_for_screen(page, r"(?m)^plain red true bold end$")
+    rows = page.locator(".terminal-host .xterm-rows")
+    await expect(rows).to_contain_text("plain red true bold end")  # drawn (on the next frame)
     looks = await page.evaluate(
         """() => {
             const spans = [...document.querySelectorAll(".terminal-host .xterm-rows span")];
@@ -573,12 +1065,14 @@ async def test_the_dom_renderer_draws_colours_under_the_csp_without_a_violation(
     await expect(view).to_have_attribute("data-renderer", "dom")
     await type_into(page, r"printf '\e[38;2;1;2;3mdeep\e[0m\n'")
     await wait_for_screen(page, r"(?m)^deep$")
+    await expect(rows).to_contain_text("deep")
     deep = await page.evaluate(
         """() => getComputedStyle([...document.querySelectorAll(
             ".terminal-host .xterm-rows span")].find((s) => s.textContent === "deep")).color"""
     )
     assert deep == "rgb(1, 2, 3)"
     await shoot(page, "dom-renderer")
+    assert await page.evaluate("() => window.__violations") == []
     assert errors.unexpected() == []
 
 

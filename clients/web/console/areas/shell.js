@@ -93,11 +93,12 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
   const slot = h("div", { class: "terminal-slot" });
   const state = h("div", { class: "list-state", "aria-live": "polite" });
   const list = h("ul", { class: "terminal-list", "aria-label": "Terminals, oldest first" });
+  const heading = h("h1", { id: "shell-title" }, "Shell");
   main.append(
     h(
       "section",
       { class: "area area-shell", "aria-labelledby": "shell-title" },
-      h("h1", { id: "shell-title" }, "Shell"),
+      heading,
       h("div", { class: "toolbar" }, newButton),
       newForm,
       message,
@@ -136,6 +137,7 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
       {
         class: "button attach",
         href: `#/shell/${t.id}`,
+        dataset: { action: "attach" },
         "aria-current": current && !watch ? "true" : null,
       },
       current && !watch ? "Attached" : "Attach",
@@ -145,14 +147,19 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
       {
         class: "button watch",
         href: `#/shell/${t.id}/watch`,
+        dataset: { action: "watch" },
         "aria-current": current && watch ? "true" : null,
       },
       current && watch ? "Watching" : "Watch read-only",
     );
-    const rename = h("button", { type: "button", class: "rename" }, "Rename");
+    const rename = h(
+      "button",
+      { type: "button", class: "rename", dataset: { action: "rename" } },
+      "Rename",
+    );
     const kill = h(
       "button",
-      { type: "button", class: running ? "kill danger" : "remove" },
+      { type: "button", class: running ? "kill danger" : "remove", dataset: { action: "kill" } },
       running ? "Kill" : "Remove",
     );
     rename.addEventListener("click", () => renameTerminal(t));
@@ -194,12 +201,15 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
       if (old?.key === key) continue;
       const li = row(t);
       if (old) {
-        // Replaced in place; a control that had the focus hands it to its successor.
-        const focused = old.li.contains(document.activeElement)
-          ? document.activeElement.classList[0]
-          : null;
+        // Replaced in place; a control that had the focus hands it to its successor (the one
+        // with the same action: Kill's is Remove once the terminal ended), or to the row's first.
+        const focused = old.li.contains(document.activeElement) ? document.activeElement : null;
         old.li.replaceWith(li);
-        if (focused) li.querySelector(`.${focused}`)?.focus();
+        if (focused) {
+          const action = focused.dataset?.action;
+          const successor = action ? li.querySelector(`[data-action="${action}"]`) : null;
+          (successor ?? li.querySelector("[data-action]"))?.focus();
+        }
       } else {
         list.append(li);
       }
@@ -379,6 +389,14 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
     }
   };
 
+  // Whether the focus is free for the terminal: on nothing, or on the heading the console
+  // focuses when the address changes (an attach asked for). Elsewhere (the header, say, when
+  // the area is mounted again after a lost connection) it stays where the user put it.
+  const focusFree = () => {
+    const active = document.activeElement;
+    return !active || active === document.body || active === heading;
+  };
+
   if (id) {
     view = new TerminalView({ rpc, id, name: id, readOnly: watch, onChange: changed, onDetach: detach });
     slot.replaceChildren(view.element);
@@ -386,6 +404,7 @@ export function mount({ rpc }, main, { id = null, watch = false } = {}) {
     opened.open().then(
       () => {
         if (!alive || view !== opened) return;
+        if (focusFree()) opened.focus();
         remember({ id, watch });
         load(); // the attached count, the name
       },

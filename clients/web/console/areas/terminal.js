@@ -13,14 +13,25 @@ import { patchRowStyles, refreshStyles, styledBy } from "./xtermstyles.js";
 // Acknowledge at least every ACK_BYTES written (and whenever xterm.js has caught up): the
 // daemon pauses the program while an interactive client is 256 KiB behind.
 const ACK_BYTES = 64 * 1024;
+// The most output xterm.js is given and has not parsed yet (it throws past 50 MB). Beyond it the
+// view is stale: what arrives is acknowledged and dropped, and the terminal is attached again
+// (a fresh replay) once xterm.js has caught up, or once a hidden tab is shown again. An
+// interactive client never gets this far behind unless the daemon stopped waiting for it; a
+// read-only one is never waited for.
+const LAG_BYTES = 8 * 1024 * 1024;
 // A hidden tab's timers are throttled (to one wake a minute, after five minutes), and xterm.js
 // parses on timers: acknowledging only what it has parsed would soon pause the program. While
-// hidden, what arrives is acknowledged at once, as long as xterm.js holds less than this much
-// still to parse (it refuses more than 50 MB).
-const HIDDEN_LAG_BYTES = 8 * 1024 * 1024;
-// What is typed travels in pieces the daemon accepts (64 KiB of UTF-8 at most): 16,000 UTF-16
-// units are 48,000 bytes at most.
-const INPUT_UNITS = 16_000;
+// hidden, what arrives is acknowledged at once, and dropped past this much not yet parsed.
+const HIDDEN_LAG_BYTES = 2 * 1024 * 1024;
+// A paste travels in pieces of at most this many bytes of UTF-8, each sent once the daemon took
+// the one before; smaller ones when the daemon says its limit (terminals.max_input_bytes, at
+// least 1 KiB) is lower.
+const PASTE_BYTES = 32 * 1024;
+// The daemon refuses input while the program leaves 1 MiB of it unread: the piece is offered
+// again after each of these pauses, then the paste stops (and says how much got through).
+const PASTE_RETRY_MS = [250, 500, 1000, 2000];
+const LIMIT_EXCEEDED = -32040;
+const RESET = [0x1b, 0x63]; // ESC c: the terminal's full reset, written before a replay
 const FIT_DELAY_MS = 80;
 const WEBGL_KEY = "simpleaide.shell.webgl"; // "off": draw with the DOM renderer
 const FONT = 'ui-monospace, "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace';
@@ -62,21 +73,49 @@ export function exitWords(exited) {
   return `exited with code ${exited.code}`;
 }
 
-/** `text` in pieces the daemon accepts, never splitting a character. */
 // Typed keys: up to this many UTF-16 units go as a notification (a key, an escape sequence).
 const KEY_UNITS = 16;
 
-function pieces(text) {
-  const out = [];
-  let at = 0;
-  while (at < text.length) {
-    let end = Math.min(at + INPUT_UNITS, text.length);
-    const last = text.charCodeAt(end - 1);
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1; // a pair's first half
-    out.push(text.slice(at, end));
-    at = end;
+/** Whether `params` (`{text}`, or `{data}`: a few bytes from xterm.js) is a key or a few. */
+function isKey(params) {
+  return params.text === undefined || params.text.length <= KEY_UNITS;
+}
+
+/** Where the piece of `text` starting at `at` ends: at most `budget` bytes of UTF-8 (one
+ * character at least), never splitting a character. */
+export function pieceEnd(text, at, budget) {
+  let bytes = 0;
+  let end = at;
+  while (end < text.length) {
+    const unit = text.charCodeAt(end);
+    let size = unit < 0x80 ? 1 : unit < 0x800 ? 2 : 3;
+    let units = 1;
+    if (unit >= 0xd800 && unit <= 0xdbff && end + 1 < text.length) {
+      const low = text.charCodeAt(end + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) [size, units] = [4, 2]; // a surrogate pair
+    }
+    if (end > at && bytes + size > budget) break;
+    bytes += size;
+    end += units;
   }
-  return out;
+  return end;
+}
+
+const count = (n) => n.toLocaleString("en");
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Open a link from the terminal (the web-links addon's, or an OSC 8 hyperlink's): on
+ * Ctrl+click (⌘+click) only, a plain click being the terminal's (select, focus); http(s) only. */
+function openLink(event, uri) {
+  if (!(event.ctrlKey || event.metaKey)) return;
+  let url;
+  try {
+    url = new URL(uri);
+  } catch {
+    return;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return;
+  window.open(url.href, "_blank", "noopener,noreferrer");
 }
 
 function webglWanted() {
@@ -118,11 +157,18 @@ export class TerminalView {
     this._disposed = false;
     this._lost = false; // the connection dropped since the attach: nothing to detach
     this._attached = false;
+    this._attaching = false; // an attach is on its way
     this._early = null; // while attaching: the notifications that came before its answer
     this._expected = 0; // the offset of the next byte to write
     this._consumed = 0; // written and processed by xterm.js up to here
     this._acked = 0;
-    this._writing = 0; // writes xterm.js has not processed yet
+    this._screen = 0; // counts the attaches: a write from before the last one no longer counts
+    this._writing = 0; // writes (since the last attach) xterm.js has not processed yet
+    this._replaying = 0; // replays xterm.js has not processed: what it answers is not typed
+    this._stale = false; // output dropped (xterm.js too far behind): attach again for the screen
+    this._queue = []; // what is typed behind a paste on its way
+    this._typing = false; // a paste (and what was typed behind it) is on its way
+    this._pieceBytes = PASTE_BYTES;
     this._cleanups = [];
     this._fitTimer = 0;
     this._build(onDetach);
@@ -146,6 +192,7 @@ export class TerminalView {
     this.webglBox = h("input", { type: "checkbox", class: "terminal-webgl" });
     this.webglBox.checked = webglWanted();
     const detach = h("button", { type: "button", class: "terminal-detach" }, "Detach");
+    this.detachButton = detach;
     detach.addEventListener("click", () => onDetach());
     this.searchButton.addEventListener("click", () => this.openSearch());
     this.webglBox.addEventListener("change", () => {
@@ -199,9 +246,10 @@ export class TerminalView {
     this.note = h("p", { class: "terminal-note", role: "alert", hidden: true });
     const hint = this.readOnly
       ? "Read-only: you watch; nothing you type reaches the program, and your window's " +
-        "size does not change the terminal's."
+        "size does not change the terminal's. Ctrl+Shift+X leaves the terminal."
       : "Select to copy with Ctrl+Shift+C, paste with Ctrl+Shift+V, search with " +
-        "Ctrl+Shift+F; Ctrl+click opens a link.";
+        "Ctrl+Shift+F; Ctrl+click opens a link. Tab and Esc go to the program: " +
+        "Ctrl+Shift+X leaves the terminal (to its Detach button).";
     this.element = h(
       "section",
       {
@@ -275,6 +323,9 @@ export class TerminalView {
       disableStdin: this.readOnly,
       cursorBlink: !this.readOnly,
       macOptionIsMeta: true,
+      // OSC 8 hyperlinks: as the links found in the text (xterm.js's own handler asks with
+      // confirm() on a plain click).
+      linkHandler: { activate: (event, uri) => openLink(event, uri) },
     });
     this.term = term;
     // The xterm.js Terminal, for the browser's developer tools (and the tests).
@@ -283,11 +334,7 @@ export class TerminalView {
     this.search = new SearchAddon({ highlightLimit: 2000 });
     term.loadAddon(this.fit);
     term.loadAddon(this.search);
-    term.loadAddon(
-      new WebLinksAddon((event, uri) => {
-        if (event.ctrlKey || event.metaKey) window.open(uri, "_blank", "noopener,noreferrer");
-      }),
-    );
+    term.loadAddon(new WebLinksAddon(openLink));
     styledBy(() => term.open(this.host));
     // While the DOM renderer is the one in use (as after open): before it draws a cell.
     if (!patchRowStyles(term)) console.warn("xterm.js changed: true colours need inline styles");
@@ -319,12 +366,9 @@ export class TerminalView {
     dark.addEventListener("change", onScheme);
     this._cleanups.push(() => dark.removeEventListener("change", onScheme));
 
+    // Back from a lost connection, the console mounts the area again: a new view attaches.
     const onState = ({ detail: { state } }) => {
-      if (state === "open") {
-        // Back (if the page did not start the area again): attach again, screen restored.
-        if (this._lost && !this._disposed) this._reattach();
-        return;
-      }
+      if (state === "open") return;
       this._lost = true;
       this._attached = false;
       term.options.disableStdin = true;
@@ -335,6 +379,10 @@ export class TerminalView {
     };
     this.rpc.addEventListener("state", onState);
     this._cleanups.push(() => this.rpc.removeEventListener("state", onState));
+    // Shown again after output was dropped while hidden: the screen comes back from a replay.
+    const onVisible = () => !document.hidden && this._resync();
+    document.addEventListener("visibilitychange", onVisible);
+    this._cleanups.push(() => document.removeEventListener("visibilitychange", onVisible));
 
     if (!this.readOnly) {
       this.fit.fit();
@@ -345,12 +393,19 @@ export class TerminalView {
       observer.observe(this.host);
       this._cleanups.push(() => observer.disconnect());
       term.onResize(({ cols, rows }) => {
-        if (this._attached && !this.exited) {
-          this.rpc.call("terminals.resize", { id: this.id, cols, rows }).catch(() => {});
-        }
+        if (this._attached && !this.exited) this._resize(cols, rows);
       });
     }
     await this._attach();
+  }
+
+  /** Give the terminal the keys (an interactive one that runs). */
+  focus() {
+    if (!this.readOnly && !this.exited) this.term?.focus();
+  }
+
+  _resize(cols, rows) {
+    this.rpc.call("terminals.resize", { id: this.id, cols, rows }).catch(() => {});
   }
 
   /** The DOM renderer, or WebGL on top of it when asked for and the browser has it. */
@@ -402,6 +457,7 @@ export class TerminalView {
   async _attach() {
     const term = this.term;
     this._attached = false;
+    this._attaching = true;
     this.exited = null;
     this._early = [];
     this._setState("connecting", "Attaching…");
@@ -411,6 +467,7 @@ export class TerminalView {
     try {
       answer = await this.rpc.call("terminals.attach", params);
     } catch (error) {
+      this._attaching = false;
       this._early = null;
       if (this._disposed) return;
       if (error?.code === -32001) {
@@ -423,15 +480,20 @@ export class TerminalView {
       }
       throw error;
     }
-    if (this._disposed) return;
+    this._attaching = false;
+    if (this._disposed) return; // (dispose sent the detach)
     this._lost = false;
     this._attached = true;
+    // A new screen: the writes before it no longer count (nor wait to be acknowledged).
+    this._screen += 1;
+    this._writing = 0;
+    this._stale = false;
+    delete this.element.dataset.stale;
     if (this.readOnly) term.resize(answer.cols, answer.rows);
-    term.reset();
     this._expected = answer.offset;
     this._consumed = answer.start;
     this._acked = answer.start;
-    this._write(fromBase64(answer.replay), answer.offset);
+    this._replay(fromBase64(answer.replay), answer.offset);
     const early = this._early;
     this._early = null;
     if (answer.exited) this._finish(answer.exited);
@@ -439,7 +501,10 @@ export class TerminalView {
     if (!this.exited) {
       term.options.disableStdin = this.readOnly;
       this._setState("live", this.readOnly ? "Watching" : "Live");
-      if (!this.readOnly) term.focus();
+      // Resized while the attach was on its way: the daemon has the size the attach carried.
+      if (!this.readOnly && (term.cols !== answer.cols || term.rows !== answer.rows)) {
+        this._resize(term.cols, term.rows);
+      }
     }
   }
 
@@ -449,6 +514,14 @@ export class TerminalView {
     } catch {
       // Said in the state.
     }
+  }
+
+  /** Attach again for a fresh screen, if output was dropped (and the tab is shown, and xterm.js
+   * has parsed what it was given). */
+  _resync() {
+    if (!this._stale || this._disposed || this._attaching || !this._attached) return;
+    if (document.hidden || this._writing > 0) return; // then: when shown, when parsed
+    this._reattach();
   }
 
   /** A read-only view follows the terminal's size (the list tells it). */
@@ -469,31 +542,77 @@ export class TerminalView {
     }
     if (!this._attached) return;
     const bytes = fromBase64(params.data);
-    const end = params.offset + bytes.length;
     if (params.replay) {
-      // Behind the scrollback (a slow viewer): the screen starts again from what is kept.
+      // Behind the scrollback (a slow viewer): the screen starts again from what is kept. Its
+      // data ends with the modes in force: live output goes on from `end`, not from the
+      // offset plus its length.
+      const end = params.end ?? params.offset + bytes.length;
       if (end <= this._expected) return;
-      this.term.reset();
       this._expected = end;
-      this._write(bytes, end);
+      if (!this._dropped(end)) this._replay(bytes, end);
       return;
     }
+    const end = params.offset + bytes.length;
     if (end <= this._expected) return; // had it already (the replay held it)
     const skip = Math.max(0, this._expected - params.offset);
     this._expected = end;
-    this._write(skip ? bytes.subarray(skip) : bytes, end);
+    if (!this._dropped(end)) this._write(skip ? bytes.subarray(skip) : bytes, end);
   }
 
-  _write(bytes, end) {
-    this._writing += 1;
-    this.term.write(bytes, () => {
-      this._writing -= 1;
-      this._consumed = Math.max(this._consumed, end);
-      if (this._writing === 0 || this._consumed - this._acked >= ACK_BYTES) {
-        this._ack(this._consumed);
-      }
+  /** Whether the output up to `end` is dropped instead of written: xterm.js would hold too much
+   * not yet parsed (a flood to a read-only viewer, a hidden tab), and the view is stale until
+   * attached again. Acknowledged all the same: the program is not paused for it. */
+  _dropped(end) {
+    const most = document.hidden ? HIDDEN_LAG_BYTES : LAG_BYTES;
+    if (!this._stale && end - this._consumed > most) this._goStale();
+    if (this._stale) this._ack(end);
+    return this._stale;
+  }
+
+  _goStale() {
+    this._stale = true;
+    this.element.dataset.stale = "true";
+    this._resync();
+  }
+
+  /** Write a replay (the attach's, or a resync's) on a screen reset in-band: after whatever
+   * xterm.js still holds of the output before it. What xterm.js answers to the queries in it
+   * (the program asked long ago) is not typed. */
+  _replay(bytes, end) {
+    const data = new Uint8Array(RESET.length + bytes.length);
+    data.set(RESET);
+    data.set(bytes, RESET.length);
+    this._replaying += 1;
+    this._write(data, end, () => {
+      this._replaying -= 1;
     });
-    if (document.hidden && end - this._consumed <= HIDDEN_LAG_BYTES) this._ack(end);
+  }
+
+  _write(bytes, end, done = null) {
+    const screen = this._screen;
+    this._writing += 1;
+    try {
+      this.term.write(bytes, () => {
+        done?.();
+        if (this._disposed || screen !== this._screen) return;
+        this._writing -= 1;
+        this._consumed = Math.max(this._consumed, end);
+        if (this._writing === 0 || this._consumed - this._acked >= ACK_BYTES) {
+          this._ack(this._consumed);
+        }
+        if (this._writing === 0) this._resync();
+      });
+    } catch (error) {
+      // xterm.js refused it (it holds too much not yet parsed): the screen comes back from a
+      // replay once it has caught up.
+      console.warn("The terminal could not take more output; it is attached again:", error);
+      this._writing -= 1;
+      done?.();
+      this._ack(end);
+      this._goStale();
+      return;
+    }
+    if (document.hidden) this._ack(end);
   }
 
   _ack(offset) {
@@ -528,48 +647,117 @@ export class TerminalView {
 
   _type(params) {
     if (this.readOnly || this.exited || !this._attached || this._disposed) return;
+    // xterm.js answering the queries in a replay (device attributes, the cursor's position, a
+    // colour): the program asked long ago, and was answered then, or by no one.
+    if (this._replaying > 0) return;
     // A key (or a few) goes as a notification, as terminado's stdin does: no reply to send
     // before the echo, which is then one frame sooner. Its refusals are known here already
-    // (read-only, exited; a gone terminal shows on re-attach). A paste goes as requests, so
-    // a refused one is said.
-    const key = (params.text?.length ?? 4) <= KEY_UNITS;
-    if (key && this.rpc.notify("terminals.input", { id: this.id, ...params })) return;
-    const parts = params.text !== undefined ? pieces(params.text).map((text) => ({ text })) : [params];
-    for (const part of parts) {
-      this.rpc.call("terminals.input", { id: this.id, ...part }).catch((error) => {
+    // (read-only, exited; a gone terminal shows on re-attach). A paste goes as requests, one
+    // after the other, so a refused one is said; what is typed meanwhile waits behind it.
+    if (!this._typing && isKey(params)) {
+      if (this.rpc.notify("terminals.input", { id: this.id, ...params })) return;
+    }
+    this._queue.push(params);
+    if (!this._typing) this._send();
+  }
+
+  /** Send what waits to be typed, in order: keys as notifications, pastes in pieces. */
+  async _send() {
+    this._typing = true;
+    try {
+      while (this._queue.length && !this._disposed && !this.exited) {
+        const params = this._queue.shift();
+        if (isKey(params)) this.rpc.notify("terminals.input", { id: this.id, ...params });
+        else await this._paste(params);
+      }
+    } finally {
+      this._typing = false;
+      this._queue.length = 0;
+    }
+  }
+
+  /** Send a paste (any text longer than a key) in pieces, each once the daemon took the one
+   * before: a refused piece never leaves a hole. */
+  async _paste({ text }) {
+    const total = text.length;
+    let at = 0;
+    let retries = 0;
+    while (at < total) {
+      if (this._disposed || this.exited) return;
+      const end = pieceEnd(text, at, this._pieceBytes);
+      try {
+        await this.rpc.call("terminals.input", { id: this.id, text: text.slice(at, end) });
+        at = end;
+        retries = 0;
+        continue;
+      } catch (error) {
         if (this._disposed || this.exited) return;
-        if (error?.code === -32010) return; // it ended: terminal.exited says so
-        if (error?.unreachable) return; // the state says so
-        if (error?.code === -32001) {
-          this._setState("gone", "Gone");
-          this._say("This terminal is gone: it was removed, or the daemon restarted.");
-          return;
+        const words = String(error?.message ?? error);
+        if (error?.code === LIMIT_EXCEEDED) {
+          // Over the daemon's limit for one message: smaller pieces from here on.
+          const limit = Number(/over the (\d+)-byte limit/.exec(words)?.[1]);
+          if (limit && limit < this._pieceBytes) {
+            this._pieceBytes = limit;
+            continue;
+          }
+          // The program leaves its input unread (busy, or not reading at all): wait a little.
+          if (/not reading its input/.test(words) && retries < PASTE_RETRY_MS.length) {
+            await pause(PASTE_RETRY_MS[retries++]);
+            continue;
+          }
         }
-        this._say(`What you typed did not reach the terminal: ${error?.message ?? error}.`);
-      });
+        this._inputFailed(error, at, total);
+        return;
+      }
+    }
+  }
+
+  /** Say that what was typed did not (all) reach the terminal: `sent` of `total` characters. */
+  _inputFailed(error, sent, total) {
+    if (error?.code === -32010) return; // it ended: terminal.exited says so
+    if (error?.unreachable) return; // the state says so
+    if (error?.code === -32001) {
+      this._setState("gone", "Gone");
+      this._say("This terminal is gone: it was removed, or the daemon restarted.");
+      return;
+    }
+    const words = String(error?.message ?? error);
+    if (error?.code === LIMIT_EXCEEDED && /not reading its input/.test(words)) {
+      this._say(
+        `The program is not reading its input: ${count(sent)} of ${count(total)} characters ` +
+          "of the paste reached it; the rest was not sent.",
+      );
+    } else if (sent > 0) {
+      this._say(
+        `Only ${count(sent)} of ${count(total)} characters of the paste reached the ` +
+          `terminal: ${words}.`,
+      );
+    } else {
+      this._say(`What you typed did not reach the terminal: ${words}.`);
     }
   }
 
   _key(event) {
     const mod = event.ctrlKey && event.shiftKey && !event.altKey && !event.metaKey;
     if (!mod) return true;
-    const key = event.key.toLowerCase();
-    if (key === "f") {
+    // The letter on the key, or, where the layout has none (Cyrillic, Greek…), the letter at
+    // its place on a US keyboard (event.code): Ctrl+Shift+F is found on every layout.
+    const letter = /^[a-z]$/i.test(event.key)
+      ? event.key.toLowerCase()
+      : (/^Key([A-Z])$/.exec(event.code)?.[1].toLowerCase() ?? null);
+    const act = (what) => {
       if (event.type === "keydown") {
         event.preventDefault();
-        this.openSearch();
+        what();
       }
       return false;
-    }
-    if (key === "c") {
-      if (event.type === "keydown") {
-        event.preventDefault();
-        this.copy();
-      }
-      return false;
-    }
+    };
+    if (letter === "f") return act(() => this.openSearch());
+    if (letter === "c") return act(() => this.copy());
+    // Tab and Esc are the program's: Ctrl+Shift+X is the way out of the terminal.
+    if (letter === "x") return act(() => this.detachButton.focus());
     // Ctrl+Shift+V: left to the browser, whose paste event xterm.js turns into input.
-    return key !== "v";
+    return letter !== "v";
   }
 
   /** Copy the selection to the clipboard. */
@@ -640,10 +828,13 @@ export class TerminalView {
         // Already gone.
       }
     }
-    if (this._attached && !this._lost && this.rpc.state === "open") {
+    // While the attach is on its way too: answered in order, the detach comes after it.
+    if ((this._attached || this._attaching) && !this._lost) {
       this.rpc.call("terminals.detach", { id: this.id }).catch(() => {});
     }
     this._attached = false;
+    this._attaching = false;
+    this._queue.length = 0;
     const term = this.term;
     this.term = null;
     if (term) styledBy(() => term.dispose());
