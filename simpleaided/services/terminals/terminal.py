@@ -402,6 +402,7 @@ class Terminal:
         if self.process.poll() is not None:
             self._released = True
             self._on_closed(self)  # nothing of it is left to track
+
     # -- the PTY ---------------------------------------------------------------------------
 
     def _readable(self) -> None:
