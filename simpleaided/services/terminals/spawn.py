@@ -196,7 +196,7 @@ def _sessions() -> dict[int, set[int]]:
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 3 and fields[0] != b"Z":
             sessions.setdefault(int(fields[3]), set()).add(int(fields[2]))
-    _scanned = (time.monotonic(), sessions)
+    _scanned = (now, sessions)  # as old as the walk's start
     return sessions
 
 

@@ -106,12 +106,8 @@ def exit_status(returncode: int) -> dict[str, Any]:
 def _exit_status_kept(pid: int, pidfd: int | None) -> int | None:
     """The exit status of ``pid`` as ``Popen.returncode`` gives it (``-N``: signal N), or
     ``None`` while it runs; the process is left to be reaped (``WNOWAIT``)."""
-    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
     try:
-        if pidfd is not None:
-            result = os.waitid(os.P_PIDFD, pidfd, flags)
-        else:
-            result = os.waitid(os.P_PID, pid, flags)
+        result = _waitid_kept(pid, pidfd)
     except ChildProcessError:  # reaped already (it cannot be, but then it is gone)
         return 0
     if result is None:
@@ -119,6 +115,18 @@ def _exit_status_kept(pid: int, pidfd: int | None) -> int | None:
     if result.si_code == os.CLD_EXITED:
         return result.si_status
     return -result.si_status  # killed, or dumped core
+
+
+def _waitid_kept(pid: int, pidfd: int | None) -> os.waitid_result | None:
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    if pidfd is not None:
+        try:
+            return os.waitid(os.P_PIDFD, pidfd, flags)
+        except ChildProcessError:
+            raise
+        except OSError:  # Linux 5.3: pidfd_open, but not yet waitid's P_PIDFD
+            pass
+    return os.waitid(os.P_PID, pid, flags)
 
 
 def _b64(data: bytes) -> str:
@@ -234,7 +242,11 @@ class Terminal:
         """Attach ``connection`` (again: its earlier attachment is replaced); returns the
         replay. Live output follows, from the offset where the replay ends, once the reply
         has gone out."""
-        self.detach(connection)
+        earlier = self.attachments.pop(connection, None)
+        if earlier is not None:
+            # Replaced, not detached: a terminal waiting for this client to hear its exit
+            # before going away must not go away in the middle of this attach.
+            earlier.end()
         data, start, end = self.replay()
         attachment = Attachment(connection, read_only, sent=end, acked=end)
         self.attachments[connection] = attachment

@@ -243,7 +243,8 @@ class RpcEndpoint:
 
     async def _serve(self, server: RpcServer, stream: WebSocketMessageStream, scope: Scope) -> None:
         if stream.closed:  # stopped while accepted (the token was rotated): nothing served
-            await stream.close()  # with the code it was stopped with
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await stream.close()  # with the code it was stopped with
             return
         async with anyio.create_task_group() as tg:
             tg.start_soon(stream.read_frames)

@@ -679,3 +679,21 @@ async def test_a_default_name_follows_the_naming_rules(rpc: RpcClient, short_tmp
     odd.symlink_to("/bin/true")
     created = await rpc.call("terminals.create", argv=[str(odd)])
     assert created["name"] == "terminal"
+
+
+async def test_a_kernel_without_waitid_on_pidfds_still_reports_the_exit(
+    rpc: RpcClient, socket_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waitid = os.waitid
+
+    def without_p_pidfd(idtype: int, ident: int, options: int) -> os.waitid_result | None:
+        if idtype == os.P_PIDFD:
+            raise OSError(errno.EINVAL, "Invalid argument")  # Linux 5.3
+        return waitid(idtype, ident, options)
+
+    monkeypatch.setattr(os, "waitid", without_p_pidfd)
+    terminal_id = await new_terminal(rpc, ["bash", "-c", "echo bye; exit 6"])
+    term = await TerminalClient.connect(socket_path, terminal_id)
+    await term.attach()
+    assert (await term.until_exited())["code"] == 6
+    await term.aclose()
