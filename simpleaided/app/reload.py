@@ -77,6 +77,9 @@ class Reloader:
             self._refused(f"cannot read it ({type(exc).__name__}: {exc})")
             return False
         new, kept = carry_restart_only(self.config, loaded)
+        # Valid: the last refusal's warning goes now, before the services change (a document
+        # sent between the steps must not show the new settings beside the old refusal).
+        self._services.warnings.clear(WARNING_SOURCE)
         if kept:
             log.warning(
                 "changed in the configuration, applied at the next start: %s", ", ".join(kept)
@@ -90,7 +93,6 @@ class Reloader:
             return False
         self.error = None
         self.loaded_ms = clock.now_ms()
-        self._services.warnings.clear(WARNING_SOURCE)
         self._services.events.section_changed()
         self._notifier.ready(self._summary())
         log.info("configuration reloaded")
