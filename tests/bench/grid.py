@@ -48,7 +48,7 @@ from simpleaided.domain import grid
 from simpleaided.services.database.cells import Reader  # the daemon's select terms
 from tests.bench import grid_data, grid_rivals, procs
 from tests.bench.client import connect
-from tests.bench.report import Row, at_most, ratio_at_most, summarize, table
+from tests.bench.report import Row, at_most, ratio_at_most, summarize, table, verdict
 from tests.bench.scenario import log
 
 RESULTS = Path(__file__).resolve().parent / "results" / "grid.json"
@@ -810,13 +810,7 @@ def run(settings: Settings) -> int:
         "page times are p50 / p99 of the round trip (socket, HTTP) or of execute + fetchall "
         "(floor, OFFSET)."
     )
-    print(f"raw numbers: {settings.output}")
-    missed = [row.figure for row in bench.rows if row.ok is False]
-    print(f"{len(missed)} target(s) missed" if missed else "every target met")
-    if "error" in data:
-        print(f"the run broke off: {data['error']}", file=sys.stderr)
-        return 1
-    return 0
+    return verdict(bench.rows, data, settings.output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,3 +146,15 @@ def ratio_at_most(bound: float) -> Callable[[float | None, float | None], bool]:
 def ratio_at_least(bound: float) -> Callable[[float | None, float | None], bool]:
     """Target: the ratio to the baseline is at least ``bound``."""
     return lambda _value, ratio: ratio is not None and ratio >= bound
+
+
+def verdict(rows: Sequence[Row], data: dict[str, Any], output: object) -> int:
+    """Say where the raw numbers are, how many targets were missed, and whether the run broke
+    off; the benchmark command's exit status (1: it broke off)."""
+    print(f"raw numbers: {output}")
+    missed = [row.figure for row in rows if row.ok is False]
+    print(f"{len(missed)} target(s) missed" if missed else "every target met")
+    if "error" in data:
+        print(f"the run broke off: {data['error']}", file=sys.stderr)
+        return 1
+    return 0

@@ -26,7 +26,7 @@ import orjson
 
 from tests.bench import procs
 from tests.bench.abuse import Abuse
-from tests.bench.report import Row, table
+from tests.bench.report import Row, table, verdict
 from tests.bench.scenario import Scenario, log, warm_workers
 from tests.bench.settings import SCENARIOS as SCENARIO_NAMES
 from tests.bench.settings import Settings, parse_args
@@ -98,13 +98,7 @@ def run(settings: Settings) -> int:
         f"bytecode compiled with compileall (exit {byte['returncode']}), children run without "
         f"PYTHONDONTWRITEBYTECODE (it was {had} here)."
     )
-    print(f"raw numbers: {settings.output}")
-    missed = [row.figure for row in rows if row.ok is False]
-    print(f"{len(missed)} target(s) missed" if missed else "every target met")
-    if "error" in data:
-        print(f"the run broke off: {data['error']}", file=sys.stderr)
-        return 1
-    return 0
+    return verdict(rows, data, settings.output)
 
 
 def main(argv: list[str] | None = None) -> int:

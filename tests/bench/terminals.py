@@ -36,7 +36,6 @@ import os
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +56,7 @@ from tests.bench.report import (
     ratio_at_most,
     summarize,
     table,
+    verdict,
 )
 from tests.bench.scenario import log
 
@@ -583,13 +583,7 @@ def run(settings: Settings) -> int:
         "received (median of the rounds); echo and attach times are round trips seen by the "
         "client."
     )
-    print(f"raw numbers: {settings.output}")
-    missed = [row.figure for row in bench.rows if row.ok is False]
-    print(f"{len(missed)} target(s) missed" if missed else "every target met")
-    if "error" in data:
-        print(f"the run broke off: {data['error']}", file=sys.stderr)
-        return 1
-    return 0
+    return verdict(bench.rows, data, settings.output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
