@@ -2,7 +2,7 @@
 
 Nothing here touches a database. The grid service reads the catalogue and runs the SQL; this
 module decides what a page's ``WHERE``/``ORDER BY``/``LIMIT`` say, how a cell travels as JSON
-(DESIGN.md §10) and what a cursor holds, so both engines page, sort and encode the same way.
+(README: The grid) and what a cursor holds, so both engines page, sort and encode the same way.
 
 Ordering rule, on both engines: **NULL sorts as the smallest value** — first ascending, last
 descending (SQLite's own order; PostgreSQL is told so explicitly).
@@ -61,7 +61,7 @@ Json = Any  # a value json.dumps accepts
 
 
 def to_wire(value: Any) -> Json:
-    """One cell as JSON, exactly (DESIGN.md §10).
+    """One cell as JSON, exactly (README: The grid).
 
     NULL is ``null``; integers beyond ±(2^53-1) and every ``Decimal`` are strings (the scale
     kept: ``"10.00"``); float NaN and infinities are the strings ``"NaN"``, ``"Infinity"``,

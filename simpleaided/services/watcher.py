@@ -2,7 +2,7 @@
 
 Built on watchdog's low-level inotify bindings (``inotify_init``, ``inotify_add_watch``, its
 event constants), read on the event loop, not on watchdog's observer threads, because of what
-was measured here (DESIGN.md §8): the recursive observer livelocks above ~4,100 folders with
+was measured here (README: Benchmarks): the recursive observer livelocks above ~4,100 folders with
 its default mask, stops silently at the kernel's watch limit, and holds events back up to
 0.5 s to pair renames; a watcher thread costs a thread hop (and GIL contention) per event and
 hundreds of bytes of bookkeeping per watch. So:

@@ -1,4 +1,4 @@
-"""The HTTP token file: the per-user key of the HTTP shim (DESIGN.md §7, §9).
+"""The HTTP token file: the per-user key of the HTTP shim (README: Security of the HTTP side).
 
 ``http-token`` beside the socket, 0600 in the socket's 0700 folder: 64 hex digits (256 random
 bits) and a newline. Created at the daemon's first start, kept across restarts, replaced

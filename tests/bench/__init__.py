@@ -1,4 +1,4 @@
-"""The benchmark suite (DESIGN.md §8): run it with ``python -m tests.bench [--quick]``.
+"""The benchmark suite (README: Benchmarks): run it with ``python -m tests.bench [--quick]``.
 
 Nothing here is a pytest test (no module is named ``test_*.py``, so pytest never collects
 one), and the figures are checked against the targets in a printed table, not by assertions.

@@ -1,5 +1,5 @@
 """The ``abuse`` scenario: a healthy client's ``status.get`` while idle, slow and flooding
-clients are connected (DESIGN.md §8), the daemon against the floor server in alternating
+clients are connected (README: Benchmarks), the daemon against the floor server in alternating
 rounds."""
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Abuse(Scenario):
 
     def abuse_rows(self, figures: dict[str, Any]) -> None:
         """The abuse scenario's rows; the target compares with the floor under the same
-        abuse (DESIGN.md §8: "≤ 3× the floor's p99")."""
+        abuse (the target: "≤ 3× the floor's p99")."""
         floor, daemon = figures["floor"], figures["daemon"]
         who = f"{ABUSE_IDLE} idle + {ABUSE_SLOW} slow + {ABUSE_FLOOD} flooding clients"
         self.rows += [

@@ -1,4 +1,5 @@
-"""``python -m tests.bench grid [--quick]``: the database grid against DESIGN.md §8.
+"""``python -m tests.bench grid [--quick]``: the database grid against its targets (README:
+Benchmarks).
 
 On a generated table of 1M rows (``--quick``: 100k) in SQLite and in PostgreSQL
 (``grid_data.py``), the real daemon is started as a user would, with the table's database as
@@ -101,7 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench grid",
         description="Benchmark the database grid (db.rows, db.cancel, db export) against the "
-        "bare drivers, OFFSET, Datasette, sqlite3 and psql (DESIGN.md §8).",
+        "bare drivers, OFFSET, Datasette, sqlite3 and psql (README: Benchmarks).",
     )
     parser.add_argument("--quick", action="store_true", help="100k rows, fewer samples")
     parser.add_argument("--rows", type=int, help="rows in the table (default 1M; --quick 100k)")

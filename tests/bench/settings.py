@@ -13,7 +13,8 @@ DEFAULT_SIZES = [1000, 10_000, 100_000]
 QUICK_SIZES = [1000, 10_000]
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 SCENARIOS = ("sizes", "abuse")  # the names of suite.SCENARIOS, in their order
-ABUSE_IDLE, ABUSE_SLOW, ABUSE_FLOOD = 200, 20, 20  # DESIGN.md §8's abusive clients
+# The abusive clients of the targets (README: Benchmarks).
+ABUSE_IDLE, ABUSE_SLOW, ABUSE_FLOOD = 200, 20, 20
 
 
 @dataclass
@@ -48,7 +49,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench",
-        description="Benchmark simpleaided against the targets of DESIGN.md §8.",
+        description="Benchmark simpleaided against the targets in the README (Benchmarks).",
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run (< 1 minute)")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The ``sizes`` scenario: every figure of DESIGN.md §8 per store size, each against a
+"""The ``sizes`` scenario: every target figure (README: Benchmarks) per store size, each against a
 baseline measured in the same run.
 
 First the daemon on an empty store (the start-time and RSS baselines). Then, per store size:
@@ -414,7 +414,7 @@ class Sizes(Scenario):
             )
         )
         start = statistics.median(out["startS"])
-        # DESIGN.md §8: ≤ 0.4 s at 10k runs, ≤ 1.5 s at 100k, and ≤ 1.5x an empty store's
+        # The target: ≤ 0.4 s at 10k runs, ≤ 1.5 s at 100k, and ≤ 1.5x an empty store's
         # start at 10k (the ratio carries over between machines, the seconds do not).
         start_bound = {10_000: 0.4, 100_000: 1.5}.get(n)
         seen = out["firstAnswerRunsTotal"]

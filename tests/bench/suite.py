@@ -1,5 +1,5 @@
-"""The benchmark run: every figure of DESIGN.md §8, each against a baseline measured in the
-same run (the machines are noisy), printed as a table and written as JSON.
+"""The benchmark run: every target figure (README: Benchmarks), each against a baseline
+measured in the same run (the machines are noisy), printed as a table and written as JSON.
 
 The scenarios, each runnable alone (``--only``): ``sizes`` (``sizes.py``) and ``abuse``
 (``abuse.py``); what they measure with is in ``scenario.py``, the command line in

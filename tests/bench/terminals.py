@@ -1,5 +1,5 @@
 """``python -m tests.bench terminals [--quick] [--only STEPS]``: the terminals against
-DESIGN.md §8.
+README: Benchmarks.
 
 The daemon is started as a user would (``python -m simpleaided --socket ... --http
 127.0.0.1:0``, an isolated HOME), its console's address and token taken with ``http.open``
@@ -98,7 +98,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench terminals",
         description="Benchmark the daemon's terminals (output throughput, keystroke echo, "
-        "Ctrl-C under a flood, re-attach) against a bare PTY and terminado (DESIGN.md §8).",
+        "Ctrl-C under a flood, re-attach) against a bare PTY and terminado (README: Benchmarks).",
     )
     parser.add_argument("--quick", action="store_true", help="a 20 MB file, fewer samples")
     parser.add_argument("--mb", type=int, help="the flood file's size in MB (default 100)")

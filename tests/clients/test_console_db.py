@@ -1,4 +1,4 @@
-"""The console's DB area (DESIGN.md §10) in headless Chromium, against the real daemon, its
+"""The console's DB area (README: The grid) in headless Chromium, against the real daemon, its
 HTTP shim and a real SQLite file of 200,000 rows: the table list, sort, filters, a scroll far
 down that keeps the DOM small, NULL apart from '', whole values, editing and saving in DEV (the
 file changes), a conflict (nothing applied, both versions shown), no edit control at all in

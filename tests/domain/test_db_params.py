@@ -1,4 +1,4 @@
-"""The ``db.*`` parameters: their bounds and the shapes each operation takes (DESIGN.md §10)."""
+"""The ``db.*`` parameters: their bounds and the shapes each operation takes (README: The grid)."""
 
 from __future__ import annotations
 

@@ -14,15 +14,27 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+HOW_TO_GET_IT = (
+    "install it (Debian, Ubuntu: sudo apt-get install chromium), or run `bash .ci/run`, "
+    "which installs what the tests need; or set CHROMIUM to a Chromium elsewhere"
+)
+
+
+def missing(path: str) -> str | None:
+    """Why the browser tests cannot run with the Chromium at ``path``, or ``None``."""
+    if Path(path).exists():
+        return None
+    return f"Chromium is not at {path}: {HOW_TO_GET_IT}"
 
 
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """A headless Chromium, closed on leaving."""
-    if not Path(CHROMIUM).exists():
+    reason = missing(CHROMIUM)
+    if reason is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"Chromium is not at {CHROMIUM} (CI is set: the web tests must run)")
-        pytest.skip(f"Chromium is not at {CHROMIUM} (set CHROMIUM to its path)")
+            pytest.fail(f"{reason} (CI is set: the web tests must run)")
+        pytest.skip(reason)
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

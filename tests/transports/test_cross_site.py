@@ -1,7 +1,7 @@
 """A cross-site attempt, in a real browser: a page served from another loopback port (any
 local program, or a site the user visits that found the port) tries to open the console's
 WebSocket and to POST to the shim. Both are refused before anything is served, even with the
-right token in hand, and nothing changes (DESIGN.md §7, §9)."""
+right token in hand, and nothing changes (README: Security of the HTTP side)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ daemon's socket, standard output while there is output to write, and signals, wh
 ``signal.set_wakeup_fd`` turns into bytes on a pipe. Nothing blocks but the wait, so a key, a
 resize or a SIGTERM is handled at once whatever the terminal is printing.
 
-How it speaks ``terminals.*`` (the daemon's side is DESIGN.md §11):
+How it speaks ``terminals.*`` (the daemon's side is README: Terminals on the wire):
 
 - **Input and resizes are requests.** Their replies come back on the same connection, among
   the output notifications; the loop matches them by id. An error (a key refused because the

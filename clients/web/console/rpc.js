@@ -1,5 +1,5 @@
 // The console's one connection to the daemon: JSON-RPC 2.0 over the WebSocket at /rpc
-// (DESIGN.md §9). Requests carry ids and resolve with their result (or reject with an
+// (README: The web console). Requests carry ids and resolve with their result (or reject with an
 // RpcError); notifications go to the handlers given to `on`; subscriptions made with
 // `subscribe` are made again after every reconnect. A lost connection is retried with a
 // growing delay; the state says what the page should show:

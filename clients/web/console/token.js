@@ -1,4 +1,4 @@
-// The console's key (DESIGN.md §9): `simpleaide open` puts it in the address's fragment
+// The console's key (README: The web console): `simpleaide open` puts it in the address's fragment
 // (`#token=…&area=runs`), which browsers never send to a server. The page moves it into
 // localStorage (scoped to this origin, port included) and takes it out of the address bar.
 // A key the daemon refuses is kept all the same (see rpc.js); a new one given replaces it.

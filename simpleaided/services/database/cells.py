@@ -1,5 +1,5 @@
 """How the grid reads cells: the SQL terms that cut each value for display (``cellBytes``)
-inside the database, and how a row of them becomes wire cells (DESIGN.md §10).
+inside the database, and how a row of them becomes wire cells (README: The grid).
 
 A page is mostly cells that go on the wire exactly as the driver reads them: integers within
 ±(2^53-1), finite floats, booleans, text that was not cut, NULL. The page's ``SELECT`` says,

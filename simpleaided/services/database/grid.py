@@ -1,4 +1,4 @@
-"""The database grid (DESIGN.md §10): browsing, editing and querying the profile's database,
+"""The database grid (README: The grid): browsing, editing and querying the profile's database,
 on sessions of its own so a long query never stalls the probe's connection or other clients.
 
 Sessions come from a small pool (``MAX_SESSIONS``), opened the way the probe opens its own
@@ -333,7 +333,7 @@ class _Running:
 
 
 class GridService:
-    """The ``db.*`` grid methods on the profile's database (DESIGN.md §10)."""
+    """The ``db.*`` grid methods on the profile's database (README: The grid)."""
 
     def __init__(self, database: DatabaseService, *, max_sessions: int = MAX_SESSIONS) -> None:
         self._database = database

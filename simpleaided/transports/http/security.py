@@ -1,4 +1,4 @@
-"""What the HTTP shim refuses, and how (DESIGN.md §7, §9).
+"""What the HTTP shim refuses, and how (README: Security of the HTTP side).
 
 A loopback port has no owner: any local user, and any page the user's browser visits, can
 reach it. So, from the outside in, every request and WebSocket upgrade goes through:
@@ -12,10 +12,11 @@ reach it. So, from the outside in, every request and WebSocket upgrade goes thro
 - CORS headers, only for the configured origins.
 - ``RequestGate``: a method other than GET/HEAD needs an ``Origin`` that is the shim's own or
   a configured one (missing and ``null`` refused), and is then refused anyway (405): no route
-  writes. Every route but ``/healthz`` and the console's static files needs the token as
-  ``Authorization: Bearer`` (``http.public_status`` opens the two status routes too); the
-  token is never taken from a query string or a cookie. The WebSocket (``/rpc``) checks its
-  Origin and token itself, before it accepts (``websocket``).
+  writes. Every route but ``/healthz`` and the console's files (``/``, ``/static/...``,
+  ``/favicon.ico``) needs the token as ``Authorization: Bearer`` (``http.public_status``
+  opens the two status routes too); the token is never taken from a query string or a
+  cookie. The WebSocket (``/rpc``) checks its Origin and token itself, before it accepts
+  (``websocket``).
 
 A query parameter that is refused gets a plain-text answer saying why (``refusal``).
 """
@@ -51,8 +52,8 @@ SECURITY_HEADERS = {
 }
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Routes open without the token: the daemon answers, and the console's files (no data in
-# them: a page must load to read its token from the address's fragment).
-OPEN_PATHS = frozenset({"/healthz", "/"})
+# them: a page must load to read its token from the address's fragment), its icon included.
+OPEN_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 OPEN_PREFIX = "/static/"
 STATUS_PATHS = frozenset({"/api/status", "/api/status/stream"})  # http.public_status
 

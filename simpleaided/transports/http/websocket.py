@@ -1,12 +1,12 @@
 """JSON-RPC over a WebSocket at ``GET /rpc``: the web console's connection to the daemon.
 
-The handshake is checked before it is accepted (DESIGN.md §7): its ``Host`` (``security``'s
-``HostCheck``, as every request), its ``Origin`` (the shim's own or a configured one; missing
-or ``null`` refused: 403), the ``simpleaide.jsonrpc`` subprotocol (403 without it) and the
-token, offered as the subprotocol ``simpleaide.token.<token>`` (browsers cannot set headers on
-a WebSocket) and compared in constant time (401). A refused handshake is answered over HTTP,
-so the page sees a failed connection and nothing else; the token is never echoed back (the
-accepted subprotocol is ``simpleaide.jsonrpc``).
+The handshake is checked before it is accepted (README: Security of the HTTP side): its ``Host``
+(``security``'s ``HostCheck``, as every request), its ``Origin`` (the shim's own or a configured
+one; missing or ``null`` refused: 403), the ``simpleaide.jsonrpc`` subprotocol (403 without it)
+and the token, offered as the subprotocol ``simpleaide.token.<token>`` (browsers cannot set
+headers on a WebSocket) and compared in constant time (401). A refused handshake is answered
+over HTTP, so the page sees a failed connection and nothing else; the token is never echoed back
+(the accepted subprotocol is ``simpleaide.jsonrpc``).
 
 Accepted, the connection is one more of the daemon's ``RpcServer``: counted against
 ``limits.max_connections`` (one more gets the ``-32040`` error, then close 1013), served by
@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 JSONRPC_SUBPROTOCOL = "simpleaide.jsonrpc"
 TOKEN_SUBPROTOCOL = "simpleaide.token."  # followed by the token
-# Methods the WebSocket refuses (DESIGN.md §7, §9): secret values, the vault's keys and the
-# token stay on the owner-only socket.
+# Methods the WebSocket refuses (README: Security of the HTTP side): secret values, the
+# vault's keys and the token stay on the owner-only socket.
 REFUSED = frozenset(
     {"vault.get", "vault.init", "vault.changePassphrase", "http.open", "http.rotateToken"}
 )

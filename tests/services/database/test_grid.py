@@ -1,4 +1,4 @@
-"""The database grid (``db.*``, DESIGN.md §10) through the real daemon on a real socket, against
+"""The database grid (``db.*``, README: The grid) through the real daemon on a real socket, against
 a real SQLite file and the machine's PostgreSQL (a schema of this module's own, dropped after).
 
 Each test starts a daemon whose DEV database is the engine's; the test reads and changes the

@@ -1,4 +1,4 @@
-// One table in the grid (DESIGN.md §10): a virtualised view over keyset pages (db.rows),
+// One table in the grid (README: The grid): a virtualised view over keyset pages (db.rows),
 // sort by a header's click, filters per column, whole values on demand (db.cell), an export,
 // and in DEV inline editing with staged changes saved in ONE db.edit (conflicts shown).
 //

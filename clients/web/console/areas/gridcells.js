@@ -1,4 +1,4 @@
-// How one database cell looks and reads (DESIGN.md §10 "exact values on the wire"): SQL
+// How one database cell looks and reads (README: Values on the wire): SQL
 // NULL apart from an empty string, long text cut by the daemon with a way to see it whole,
 // bytes as their size and hex. Shared by the grid, the SQL console and the export.
 

@@ -1,4 +1,4 @@
-// The grid's window of loaded rows over a table read by keyset pages (DESIGN.md §10).
+// The grid's window of loaded rows over a table read by keyset pages (README: The grid).
 //
 // Keyset pages cannot jump to row N: a page is read after the `next` cursor of the one before
 // it, or before the `prev` cursor of the one after it. So the grid keeps a *window*: a run of

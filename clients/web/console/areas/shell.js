@@ -1,4 +1,4 @@
-// Shell: the terminals the daemon hosts (DESIGN.md §11). The list (terminals.list, read again
+// Shell: the terminals the daemon hosts (README: Terminals on the wire). The list (terminals.list, read again
 // every few seconds and after every action) with New, Attach, Watch (read-only), Rename and
 // Kill; the attached terminal above it (terminal.js). The address names the attached terminal
 // (`#/shell/<id>`, `#/shell/<id>/watch`), so a reload comes back to it with its screen, and

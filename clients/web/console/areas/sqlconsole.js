@@ -1,4 +1,4 @@
-// The SQL console (DESIGN.md §10): one statement at a time through db.query, with a timer
+// The SQL console (README: The grid): one statement at a time through db.query, with a timer
 // counting while it runs and a Cancel that sends db.cancel with the query's id. Results show
 // as a plain table (the daemon caps them in rows: the "truncated" marker says so).
 //

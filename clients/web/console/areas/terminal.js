@@ -1,4 +1,4 @@
-// One attached terminal (DESIGN.md §11) in xterm.js: its screen restored from the daemon's
+// One attached terminal (README: Terminals on the wire) in xterm.js: its screen restored from the daemon's
 // replay, its output followed and acknowledged (flow control), what is typed sent back, its
 // size kept to the space it has; search, links, copy and paste. Read-only, it only watches.
 
