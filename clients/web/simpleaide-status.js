@@ -1,4 +1,4 @@
-// <simpleaide-status>: SimpleAide's web status header (DESIGN.md §6). One ES module, no build
+// <simpleaide-status>: SimpleAide's web status header (README: The chips). One ES module, no build
 // step, no dependencies:
 //
 //   <script type="module" src="/static/simpleaide-status.js"></script>
@@ -30,8 +30,9 @@
 // `transport`; method `refresh()` (poll now). Event `statuschange` (detail: {state, document})
 // when a new document arrives or the state changes.
 //
-// Styling: the custom properties --sa-ok, --sa-info, --sa-warn, --sa-bad, --sa-off (chip colours
-// by level), --sa-tip-bg, --sa-tip-fg; parts "bar", "item", "chip" (and "chip-runs", …), "tooltip".
+// Styling: the custom properties --sa-ok, --sa-info, --sa-warn, --sa-bad, --sa-off, --sa-checking
+// (chip colours by level; "checking": a state not known yet, drawn with a dashed border),
+// --sa-tip-bg, --sa-tip-fg; parts "bar", "item", "chip" (and "chip-runs", …), "tooltip".
 
 const NAMES = ["env", "vault", "db", "llm", "runs"];
 const DEFAULT_SRC = "/api/status";
@@ -42,18 +43,20 @@ const MAX_STREAM_BACKOFF_MS = 60_000;
 // The shim sends an event at least every 5 s (the document, or a "ping"); a stream silent for
 // this long belongs to a daemon that stopped answering, though its socket may still be open.
 const STREAM_SILENCE_MS = 12_000;
-const LEVELS = new Set(["ok", "info", "warn", "bad", "off"]);
+const LEVELS = new Set(["ok", "info", "warn", "bad", "off", "checking"]);
 
 const STYLE = `
 :host {
   display: block;
   font: 600 12px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
   --sa-ok: #1a7f37; --sa-info: #0969da; --sa-warn: #9a6700; --sa-bad: #cf222e; --sa-off: #6e7781;
+  --sa-checking: #8250df;
   --sa-tip-bg: #1f2328; --sa-tip-fg: #ffffff;
 }
 @media (prefers-color-scheme: dark) {
   :host {
     --sa-ok: #3fb950; --sa-info: #58a6ff; --sa-warn: #d29922; --sa-bad: #f85149; --sa-off: #8b949e;
+    --sa-checking: #a371f7;
     --sa-tip-bg: #f0f6fc; --sa-tip-fg: #1f2328;
   }
 }
@@ -75,6 +78,7 @@ a.chip { cursor: pointer; }
 .chip[data-level="warn"] { --c: var(--sa-warn); }
 .chip[data-level="bad"] { --c: var(--sa-bad); }
 .chip[data-level="off"] { --c: var(--sa-off); }
+.chip[data-level="checking"] { --c: var(--sa-checking); border-style: dashed; }
 .chip:hover { background: color-mix(in srgb, var(--c) 22%, transparent); }
 .chip:focus { outline: none; }
 .chip:focus-visible { outline: 2px solid var(--c); outline-offset: 1px; }

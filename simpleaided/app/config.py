@@ -66,11 +66,13 @@ No file is needed: the defaults serve. The file lives at
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -83,8 +85,8 @@ from pydantic import (
 
 from simpleaided.domain.database import POSTGRES_SCHEMES, SQLITE_SCHEME
 from simpleaided.domain.hosts import is_loopback
-from simpleaided.domain.names import check_workspace_path
-from simpleaided.domain.secrets import VAULT_REF, is_vault_ref
+from simpleaided.domain.names import check_workspace_folder, check_workspace_path
+from simpleaided.domain.secrets import VAULT_REF, is_vault_ref, scrub, url_secrets
 from simpleaided.domain.vocabulary import EnvProfile, LlmKind
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -209,12 +211,28 @@ class DbConfig(_ConfigModel):
     PROD: DbProfile | None = None
 
 
+_BACKEND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_BACKEND_URL = re.compile(r"https?://[^\s]+")
+
+
+def _check_backend_name(value: str) -> str:
+    if not _BACKEND_NAME.fullmatch(value):
+        raise ValueError("must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")
+    return value
+
+
+def _check_backend_url(value: str) -> str:
+    if not _BACKEND_URL.fullmatch(value):
+        raise ValueError("must be an http:// or https:// URL, without spaces")
+    return value
+
+
 class LlmBackendConfig(_ConfigModel):
     """One ``[[llm.backends]]`` entry: an LLM server to probe."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: Annotated[str, AfterValidator(_check_backend_name)]
     kind: LlmKind
-    url: str = Field(pattern=r"^https?://[^\s]+$")
+    url: Annotated[str, AfterValidator(_check_backend_url)]
     model: str | None = Field(None, min_length=1, max_length=200)
     api_key: Annotated[str | None, AfterValidator(_check_secret_ref)] = None
 
@@ -230,7 +248,10 @@ class LlmConfig(_ConfigModel):
     def _names_unique(self) -> LlmConfig:
         names = [b.name for b in self.backends]
         if len(names) != len(set(names)):
-            raise ValueError("backend names must be unique")
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise ValueError(
+                f"llm.backends: two entries are named {twice[0]!r} (names must be unique)"
+            )
         return self
 
 
@@ -257,11 +278,16 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _check_listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
 class HttpConfig(_ConfigModel):
     """The ``[http]`` table: the HTTP shim, where it listens and whom it answers."""
 
     enabled: bool = False
-    listen: str = "127.0.0.1:7433"
+    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:7433"
     allow_remote: bool = False
     allowed_hosts: list[str] = []
     cors_origins: list[str] = []
@@ -288,7 +314,9 @@ class Config(_ConfigModel):
     """The daemon's whole configuration, with every default filled in."""
 
     env: EnvProfile = "DEV"
-    workspaces: list[Annotated[str, AfterValidator(check_workspace_path)]] = []
+    workspaces: list[
+        Annotated[str, AfterValidator(check_workspace_path), AfterValidator(check_workspace_folder)]
+    ] = []
     daemon: DaemonConfig = DaemonConfig()
     limits: LimitsConfig = LimitsConfig()
     runs: RunsConfig = RunsConfig()
@@ -299,6 +327,8 @@ class Config(_ConfigModel):
     llm: LlmConfig = LlmConfig()
     terminals: TerminalsConfig = TerminalsConfig()
     config_file: Path | None = None
+    # Which of ``workspaces`` the command line gave (``--workspace``), not the file.
+    flag_workspaces: list[str] = []
 
     @property
     def socket_path(self) -> Path:
@@ -399,8 +429,14 @@ def load_config(
         if explicit:
             raise ConfigError(f"config file {path} does not exist") from None
         path = None  # type: ignore[assignment]  # defaults serve
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        raise ConfigError(f"cannot read config file {path}: {reason}") from None
+    except tomllib.TOMLDecodeError as exc:
+        reason = scrub(str(exc), ())  # tomllib quotes no values; a URL's password stays hidden
+        raise ConfigError(
+            f"cannot read config file {path}: it is not valid TOML ({reason})"
+        ) from None
 
     if path is not None:
         if isinstance(data.get("workspaces"), list):
@@ -410,24 +446,34 @@ def load_config(
                 _set(data, dotted, _resolve(path.parent, _get(data, dotted)))
 
     cwd = cwd or Path.cwd()
+    # Where each setting not from the file came from (a variable, a flag), for the errors.
+    sources: dict[str, str] = {}
     for variable, dotted in ENVIRONMENT.items():
         value = environ.get(variable)
         if value:
             if dotted in _PATH_SETTINGS:
                 value = _resolve(cwd, value)
             _set(data, dotted, value.lower() if dotted == "daemon.log_level" else value)
+            sources[dotted] = variable
             if dotted == "http.listen":
                 _set(data, "http.enabled", True)
+                sources["http.enabled"] = variable
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set(data, dotted, _resolve(cwd, value) if dotted in _PATH_SETTINGS else value)
+            sources[dotted] = FLAGS.get(dotted, dotted)
             if dotted == "http.listen":
                 _set(data, "http.enabled", True)
+                sources["http.enabled"] = sources[dotted]
+    # The flags' workspaces are served as configured ones, but only the file's are
+    # remembered as configured (one a later start without the flag does not serve is not
+    # "removed by the config file").
+    data["flag_workspaces"] = [_resolve(cwd, w) for w in extra_workspaces or []]
     if extra_workspaces:
         listed = data.get("workspaces", [])
         data["workspaces"] = [
             *(listed if isinstance(listed, list) else [listed]),
-            *(_resolve(cwd, w) for w in extra_workspaces),
+            *data["flag_workspaces"],
         ]
     if "env" in data and isinstance(data["env"], str):
         data["env"] = data["env"].upper()
@@ -435,12 +481,247 @@ def load_config(
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_url=False)
-        )
-        where = f"in {path}" if path is not None else "in the settings"
-        raise ConfigError(f"invalid configuration {where}: {problems}") from None
+        secrets = _secrets_in(data)
+        raise ConfigError(scrub(_invalid(exc, path, sources, secrets), secrets)) from None
+
+
+# The daemon's flags, by the setting each overrides (``simpleaided --help``).
+FLAGS = {
+    "env": "--env",
+    "daemon.socket": "--socket",
+    "daemon.log_level": "--log-level",
+    "http.listen": "--http",
+}
+
+
+FILE = "config_file"  # the one field of ``Config`` that is not a setting
+
+
+def _invalid(
+    exc: ValidationError, path: Path | None, sources: Mapping[str, str], secrets: set[str]
+) -> str:
+    """What is wrong with the settings, in words: each problem names the setting (or the
+    variable or flag it came from), says what it must be and what it was (``secrets``
+    masked), and a misspelt name gets the one meant."""
+    problems: list[str] = []
+    seen: set[tuple[Any, ...]] = set()
+    from_file = False
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if loc in seen:  # several errors for one value (a union): its first says enough
+            continue
+        seen.add(loc)
+        source = _source_of(loc, sources)
+        from_file = from_file or source is None
+        problems.append(_problem(err, loc, source, secrets))
+    problems.sort(key=lambda problem: not problem.startswith("unknown setting"))  # misspelt first
+    where = f" in {path}" if path is not None and from_file else ""
+    return f"invalid configuration{where}: {'; '.join(problems)}"
+
+
+def _source_of(loc: tuple[Any, ...], sources: Mapping[str, str]) -> str | None:
+    """The variable or flag that set the value at ``loc`` (or one inside it), if any."""
+    dotted = ".".join(str(part) for part in loc if not isinstance(part, int))
+    for setting, source in sources.items():
+        if setting == dotted or setting.startswith(f"{dotted}.") or dotted.startswith(setting):
+            return source
+    return None
+
+
+def _setting_name(loc: tuple[Any, ...]) -> str:
+    """``daemon.log_level``; an entry of a list by its number from 1: ``name of
+    llm.backends entry 2``."""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            within = f"{'.'.join(map(str, loc[:i]))} entry {part + 1}"
+            rest = loc[i + 1 :]
+            return f"{_setting_name(rest)} of {within}" if rest else within
+    return ".".join(map(str, loc))
+
+
+def _shown(value: Any, secrets: set[str]) -> str:
+    """A value as the file would spell it, short, its secrets masked first: once cut (or
+    upper-cased, as ``env`` is), a secret or a URL's password would no longer be found."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a bound of 0.0 reads as 0
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        value = scrub(value, secrets, ignore_case=True)
+        return repr(value if len(value) <= 60 else f"{value[:57]}...")
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return repr(value)[:60]
+
+
+# What a value of each kind must be, by pydantic's error type.
+_MUST_BE = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string (in quotes)",
+    "path_type": "a path (a string in quotes)",
+    "list_type": "a list ([...])",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "more than"),
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+}
+
+
+def _problem(err: Any, loc: tuple[Any, ...], source: str | None, secrets: set[str]) -> str:
+    """One problem in words, naming the setting (or ``source``, the variable or flag)."""
+    kind: str = err["type"]
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    # A secret's value is never shown, whatever is wrong with it: what it must be says enough.
+    value = err.get("input")
+    was = "" if _holds_secret(loc) else f", not {_shown(value, secrets)}"
+    name = source or _setting_name(loc)
+    if kind == "extra_forbidden":
+        *parents, key = loc
+        meant = _meant(tuple(parents), str(key))
+        if any(isinstance(part, int) for part in parents):  # in an entry of a list
+            unknown = f"unknown setting {key!r} in {_setting_name(tuple(parents))}"
+            meant = meant and meant.rpartition(".")[2]
+        else:
+            unknown = f"unknown setting {_setting_name(loc)!r}"
+        return f"{unknown} (did you mean {meant!r}?)" if meant else unknown
+    if kind == "missing":
+        return f"{name} is required"
+    if kind in ("literal_error", "enum"):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        listed = " or ".join(choices) if len(choices) == 2 else ", ".join(choices)
+        one_of = "one of " if len(choices) > 2 else ""
+        return f"{name} must be {one_of}{listed}{was}"
+    if kind in _MUST_BE:
+        return f"{name} must be {_MUST_BE[kind]}{was}"
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"{name} must be {words} {_shown(ctx.get(key), secrets)}{was}"
+    if kind == "string_too_short":
+        return f"{name} must not be empty"
+    if kind == "string_too_long":
+        return f"{name} must be at most {ctx.get('max_length')} characters long"
+    message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if message.startswith("must "):
+        return f"{name} {message}"
+    if source is not None or _is_leaf(loc):
+        return f"{name}: {message}"
+    return message  # a check across settings, whose message names them
+
+
+# A setting whose name says it holds a secret, or a URL (whose userinfo or query may hold a
+# password): its value is never shown in an error.
+_SECRET_NAME = re.compile(r"pass|token|secret|key|credential|auth|url|dsn", re.IGNORECASE)
+_URL_NAME = re.compile(r"url|dsn", re.IGNORECASE)
+
+
+def _holds_secret(loc: tuple[Any, ...]) -> bool:
+    """Whether the value at ``loc`` may be or hold a secret: a secret's (or a URL's) setting,
+    or a table holding one (``db = "postgresql://u:pw@h/db"`` is a URL where the table goes)."""
+    if any(_SECRET_NAME.search(str(part)) for part in loc if not isinstance(part, int)):
+        return True
+    table = _container(loc)
+    return table is not None and _has_secret_setting(table)
+
+
+def _has_secret_setting(model: type[BaseModel]) -> bool:
+    """Whether ``model`` or a table within it has a secret's (or a URL's) setting."""
+    for key, field in model.model_fields.items():
+        inner = _table_type(field.annotation)
+        if _SECRET_NAME.search(key) or (inner is not None and _has_secret_setting(inner)):
+            return True
+    return False
+
+
+def _secrets_in(data: Any, loc: tuple[Any, ...] = ()) -> set[str]:
+    """The secrets the settings as read hold, valid or not, for ``scrub``: every value that
+    ``_holds_secret`` (whole), and the passwords of every URL."""
+    if isinstance(data, dict):
+        return {s for key, value in data.items() for s in _secrets_in(value, (*loc, str(key)))}
+    if isinstance(data, list):
+        return {s for i, value in enumerate(data) for s in _secrets_in(value, (*loc, i))}
+    found: set[str] = set()
+    if isinstance(data, str) and "://" in data:
+        found |= url_secrets(data)
+    a_url = bool(loc) and _URL_NAME.search(str(loc[-1])) is not None  # only its password is one
+    scalar = isinstance(data, str | int | float) and not isinstance(data, bool)
+    if scalar and not a_url and _holds_secret(loc):
+        found.add(str(data))
+    return found
+
+
+def _container(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The table (model) at ``loc``, or ``None`` if ``loc`` is not one."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        inner = _table_type(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _table_type(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (itself, optional, or in a list), or ``None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _table_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_leaf(loc: tuple[Any, ...]) -> bool:
+    """Whether ``loc`` names a single setting rather than a table."""
+    return _container(loc) is None
+
+
+def _settings(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every setting's dotted name below ``model`` (tables of lists left out)."""
+    names = []
+    for key, field in model.model_fields.items():
+        if key == FILE:
+            continue
+        inner = _table_type(field.annotation)
+        if inner is not None and get_origin(field.annotation) is not list:
+            names.extend(_settings(inner, f"{prefix}{key}."))
+        else:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+def _meant(parents: tuple[Any, ...], key: str) -> str | None:
+    """The setting an unknown ``key`` in the table at ``parents`` was likely meant to be: a
+    close name in the same table, else a setting of that name in another table."""
+    container = _container(parents)
+    siblings = [name for name in (container.model_fields if container else ()) if name != FILE]
+    by_case = {name.lower(): name for name in siblings}
+    close = difflib.get_close_matches(key.lower(), list(by_case), n=1)
+    if close:
+        return ".".join(str(part) for part in (*parents, by_case[close[0]]))
+    elsewhere = [name for name in _settings(Config) if name.rpartition(".")[2] == key.lower()]
+    return elsewhere[0] if len(elsewhere) == 1 else None
 
 
 # Settings a running daemon cannot take on a reload: the socket and state it holds, the

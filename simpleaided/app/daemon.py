@@ -23,7 +23,8 @@ from simpleaided.app.config import Config
 from simpleaided.app.reload import Reloader
 from simpleaided.app.systemd import Notifier
 from simpleaided.domain import clock
-from simpleaided.domain.api import API_VERSION, StartMode
+from simpleaided.domain.api import API_VERSION, LogDestination, StartMode
+from simpleaided.domain.errors import BackendUnavailable
 from simpleaided.services.events import COALESCE_SECONDS
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse, SocketTaken
 
@@ -57,11 +58,15 @@ class Daemon:
         notifier: Notifier | None = None,
         start_mode: StartMode = "foreground",
         load_config: Callable[[], Config] | None = None,
+        log_destination: LogDestination | None = None,
     ) -> None:
-        """``load_config`` is how a reload (``SIGHUP``) reads the configuration again."""
+        """``load_config`` is how a reload (``SIGHUP``) reads the configuration again;
+        ``log_destination`` where the log goes (``main.log_destination``: said by
+        ``daemon.info``)."""
         self.handle_signals = handle_signals
         self.notifier = notifier or Notifier({})  # a disabled one: nobody to tell
         self.start_mode: StartMode = start_mode
+        self.log_destination = log_destination or LogDestination(to="stderr", path=None)
         services = wiring.build(config, self)
         self.warnings = services.warnings
         self.events = services.events
@@ -133,7 +138,14 @@ class Daemon:
             "watcher": self.watcher.report(),
             # After a crash: whether every run was checked for its leftovers yet.
             "storesChecked": self.runs.stores_checked(),
+            "log": self.log_destination.model_dump(),
+            "httpUrl": self._http_url(),
         }
+
+    def _http_url(self) -> str | None:
+        """Where the HTTP shim serves (its address only: the token stays out)."""
+        url = self.http_access.section().get("url")
+        return f"{url}/" if isinstance(url, str) and url else None
 
     def request_stop(self) -> None:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
@@ -376,6 +388,24 @@ class Daemon:
         async with self._reloading:
             if not self._stop.is_set():
                 await self.reload()
+
+    async def reload_now(self) -> dict[str, Any]:
+        """``daemon.reload``: a reload as ``SIGHUP`` makes one (after start-up, one at a
+        time), and what it came to."""
+        await self.watching.wait()
+        async with self._reloading:
+            if self._stop.is_set():
+                raise BackendUnavailable("the daemon is stopping: not reloading")
+            log.info("reloading the configuration, as a client asked")
+            reloaded = await self.reload()
+        config_file = self.config.config_file
+        return {
+            "reloaded": reloaded,
+            "error": self.reload_error,
+            "configFile": str(config_file) if config_file else None,
+            "configLoadedAt": clock.format_ms(self.config_loaded_ms),
+            "warnings": list(self.warnings),
+        }
 
     async def reload(self) -> bool:
         """Read the configuration again and apply it (``SIGHUP``); whether it was applied.

@@ -1,4 +1,5 @@
-"""The HTTP shim as the daemon runs it, and the token that guards it (DESIGN.md §7, §9).
+"""The HTTP shim as the daemon runs it, and the token that guards it (README: Security of
+the HTTP side).
 
 The shim serves from the start when the configuration enables it (``http.enabled``), or from
 the first ``http.open`` (on 127.0.0.1, a free port), in the daemon's task group either way:
@@ -109,7 +110,8 @@ class HttpAccess:
                 except ImportError as exc:
                     raise BackendUnavailable(
                         f"the HTTP side needs Starlette and uvicorn ({exc.name} is missing): "
-                        "pip install 'simpleaided[http]'"
+                        "install the http extra "
+                        "(pip install '.[http]' in simpleaided's source folder)"
                     ) from None
                 try:
                     shim.bind()

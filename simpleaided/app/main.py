@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import resource
+import stat
 import sys
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from simpleaided import __version__
 from simpleaided.app import systemd
 from simpleaided.app.config import Config, ConfigError, load_config
 from simpleaided.app.daemon import Daemon
-from simpleaided.domain.api import StartMode
+from simpleaided.app.usage import SuggestingParser
+from simpleaided.domain.api import LogDestination, StartMode
 from simpleaided.services.terminals.spawn import set_child_fd_limit
 from simpleaided.transports.server import warn_if_short_of_descriptors
 from simpleaided.transports.unix_socket import SocketClaim, SocketInUse
@@ -39,8 +41,11 @@ Flags override the environment, which overrides the config file.
 """
 
 
+STARTED_BY: tuple[StartMode, ...] = ("cli", "daemon-start", "daemon-restart")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SuggestingParser(  # "did you mean" for a misspelt option or value
         prog="simpleaided",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -65,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default host 127.0.0.1; loopback only unless http.allow_remote)",
     )
     parser.add_argument("--version", action="version", version=f"simpleaided {__version__}")
-    # Set by `simpleaide` when it starts a daemon, for `simpleaide daemon status`.
-    parser.add_argument("--started-by", choices=["cli"], help=argparse.SUPPRESS)
+    # Set by `simpleaide` when it starts a daemon, for `simpleaide daemon status`: on demand
+    # (cli), or by `simpleaide daemon start` or `restart`.
+    parser.add_argument("--started-by", choices=STARTED_BY, help=argparse.SUPPRESS)
     return parser
 
 
@@ -116,11 +122,47 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def log_destination() -> LogDestination:
+    """Where this process's log goes (its stderr), for ``daemon.info``: the journal, a file
+    (the one ``simpleaide`` appends to: its path, if it still has one), nowhere
+    (``/dev/null``), or a terminal or pipe (by hand)."""
+    if _stderr_is_journal():
+        return LogDestination(to="journal", path=None)
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):  # closed
+        return LogDestination(to="none", path=None)
+    if stat.S_ISREG(st.st_mode):
+        return LogDestination(to="file", path=_path_of(st))
+    if stat.S_ISCHR(st.st_mode):
+        try:
+            null = os.stat(os.devnull)
+        except OSError:
+            null = None
+        if null is not None and null.st_rdev == st.st_rdev:
+            return LogDestination(to="none", path=None)
+    return LogDestination(to="stderr", path=None)
+
+
+def _path_of(st: os.stat_result) -> str | None:
+    """The path of the file open as stderr, if that path still names that file (it may
+    have been deleted or replaced since: a log rotated)."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{sys.stderr.fileno()}")
+        named = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if (named.st_dev, named.st_ino) != (st.st_dev, st.st_ino):
+        return None
+    return path
+
+
 def _start_mode(args: argparse.Namespace, activated: bool, notifier: systemd.Notifier) -> StartMode:
     if activated:
         return "socket-activation"
-    if args.started_by == "cli":  # first: the CLI may itself run inside a service
-        return "cli"
+    if args.started_by:  # first: the CLI may itself run inside a service
+        started_by: StartMode = args.started_by
+        return started_by
     if "INVOCATION_ID" in os.environ or notifier.enabled:
         return "systemd"
     return "foreground"
@@ -196,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             notifier=notifier,
             start_mode=_start_mode(args, activated is not None, notifier),
             load_config=load,
+            log_destination=log_destination(),
         )
     except ConfigError as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
@@ -210,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     except SocketInUse as exc:
         print(f"simpleaided: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"simpleaided: cannot start: {exc}", file=sys.stderr)
+    except OSError as exc:  # its words and the path, not "[Errno 2] ..."
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"simpleaided: cannot start: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

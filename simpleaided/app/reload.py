@@ -69,12 +69,17 @@ class Reloader:
             if self._load_config is None:
                 raise ConfigError("this daemon was started without a configuration to re-read")
             loaded = self._load_config()
-        except ConfigError as exc:
+        except ConfigError as exc:  # in words: what is wrong, where, what was meant
             self._refused(str(exc))
             return False
-        except Exception as exc:  # the disk failing: refused like an invalid file
+        except OSError as exc:  # the disk failing: refused like an invalid file
             log.exception("reading the configuration failed")
-            self._refused(f"cannot read it ({type(exc).__name__}: {exc})")
+            where = f" ({exc.filename})" if exc.filename else ""
+            self._refused(f"cannot read it{where}: {(exc.strerror or str(exc)).lower()}")
+            return False
+        except Exception as exc:  # a bug: said as one, with the log to look at
+            log.exception("reading the configuration failed")
+            self._refused(f"reading it failed ({type(exc).__name__}; see the log)")
             return False
         new, kept = carry_restart_only(self.config, loaded)
         # Valid: the last refusal's warning goes now, before the services change (a document
@@ -136,4 +141,4 @@ class Reloader:
             )
             self._llm_applied = new.llm
         # Always: it retries configured workspaces that could not be served before.
-        await services.runs.configure_workspaces(new.workspaces)
+        await services.runs.configure_workspaces(new.workspaces, new.flag_workspaces)

@@ -112,7 +112,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         poll_seconds=config.watch.poll_seconds,
     )
     runs = RunService(
-        WorkspaceRegistry(config.workspaces, config.state_dir),
+        WorkspaceRegistry(config.workspaces, config.state_dir, config.flag_workspaces),
         events=events,
         warnings=warnings,
         # The most one artifacts.get reply carries (base64 included); larger artifacts are
@@ -125,6 +125,7 @@ def build(config: Config, daemon: DaemonFacts) -> Services:
         snapshots=SnapshotStore(config.state_dir / "snapshots"),
         socket_path=socket_path,
         on_workspace_served=database.adopt_workspace,
+        on_workspace_unserved=database.release_workspace,
     )
     owners = OwnerWatch(runs, interval=config.runs.owner_check_seconds)
     sections: dict[str, SectionProvider] = {
@@ -215,7 +216,7 @@ def _check_http_extra() -> None:
     except ImportError as exc:
         raise ConfigError(
             f"the HTTP shim needs Starlette and uvicorn ({exc.name} is missing): "
-            "pip install 'simpleaided[http]'"
+            "install the http extra (pip install '.[http]' in simpleaided's source folder)"
         ) from None
 
 

@@ -1,10 +1,11 @@
 """The header chips, in words: ``DEV 🟢 · Vault 🔒 · DB ✅ RO · LLM 2/3 · Run ⏳ 1``
 (``DB ⚠️ RO`` when the PROD database's role could still write files or run programs).
 
-Every client shows the same five signals with the same words (DESIGN.md §6): the CLI and
+Every client shows the same five signals with the same words (README: The chips): the CLI and
 status lines in Python, the web header and the editor plugin in JavaScript. So the words are
 made here, once, and travel in the status document (``chips``); clients only lay them out.
-Each chip has a ``level`` that picks a colour: ``ok``, ``info``, ``warn``, ``bad`` or ``off``.
+Each chip has a ``level`` that picks a colour: ``ok``, ``info``, ``warn``, ``bad`` or ``off``,
+or ``checking`` while its state is not known yet (the database before its first probe answers).
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def vault_chip(vault: dict[str, Any]) -> dict[str, str]:
 def db_chip(db: dict[str, Any]) -> dict[str, str]:
     env, kind = db.get("env", "?"), db.get("type")
     ro = " RO" if db.get("readOnly") else ""
+    if db.get("checking"):
+        # Before the first probe answers (at start, after a reload): unknown, not off.
+        what = f" ({kind})" if kind else ""
+        return _chip(
+            "db", f"DB …{ro}", "checking", f"{env} database{what}: checking, no answer yet"
+        )
     if db.get("connected"):
         mode = "read-only" if db.get("readOnly") else "read-write"
         latency = db.get("latencyMs")
@@ -100,14 +107,24 @@ def db_chip(db: dict[str, Any]) -> dict[str, str]:
 
 
 def llm_chip(llm: dict[str, Any]) -> dict[str, str]:
+    """``LLM online/total``; ``LLM …`` (``checking``) until a backend's first probe answers:
+    one not probed yet is not known to be offline."""
     backends = llm.get("backends") or []
     if not backends:
         return _chip("llm", "LLM –", "off", "LLM: no backends configured")
     online, total = int(llm.get("online") or 0), int(llm.get("total") or 0)
-    level = "ok" if online == total else "warn" if online else "bad"
+    waiting = [b for b in backends if not b.get("online") and b.get("checkedAt") is None]
+    if len(waiting) == len(backends):
+        return _chip(
+            "llm", "LLM …", "checking", f"LLM: checking {plural(total, 'backend')}, no answer yet"
+        )
+    offline = total - online - len(waiting)
+    level = "ok" if online == total else "checking" if offline <= 0 else "warn" if online else "bad"
     parts = [
         f"{b.get('name', '?')} online"
         if b.get("online")
+        else f"{b.get('name', '?')}: checking, no answer yet"
+        if b.get("checkedAt") is None
         else f"{b.get('name', '?')}: {b.get('error') or 'offline'}"
         for b in backends
     ]
@@ -124,15 +141,51 @@ def last_run_words(last: dict[str, Any] | None) -> str | None:
     return words
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``, ``0 runs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+_TITLE_CHARS = 40  # a title longer than this is cut in a tooltip
+
+
+def _named_run(run: dict[str, Any], *, with_status: bool) -> str:
+    """``<id> “<title>”`` (the title on one line, cut), and its status if asked."""
+    words = str(run.get("id", "?"))
+    title = " ".join(str(run.get("title") or "").split())
+    if title:
+        cut = title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1].rstrip() + "…"
+        words += f" “{cut}”"
+    if with_status:
+        words += f" ({run.get('status', '?')})"
+    return words
+
+
+def active_runs_words(runs: dict[str, Any]) -> str:
+    """``1 run running: <id> “fix the parser”``, the runs named while they are few (the
+    document's ``activeRuns``), else ``5 runs running`` (``active`` when pending runs may be
+    counted too)."""
+    active = int(runs.get("active") or 0)
+    named = runs.get("activeRuns") or []
+    if named:
+        running = all(r.get("status") == "running" for r in named)
+    else:
+        running = not runs.get("pending")  # then every active run runs
+    words = f"{plural(active, 'run')} {'running' if running else 'active'}"
+    if named:
+        words += ": " + ", ".join(_named_run(r, with_status=not running) for r in named)
+    return words
+
+
 def runs_chip(runs: dict[str, Any]) -> dict[str, str]:
     active = int(runs.get("active") or 0)
     last = runs.get("last")
     last_words = last_run_words(last)
     if active > 0:
-        plural = "s" if active != 1 else ""
-        tip = f"{active} run{plural} active"
-        if last_words:
-            tip += f"; l{last_words[1:]}"  # "; last run running 5s ago"
+        tip = active_runs_words(runs)
+        named = {r.get("id") for r in runs.get("activeRuns") or []}
+        if last_words and (last or {}).get("id") not in named:
+            tip += f"; l{last_words[1:]}"  # "; last run failed 2m ago"
         return _chip("runs", f"Run ⏳ {active}", "warn", tip)
     if not last or last_words is None:
         return _chip("runs", "Run –", "off", "No runs yet")
@@ -167,6 +220,11 @@ def chips(doc: dict[str, Any]) -> list[dict[str, str]]:
             "runs",
             (
                 runs.get("active"),
+                runs.get("pending"),
+                tuple(
+                    (r.get("id"), r.get("title"), r.get("status"))
+                    for r in runs.get("activeRuns") or ()
+                ),
                 last.get("id"),
                 last.get("status"),
                 format_age(last.get("ageMs")),

@@ -60,3 +60,97 @@ def default_sqlite_path(workspace: str | None, env: str) -> str | None:
     if not workspace:
         return None
     return f"{workspace.rstrip('/')}/.simpleaide/{env.lower()}.sqlite3"
+
+
+# What libpq reads from a conninfo that says which database, never how to log in.
+_WHICH = ("host", "hostaddr", "port", "dbname", "user")
+# What it reads that is a secret: a part holding one is not shown.
+_SECRET_PARAMS = ("password", "sslpassword")
+
+
+def describe_target(target: DbTarget | None) -> dict[str, str | None] | None:
+    """Which database ``target`` is, with no secret in it (``db.status``'s ``target``).
+
+    A PostgreSQL URL is read by libpq itself (psycopg's ``conninfo_to_dict``), as the
+    connection will read it, and only its host (else its hostaddr), port, database and user
+    are kept: a password, in the URL or in its query (``password=``, ``sslpassword=``), is
+    never copied, nor a part that holds it. A URL libpq cannot have read as meant (see
+    ``misread``) shows none of its parts, since any may be a piece of the password. Without
+    psycopg, or when libpq cannot read the URL, only the type is told: the status's error
+    says why.
+    """
+    if target is None:
+        return None
+    described: dict[str, str | None] = {
+        "type": target.kind,
+        "path": None,
+        "host": None,
+        "port": None,
+        "dbname": None,
+        "user": None,
+        "vaultSecret": None,
+    }
+    if target.kind == "sqlite":
+        described["path"] = target.location
+        return described
+    described.update(_postgres_parts(target.location))
+    return described
+
+
+def conninfo_params(conninfo: str) -> dict[str, str] | None:
+    """What libpq reads from a PostgreSQL URL or ``key=value`` string, or ``None`` when psycopg
+    is not installed or libpq cannot read it."""
+    try:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return None
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
+    except psycopg.Error:
+        return None
+
+
+def misread(params: dict[str, str]) -> bool:
+    """Whether libpq cannot have read a URL as meant (``params``: what it read): a host, port
+    or database holding ``@``, or a port that is no number. An unescaped ``/`` or ``@`` in a
+    password does that (``u:1234/x@h/db`` is host ``u``, port ``1234`` to libpq), and the
+    parts are then pieces of the password."""
+    for name in ("host", "hostaddr", "port", "dbname"):
+        value = params.get(name)
+        if value is None:
+            continue
+        if "@" in value or any(ord(c) < 0x20 for c in value):
+            return True
+        if name == "port" and not all(
+            p == "" or (p.isascii() and p.isdigit()) for p in value.split(",")
+        ):
+            return True
+    # libpq ends the user at the first "@": one in the user was written as %40 (or in the
+    # query), on purpose.
+    return any(ord(c) < 0x20 for c in params.get("user", ""))
+
+
+def _ports(port: str | None) -> str | None:
+    """libpq's ports, one per host (``h1,h2`` without ports reads ``,``): ``None`` when none
+    is given, else each given one, and ``default`` for a host without one."""
+    if port is None or not port.replace(",", ""):
+        return None
+    return ",".join(p or "default" for p in port.split(","))
+
+
+def _postgres_parts(url: str) -> dict[str, str | None]:
+    params = conninfo_params(url)
+    if params is None or misread(params):
+        return {}
+    secrets = [params[name] for name in _SECRET_PARAMS if len(params.get(name, "")) >= 3]
+
+    def part(value: str | None) -> str | None:
+        return None if value is None or any(s in value for s in secrets) else value
+
+    return {
+        "host": part(params.get("host") or params.get("hostaddr")),
+        "port": part(_ports(params.get("port"))),
+        "dbname": part(params.get("dbname")),
+        "user": part(params.get("user")),
+    }

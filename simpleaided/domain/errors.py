@@ -38,11 +38,29 @@ class NotFound(SimpleaideError):
     """The addressed run, step, artifact or workspace does not exist."""
 
 
+# A status in a sentence ("step 01_build has failed"), for the messages people read.
+_STATUS_PHRASES = {
+    "pending": "is pending",
+    "running": "is running",
+    "completed": "has completed",
+    "failed": "has failed",
+    "skipped": "was skipped",
+    "cancelled": "was cancelled",
+    "corrupt": "is corrupt",
+    "exited": "has exited",
+}
+
+
+def status_phrase(status: str) -> str:
+    """``has failed``, ``is running``, ``was skipped``: ``status`` after a subject."""
+    return _STATUS_PHRASES.get(str(status), f"is {status}")
+
+
 class InvalidTransition(SimpleaideError):
     """The state machine refuses to move from the current status to the requested one."""
 
     def __init__(self, what: str, current: str, requested: str, reason: str = "") -> None:
-        message = f"{what} is {current}; cannot move to {requested}"
+        message = f"{what} {status_phrase(current)}; cannot move to {requested}"
         if reason:
             message = f"{message} ({reason})"
         super().__init__(message, {"current": current, "requested": requested})
@@ -97,7 +115,7 @@ class BackendUnavailable(SimpleaideError):
 class SocketOnly(SimpleaideError):
     """A method served on the owner-only socket alone, called over another connection (the
     web console's WebSocket): secret values, the vault's keys and the console's token never
-    leave through HTTP (DESIGN.md §7)."""
+    leave through HTTP (README: Security of the HTTP side)."""
 
 
 class Cancelled(SimpleaideError):

@@ -187,6 +187,8 @@ class RunIndex:
         self._by_workspace: dict[str, Tally] = {}
         # Active runs that name an owner process, so checking owners never walks every run.
         self._owned: dict[str, tuple[int, int | None]] = {}
+        # Pending and running runs, so naming the active ones never walks every run.
+        self._live: dict[str, RunSummary] = {}
         # Counts every change: what is computed from the index stays valid while it holds.
         self.version = 0
 
@@ -209,6 +211,10 @@ class RunIndex:
             self._owned[summary.id] = (summary.owner_pid, summary.owner_start_time)
         else:
             self._owned.pop(summary.id, None)
+        if summary.status in _ACTIVE:
+            self._live[summary.id] = summary
+        else:
+            self._live.pop(summary.id, None)
         if old is not None and old.workspace == summary.workspace:
             self.all.replace(old, summary)
             self._by_workspace[summary.workspace].replace(old, summary)
@@ -234,6 +240,8 @@ class RunIndex:
             runs[summary.id] = summary
             if summary.owner_pid is not None and summary.status in _ACTIVE:
                 self._owned[summary.id] = (summary.owner_pid, summary.owner_start_time)
+            if summary.status in _ACTIVE:
+                self._live[summary.id] = summary
         self.version += 1
         ids = [summary.id for summary in summaries]
         ids.sort()
@@ -255,6 +263,7 @@ class RunIndex:
         if old is not None:
             self.version += 1
             self._owned.pop(run_id, None)
+            self._live.pop(run_id, None)
             self._untally(old)
             pos = bisect.bisect_left(self._order, run_id)
             del self._order[pos]
@@ -279,6 +288,20 @@ class RunIndex:
         names its owner."""
         return [(run_id, pid, start) for run_id, (pid, start) in self._owned.items()]
 
+    def live(
+        self, statuses: frozenset[str], *, limit: int, workspace: str | None = None
+    ) -> list[RunSummary]:
+        """Up to ``limit`` pending or running runs whose status is in ``statuses`` (in
+        ``workspace``, if given), the most recently started first: a walk of the active runs
+        only."""
+        found = [
+            s
+            for s in self._live.values()
+            if s.status in statuses and (workspace is None or s.workspace == workspace)
+        ]
+        found.sort(key=RunSummary.latest_key, reverse=True)
+        return found[:limit]
+
     def summaries(self, workspace: str | None = None) -> Iterator[RunSummary]:
         """Every summary, overall or in ``workspace``, in no particular order."""
         runs = self._runs.values()
@@ -289,6 +312,31 @@ class RunIndex:
     def ids_in_workspace(self, workspace: str) -> list[str]:
         """The ids of every run indexed for ``workspace``."""
         return [s.id for s in self._runs.values() if s.workspace == workspace]
+
+    def matching(
+        self, prefix: str, *, limit: int, workspace: str | None = None
+    ) -> tuple[list[RunSummary], int]:
+        """The runs whose id starts with ``prefix`` (in ``workspace``, if given), newest
+        first, at most ``limit`` of them; and how many there are in all.
+
+        Two bisections find the ids sharing the prefix (ids are ordered); only a workspace
+        filter reads the summaries between them."""
+        start = bisect.bisect_left(self._order, prefix)
+        # Every id is ASCII: none sorts at or after the prefix followed by the last code point.
+        end = bisect.bisect_left(self._order, prefix + "\U0010ffff", start)
+        if workspace is None:
+            ids = self._order[max(start, end - limit) : end]
+            return [self._runs[run_id] for run_id in reversed(ids)], end - start
+        out: list[RunSummary] = []
+        count = 0
+        for pos in range(end - 1, start - 1, -1):
+            summary = self._runs[self._order[pos]]
+            if summary.workspace != workspace:
+                continue
+            count += 1
+            if len(out) < limit:
+                out.append(summary)
+        return out, count
 
     def page(
         self,

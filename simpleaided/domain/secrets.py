@@ -11,7 +11,9 @@ import contextlib
 import re
 from collections.abc import Iterable
 from typing import Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from simpleaided.domain.database import POSTGRES_SCHEMES, conninfo_params, misread
 
 VAULT_REF = "vault:"
 """The prefix of a setting that names a secret instead of holding it: ``vault:NAME``."""
@@ -48,31 +50,61 @@ def is_vault_ref(value: str) -> bool:
 
 
 def url_secrets(url: str) -> set[str]:
-    """The passwords a URL holds, as written and decoded: its userinfo password and any
-    ``password=`` query value (libpq takes both, and its errors may quote either)."""
+    """The passwords a PostgreSQL URL (or ``key=value`` conninfo) or another URL holds, as
+    written and decoded: what libpq's own parser reads as ``password`` and ``sslpassword``
+    (``#`` or ``?`` inside a password included, as the connection will read it), the password
+    meant by a URL libpq misreads (an unescaped ``/`` or ``@`` in it) or cannot read (a space
+    or a stray ``%`` too) with its pieces, and
+    what a generic URL reading finds (its userinfo password, a ``password=`` query value),
+    since libpq's errors may quote any of them: more masked is no harm, one missed is."""
     found: set[str] = set()
+    params = conninfo_params(url) if "://" not in url or url.startswith(POSTGRES_SCHEMES) else None
+    for name in ("password", "sslpassword"):
+        value = (params or {}).get(name)
+        if value:
+            found |= {value, quote(value, safe="")}
+    unread = params is None and url.startswith(POSTGRES_SCHEMES)
+    if unread or (params is not None and misread(params)):
+        found |= _meant_password(url)
     with contextlib.suppress(ValueError):
         parts = urlsplit(url)
         if parts.password:
             found |= {parts.password, unquote(parts.password)}
         for name, value in parse_qsl(parts.query, keep_blank_values=False):
-            if name == "password":
+            if name in ("password", "sslpassword"):
                 found.add(value)
-        found |= {m.group(1) for m in re.finditer(r"[?&]password=([^&#]*)", url) if m.group(1)}
+        found |= {
+            m.group(1) for m in re.finditer(r"[?&](?:ssl)?password=([^&#]*)", url) if m.group(1)
+        }
     return {secret for secret in found if secret}
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
+def _meant_password(url: str) -> set[str]:
+    """The password a URL libpq misread or could not read was meant to hold (all between the
+    user's ``:`` and the last ``@``), and its pieces that libpq may quote as a host, port,
+    database, query parameter or in its parse errors."""
+    rest = url.partition("://")[2]
+    userinfo, at, _ = rest.rpartition("@")
+    meant = userinfo.partition(":")[2] if at else ""
+    pieces = re.split(r"[/@?#:=&%\s]", meant)
+    return {meant, *(piece for piece in pieces if len(piece) >= _SHORT)}
+
+
+def scrub(text: str, secrets: Iterable[str], *, ignore_case: bool = False) -> str:
     """``text`` with every known secret masked, and any URL userinfo password or
-    ``password=`` value too (a server may echo a secret the daemon never knew it sent).
+    ``password=`` value too (a server may echo a secret the daemon never knew it sent);
+    ``ignore_case`` masks a secret however it is cased (in a value that was upper-cased).
 
     Secrets are masked longest first, so one that contains another is masked whole and no
     part of it is left behind; one shorter than three characters only where it stands alone.
     """
+    flags = re.IGNORECASE if ignore_case else 0
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        if len(secret) >= _SHORT:
+        if len(secret) >= _SHORT and not ignore_case:
             text = text.replace(secret, MASK)
+        elif len(secret) >= _SHORT:
+            text = re.sub(re.escape(secret), MASK, text, flags=flags)
         else:
-            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text, flags=flags)
     text = _URL_PASSWORD.sub(rf"\1{MASK}@", text)
     return _KV_PASSWORD.sub(rf"\1{MASK}", text)

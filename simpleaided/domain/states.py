@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from simpleaided.domain.errors import InvalidTransition, NotFound
+from simpleaided.domain.errors import InvalidTransition, NotFound, status_phrase
 from simpleaided.domain.models import RunMetadata, RunStatus, StepMetadata, StepStatus
 from simpleaided.domain.names import MAX_STEPS, check_step_name
 
@@ -146,8 +146,7 @@ def end_run(
             _run_label(run),
             run.status,
             target,
-            f"steps still open: {listed}; finish them first, or complete with force "
-            "(force: true; --force in the CLI) to close them",
+            f"steps still open: {listed}; finish them first, or force, which closes them",
         )
     ended = finish_run(run, target, now, error_message)
     return ended, repair_open_steps(ended, still_open, now)
@@ -191,7 +190,7 @@ def transition_step(
         raise InvalidTransition(_step_label(run, step), step.status, target)
     if run.status not in ACTIVE_RUN:
         raise InvalidTransition(
-            _step_label(run, step), step.status, target, f"its run is {run.status}"
+            _step_label(run, step), step.status, target, f"its run {status_phrase(run.status)}"
         )
     update: dict[str, object] = {"status": target}
     if target is StepStatus.RUNNING:

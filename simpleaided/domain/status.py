@@ -35,14 +35,25 @@ class LastRun(_Doc):
     errorMessage: str | None
 
 
+class ActiveRun(_Doc):
+    """One of the runs ``active`` counts, named in the Run chip's tooltip."""
+
+    id: str
+    title: str | None
+    status: str
+
+
 class RunsSection(_Doc):
-    """Counts of runs; ``active`` counts running runs (and pending ones when configured)."""
+    """Counts of runs; ``active`` counts running runs (and pending ones when configured).
+    ``activeRuns`` names them, the most recently started first, while they are at most
+    ``NAMED_ACTIVE`` (3); with more it is empty (the chip counts them)."""
 
     active: int
     busy: bool
     pending: int
     total: int
     last: LastRun | None
+    activeRuns: list[ActiveRun]
 
 
 class VaultSection(_Doc):
@@ -56,9 +67,12 @@ class DbSection(_Doc):
     """The database of the active profile, from the last probe (``readOnly`` is read back
     from the database session when connected; when not, it is true in PROD). ``warnings``
     says what a read-only session's role could still do beyond reading (a PostgreSQL
-    superuser writes server files and runs programs), checked when it connected."""
+    superuser writes server files and runs programs), checked when it connected.
+    ``checking`` is true from the daemon's start (or a new target: a reload, a workspace
+    adopted) until the first probe answers: not connected, but not known to be off either."""
 
     connected: bool
+    checking: bool
     type: DbKind | None
     env: EnvProfile
     readOnly: bool
@@ -105,7 +119,8 @@ class Chip(_Doc):
 
     name: Literal["env", "vault", "db", "llm", "runs"]
     text: str
-    level: Literal["ok", "info", "warn", "bad", "off"]
+    # ``checking``: not known yet (the database before its first probe answers).
+    level: Literal["ok", "info", "warn", "bad", "off", "checking"]
     tooltip: str
     href: str
 
@@ -128,6 +143,11 @@ class StatusDocument(_Doc):
 # than the count it keys, and every status query reads these.
 _RUNNING: str = RunStatus.RUNNING.value
 _PENDING: str = RunStatus.PENDING.value
+_RUNNING_ONLY = frozenset({_RUNNING})
+_RUNNING_OR_PENDING = frozenset({_RUNNING, _PENDING})
+
+NAMED_ACTIVE = 3
+"""Up to how many active runs the runs section names (``activeRuns``)."""
 
 
 def active_count(tally: Tally, *, count_pending: bool) -> int:
@@ -150,12 +170,41 @@ def _last_run_fields(latest: RunSummary) -> dict[str, Any]:
             "status": latest.status,
             "startedAt": latest.started_at,
             "completedAt": latest.completed_at,
-            # Beyond DESIGN.md's example: lets a status line's tooltip say why it failed
-            # without a second request (and a disk read) on every poll.
+            # An addition to the document's first design: lets a status line's tooltip say why
+            # it failed without a second request (and a disk read) on every poll.
             "errorMessage": latest.error_message,
         }
         _last_rendered = (latest, fields)
     return fields
+
+
+# The active runs last named: (the index, what they were read for, the runs). Every status
+# query in a new millisecond builds the section; the index changes far less often.
+_named: tuple[RunIndex | None, tuple[int, str | None, bool], list[dict[str, Any]]] = (
+    None,
+    (0, None, False),
+    [],
+)
+
+
+def _active_runs(
+    index: RunIndex, workspace: str | None, count_pending: bool, active: int
+) -> list[dict[str, Any]]:
+    """The active runs when there are few of them (``NAMED_ACTIVE``), else none."""
+    global _named
+    if not 0 < active <= NAMED_ACTIVE:
+        return []
+    key = (index.version, workspace, count_pending)
+    named_index, named_key, runs = _named  # one read: consistent even if another thread names
+    if named_index is index and named_key == key:
+        return runs
+    statuses = _RUNNING_OR_PENDING if count_pending else _RUNNING_ONLY
+    runs = [
+        {"id": s.id, "title": s.title, "status": s.status}
+        for s in index.live(statuses, limit=NAMED_ACTIVE, workspace=workspace)
+    ]
+    _named = (index, key, runs)
+    return runs
 
 
 def runs_section(
@@ -175,6 +224,7 @@ def runs_section(
         "pending": tally.counts[_PENDING],
         "total": tally.total,
         "last": last,
+        "activeRuns": _active_runs(index, workspace, count_pending, active),
     }
 
 
@@ -184,6 +234,7 @@ def unconfigured_sections(env: EnvProfile, socket_path: str) -> dict[str, dict[s
         "vault": {"state": "uninitialized", "autoLockRemainingMs": None},
         "db": {
             "connected": False,
+            "checking": False,
             "type": None,
             "env": env,
             "readOnly": env == "PROD",

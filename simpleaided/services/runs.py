@@ -13,6 +13,10 @@ would have, with the run's reason, and logs. A store written by an older daemon,
 steps open, is repaired the same way. A crash mid-write otherwise leaves only hidden temp
 entries of exact names (``.tmp-<hex>``, ``.deleting-<hex>``, ``.creating-<hex>``), which
 ``tidy`` removes.
+
+Events go out in the opposite order: a change's step events before its run's event, so the
+``status`` event that says a run ended comes after those of the steps its end closed (and of
+the step whose failure ended it): a client that stops at the run's end has seen them all.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
+import shlex
+import stat
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -45,7 +52,7 @@ from simpleaided.services.fairness import TimeSlices
 from simpleaided.services.processes import process_gone, process_start_time
 from simpleaided.services.warnings import Warnings
 from simpleaided.services.watcher import RunWatcher
-from simpleaided.services.workspaces import WorkspaceRegistry, canonical_workspace
+from simpleaided.services.workspaces import RemovedBy, WorkspaceRegistry, canonical_workspace
 from simpleaided.store.runstore import (
     CorruptRecord,
     RunHandle,
@@ -53,6 +60,7 @@ from simpleaided.store.runstore import (
     WorkspaceStore,
     artifact_info,
     encode_artifact,
+    runs_path,
 )
 from simpleaided.store.snapshot import SnapshotStore
 
@@ -86,6 +94,13 @@ def _read_steps(handle: RunHandle, run: RunMetadata) -> list[StepMetadata]:
     return found
 
 
+def _forcible(exc: InvalidTransition) -> InvalidTransition:
+    """``exc``, marked as a refusal that the call's ``force`` would overcome (``data.hint``):
+    a client words that its own way (the CLI names its ``--force``)."""
+    exc.data = {**(exc.data or {}), "hint": "force"}
+    return exc
+
+
 def _read_for_change(handle: RunHandle, requested: str) -> RunMetadata:
     try:
         return handle.read()
@@ -109,6 +124,7 @@ class RunService:
         snapshots: SnapshotStore | None = None,
         socket_path: str = "",
         on_workspace_served: Callable[[str], None] | None = None,
+        on_workspace_unserved: Callable[[str, list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.events = events
@@ -130,8 +146,11 @@ class RunService:
         # Whether every workspace came from its snapshot with nothing re-read: then the
         # snapshots already say what the index holds (saving them again only churns memory).
         self.snapshots_current = True
-        # Told of every workspace served from now on (the database's default file lives there).
+        # Told of every workspace served from now on (the database's default file lives there),
+        # and of every one no longer served, with those still served (sorted): the database
+        # lets go of a default file there.
         self.on_workspace_served = on_workspace_served
+        self.on_workspace_unserved = on_workspace_unserved
         # The daemon's socket, written into the lock of each workspace served, so that another
         # daemon refused it can say which daemon serves it.
         self.socket_path = socket_path
@@ -142,14 +161,26 @@ class RunService:
         # Writes in flight in each workspace: one let go meanwhile is not marked as let go
         # cleanly (its next holder walks it).
         self._writing: Counter[str] = Counter()
+        # One write of the state file at a time, each with what the registry held when it
+        # began: two could otherwise land in the wrong order.
+        self._saving = anyio.Lock()
 
     # -- the index, changed here only ------------------------------------------------------
 
-    def _index_put(self, summary: RunSummary, signature: int | None = None) -> None:
+    def _index_put(
+        self,
+        summary: RunSummary,
+        signature: int | None = None,
+        steps: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Index ``summary``; ``steps`` (as the wire shows them) changed with it, and their
+        events go out before the run's."""
         if self.registry.find_canonical(summary.workspace) is None:
             # The workspace was removed while this write was in flight: its runs are not
             # served any more, and must not come back through a late update.
             return
+        for step in steps:
+            self.events.step_changed(summary.id, step)
         if signature is None:
             self.signatures.pop(summary.id, None)
         else:
@@ -174,6 +205,27 @@ class RunService:
         """
         for path, source in self.registry.initial():
             await self._serve_or_warn(path, source, watch=False)
+        if self.registry.changed_at_start:
+            await self._remember_or_warn()
+
+    async def _remember(self) -> None:
+        """Write the registry's state file: its contents made here, on the loop (where the
+        registry changes), only the write in a worker thread."""
+        async with self._saving:
+            data = self.registry.encode()
+            await anyio.to_thread.run_sync(self.registry.write, data)
+
+    async def _remember_or_warn(self) -> None:
+        try:
+            await self._remember()
+        except (OSError, UnsafePath) as exc:
+            log.warning("cannot remember the added workspaces: %s", exc)
+
+    async def _unserved(self, path: str) -> None:
+        """Tell ``on_workspace_unserved`` that ``path`` is no longer served."""
+        if self.on_workspace_unserved is not None:
+            served = sorted(p for p, _ in self.registry.items())
+            await self.on_workspace_unserved(path, served)
 
     async def _serve_or_warn(
         self, path: str, source: WorkspaceSource, *, watch: bool = True
@@ -192,6 +244,14 @@ class RunService:
             reason = exc.message
         except OSError as exc:
             reason = f"cannot read it: {exc.strerror or exc}"
+        if source == "added" and self.registry.refused_source(path) is None:
+            # Remembered still (a save must not forget it), and tried again as a refused one
+            # is: a disk mounted later, a folder's mode put right.
+            self.registry.refuse(path, source)
+            reason += (
+                "; it stays added and is tried again until it can be served (to forget it: "
+                f"simpleaide workspaces rm {path})"
+            )
         message = f"workspace {path} is not served: {reason}"
         log.warning("%s", message)
         self.warnings.set(_not_served(path), message)
@@ -208,6 +268,9 @@ class RunService:
 
         If the daemon that held it before did not let it go cleanly, its store is walked in
         depth before this returns (when ``watch``; else ``check_all`` does it later)."""
+        # A configured folder whose real path is not UTF-8 text (kept as written): refused
+        # here, in words, before anything is written of it.
+        names.check_folder_text(await anyio.to_thread.run_sync(os.path.realpath, path))
         store = WorkspaceStore(path)
         # One claim at a time: a concurrent add of the same path waits, then finds it served
         # (two claims by this daemon would refuse each other). Shielded: a lock taken by a
@@ -317,15 +380,19 @@ class RunService:
         canonical = canonical_workspace(path)
         async with self._adding_removing:
             if self.registry.find(canonical) is None:
+                self.registry.check_room(canonical)
                 await self._serve_workspace(canonical, "added")
-                await anyio.to_thread.run_sync(self.registry.save)
+                await self._remember()
         return self._workspace_info(canonical)
 
-    async def configure_workspaces(self, configured: list[str]) -> None:
-        """Serve what a reloaded configuration lists and stop serving the configured
-        workspaces it no longer lists (their files stay)."""
+    async def configure_workspaces(
+        self, configured: list[str], flagged: list[str] | None = None
+    ) -> None:
+        """Serve what a reloaded configuration lists (``flagged``: those of them the command
+        line gave) and stop serving the configured workspaces it no longer lists (their
+        files stay)."""
         before = self.registry.configured
-        new, dropped = self.registry.configure(configured)
+        new, dropped = self.registry.configure(configured, flagged)
         # Those that could not be served are tried again (or are not wanted any more).
         for path in {*before, *self.registry.configured}:
             self.warnings.clear(_not_served(path))
@@ -335,10 +402,10 @@ class RunService:
             log.info("workspace %s is no longer configured: not served any more", path)
         for path in new:
             await self._serve_or_warn(path, "config")
-        try:
-            await anyio.to_thread.run_sync(self.registry.save)
-        except (OSError, UnsafePath) as exc:
-            log.warning("cannot remember the added workspaces: %s", exc)
+        for path in dropped:
+            if self.registry.find_canonical(path) is None:  # not served again meanwhile
+                await self._unserved(path)
+        await self._remember_or_warn()
 
     async def remove_workspace(self, path: str) -> dict[str, Any]:
         """Stop serving ``path`` (its files stay) and forget it."""
@@ -352,11 +419,13 @@ class RunService:
             if refused == "added":
                 # Remembered, but another daemon holds it: forgotten here, not tried again.
                 self.registry.drop_refused(canonical)
+                self.registry.mark_removed(canonical, "remove")
                 self._clear_not_served(canonical)
             else:
                 self.registry.unregister(canonical, clean=not self._writing[canonical])
                 self._forget_workspace(canonical)
-            await anyio.to_thread.run_sync(self.registry.save)
+                await self._unserved(canonical)
+            await self._remember()
         return {"path": canonical, "removed": True}
 
     def _forget_workspace(self, canonical: str) -> None:
@@ -378,33 +447,74 @@ class RunService:
         return {"path": path, "runs": self.index.tally(path).total, "source": source}
 
     def scope(self, workspace: str | None) -> str | None:
-        """The canonical served path of ``workspace``; ``NotFound`` if it is not served."""
+        """The canonical served path of ``workspace``; ``NotFound`` if it is not served,
+        saying whether the user stopped serving it (``data.removed``: then a client must
+        not add it again on its own) and how to serve it."""
         if workspace is None:
             return None
-        found = self.registry.find(workspace)
+        canonical = canonical_workspace(workspace)
+        found = self.registry.find_canonical(canonical)
         if found is None:
-            raise NotFound(f"workspace {workspace} is not served")
+            removed = self.registry.removed_by(canonical)
+            why = f": {_REMOVED_WORDS[removed]}" if removed else ""
+            again = " again" if removed else ""
+            raise NotFound(
+                f"workspace {canonical} is not served{why}; serve it{again} with: "
+                f"simpleaide workspaces add {shlex.quote(canonical)}",
+                {"workspace": canonical, "removed": removed},
+            )
         return found
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _locate(self, run_id: str) -> WorkspaceStore:
+    async def _locate(self, run_id: str) -> WorkspaceStore:
         summary = self.index.get(run_id)
         if summary is None:
-            raise NotFound(f"run {run_id} does not exist")
+            raise await self._run_not_found(run_id)
         return self.registry.store(summary.workspace)
+
+    async def _run_not_found(self, run_id: str) -> NotFound:
+        """The error for a run the index lacks: it may lie in a workspace this daemon does
+        not serve (removed by the user, or held by another daemon), which it then names,
+        with what to do (``data``: ``runId``, and ``workspace`` and ``removed`` if so).
+
+        Those folders are looked in from a worker thread: one on a mount that hangs must
+        not stop the daemon."""
+        unserved = [(path, self.registry.removed_by(path)) for path in self.registry.removed()]
+        unserved += [(path, None) for path, _ in self.registry.refused()]
+        if not unserved:
+            return NotFound(f"run {run_id} does not exist", {"runId": run_id})
+        found = await anyio.to_thread.run_sync(_holding_run, [path for path, _ in unserved], run_id)
+        if found is None:
+            return NotFound(f"run {run_id} does not exist", {"runId": run_id})
+        path, removed = unserved[found]
+        if removed is None:
+            why = "another simpleaided serves it"
+            todo = "use that daemon's socket (named in: simpleaide daemon status)"
+        else:
+            why = _REMOVED_WORDS[removed]
+            todo = f"serve it again with: simpleaide workspaces add {shlex.quote(path)}"
+        return NotFound(
+            f"run {run_id} is in workspace {path}, which this daemon does not serve: {why}; {todo}",
+            {"runId": run_id, "workspace": path, "removed": removed},
+        )
 
     def _lock(self, run_id: str) -> anyio.Lock:
         return self._locks[hash(run_id) % _LOCK_STRIPES]
 
     async def _change(
-        self, run_id: str, op: Callable[[RunHandle], tuple[RunMetadata, T]]
+        self,
+        run_id: str,
+        op: Callable[[RunHandle], tuple[RunMetadata, T]],
+        steps: Callable[[T], Sequence[dict[str, Any]]] = lambda _: (),
     ) -> tuple[dict[str, Any], T]:
-        """Run ``op`` on the open run folder in a thread, then index the run it returns.
+        """Run ``op`` on the open run folder in a thread, then index the run it returns;
+        ``steps`` gives, from what ``op`` returned besides, the steps it changed (their
+        events go out first).
 
         Returns the run as the wire shows it, and what ``op`` returned besides.
         """
-        store = self._locate(run_id)
+        store = await self._locate(run_id)
 
         def in_thread() -> tuple[tuple[RunMetadata, T], int | None]:
             with store.open_run(run_id) as handle:
@@ -417,7 +527,7 @@ class RunService:
                 except NotFound:
                     await self._refresh(store, run_id)
                     raise
-                self._index_put(RunSummary.of(run, store.path), signature)
+                self._index_put(RunSummary.of(run, store.path), signature, steps(result))
         return api.run_view(run, store.path), result
 
     @asynccontextmanager
@@ -586,11 +696,10 @@ class RunService:
             return run, closed
 
         try:
-            view, closed = await self._change(run_id, op)
+            view, closed = await self._change(run_id, op, _step_views)
         except (NotFound, InvalidTransition) as exc:  # gone or corrupt meanwhile
             log.warning("cannot close the open steps of run %s: %s", run_id, exc)
             return
-        self._steps_closed(run_id, closed)
         for step in closed:
             log.warning(
                 "run %s is %s but its step %s was open: marked %s%s",
@@ -650,7 +759,7 @@ class RunService:
 
     async def get_run(self, run_id: str, *, steps: bool = False) -> dict[str, Any]:
         """A run's metadata from disk (and its steps if asked); corrupt runs say why."""
-        store = self._locate(run_id)
+        store = await self._locate(run_id)
 
         def in_thread() -> dict[str, Any]:
             with store.open_run(run_id) as handle:
@@ -680,6 +789,13 @@ class RunService:
         next_before = rows[-1].id if len(rows) == params.limit else None
         return {"runs": [row.to_wire() for row in rows], "nextBefore": next_before}
 
+    def resolve_runs(self, params: api.ResolveRunsParams) -> dict[str, Any]:
+        """The runs whose id starts with a prefix, from memory, newest first, and how many."""
+        rows, count = self.index.matching(
+            params.prefix, limit=params.limit, workspace=self.scope(params.workspace)
+        )
+        return {"runs": [row.to_wire() for row in rows], "count": count}
+
     async def finish_run(
         self,
         run_id: str,
@@ -693,19 +809,20 @@ class RunService:
 
         def op(handle: RunHandle) -> tuple[RunMetadata, list[StepMetadata]]:
             current = _read_for_change(handle, target)
-            run, closed = states.end_run(
-                current,
-                _read_steps(handle, current),
-                target,
-                self._now(),
-                error_message,
-                force=force,
-            )
+            steps = _read_steps(handle, current)
+            try:
+                run, closed = states.end_run(
+                    current, steps, target, self._now(), error_message, force=force
+                )
+            except InvalidTransition as exc:
+                if not force and current.status is RunStatus.RUNNING:
+                    if any(step.status in states.OPEN_STEP for step in steps):
+                        _forcible(exc)  # refused for its open steps, which force closes
+                raise
             _write_closing(handle, run, closed)
             return run, closed
 
-        view, closed = await self._change(run_id, op)
-        self._steps_closed(run_id, closed)
+        view, _ = await self._change(run_id, op, _step_views)
         log.info("run %s %s", run_id, target)
         return view
 
@@ -723,23 +840,18 @@ class RunService:
             _write_closing(handle, run, closed)
             return run, closed
 
-        _, closed = await self._change(run_id, op)
+        _, closed = await self._change(run_id, op, lambda closed: _step_views(closed or []))
         if closed is None:
             return False
-        self._steps_closed(run_id, closed)
         log.warning("run %s abandoned: %s", run_id, error_message)
         return True
-
-    def _steps_closed(self, run_id: str, closed: list[StepMetadata]) -> None:
-        for step in closed:
-            self.events.step_changed(run_id, api.step_view(step))
 
     async def delete_run(
         self, run_id: str, *, force: bool = False, finished_only: bool = False
     ) -> dict[str, Any]:
         """Delete a run and its files; a running one only with ``force``. With
         ``finished_only`` (for prune) the run must have finished, as read under its lock."""
-        store = self._locate(run_id)
+        store = await self._locate(run_id)
 
         def in_thread() -> None:
             if finished_only:
@@ -754,8 +866,10 @@ class RunService:
         async with self._writing_in(store), self._lock(run_id):
             summary = self.index.get(run_id)
             if summary is not None and summary.status == RunStatus.RUNNING and not force:
-                raise InvalidTransition(
-                    f"run {run_id}", RunStatus.RUNNING, "deleted", "cancel it first, or force"
+                raise _forcible(
+                    InvalidTransition(
+                        f"run {run_id}", RunStatus.RUNNING, "deleted", "cancel it first, or force"
+                    )
                 )
             with anyio.CancelScope(shield=True):
                 try:
@@ -795,8 +909,7 @@ class RunService:
             handle.write(run)
             return run, api.step_view(step)
 
-        view, step = await self._change(run_id, op)
-        self.events.step_changed(run_id, step)
+        view, step = await self._change(run_id, op, lambda step: [step])
         return {"run": view, "step": step}
 
     async def transition_step(
@@ -842,9 +955,9 @@ class RunService:
                 handle.write(run)
             return run, (api.step_view(new_step), [])
 
-        view, (step, closed) = await self._change(run_id, op)
-        self.events.step_changed(run_id, step)
-        self._steps_closed(run_id, closed)
+        view, (step, _) = await self._change(
+            run_id, op, lambda changed: [changed[0], *_step_views(changed[1])]
+        )
         return {"run": view, "step": step}
 
     async def list_steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -880,7 +993,7 @@ class RunService:
         # Decoding megabytes takes milliseconds: in a worker thread, so other clients are
         # answered meanwhile, and before the run's lock is taken.
         data = await anyio.to_thread.run_sync(_put_body, params)
-        store = self._locate(params.run_id)
+        store = await self._locate(params.run_id)
 
         def in_thread() -> dict[str, Any]:
             with store.open_run(params.run_id) as handle:
@@ -909,7 +1022,7 @@ class RunService:
     async def get_artifact(self, params: api.GetArtifactParams) -> dict[str, Any]:
         """An artifact's content (or a range of it), as text when it is UTF-8 and fits one
         message (or as asked)."""
-        store = self._locate(params.run_id)
+        store = await self._locate(params.run_id)
         # What base64 makes of the largest chunk, which fits one message by construction.
         budget = (self.max_artifact_bytes + 2) // 3 * 4
 
@@ -937,9 +1050,30 @@ class RunService:
 
         return await anyio.to_thread.run_sync(in_thread)
 
+    async def delete_artifact(self, run_id: str, step: int, name: str) -> dict[str, Any]:
+        """Delete an artifact of a step, whatever the run's status: artifacts may be saved
+        to a finished run too (a report written after it ended), so they may be removed
+        from one (a log too large to keep). The run's record is not changed, as a put does
+        not change it: the index and the status stay as they are."""
+        store = await self._locate(run_id)
+
+        def in_thread() -> None:
+            with store.open_run(run_id) as handle:
+                handle.delete_artifact(step, name)
+
+        async with self._writing_in(store), self._lock(run_id):
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(in_thread)
+        deleted = {"runId": run_id, "step": step, "name": name, "deleted": True}
+        # Followers hear of it as of any change to an artifact: an "artifact" event, whose
+        # entry says it was deleted.
+        self.events.artifact_saved(run_id, deleted)
+        log.info("run %s: artifact %r of step %d deleted", run_id, name, step)
+        return deleted
+
     async def list_artifacts(self, run_id: str, step: int | None) -> list[dict[str, Any]]:
         """The artifacts of one step, or of every step of the run."""
-        store = self._locate(run_id)
+        store = await self._locate(run_id)
 
         def in_thread() -> list[dict[str, Any]]:
             with store.open_run(run_id) as handle:
@@ -991,12 +1125,35 @@ async def _in_threads(first: Callable[[], A], second: Callable[[], B]) -> tuple[
     return results[0], results[1]
 
 
+def _step_views(steps: list[StepMetadata]) -> list[dict[str, Any]]:
+    return [api.step_view(step) for step in steps]
+
+
 def _write_closing(handle: RunHandle, run: RunMetadata, steps: list[StepMetadata]) -> None:
     """Write a run that has ended and the steps it closed, in the order the module docstring
     gives (the run first), so that any crash between them is repaired the same way."""
     handle.write(run)
     for step in steps:
         handle.write_step(step)
+
+
+# Why a workspace the user stopped serving is not served, in words.
+_REMOVED_WORDS: dict[RemovedBy, str] = {
+    "remove": "it was removed (simpleaide workspaces rm)",
+    "config": "the config file no longer lists it",
+}
+
+
+def _holding_run(workspaces: list[str], run_id: str) -> int | None:
+    """The place in ``workspaces`` of the first whose store holds a folder for run
+    ``run_id``; blocks on the disk (a worker thread's)."""
+    for n, path in enumerate(workspaces):
+        try:
+            if stat.S_ISDIR(os.lstat(os.path.join(runs_path(path), run_id)).st_mode):
+                return n
+        except OSError:
+            continue
+    return None
 
 
 def _not_served(path: str) -> str:

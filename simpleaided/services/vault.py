@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MAX_FAILED_DELAY_SECONDS = 30.0
 MAX_SECRETS = 10_000
+# Without the name: an API key pasted where a name goes is a valid name, not to be shown back.
+_NO_SUCH_SECRET = "no secret with that name (see simpleaide vault ls)"
 
 
 _PR_SET_DUMPABLE = 4
@@ -310,10 +312,11 @@ class VaultService:
         return self._open
 
     def get(self, name: str) -> str:
-        """The secret ``name``."""
+        """The secret ``name``. Not found, the error never repeats the name: an API key
+        pasted where a name goes is a valid name."""
         value = self._opened().secrets.get(name)
         if value is None:
-            raise NotFound(f"no secret named {name!r}")
+            raise NotFound(_NO_SUCH_SECRET)
         return value
 
     def names(self) -> list[str]:
@@ -337,7 +340,7 @@ class VaultService:
         async with self._writes:
             opened = self._opened()
             if name not in opened.secrets:
-                raise NotFound(f"no secret named {name!r}")
+                raise NotFound(_NO_SUCH_SECRET)
             updated = {k: v for k, v in opened.secrets.items() if k != name}
             await self._write(opened.key, opened.header, updated)
             opened.secrets = updated

@@ -14,10 +14,13 @@ import base64
 import contextlib
 import errno
 import fcntl
+import grp
 import hashlib
 import os
+import pwd
 import re
 import secrets
+import shlex
 import shutil
 import stat
 import time
@@ -116,10 +119,17 @@ class CorruptRecord(Exception):
 
 
 def _describe(exc: ValidationError) -> str:
+    """The first problem of a record that does not parse, in words (not pydantic's "Field
+    required", "Input should be")."""
     first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "document"
+    where = ".".join(str(part) for part in first["loc"])
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return f"{where} is missing{more}"
+    if msg.startswith("Input should "):
+        return f"{where} must {msg.removeprefix('Input should ')}{more}"
+    return f"{where}: {msg}{more}" if where else f"{msg}{more}"
 
 
 def _encode(record: RunMetadata | StepMetadata) -> bytes:
@@ -513,6 +523,29 @@ class RunHandle:
             name, st.st_size, st.st_mtime_ns // 1_000_000, version=artifact_version(st)
         )
 
+    def delete_artifact(self, number: int, name: str) -> None:
+        """Delete artifact ``name`` of step ``number``, durably (the name unlinked, then the
+        folder fsync'd). Only a regular file is deleted: a symlink or folder in its place is
+        refused and left alone, as reading or replacing it is. A staged upload of the same
+        name is not touched: its final chunk publishes it later, as it would have."""
+        names.check_artifact_name(name)
+        missing = f"step {number} of run {self.run_id} has no artifact {name!r}"
+        with self._artifacts_dir(number) as art:
+            existing = safefs.lstat_at(art, name)
+            if existing is None:
+                raise NotFound(missing)
+            if not stat.S_ISREG(existing.st_mode):
+                raise UnsafePath(f"refusing artifact {name!r}: a symlink or folder is in its place")
+            try:
+                # unlink never follows a link: whatever took the file's place meanwhile, only
+                # that name goes (a folder cannot be unlinked).
+                os.unlink(name, dir_fd=art)
+            except FileNotFoundError:
+                raise NotFound(missing) from None
+            except IsADirectoryError:
+                raise UnsafePath(f"refusing artifact {name!r}: a folder is in its place") from None
+            os.fsync(art)
+
     def _check_replaceable(self, art: int, name: str) -> None:
         existing = safefs.lstat_at(art, name)
         if existing is not None and not stat.S_ISREG(existing.st_mode):
@@ -673,6 +706,96 @@ def _taken(path: str, holder: bytes) -> WorkspaceTaken:
     )
 
 
+# How long a group's answer is kept (``_personal_group``): a check runs on every operation
+# on a workspace its group may write in, and a lookup may go to LDAP; a member added later
+# is seen within this time. Only answers are kept, never a failed lookup.
+GROUP_CACHE_SECONDS = 60.0
+_groups: dict[tuple[int, int], tuple[float, bool]] = {}
+
+
+def _personal_group(uid: int, gid: int) -> bool | None:
+    """Whether group ``gid`` is user ``uid``'s own: the user's primary group, of the user's
+    name, with no other member (the "user private group" that makes a umask of 002 usual);
+    ``None`` if the user or the group cannot be looked up (none such, or the directory
+    service not answering: tried again next time)."""
+    now = time.monotonic()
+    kept = _groups.get((uid, gid))
+    if kept is not None and now < kept[0]:
+        return kept[1]
+    try:
+        user = pwd.getpwuid(uid)
+        group = grp.getgrgid(gid)
+    except (KeyError, OSError):
+        return None
+    mine = (
+        user.pw_gid == gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
+    )
+    if len(_groups) >= 64:
+        _groups.clear()
+    _groups[(uid, gid)] = (now + GROUP_CACHE_SECONDS, mine)
+    return mine
+
+
+def check_written_by_you_alone(path: str, st: os.stat_result) -> None:
+    """Refuse workspace folder ``path`` (``st``: its stat) if another user may write in it:
+    they could put a ``.simpleaide/`` of their own there first, or move ours away. A folder
+    writable by its group is fine when that group is the user's own."""
+    mode = st.st_mode
+    if mode & stat.S_IWOTH:
+        if mode & stat.S_ISVTX:  # /tmp and its like
+            raise UnsafePath(
+                f"refusing workspace {path}: it is a shared folder everyone may write in, "
+                f"where others could tamper with its {STORE_DIR}/; choose a project folder "
+                "of your own (one made inside it will do)"
+            )
+        raise UnsafePath(
+            f"refusing workspace {path}: everyone may write in it, so others could tamper "
+            f"with its {STORE_DIR}/; make it yours alone (chmod o-w {shlex.quote(path)}) or "
+            "choose another folder"
+        )
+    personal = _personal_group(os.getuid(), st.st_gid) if mode & stat.S_IWGRP else True
+    if personal is None:
+        raise UnsafePath(
+            f"refusing workspace {path}: its group may write in it, and group {st.st_gid} "
+            "cannot be looked up to tell whether it is yours alone; make it yours alone "
+            f"(chmod g-w {shlex.quote(path)}) or try again once the group can be looked up"
+        )
+    if not personal:
+        try:
+            group = repr(grp.getgrgid(st.st_gid).gr_name)
+        except KeyError:
+            group = str(st.st_gid)
+        raise UnsafePath(
+            f"refusing workspace {path}: the other members of group {group} may write in "
+            f"it, so they could tamper with its {STORE_DIR}/; make it yours alone "
+            f"(chmod g-w {shlex.quote(path)}) or choose another folder"
+        )
+
+
+def _check_root(path: str, st: os.stat_result) -> None:
+    """Refuse workspace folder ``path`` (``st``: its stat) unless it is yours alone."""
+    if st.st_uid != os.getuid():
+        raise UnsafePath(
+            f"refusing workspace {path}: it belongs to uid {st.st_uid}, not to you "
+            "(choose a folder of your own)"
+        )
+    check_written_by_you_alone(path, st)
+
+
+def check_workspace_root(path: str) -> None:
+    """Refuse folder ``path`` by the rules a workspace keeps (not ``/``, nor in /proc, /sys
+    or /dev, once resolved; yours alone), for a part of the daemon that makes a file in its
+    ``.simpleaide/`` without serving it (the database's default file). A folder that cannot
+    be opened is left to the caller, which says so its own way. Blocks on the disk."""
+    names.check_workspace_folder(os.path.realpath(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    with safefs.opened(fd):
+        _check_root(path, os.fstat(fd))
+
+
 class WorkspaceStore:
     """The run store of one workspace (an absolute, canonical folder path)."""
 
@@ -680,17 +803,23 @@ class WorkspaceStore:
         self.path = path
 
     def _open_top(self, *, create: bool) -> int:
-        """Open ``.simpleaide`` (made 0700 if ``create``), checking the workspace is ours."""
+        """Open ``.simpleaide`` (made 0700 if ``create``), checking the workspace can be one
+        (not ``/``, nor in /proc, /sys or /dev), is ours, and is ours alone to write in."""
+        names.check_workspace_folder(self.path)
         try:
             root = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFound(f"workspace {self.path} does not exist") from None
+            raise NotFound(
+                f"workspace {self.path} does not exist (create the folder first: "
+                f"mkdir -p {shlex.quote(self.path)})"
+            ) from None
         except NotADirectoryError:
-            raise NotFound(f"workspace {self.path} is not a folder") from None
+            raise NotFound(
+                f"workspace {self.path} is not a folder (a workspace is the folder that holds "
+                f"{STORE_DIR}/: give your project's folder)"
+            ) from None
         with safefs.opened(root):
-            st = os.fstat(root)
-            if st.st_uid != os.getuid():
-                raise UnsafePath(f"refusing workspace {self.path}: owned by uid {st.st_uid}")
+            _check_root(self.path, os.fstat(root))
             return safefs.open_dir(root, STORE_DIR, f"{self.path}/{STORE_DIR}", create=create)
 
     def _open_runs(self, *, create: bool) -> int:
@@ -710,13 +839,21 @@ class WorkspaceStore:
 
         ``WorkspaceTaken`` if another daemon holds it. The file is never removed: a daemon
         that had opened it could otherwise lock a file no longer there, beside a new one.
-        The lock says whether the previous holder let the workspace go cleanly."""
-        with safefs.opened(self._open_top(create=True)) as top:
-            os.close(
-                safefs.open_dir(top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=True)
-            )
-            where = f"{self.path}/{STORE_DIR}/{LOCK_FILE}"
-            fd = safefs.open_regular(top, LOCK_FILE, where, write=True)
+        The lock says whether the previous holder let the workspace go cleanly.
+
+        A folder that cannot hold the store (read-only, not ours to write, /proc) is an
+        ``InvalidInput`` that says why and what to do."""
+        where = f"{self.path}/{STORE_DIR}/{LOCK_FILE}"
+        try:
+            with safefs.opened(self._open_top(create=True)) as top:
+                os.close(
+                    safefs.open_dir(
+                        top, RUNS_DIR, f"{self.path}/{STORE_DIR}/{RUNS_DIR}", create=True
+                    )
+                )
+                fd = safefs.open_regular(top, LOCK_FILE, where, write=True)
+        except OSError as exc:
+            raise safefs.unusable_workspace(self.path, exc) from None
         try:
             safefs.check_owned(os.fstat(fd), where)
             try:

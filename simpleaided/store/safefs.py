@@ -17,7 +17,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 
-from simpleaided.domain.errors import NotFound, UnsafePath
+from simpleaided.domain.errors import InvalidInput, NotFound, UnsafePath
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -47,6 +47,44 @@ def signature(st: os.stat_result) -> int:
     # fit a 32-byte int, where a full hash takes 40 (kept for every run).
     version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return hash(version) & _SIGNATURE_MASK
+
+
+# Why a folder cannot take the store, and what to do, by the errno of the failed call.
+_WORKSPACE_PROBLEMS = {
+    # mkdir in a folder that exists: a file system that makes its entries up (/proc).
+    errno.ENOENT: (
+        "its file system takes no new folders (as /proc and /sys, which the kernel makes up)",
+        "choose a folder of your own, such as one in your home folder",
+    ),
+    errno.EPERM: (
+        "its file system does not let a folder be made in it",
+        "choose a folder of your own, such as one in your home folder",
+    ),
+    errno.EACCES: (
+        "you may not write in it (permission denied)",
+        "choose a folder of your own, or give yourself write permission (chmod u+rwx)",
+    ),
+    errno.EROFS: (
+        "it is on a read-only file system",
+        "choose a folder on a writable disk",
+    ),
+    errno.ENOSPC: ("its disk is full", "free some space, or choose a folder on another disk"),
+    errno.EDQUOT: (
+        "you are over your disk quota there",
+        "free some space, or choose a folder on another disk",
+    ),
+}
+
+
+def unusable_workspace(path: str, exc: OSError) -> InvalidInput:
+    """The error for folder ``path``, which cannot hold a run store because creating or
+    opening its ``.simpleaide/`` failed with ``exc``: what is wrong, and what to do."""
+    known = _WORKSPACE_PROBLEMS.get(exc.errno or 0)
+    if known is None:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        known = (reason, "choose another folder")
+    problem, advice = known
+    return InvalidInput(f"cannot use {path} as a workspace: {problem}; {advice}")
 
 
 def check_owned(st: os.stat_result, where: str) -> None:

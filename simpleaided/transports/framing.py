@@ -1,6 +1,7 @@
 """Message framing, detected per connection from its first bytes.
 
-* newline-delimited JSON: one message per line (``socat``, shells, scripts);
+* newline-delimited JSON: one message per line (``socat``, shells, scripts); what follows
+  the last newline when the peer stops sending is one last message (``printf '{...}'``);
 * ``Content-Length:`` headers, LSP style (``vscode-jsonrpc`` and other editor clients).
 
 A connection whose first bytes are a header name and a colon (``Content-Length:``,
@@ -85,6 +86,7 @@ class FramedStream:
         self._max = max_message_bytes
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer already searched for a delimiter
+        self._ended = False  # the peer has stopped sending: what is buffered is all there is
         self.framing: Framing | None = None
 
     @property
@@ -103,7 +105,15 @@ class FramedStream:
             del self._buffer[: len(self._buffer) - len(self._buffer.lstrip())]
             self.framing = _detect(self._buffer)
             if self.framing is None:
-                await self._fill()
+                try:
+                    await self._fill()
+                except anyio.EndOfStream:
+                    if not self._buffer:
+                        raise
+                    # A few bytes, then the end (``printf null | socat``): not headers,
+                    # which end with a blank line; a last line without its newline.
+                    self._ended = True
+                    self.framing = "ndjson"
         if self.framing == "ndjson":
             return await self._receive_line()
         return await self._receive_lsp()
@@ -111,6 +121,8 @@ class FramedStream:
     async def _receive_line(self) -> bytes:
         while True:
             if not self._buffer:
+                if self._ended:
+                    raise anyio.EndOfStream
                 # The usual case, a client waiting for each reply: one whole line arrives
                 # alone, and needs no trip through the buffer.
                 chunk = await self._stream.receive(_RECEIVE_CHUNK)
@@ -128,12 +140,12 @@ class FramedStream:
                 if len(self._buffer) > self._max:
                     raise MessageTooLarge(None, self._max)
                 self._scanned = len(self._buffer)
+                if self._ended:
+                    return self._last_line()
                 try:
                     await self._fill()
                 except anyio.EndOfStream:
-                    if self._buffer.strip():
-                        raise FramingError("connection closed in the middle of a message") from None
-                    raise
+                    self._ended = True
                 continue
             line = bytes(self._buffer[:end]).strip()
             del self._buffer[: end + 1]
@@ -143,6 +155,17 @@ class FramedStream:
             if line:
                 return line
 
+    def _last_line(self) -> bytes:
+        """What the peer sent after its last newline before it stopped sending (``printf
+        '{...}' | socat``): one last message, as if the newline were there. A value cut short
+        gets its parse error from the dispatcher, as any line would."""
+        line = bytes(self._buffer).strip()
+        self._buffer.clear()
+        self._scanned = 0
+        if not line:
+            raise anyio.EndOfStream
+        return line
+
     async def _receive_lsp(self) -> bytes:
         while True:
             end = self._buffer.find(b"\r\n\r\n")
@@ -150,7 +173,7 @@ class FramedStream:
                 break
             if len(self._buffer) > MAX_HEADER_BYTES:
                 raise FramingError("header block too long or not terminated by a blank line")
-            await self._fill()
+            await self._fill_within_message(started=bool(self._buffer.strip()))
         header = bytes(self._buffer[:end]).decode("ascii", "replace")
         del self._buffer[: end + 4]
         length: int | None = None
@@ -172,10 +195,20 @@ class FramedStream:
         if length > self._max:
             raise MessageTooLarge(length, self._max)
         while len(self._buffer) < length:
-            await self._fill()
+            await self._fill_within_message(started=True)
         body = bytes(self._buffer[:length])
         del self._buffer[:length]
         return body
+
+    async def _fill_within_message(self, *, started: bool) -> None:
+        """``_fill``, where the end of input is clean only before a message has ``started``:
+        after part of one, it is a ``FramingError`` (answered ``-32700``, not dropped)."""
+        try:
+            await self._fill()
+        except anyio.EndOfStream:
+            if started:
+                raise FramingError("the connection ended in the middle of a message") from None
+            raise
 
     async def send(self, payload: bytes) -> None:
         """Send one message in this connection's framing (newline-delimited by default).

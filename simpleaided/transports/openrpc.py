@@ -1,4 +1,9 @@
-"""The OpenRPC document of ``rpc.discover``, generated from the methods' pydantic models."""
+"""The OpenRPC document of ``rpc.discover``, generated from the methods' pydantic models.
+
+A param's schema carries the rules the daemon enforces (``pattern``, ``maxLength``, bounds;
+``description`` for what no keyword says), from the same types that validate it (``api.fields``).
+Patterns are ECMA-262 regular expressions, as JSON Schema reads them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from simpleaided import __version__
+from simpleaided.domain.api import ContractSchema
 
 if TYPE_CHECKING:
     from simpleaided.transports.rpc import Method
@@ -21,7 +27,10 @@ def openrpc_document(methods: Sequence[Method]) -> dict[str, Any]:
     """An OpenRPC document describing ``methods`` (params by name, results, schemas)."""
     models = sorted({m.params for m in methods}, key=lambda m: m.__name__)
     keyed, defs = models_json_schema(
-        [(model, "validation") for model in models], ref_template=_REF, by_alias=True
+        [(model, "validation") for model in models],
+        ref_template=_REF,
+        by_alias=True,
+        schema_generator=ContractSchema,
     )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     described = []

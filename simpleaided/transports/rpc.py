@@ -20,15 +20,20 @@ The pipeline functions live in ``jsonrpcserver.dispatcher``; pyproject pins the 
 from __future__ import annotations
 
 import errno as errno_codes
+import functools
 import inspect
+import json
 import logging
 import os
+import re
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import anyio.lowlevel
+import anyio.to_thread
 import orjson
 from jsonrpcserver import Error, Success
 from jsonrpcserver import async_dispatcher as _async_pipeline
@@ -37,6 +42,7 @@ from jsonrpcserver.response import to_serializable_one
 from jsonrpcserver.sentinels import NOID
 from pydantic import BaseModel, ValidationError
 
+from simpleaided.domain.api import explain_invalid
 from simpleaided.domain.errors import (
     BackendUnavailable,
     Cancelled,
@@ -130,14 +136,6 @@ def error_response(code: int, message: str, data: Any = None, id: Any = None) ->
     return orjson.dumps({"jsonrpc": "2.0", "error": error_object(code, message, data), "id": id})
 
 
-def _validation_data(exc: ValidationError) -> list[dict[str, Any]]:
-    # No "input": it may be large, or a secret.
-    return [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
 def _unexpected(exc: Exception, method: str) -> Any:
     if isinstance(exc, OSError) and exc.errno is not None:
         # Disk full, permission denied...: say what, never where (no paths to clients).
@@ -165,13 +163,17 @@ def _parse_params(
     method: Method, default: BaseModel | None, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     if args:
-        return Error(INVALID_PARAMS, "Invalid params", "params must be an object (by name)")
+        return Error(
+            INVALID_PARAMS, f"{method.name} takes its params by name: send an object, not an array"
+        )
     if not kwargs and default is not None:
         return default  # the status-line case: no params, nothing to validate again
     try:
         return method.params.model_validate(kwargs)
     except ValidationError as exc:
-        return Error(INVALID_PARAMS, "Invalid params", _validation_data(exc))
+        # The message says what was wrong per field, in words; data has the details.
+        message, data = explain_invalid(method.params, exc, kwargs)
+        return Error(INVALID_PARAMS, message, data)
 
 
 def _refusal(method: Method) -> Any:
@@ -257,8 +259,188 @@ _MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
 
 
 def _valid_id(value: Any) -> bool:
-    # The spec allows any number (fractions are discouraged, not forbidden).
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    # The spec allows any number (fractions are discouraged, not forbidden); a Fragment is a
+    # number kept as the client spelled it (``parse``).
+    return (
+        value is None
+        or (isinstance(value, str | int | float) and not isinstance(value, bool))
+        or isinstance(value, orjson.Fragment)
+    )
+
+
+# The integers orjson reads and writes exactly (a larger one it reads as a float).
+_ORJSON_INTS = range(-(2**63), 2**64)
+# A message larger than this is read again (for its ids) in a worker thread, off the event
+# loop: the standard library takes as long as orjson, or longer (6 MB of numbers: 0.15 s).
+REREAD_INLINE_BYTES = 64 * 1024
+# A message orjson refuses for a number beyond a double's range (``1e400``, which an id may be)
+# is read again by the standard library, a Python call per number, only up to this size:
+# 12 MB of numbers would hold a worker thread (of the pool store writes share) ~1.3 s.
+REREAD_REFUSED_BYTES = 1024 * 1024
+# orjson's words for such a number; any other refusal is final.
+_BEYOND_DOUBLE = "number is infinity when parsed as double"
+# orjson reads up to 1024 levels of nesting; the standard library takes one level of the
+# recursion limit per level (1000 by default, less what the caller's stack holds). A message
+# orjson read must be read again as deep, from wherever the re-read runs.
+_DEEPEST = 1024
+if sys.getrecursionlimit() < _DEEPEST + 500:
+    sys.setrecursionlimit(_DEEPEST + 500)
+# ``-0`` as a whole number (``-0.5``, ``-0e1`` are floats; ``-01`` is no JSON): orjson reads it
+# as 0. Found anywhere (a string holding it is possible), it only costs a second reading.
+_MINUS_ZERO = re.compile(rb"-0(?![.0-9eE])")
+
+
+def parse(raw: bytes) -> Any:
+    """A message, parsed, with every request's id as the client spelled it.
+
+    orjson reads it: the fast path. But it reads an integer beyond 64 bits as a float
+    (``18446744073709551617`` would come back ``1.8446744073709552e+19``), ``-0`` as ``0``,
+    and refuses a number beyond a double's range. So a message with a float id, or an id of 0
+    and ``-0`` in its text, is read again by the standard library for its ids alone, which
+    are then echoed as sent (``orjson.Fragment``: a large integer whole, ``1.50`` as
+    ``1.50``); and one orjson refuses for a number beyond a double's range is read by the
+    standard library, which keeps an id of any size, if it is at most ``REREAD_REFUSED_BYTES``
+    long (``TooLongToReread`` if longer). ``orjson.JSONDecodeError`` when it is not JSON (or
+    holds what orjson cannot write back: a lone surrogate, a number beyond a double's range or
+    64 bits elsewhere than in an id). ``read`` is the same, with a long re-read off the event
+    loop.
+    """
+    message, again = _first_reading(raw)
+    return message if again is None else again()
+
+
+async def read(raw: bytes) -> Any:
+    """``parse(raw)``, with a re-read of a message over ``REREAD_INLINE_BYTES`` done in a
+    worker thread: the event loop serves other clients meanwhile."""
+    message, again = _first_reading(raw)
+    if again is None:
+        return message
+    if len(raw) <= REREAD_INLINE_BYTES:
+        return again()
+    return await anyio.to_thread.run_sync(again)
+
+
+def _first_reading(raw: bytes) -> tuple[Any, Callable[[], Any] | None]:
+    """orjson's reading of ``raw``, and what reads it again (``None``: nothing to)."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if not exc.msg.startswith(_BEYOND_DOUBLE):
+            raise
+        if len(raw) > REREAD_REFUSED_BYTES:
+            raise TooLongToReread(len(raw)) from None
+        return None, functools.partial(_parse_whole, raw, exc)
+    if type(message) is dict:  # the usual case, checked first and cheaply
+        rid = message.get("id")
+        if type(rid) is float or (rid == 0 and type(rid) is int and _MINUS_ZERO.search(raw)):
+            return message, functools.partial(_with_ids_as_sent, raw, message)
+    elif type(message) is list and _respelled_ids(message, raw):
+        return message, functools.partial(_with_ids_as_sent, raw, message)
+    return message, None
+
+
+class TooLongToReread(ValueError):
+    """A message with a number beyond a double's range, too long to be read again for it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"a number beyond a double's range (like 1e400) is read only in a message of at"
+            f" most {REREAD_REFUSED_BYTES} bytes, and then only as a request's id; this"
+            f" message is {size} bytes"
+        )
+
+
+def _float_id(item: Any) -> bool:
+    return isinstance(item, dict) and type(item.get("id")) is float
+
+
+def _zero_id(item: Any) -> bool:
+    return isinstance(item, dict) and type(item.get("id")) is int and item["id"] == 0
+
+
+def _respelled_ids(items: list[Any], raw: bytes) -> bool:
+    """Whether an id of ``items`` may be spelled otherwise than orjson read it."""
+    return any(map(_float_id, items)) or (
+        any(map(_zero_id, items)) and _MINUS_ZERO.search(raw) is not None
+    )
+
+
+class _Spelled(str):
+    """A number beyond what orjson reads, as the client spelled it: beyond a double's range
+    (``1e400``), or an integer longer than ``int`` reads from text (4300 digits)."""
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _with_ids_as_sent(raw: bytes, message: Any) -> Any:
+    """``message`` (orjson's) with each float id, and each id of 0, replaced by its text as
+    sent (``1.50``, ``-0``)."""
+    try:
+        # Every number as its text, which costs nothing more to make (the ids replaced are
+        # numbers in orjson's reading, so a text there is a number's). Each number and object
+        # is a call into Python, where a worker thread lets the event loop have its turn.
+        spelled = json.loads(raw.decode(), parse_float=_same, parse_int=_same, object_hook=_same)
+    except (ValueError, RecursionError):  # deeper than the recursion limit allows: not
+        return message  # from a message orjson read (``_DEEPEST``)
+    items, originals = (message, spelled) if isinstance(message, list) else ([message], [spelled])
+    for item, original in zip(items, originals, strict=False):
+        if (_float_id(item) or _zero_id(item)) and isinstance(original, dict):
+            rid = original.get("id")
+            if type(rid) is str:
+                item["id"] = orjson.Fragment(rid.encode())
+    return message
+
+
+def _refuse(text: str) -> Any:
+    raise ValueError(f"not a JSON number: {text}")
+
+
+def _parse_whole(raw: bytes, refused: orjson.JSONDecodeError) -> Any:
+    """``raw`` read by the standard library; orjson's ``refused`` raised unless all that
+    orjson refused in it is ids beyond a double's range (``1e400``, an integer of 400 or
+    5,000 digits)."""
+    beyond: list[str] = []  # numbers with a fraction or an exponent beyond a double's range,
+    # and integers beyond what ``int`` reads from text
+
+    def number(text: str) -> Any:
+        value = float(text)
+        if abs(value) != float("inf"):
+            return value
+        beyond.append(text)
+        return _Spelled(text)
+
+    def integer(text: str) -> Any:
+        try:
+            return int(text)
+        except ValueError:  # over 4300 digits (sys.get_int_max_str_digits)
+            beyond.append(text)
+            return _Spelled(text)
+
+    try:
+        # UTF-8 alone, as orjson (the standard library would guess UTF-16 and UTF-32).
+        message = json.loads(
+            raw.decode(), parse_float=number, parse_int=integer, parse_constant=_refuse
+        )
+    except (ValueError, RecursionError):
+        raise refused from None
+    items = message if isinstance(message, list) else [message]
+    kept = 0
+    for item in items:
+        rid = item.get("id") if isinstance(item, dict) else None
+        if isinstance(rid, _Spelled) or (type(rid) is int and rid not in _ORJSON_INTS):
+            item["id"] = orjson.Fragment(str(rid).encode())
+            kept += isinstance(rid, _Spelled)
+    if kept != len(beyond):
+        raise refused from None  # such a number elsewhere than in an id: orjson's error
+    if _respelled_ids(items, raw):
+        _with_ids_as_sent(raw, message)
+    try:
+        orjson.dumps(message)  # what orjson refuses to write (a lone surrogate, a number
+    except TypeError:  # beyond 64 bits elsewhere than in an id), it refused to read
+        raise refused from None
+    return message
 
 
 class Dispatcher:
@@ -276,8 +458,8 @@ class Dispatcher:
     async def handle(self, raw: bytes, connection: Any) -> bytes | None:
         """Dispatch one message (a request, a notification or a batch)."""
         try:
-            request = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
+            request = await read(raw)
+        except (orjson.JSONDecodeError, TooLongToReread) as exc:
             return error_response(PARSE_ERROR, "Parse error", str(exc))
         if isinstance(request, list):
             if not request:

@@ -23,10 +23,13 @@ _PEERCRED = struct.Struct("3i")
 # status line) fails at once with EAGAIN when the queue is full, so a burst of clients must
 # fit: as deep as the kernel allows (net.core.somaxconn, 4096), as systemd's Backlog= is.
 BACKLOG = socket.SOMAXCONN
+# The longest path a Unix socket can have: ``sun_path`` holds 108 bytes, its NUL included.
+MAX_PATH_BYTES = 107
 
 
 class SocketInUse(Exception):
-    """The socket's path cannot be used (another daemon serves it, or a file is in the way)."""
+    """The socket's path cannot be used (another daemon serves it, a file is in the way, or
+    it is too long for a socket)."""
 
 
 class SocketTaken(SocketInUse):
@@ -55,6 +58,12 @@ def ensure_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)
     except FileExistsError:
         pass
+    except OSError as exc:  # /proc, a read-only or someone else's folder...
+        reason = (exc.strerror or str(exc)).lower()
+        raise SocketInUse(
+            f"cannot create the socket's folder {path} ({reason}); choose a socket path in a "
+            "folder of your own (--socket)"
+        ) from None
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise SocketInUse(f"{path} is not a folder (or is a symlink)")
@@ -64,6 +73,18 @@ def ensure_private_dir(path: Path) -> None:
         raise SocketInUse(
             f"{path} is writable by others; put the socket in a private folder "
             f"(the default is $XDG_RUNTIME_DIR/simpleaide/daemon.sock)"
+        )
+
+
+def check_path_length(path: Path) -> None:
+    """``SocketInUse`` if ``path`` is longer than a Unix socket's path can be (``bind``
+    itself says only "AF_UNIX path too long")."""
+    length = len(os.fsencode(path))
+    if length > MAX_PATH_BYTES:
+        raise SocketInUse(
+            f"socket path too long ({length} bytes; the limit is {MAX_PATH_BYTES}): {path}; "
+            "use a shorter --socket (or SIMPLEAIDE_SOCKET, or daemon.socket in the config "
+            "file), or a shorter XDG_RUNTIME_DIR"
         )
 
 
@@ -101,7 +122,9 @@ class SocketClaim:
     def bind(cls, path: Path) -> SocketClaim:
         """Claim ``path``: lock, replace a stale socket file, bind 0600, listen.
 
-        Something other than a socket at ``path`` is refused before anything is created."""
+        Something other than a socket at ``path``, or a path too long for a socket, is
+        refused before anything is created."""
+        check_path_length(path)
         ensure_private_dir(path.parent)
         _refuse_non_socket(path)
         lock_fd = _lock(path)
@@ -181,8 +204,23 @@ def _refuse_non_socket(path: Path) -> None:
     checked before the lock file is made beside it, so a mistyped ``--socket /etc/passwd``
     creates nothing. ``_bind_fresh`` checks again, as the path may change meanwhile."""
     with contextlib.suppress(FileNotFoundError):
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            raise SocketInUse(f"{path} exists and is not a socket; remove it")
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISSOCK(mode):
+            raise SocketInUse(_not_a_socket(path, mode))
+
+
+def _not_a_socket(path: Path, mode: int) -> str:
+    """What to say of ``path``, which holds something other than a socket: never to remove
+    it (a folder or file the daemon did not make may be anything of the user's)."""
+    if stat.S_ISDIR(mode):
+        what = "a folder, not a socket"
+    elif stat.S_ISLNK(mode):
+        what = "a symbolic link, not a socket"
+    elif stat.S_ISREG(mode):
+        what = "a file, not a socket"
+    else:
+        what = "not a socket"
+    return f"choose another --socket path ({path} is {what})"
 
 
 def _lock(path: Path, *, wait_seconds: float = 0) -> int:
@@ -214,7 +252,7 @@ def _bind_fresh(path: Path) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         st = os.lstat(path)
         if not stat.S_ISSOCK(st.st_mode):
-            raise SocketInUse(f"{path} exists and is not a socket; remove it")
+            raise SocketInUse(_not_a_socket(path, st.st_mode))
         if answers(path):
             raise SocketTaken(f"a daemon is already answering on {path}")
         os.unlink(path)  # left behind by a daemon that died

@@ -115,7 +115,7 @@ def test_workspaces_in_the_file_are_normalised(tmp_path: Path) -> None:
 
 
 def test_bad_environment_values_are_reported(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="max_message_bytes"):
+    with pytest.raises(ConfigError, match="SIMPLEAIDE_MAX_MESSAGE_BYTES must be a whole number"):
         load_config(
             environ={"XDG_CONFIG_HOME": str(tmp_path), "SIMPLEAIDE_MAX_MESSAGE_BYTES": "lots"}
         )

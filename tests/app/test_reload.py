@@ -45,7 +45,8 @@ async def test_a_workspace_that_could_not_be_served_is_retried_and_its_warning_g
     source.workspaces = [str(later)]
     assert await daemon.reload()
     assert not_served_warnings(daemon) == [
-        f"workspace {later} is not served: workspace {later} does not exist"
+        f"workspace {later} is not served: workspace {later} does not exist "
+        f"(create the folder first: mkdir -p {later})"
     ]
 
     later.mkdir()
@@ -75,7 +76,7 @@ async def test_a_workspace_added_by_a_client_stays_when_the_config_lists_then_dr
             {"path": str(workspace), "runs": 0, "source": "added"}
         ]
     remembered = json.loads((isolated_env / "state" / "workspaces.json").read_text())
-    assert remembered == {"workspaces": [str(workspace)]}
+    assert remembered == {"workspaces": [str(workspace)], "configured": [], "removed": []}
 
 
 async def test_a_reload_that_fails_part_way_is_completed_by_the_next(
@@ -115,7 +116,7 @@ async def test_a_configuration_that_cannot_be_read_is_refused(
     daemon, source = reloadable
     source.error = FileNotFoundError(2, "No such file or directory")  # e.g. a deleted cwd
     assert not await daemon.reload()
-    assert daemon.info()["reloadError"].startswith("cannot read it (FileNotFoundError")
+    assert daemon.info()["reloadError"] == "cannot read it: no such file or directory"
     assert daemon.status.document()["warnings"][0].startswith("configuration not reloaded")
     source.error = None
     assert await daemon.reload()

@@ -30,8 +30,11 @@ def chip(name: str, **changes: Any) -> dict[str, str]:
     return found
 
 
-def backend(name: str, online: bool, error: str | None = None) -> dict[str, Any]:
-    return {"name": name, "online": online, "error": error}
+def backend(
+    name: str, online: bool, error: str | None = None, checked: bool = True
+) -> dict[str, Any]:
+    checked_at = "2026-12-07T14:00:00.000Z" if checked else None
+    return {"name": name, "online": online, "error": error, "checkedAt": checked_at}
 
 
 @pytest.mark.parametrize(
@@ -134,6 +137,51 @@ def backend(name: str, online: bool, error: str | None = None) -> dict[str, Any]
             "bad",
             "LLM: a: offline",
         ),
+        (
+            "llm",
+            {
+                "llm": {
+                    "online": 0,
+                    "total": 2,
+                    "backends": [
+                        backend("a", False, checked=False),
+                        backend("b", False, checked=False),
+                    ],
+                }
+            },
+            "LLM …",
+            "checking",
+            "LLM: checking 2 backends, no answer yet",
+        ),
+        (
+            "llm",
+            {
+                "llm": {
+                    "online": 1,
+                    "total": 2,
+                    "backends": [backend("a", True), backend("b", False, checked=False)],
+                }
+            },
+            "LLM 1/2",
+            "checking",
+            "LLM: a online, b: checking, no answer yet",
+        ),
+        (
+            "llm",
+            {
+                "llm": {
+                    "online": 0,
+                    "total": 2,
+                    "backends": [
+                        backend("a", False, "refused"),
+                        backend("b", False, checked=False),
+                    ],
+                }
+            },
+            "LLM 0/2",
+            "bad",
+            "LLM: a: refused, b: checking, no answer yet",
+        ),
         ("runs", {}, "Run –", "off", "No runs yet"),
     ],
 )
@@ -152,7 +200,64 @@ def test_run_chips_say_what_the_last_run_did_and_when() -> None:
     running = {**last, "status": "running", "ageMs": 5000, "errorMessage": None}
     busy = chip("runs", runs={"active": 2, "last": running})
     assert busy["text"] == "Run ⏳ 2"
-    assert busy["tooltip"] == "2 runs active; last run running 5s ago"
+    assert busy["tooltip"] == "2 runs running; last run running 5s ago"
+
+
+FAILED_LAST = {"id": "F", "status": "failed", "ageMs": 125_000, "errorMessage": "boom"}
+
+
+@pytest.mark.parametrize(
+    ("runs", "tooltip"),
+    [
+        (  # one run: named, and the last run is that one (said once)
+            {
+                "active": 1,
+                "pending": 0,
+                "activeRuns": [{"id": "A", "title": "fix the parser", "status": "running"}],
+                "last": {"id": "A", "status": "running", "ageMs": 5000, "errorMessage": None},
+            },
+            "1 run running: A “fix the parser”",
+        ),
+        (  # pending ones counted (count_pending_as_active): each says its status
+            {
+                "active": 3,
+                "pending": 1,
+                "activeRuns": [
+                    {
+                        "id": "C",
+                        "title": "a title much longer than a tooltip has room for",
+                        "status": "running",
+                    },
+                    {"id": "B", "title": None, "status": "pending"},
+                    {"id": "A", "title": "line\nbreak", "status": "running"},
+                ],
+                "last": FAILED_LAST,
+            },
+            "3 runs active: C “a title much longer than a tooltip has…” (running), "
+            "B (pending), A “line break” (running); last run failed 2m ago: boom",
+        ),
+        (  # too many to name: counted
+            {"active": 5, "pending": 0, "activeRuns": [], "last": FAILED_LAST},
+            "5 runs running; last run failed 2m ago: boom",
+        ),
+        (
+            {"active": 5, "pending": 2, "activeRuns": [], "last": FAILED_LAST},
+            "5 runs active; last run failed 2m ago: boom",
+        ),
+    ],
+)
+def test_the_run_chip_names_the_active_runs_while_they_are_few(
+    runs: dict[str, Any], tooltip: str
+) -> None:
+    found = chip("runs", runs=runs)
+    assert found["text"] == f"Run ⏳ {runs['active']}" and found["level"] == "warn"
+    assert found["tooltip"] == tooltip
+
+
+def test_counts_in_words_agree_with_the_number() -> None:
+    assert [chips.plural(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    one = chip("runs", runs={"active": 1, "pending": 0, "activeRuns": [], "last": None})
+    assert one["tooltip"] == "1 run running"
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,11 @@ def test_runs_section() -> None:
             "ageMs": 997,
             "errorMessage": None,
         },
+        "activeRuns": [{"id": summary(3).id, "title": None, "status": "running"}],
     }
-    assert status.runs_section(index, BASE, count_pending=True)["active"] == 2
+    counting_pending = status.runs_section(index, BASE, count_pending=True)
+    assert counting_pending["active"] == 2
+    assert [r["id"] for r in counting_pending["activeRuns"]] == [summary(3).id, summary(2).id]
     # Ages count from completion when there is one, and never go negative.
     index.discard(summary(3).id)
     index.discard(summary(2).id)

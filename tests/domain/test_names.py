@@ -43,7 +43,7 @@ def test_run_id_encodes_utc_milliseconds() -> None:
     ],
 )
 def test_bad_run_ids(bad: str) -> None:
-    with pytest.raises(InvalidInput, match="invalid run id"):
+    with pytest.raises(InvalidInput, match="is not a run id"):
         names.check_run_id(bad)
 
 
@@ -54,7 +54,7 @@ def test_good_step_names(good: str) -> None:
 
 @pytest.mark.parametrize("bad", ["", "Plan", "-x", "_x", "a/b", "..", "a b", "x" * 65, "a\x00"])
 def test_bad_step_names(bad: str) -> None:
-    with pytest.raises(InvalidInput, match="invalid step name"):
+    with pytest.raises(InvalidInput, match="is not a step name"):
         names.check_step_name(bad)
 
 
@@ -84,13 +84,13 @@ def test_good_artifact_names(good: str) -> None:
     "bad", ["", ".", "..", ".hidden", "a/b", "/etc/passwd", "a\x00b", "a\nb", "é" * 128, "a\\b"]
 )
 def test_bad_artifact_names(bad: str) -> None:
-    with pytest.raises(InvalidInput, match="invalid artifact name"):
+    with pytest.raises(InvalidInput, match="artifact name"):
         names.check_artifact_name(bad)
 
 
 @pytest.mark.parametrize("bad", ["relative/path", "/a/../b", "/a\x00b", "/" + "x" * 5000])
 def test_bad_workspace_paths(bad: str) -> None:
-    with pytest.raises(InvalidInput, match="invalid workspace path"):
+    with pytest.raises(InvalidInput, match="is not a workspace path"):
         names.check_workspace_path(bad)
 
 
@@ -206,7 +206,7 @@ ARTIFACT_CORPUS_GOOD = {
 
 @pytest.mark.parametrize("value", ARTIFACT_CORPUS_BAD.values(), ids=ARTIFACT_CORPUS_BAD.keys())
 def test_artifact_name_corpus_refused(value: str) -> None:
-    with pytest.raises(InvalidInput, match="invalid artifact name"):
+    with pytest.raises(InvalidInput, match="artifact name"):
         names.check_artifact_name(value)
 
 

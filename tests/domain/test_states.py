@@ -21,6 +21,15 @@ LEGAL_RUN = {
     (RunStatus.RUNNING, RunStatus.FAILED),
     (RunStatus.RUNNING, RunStatus.CANCELLED),
 }
+# How a refusal words each status ("step 01_plan has failed; cannot move to completed").
+PHRASES = {
+    "pending": "is pending",
+    "running": "is running",
+    "completed": "has completed",
+    "failed": "has failed",
+    "skipped": "was skipped",
+    "cancelled": "was cancelled",
+}
 LEGAL_STEP = {
     (StepStatus.PENDING, StepStatus.RUNNING),
     (StepStatus.RUNNING, StepStatus.COMPLETED),
@@ -66,7 +75,7 @@ def test_finish_run(current: RunStatus, target: RunStatus) -> None:
         with pytest.raises(InvalidTransition) as info:
             states.finish_run(run, target, T1)
         assert info.value.current == current and info.value.requested == target
-        assert f"is {current}; cannot move to {target}" in info.value.message
+        assert f"{PHRASES[current]}; cannot move to {target}" in info.value.message
 
 
 @pytest.mark.parametrize("start", [False, True])
@@ -115,6 +124,10 @@ def test_step_transitions(current: StepStatus, target: StepStatus) -> None:
         with pytest.raises(InvalidTransition) as info:
             states.transition_step(run, step, target, T1)
         assert info.value.current == current and info.value.requested == target
+        # In plain English: "step 01_code of run … has failed; cannot move to completed".
+        assert f"step 01_code of run {run.id} {PHRASES[current]}; cannot move to {target}" == (
+            info.value.message
+        )
 
 
 def test_starting_a_step_of_a_pending_run_makes_it_running() -> None:
@@ -153,7 +166,7 @@ def test_a_failed_step_can_leave_its_run_running() -> None:
 
 @pytest.mark.parametrize("status", sorted(states.FINISHED_RUN))
 def test_steps_of_a_finished_run_cannot_move(status: RunStatus) -> None:
-    with pytest.raises(InvalidTransition, match=f"its run is {status}"):
+    with pytest.raises(InvalidTransition, match=f"its run {PHRASES[status]}"):
         states.transition_step(
             make_run(status, steps=1), make_step(StepStatus.RUNNING), StepStatus.COMPLETED, T1
         )
@@ -204,7 +217,7 @@ def test_an_abandoned_run_ends_with_the_reason(current: RunStatus, ending: RunSt
 
 @pytest.mark.parametrize("status", sorted(states.FINISHED_RUN))
 def test_a_finished_run_cannot_be_abandoned(status: RunStatus) -> None:
-    with pytest.raises(InvalidTransition, match=f"is {status}"):
+    with pytest.raises(InvalidTransition, match=f"{PHRASES[status]};"):
         states.abandon_run(make_run(status), T1, "interrupted")
 
 
@@ -267,10 +280,10 @@ def test_completing_a_run_with_open_steps_is_refused_unless_forced() -> None:
         states.end_run(run, steps, RunStatus.COMPLETED, T1)
     assert "02_code (running)" in refused.value.message
     assert "03_code (pending)" in refused.value.message
-    # Names the parameter an RPC client sends as well as the CLI's flag.
+    # In words any client can use (the CLI names its --force itself).
     assert refused.value.message.endswith(
         "steps still open: 02_code (running), 03_code (pending); finish them first, or "
-        "complete with force (force: true; --force in the CLI) to close them)"
+        "force, which closes them)"
     ), refused.value.message
     ended, closed = states.end_run(run, steps, RunStatus.COMPLETED, T1, force=True)
     assert ended.status is RunStatus.COMPLETED and ended.error_message is None

@@ -90,17 +90,53 @@ async def test_run_events_in_order(client: RpcClient, socket_path: Path, workspa
     ]
     assert kinds == [
         ("created", "pending"),
+        ("step", "running"),  # a change's step events come before its run's
         ("status", "running"),
-        ("step", "running"),
         ("artifact", None),
-        ("updated", "running"),  # updatedAt moved with the step
         ("step", "completed"),
+        ("updated", "running"),  # updatedAt moved with the step
         ("status", "completed"),
         ("deleted", None),
     ]
     assert all(e["runId"] == rid for e in events)
     seqs = [e["seq"] for e in events]
     assert seqs == sorted(set(seqs))
+
+
+async def run_events_until_it_ends(client: RpcClient, rid: str) -> list[tuple[str, str]]:
+    """The (type, status) of each event of run ``rid`` up to the one saying it ended."""
+    kinds: list[tuple[str, str]] = []
+    with anyio.fail_after(5):
+        while not kinds or kinds[-1] not in {("status", s) for s in ("failed", "cancelled")}:
+            for e in (await client.notification("run.event"))["events"]:
+                kinds.append((e["type"], (e.get("run") or e.get("step"))["status"]))
+    return kinds
+
+
+async def test_the_event_that_ends_a_run_comes_after_its_steps(
+    client: RpcClient, socket_path: Path, workspace: Path
+) -> None:
+    """A client that stops following a run when it ends (simpleaide runs watch) has seen the
+    step that failed it, and the steps its end closed."""
+    async with await RpcClient.connect(socket_path) as other:
+        failing = (await other.call("runs.create", workspace=str(workspace)))["id"]
+        await other.call("steps.create", runId=failing, name="test", start=True)
+        await other.call("steps.create", runId=failing, name="deploy")  # pending
+        cancelled = (await other.call("runs.create", workspace=str(workspace)))["id"]
+        await other.call("steps.create", runId=cancelled, name="plan", start=True)
+        await client.call("runs.subscribe", runId=failing)
+        await other.call("steps.fail", runId=failing, step=1, errorMessage="tests are red")
+        assert await run_events_until_it_ends(client, failing) == [
+            ("step", "failed"),
+            ("step", "skipped"),  # deploy, closed by the run's end
+            ("status", "failed"),
+        ]
+        await client.call("runs.subscribe", runId=cancelled)
+        await other.call("runs.cancel", runId=cancelled)
+        assert await run_events_until_it_ends(client, cancelled) == [
+            ("step", "failed"),  # closed by the run's end, which it says
+            ("status", "cancelled"),
+        ]
 
 
 async def test_run_subscription_can_follow_one_run(
@@ -168,7 +204,10 @@ async def test_removing_a_subscribed_workspace_ends_only_that_subscription(
     async with await RpcClient.connect(socket_path) as c:
         await c.call("status.subscribe")
         await c.call("runs.create", workspace=str(other))  # a change: both pumps wake
-        assert (await c.notification("status.changed"))["status"]["runs"]["total"] == 1
+        # (The database let go of the removed workspace for this one: a change of its own.)
+        with anyio.fail_after(5):
+            while (await c.notification("status.changed"))["status"]["runs"]["total"] != 1:
+                pass
     assert await client.call("daemon.ping") == "pong"
 
 

@@ -57,7 +57,7 @@ async def test_complete_is_refused_while_a_step_is_open_and_force_closes_them(
     refused = await client.error("runs.complete", runId=run_id)
     assert refused.code == INVALID_TRANSITION
     assert "02_code (running)" in refused.message and "03_test (pending)" in refused.message
-    assert "complete with force (force: true;" in refused.message
+    assert refused.message.endswith("finish them first, or force, which closes them)")
     assert (runs_dir(workspace) / run_id / "metadata.json").read_bytes() == before
     assert statuses(on_disk_steps(workspace, run_id))[1:] == [("running", None), ("pending", None)]
 
@@ -266,9 +266,13 @@ def test_cli_complete_names_force_and_force_closes_the_steps(sandbox: Sandbox) -
     refused = sandbox.run("runs", "complete", run_id)
     assert refused.code == 1 and refused.out == b""
     assert refused.err.count("\n") == 1
-    assert "01_code (running)" in refused.err and "--force in the CLI" in refused.err
+    assert "01_code (running)" in refused.err
+    assert (
+        f"or close them and complete it anyway with: simpleaide runs complete {run_id} --force"
+        in refused.err
+    )
     done = sandbox.ok("runs", "complete", run_id, "--force")
-    assert done.stdout.strip() == f"run {run_id} is completed"
+    assert done.stdout.strip() == f"run {run_id} has completed"
     steps = sandbox.ok("steps", "ls", run_id, "--json").json()
     assert [(s["status"], s["errorMessage"]) for s in steps] == [
         ("failed", "run completed while the step was open")

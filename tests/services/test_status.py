@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from simpleaided.domain.errors import ReadOnly
 from simpleaided.domain.status import StatusDocument
 from tests.support.daemon import running_daemon
+from tests.support.http import bearer
 from tests.support.llm_servers import LLAMACPP_LOADING, OLLAMA_TAGS, OPENAI_MODELS, LlmServer, Route
+from tests.support.pgproxy import PG_HOST, PG_PORT, TcpProxy
 from tests.support.rpc import RpcClient
 
 FAST_VAULT = {"vault.kdf_memory_kib": 8192, "vault.kdf_iterations": 1, "vault.kdf_lanes": 1}
@@ -56,7 +59,11 @@ async def test_the_default_database_is_a_sqlite_file_in_the_workspace(
         assert doc["db"]["type"] == "sqlite" and doc["db"]["readOnly"] is False
         assert chip(doc, "db")["text"] == "DB ✅"
         assert chip(doc, "db")["tooltip"].startswith("DEV database: read-write (sqlite, ")
-        assert await client.call("db.status") == (await client.call("status.get"))["db"]
+        described = await client.call("db.status")
+        target = described.pop("target")
+        assert described == (await client.call("status.get"))["db"]
+        assert target["type"] == "sqlite"
+        assert target["path"] == str(workspace / ".simpleaide" / "dev.sqlite3")
     path = workspace / ".simpleaide" / "dev.sqlite3"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -196,3 +203,90 @@ async def test_the_status_api_section_names_the_socket(
 ) -> None:
     api = (await client.call("status.get"))["api"]
     assert api == {"enabled": False, "url": None, "port": None, "socket": str(socket_path)}
+
+
+async def test_the_db_chip_reads_checking_until_the_first_probe_answers(
+    isolated_env: Path, socket_path: Path, postgres: str
+) -> None:
+    async with TcpProxy((PG_HOST, PG_PORT)) as proxy:
+        proxy.freeze()  # the server takes the connection, and says nothing until thawed
+        settings = {
+            "db.DEV.url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
+            "db.timeout_seconds": 60,
+            "db.probe_seconds": 3600,
+            "http.listen": "127.0.0.1:0",
+            "http.public_status": True,
+        }
+        async with (
+            running_daemon(socket_path, isolated_env / "s", **settings) as daemon,
+            await RpcClient.connect(socket_path) as client,
+        ):
+            try:
+                doc = (await client.call("status.subscribe"))["status"]
+                StatusDocument.model_validate(doc)
+                assert doc["db"]["checking"] is True
+                assert doc["db"]["connected"] is False and doc["db"]["error"] is None
+                assert chip(doc, "db") == {
+                    "name": "db",
+                    "text": "DB …",
+                    "level": "checking",
+                    "tooltip": "DEV database (postgres): checking, no answer yet",
+                    "href": "#/db",
+                }
+                assert (await client.call("db.status"))["checking"] is True
+                async with httpx.AsyncClient(
+                    base_url=doc["api"]["url"], headers=bearer(daemon)
+                ) as http:
+                    assert (await http.get("/api/status")).json()["db"]["checking"] is True
+                    # The published schemas name the state and the level.
+                    schemas = (await http.get("/openapi.json")).json()["components"]["schemas"]
+                assert "checking" in schemas["DbSection"]["required"]
+                assert "checking" in schemas["Chip"]["properties"]["level"]["enum"]
+                discovered = json.dumps(await client.call("rpc.discover"))
+                assert '"checking"' in discovered
+
+                proxy.thaw()
+                doc = await changed_until(client, lambda d: not d["db"]["checking"], seconds=30)
+                assert doc["db"]["connected"] is True, doc["db"]
+                assert chip(doc, "db")["text"] == "DB ✅" and chip(doc, "db")["level"] == "ok"
+            finally:
+                proxy.thaw()  # a failed test: the daemon's stop need not wait for the probe
+
+
+async def test_the_run_chip_names_the_active_runs_while_they_are_few(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    async with (
+        running_daemon(socket_path, isolated_env / "s"),
+        await RpcClient.connect(socket_path) as client,
+    ):
+
+        async def start(title: str | None) -> str:
+            run = await client.call("runs.create", workspace=str(workspace), title=title)
+            await client.call("steps.create", runId=run["id"], name="plan", start=True)
+            return str(run["id"])
+
+        first = await start("fix the parser")
+        doc = await client.call("status.get")
+        assert chip(doc, "runs")["text"] == "Run ⏳ 1"
+        assert chip(doc, "runs")["tooltip"] == f"1 run running: {first} “fix the parser”"
+        assert doc["runs"]["activeRuns"] == [
+            {"id": first, "title": "fix the parser", "status": "running"}
+        ]
+        second = await start(None)
+        third = await start("write tests")
+        doc = await client.call("status.get", workspace=str(workspace))
+        assert chip(doc, "runs")["tooltip"] == (
+            f"3 runs running: {third} “write tests”, {second}, {first} “fix the parser”"
+        )
+        await client.call("runs.complete", runId=second, force=True)
+        doc = await client.call("status.get")
+        assert chip(doc, "runs")["tooltip"].startswith(
+            f"2 runs running: {third} “write tests”, {first} “fix the parser”"
+        )
+        await start("a")
+        await start("b")
+        doc = await client.call("status.get")
+        assert doc["runs"]["activeRuns"] == []
+        assert chip(doc, "runs")["tooltip"].startswith("4 runs running; last run running ")
+        StatusDocument.model_validate(doc)

@@ -319,6 +319,21 @@ async def test_bad_vault_requests_are_refused_and_change_nothing(
     assert await vclient.call("daemon.ping") == "pong"
 
 
+async def test_a_name_not_found_is_never_said_back(
+    vclient: RpcClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An API key pasted where a name goes is a valid name: it must not come back in the error.
+    caplog.set_level(logging.DEBUG)
+    await vclient.call("vault.init", passphrase=PASS)
+    pasted = "sk-live-" + SECRET + "0123456789abcdef"
+    for method in ("vault.get", "vault.delete"):
+        error = await rpc_error(vclient, method, name=pasted)
+        assert error.code == -32001
+        assert error.message == "no secret with that name (see simpleaide vault ls)"
+        assert pasted not in json.dumps([error.message, error.data])
+    assert pasted not in caplog.text
+
+
 async def test_secrets_never_reach_logs_status_or_errors(
     vclient: RpcClient, caplog: pytest.LogCaptureFixture
 ) -> None:

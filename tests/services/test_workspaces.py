@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from simpleaided.app.daemon import Daemon
-from simpleaided.services.workspaces import WorkspaceRegistry
+from simpleaided.services.workspaces import MAX_REMOVED, WorkspaceRegistry
 from simpleaided.store import safefs
 from simpleaided.store.runstore import WorkspaceLock, WorkspaceStore
 from tests.support.daemon import (
@@ -392,3 +392,85 @@ async def test_a_configured_workspace_added_by_a_client_stays_configured(
         with pytest.raises(RpcFailed, match="comes from the config file"):
             await client.call("workspaces.remove", path=str(later))
         assert [w["path"] for w in await client.call("workspaces.list")] == [str(later)]
+
+
+async def test_a_workspace_the_reloaded_config_drops_is_not_served_again_by_a_read(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    run_id = lay_out_run(workspace, "completed", ["completed"])
+    source = ConfigSource(socket_path, isolated_env / "state")
+    source.workspaces = [str(workspace)]
+    daemon = Daemon(source.load(), handle_signals=False, load_config=source.load)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        async with await RpcClient.connect(socket_path) as client:
+            source.workspaces = []
+            assert await daemon.reload()
+            with pytest.raises(RpcFailed) as scoped:
+                await client.call("runs.list", workspace=str(workspace))
+            assert scoped.value.code == -32001
+            assert scoped.value.data == {"workspace": str(workspace), "removed": "config"}
+            assert scoped.value.message == (
+                f"workspace {workspace} is not served: the config file no longer lists it; "
+                f"serve it again with: simpleaide workspaces add {workspace}"
+            )
+            with pytest.raises(RpcFailed) as run:
+                await client.call("runs.get", runId=run_id)
+            assert run.value.data == {
+                "runId": run_id,
+                "workspace": str(workspace),
+                "removed": "config",
+            }
+            await client.call("workspaces.add", path=str(workspace))  # explicit: served
+            assert (await client.call("runs.get", runId=run_id))["id"] == run_id
+        daemon.request_stop()
+
+
+async def test_a_run_in_a_workspace_another_daemon_serves_is_named_so(
+    isolated_env: Path, socket_path: Path, workspace: Path
+) -> None:
+    run_id = lay_out_run(workspace, "completed", ["completed"])
+    held = WorkspaceStore(str(workspace)).claim("/elsewhere/daemon.sock")
+    try:
+        async with (
+            running_daemon(socket_path, isolated_env / "state", workspaces=[str(workspace)]),
+            await RpcClient.connect(socket_path) as client,
+        ):
+            with pytest.raises(RpcFailed) as failed:
+                await client.call("steps.list", runId=run_id)
+            assert failed.value.code == -32001
+            assert failed.value.message == (
+                f"run {run_id} is in workspace {workspace}, which this daemon does not serve: "
+                "another simpleaided serves it; use that daemon's socket "
+                "(named in: simpleaide daemon status)"
+            )
+            with pytest.raises(RpcFailed) as unknown:
+                await client.call("runs.get", runId="20260101T000000000Z-00000000")
+            assert unknown.value.message == "run 20260101T000000000Z-00000000 does not exist"
+            assert unknown.value.data == {"runId": "20260101T000000000Z-00000000"}
+    finally:
+        held.release()
+
+
+def test_removed_workspaces_are_remembered_newest_first_and_bounded(short_tmp: Path) -> None:
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    folders = []
+    for n in range(MAX_REMOVED + 2):
+        folder = short_tmp / f"w{n}"
+        folder.mkdir()
+        folders.append(str(folder))
+    # A state file of an older daemon: no "removed" key.
+    (state / "workspaces.json").write_text(json.dumps({"workspaces": folders}))
+    registry = WorkspaceRegistry([], state)
+    assert [p for p, _ in registry.initial()] == folders
+    for path in folders:
+        registry.register(path, "added", WorkspaceStore(path).claim("/x.sock"))
+    for path in folders:
+        registry.unregister(path)
+    registry.save()
+    again = WorkspaceRegistry([folders[-1]], state)  # the config lists the newest one now
+    assert again.initial() == [(folders[-1], "config")]
+    assert again.removed() == folders[-2:1:-1]  # the oldest two forgotten, the listed one too
+    assert again.removed_by(folders[5]) == "remove"
+    assert again.removed_by(folders[0]) is None and again.removed_by(folders[-1]) is None

@@ -310,8 +310,8 @@ def test_a_tree_owned_by_another_user_is_refused(store: WorkspaceStore) -> None:
     ("content", "reason"),
     [
         (b"{not json", "Invalid JSON"),
-        (b'{"schemaVersion": 1}', "id: Field required"),
-        (b'{"schemaVersion": 1, "id": "X", "status": "nope"}', "invalid run id"),
+        (b'{"schemaVersion": 1}', "id is missing"),
+        (b'{"schemaVersion": 1, "id": "X", "status": "nope"}', "is not a run id"),
         (b"", "EOF while parsing"),
     ],
 )

@@ -8,10 +8,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import SocketStream
+
+Result = TypeVar("Result")
 
 
 class RpcFailed(Exception):
@@ -139,4 +141,26 @@ async def pings_meanwhile(
             assert await other.call("daemon.ping") == "pong"
             waits.append(time.monotonic() - start)
             await anyio.sleep(0.005)
+    return done[0], waits
+
+
+async def ping_waits_during(
+    other: RpcClient, work: Callable[[], Awaitable[Result]]
+) -> tuple[Result, list[float]]:
+    """``work``'s result, and how long each of the pings ``other`` sent meanwhile took (with
+    the 5 ms pause after it): the daemon shares one event loop, so whatever holds it shows
+    here, as it would in a ping sent at that moment."""
+    done: list[Result] = []
+    waits: list[float] = []
+
+    async def run() -> None:
+        done.append(await work())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        while not done:
+            start = time.monotonic()
+            assert await other.call("daemon.ping") == "pong"
+            await anyio.sleep(0.005)
+            waits.append(time.monotonic() - start)
     return done[0], waits

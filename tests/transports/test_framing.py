@@ -56,9 +56,23 @@ async def test_an_oversized_line_is_refused_whether_whole_or_split() -> None:
         await messages(b'{"a":1}\n', b'{"a":"0123', b"45678901234567", limit=16)
 
 
-async def test_a_line_cut_by_the_end_of_the_stream_is_a_framing_error() -> None:
-    with pytest.raises(FramingError, match="middle of a message"):
-        await messages(b'{"a":1}\n', b'{"a":')
+async def test_what_follows_the_last_newline_at_the_end_of_the_stream_is_a_message() -> None:
+    # As if its newline were there: a whole value is answered, a cut one gets the
+    # dispatcher's parse error, whitespace alone is nothing.
+    assert await messages(b'{"a":1}\n', b'{"a":2}') == [b'{"a":1}', b'{"a":2}']
+    assert await messages(b'{"a":1}\n', b'{"a":') == [b'{"a":1}', b'{"a":']
+    assert await messages(b'{"a":1}\n{"a', b'":2} ') == [b'{"a":1}', b'{"a":2}']
+    assert await messages(b"nu", b"ll") == [b"null"]  # too short to tell the framing
+    assert await messages(b'{"a":1}\n', b" \r\n ") == [b'{"a":1}']
+
+
+async def test_a_content_length_message_cut_short_by_the_end_is_a_framing_error() -> None:
+    whole = b'Content-Length: 7\r\n\r\n{"a":1}'
+    assert await messages(whole) == [b'{"a":1}']
+    assert await messages(whole, b"\r\n ") == [b'{"a":1}']  # whitespace alone: nothing
+    for cut in (whole[:-1], whole[:24], whole[:20], whole + whole[:10]):
+        with pytest.raises(FramingError, match="ended in the middle of a message"):
+            await messages(cut)
 
 
 async def test_a_content_length_of_thousands_of_digits_is_too_large_not_a_crash() -> None:

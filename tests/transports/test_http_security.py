@@ -1,5 +1,5 @@
-"""The HTTP shim's guard on the real daemon, over real loopback HTTP (DESIGN.md §7, §9): the
-token on every route but /healthz and the console's files, and nowhere else than the
+"""The HTTP shim's guard on the real daemon, over real loopback HTTP (README: Security of the
+HTTP side): the token on every route but /healthz and the console's files, and nowhere else than the
 ``Authorization`` header; ``Origin`` on anything but GET/HEAD, then 405; ``Host`` on requests
 and WebSocket upgrades; ``http.public_status``; the headers on every answer; the static files
 and their traversal; the token file across restarts and rotations, never in a log line or in
@@ -45,7 +45,7 @@ async def shim(isolated_env: Path, socket_path: Path) -> AsyncIterator[Daemon]:
 
 
 def assert_guarded(reply: httpx.Response) -> None:
-    """Every answer's headers, refusals included (DESIGN.md §9)."""
+    """Every answer's headers, refusals included (README: The web console)."""
     headers = reply.headers
     assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY, reply.url
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
@@ -360,8 +360,10 @@ async def test_every_answer_carries_the_security_headers(shim: Daemon) -> None:
         assert codes == [200, 304, 400, 401, 403, 404, 405]
         for answer in answers:
             assert_guarded(answer)
-        data = [status, answers[1], answers[2], answers[3], answers[7], stream]
+        data = [status, answers[1], answers[3], answers[7], stream]
         assert all(a.headers["cache-control"] == "no-store" for a in data)
+        # The description changes only with the daemon: kept, and asked again by its ETag.
+        assert answers[2].headers["cache-control"] == "no-cache" and answers[2].headers["etag"]
 
 
 async def test_a_server_error_carries_the_security_headers_too(

@@ -68,9 +68,16 @@ async def test_workspaces(client: RpcClient, workspace: Path, short_tmp: Path) -
     assert (await client.call("workspaces.list"))[0]["runs"] == 1
     # Remembered across restarts in the state file.
     state = json.loads((short_tmp / "state" / "workspaces.json").read_text())
-    assert state == {"workspaces": [str(workspace)]}
+    assert state == {"workspaces": [str(workspace)], "configured": [], "removed": []}
     removed = await client.call("workspaces.remove", path=str(workspace))
     assert removed == {"path": str(workspace), "removed": True}
+    # Remembered as removed: no client serves it again on its own.
+    state = json.loads((short_tmp / "state" / "workspaces.json").read_text())
+    assert state == {
+        "workspaces": [],
+        "configured": [],
+        "removed": [{"path": str(workspace), "by": "remove"}],
+    }
     assert await client.call("workspaces.list") == []
     assert (await client.call("status.get"))["runs"]["total"] == 0
     assert (workspace / ".simpleaide" / "runs").is_dir()  # files stay
@@ -180,7 +187,7 @@ async def test_illegal_transitions_are_refused_and_change_nothing(
     for method, params, current, requested in cases:
         err = await client.error(method, **params)
         assert err.code == -32010, (method, err.message)
-        assert f"is {current}; cannot move to {requested}" in err.message
+        assert f"has {current}; cannot move to {requested}" in err.message
         assert err.data == {"current": current, "requested": requested}
     pending = await new_run(client, workspace)
     err = await client.error("runs.complete", runId=pending["id"])

@@ -162,10 +162,20 @@ async def test_bad_messages_get_errors_and_the_connection_goes_on(
 
 async def test_invalid_params_carry_the_validation_errors(client: RpcClient) -> None:
     err = await client.error("runs.create", workspace=5, title="", bogus=True)
-    assert err.code == -32602 and err.message == "Invalid params"
-    by_field = {tuple(e["loc"]): e for e in err.data}
+    assert err.code == -32602
+    assert err.message == (
+        "workspace: must be a workspace path, like /home/me/project, not 5; "
+        "title: must be text of 1 to 500 characters, not 0 characters; "
+        "unknown parameter 'bogus' (expected 'workspace', 'title' or 'ownerPid')"
+    )
+    by_field = {tuple(e["loc"]): e for e in err.data["errors"]}
     assert set(by_field) == {("workspace",), ("title",), ("bogus",)}
-    assert all("input" not in e for e in err.data)
+    assert [e["type"] for e in err.data["errors"]] == [
+        "string_type",
+        "string_too_short",
+        "extra_forbidden",
+    ]
+    assert all("input" not in e for e in err.data["errors"])
 
 
 @pytest.mark.parametrize(
@@ -197,7 +207,7 @@ async def test_path_tricks_are_refused_and_nothing_is_written(
     before = (tree(workspace), sorted(os.listdir(workspace.parent)))
     err = await client.error(method, **params)
     assert err.code == -32602, err.message
-    assert [tuple(e["loc"]) for e in err.data] == [(field,)]
+    assert [tuple(e["loc"]) for e in err.data["errors"]] == [(field,)]
     assert (tree(workspace), sorted(os.listdir(workspace.parent))) == before
 
 

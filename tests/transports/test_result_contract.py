@@ -228,6 +228,7 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     await rpc.call("artifacts.get", **put, name="plan.md")
     await rpc.call("artifacts.get", **put, name="blob.bin")
     await rpc.call("artifacts.get", **put, name="log.txt", encoding="base64", offset=1, length=2)
+    await rpc.call("artifacts.delete", **put, name="blob.bin")
     await rpc.call("steps.complete", runId=run_id, step=1)
     await rpc.call("steps.create", runId=run_id, name="code", start=True)
     await rpc.call("steps.skip", runId=run_id, step=2)
@@ -252,6 +253,8 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     pending = (await rpc.call("runs.create", workspace=str(other)))["id"]
     assert "corrupt" in {row["status"] for row in (await rpc.call("runs.list"))["runs"]}
     await rpc.call("runs.list", workspace=ws, status=["completed", "corrupt"], limit=1)
+    assert (await rpc.call("runs.resolve", prefix=run_id))["count"] == 1
+    await rpc.call("runs.resolve", prefix="", workspace=ws, limit=1)
     await rpc.call("runs.prune", workspace=ws, keep=1, dryRun=True)
     await rpc.call("runs.prune", workspace=ws, olderThanDays=1000, keep=1)
     await rpc.call("runs.delete", runId=pending)
@@ -302,6 +305,7 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     assert (await rpc.call("http.rotateToken"))["url"] is None
     await rpc.call("http.open")
     assert (await rpc.call("http.rotateToken"))["url"] is not None
+    assert (await rpc.call("daemon.info"))["httpUrl"] is not None
 
     # Terminals: one running, then exited (listed with its exit), renamed, removed.
     term = await rpc.call("terminals.create", argv=["cat"], cols=40, rows=10, name="cat")
@@ -321,6 +325,8 @@ async def session(rpc: Checked, workspace: Path, other: Path) -> None:
     await rpc.call("status.get", workspace=ws)
     await rpc.call("status.unsubscribe")
     await rpc.call("workspaces.remove", path=str(other))
+    # This daemon has no configuration to read again: refused, and it says why.
+    assert (await rpc.call("daemon.reload"))["reloaded"] is False
     await rpc.call("rpc.discover")
 
 

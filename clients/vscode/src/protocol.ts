@@ -1,5 +1,5 @@
 /**
- * The wire contract as the extension sees it: the daemon's JSON documents (DESIGN.md §4), its
+ * The wire contract as the extension sees it: the daemon's JSON documents (README: Protocol in brief), its
  * error codes and where its socket is. The daemon's pydantic models are the source of truth
  * (`rpc.discover`); these types only name the fields this extension reads.
  */
@@ -18,7 +18,8 @@ export const ErrorCode = {
   WrongPassphrase: -32021,
 } as const;
 
-export type Level = 'ok' | 'info' | 'warn' | 'bad' | 'off';
+/** A chip's colour; `checking`: its state is not known yet (the database before its first probe). */
+export type Level = 'ok' | 'info' | 'warn' | 'bad' | 'off' | 'checking';
 export type ChipName = 'env' | 'vault' | 'db' | 'llm' | 'runs';
 export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 export type VaultState = 'uninitialized' | 'locked' | 'unlocked';
@@ -41,12 +42,20 @@ export interface LastRun {
   errorMessage: string | null;
 }
 
+/** One of the active runs, named while they are few (up to 3). */
+export interface ActiveRun {
+  id: string;
+  title: string | null;
+  status: string;
+}
+
 export interface RunsSection {
   active: number;
   busy: boolean;
   pending: number;
   total: number;
   last: LastRun | null;
+  activeRuns?: ActiveRun[]; // empty when there are more than 3 (older daemons: absent)
 }
 
 export interface VaultSection {
@@ -56,6 +65,7 @@ export interface VaultSection {
 
 export interface DbSection {
   connected: boolean;
+  checking?: boolean; // no answer yet from the first probe (older daemons: absent)
   type: 'sqlite' | 'postgres' | null;
   env: string;
   readOnly: boolean;

@@ -152,7 +152,9 @@ export function statusLines(doc: StatusDocument): string[] {
   const { runs, vault, db, llm, api } = doc;
   const dbWords = db.connected
     ? `${db.type ?? '?'}, connected, ${db.readOnly ? 'read-only' : 'read-write'}`
-    : `off (${db.error ?? 'not connected'})${db.readOnly ? ', read-only' : ''}`;
+    : db.checking
+      ? `${db.type ?? '?'}, checking (no answer yet)${db.readOnly ? ', read-only' : ''}`
+      : `off (${db.error ?? 'not connected'})${db.readOnly ? ', read-only' : ''}`;
   return [
     // Not a table: emoji widths vary between fonts, so columns after them would not align.
     ...(doc.chips ?? []).map((c) => `${c.text} — ${c.tooltip.replace(/\n/g, '; ')}`),

@@ -111,7 +111,7 @@ test('the Runs item follows a run created by another client', { timeout: 10000 }
   await barMatchesDaemon(); // the tooltips too
   const runs = bar.items[4];
   assert.equal(runs.text, 'Run ⏳ 1');
-  assert.ok(runs.tooltip.startsWith('1 run active'), runs.tooltip);
+  assert.equal(runs.tooltip, `1 run running: ${run.id} “Add the login page”`); // named: few are active
   assert.equal(runs.level, 'warn');
 });
 

@@ -50,7 +50,7 @@ export async function waitFor<T>(
 /** Temporary folders for a daemon: its environment, its socket and a workspace. Several
  * daemons may run in one sandbox, one after another, on the same socket. With
  * `missingWorkspace`, the config serves a workspace that does not exist, so that the daemon
- * reports a warning (`workspace … is not served: …`). */
+ * reports a warning (`workspace … is not served: …`); `config` is added to the config file. */
 export class Sandbox {
   readonly root: string;
   readonly socketPath: string;
@@ -58,7 +58,7 @@ export class Sandbox {
   readonly env: NodeJS.ProcessEnv;
   readonly missingWorkspace: string;
 
-  constructor(options: { missingWorkspace?: boolean } = {}) {
+  constructor(options: { missingWorkspace?: boolean; config?: string } = {}) {
     // A short path: AF_UNIX socket paths are limited to 108 bytes.
     this.root = fs.mkdtempSync('/tmp/sav-');
     const env: NodeJS.ProcessEnv = {};
@@ -74,7 +74,9 @@ export class Sandbox {
     fs.mkdirSync(config, { mode: 0o700 });
     this.missingWorkspace = path.join(this.root, 'missing');
     const workspaces = options.missingWorkspace ? `workspaces = [${JSON.stringify(this.missingWorkspace)}]\n` : '';
-    fs.writeFileSync(path.join(config, 'config.toml'), workspaces + CONFIG, { mode: 0o600 });
+    fs.writeFileSync(path.join(config, 'config.toml'), workspaces + CONFIG + (options.config ?? ''), {
+      mode: 0o600,
+    });
     fs.mkdirSync(path.join(this.root, 'run'), { mode: 0o700 });
     this.socketPath = path.join(this.root, 'run', 'd.sock');
     this.workspace = path.join(this.root, 'ws');

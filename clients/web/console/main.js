@@ -1,4 +1,4 @@
-// The web console (DESIGN.md §9): the header's five chips on top, one area per chip below,
+// The web console (README: The web console): the header's five chips on top, one area per chip below,
 // all fed by one JSON-RPC connection over the WebSocket at /rpc.
 
 import "/static/simpleaide-status.js";

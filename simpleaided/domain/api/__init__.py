@@ -8,14 +8,17 @@ their one public surface, so callers write ``api.RunView`` without knowing the g
 
 from simpleaided.domain.api.artifacts import (
     ArtifactContent,
+    ArtifactDeleted,
     ArtifactInfo,
     ArtifactName,
+    DeleteArtifactParams,
     GetArtifactParams,
     ListArtifactsParams,
     PutArtifactParams,
     artifact_chunk_limit,
 )
 from simpleaided.domain.api.base import (
+    ContractSchema,
     NoParams,
     Params,
     RunRef,
@@ -23,10 +26,13 @@ from simpleaided.domain.api.base import (
     StepRef,
     Unsubscribed,
     WorkspacePath,
+    params_schema,
 )
 from simpleaided.domain.api.daemon import (
     API_VERSION,
     DaemonInfo,
+    LogDestination,
+    ReloadResult,
     StartMode,
 )
 from simpleaided.domain.api.db import (
@@ -37,6 +43,8 @@ from simpleaided.domain.api.db import (
     CellValue,
     Change,
     CountParams,
+    DbStatus,
+    DbTargetInfo,
     EditParams,
     EditResult,
     FilterParam,
@@ -52,6 +60,9 @@ from simpleaided.domain.api.db import (
 )
 from simpleaided.domain.api.http import (
     ConsoleLink,
+)
+from simpleaided.domain.api.invalid import (
+    explain_invalid,
 )
 from simpleaided.domain.api.runs import (
     MAX_DAYS,
@@ -71,6 +82,9 @@ from simpleaided.domain.api.runs import (
     PrunedRun,
     PruneResult,
     PruneRunsParams,
+    ResolveRunsParams,
+    RunIdPrefix,
+    RunMatches,
     RunPage,
     RunRow,
     RunScopeParams,
@@ -110,6 +124,7 @@ from simpleaided.domain.api.workspaces import (
 __all__ = [
     "API_VERSION",
     "ArtifactContent",
+    "ArtifactDeleted",
     "ArtifactInfo",
     "ArtifactName",
     "CancelParams",
@@ -119,10 +134,14 @@ __all__ = [
     "Change",
     "CompleteRunParams",
     "ConsoleLink",
+    "ContractSchema",
     "CountParams",
     "CreateRunParams",
     "CreateStepParams",
     "DaemonInfo",
+    "DeleteArtifactParams",
+    "DbStatus",
+    "DbTargetInfo",
     "DeleteRunParams",
     "DeleteStepsParams",
     "Deleted",
@@ -137,6 +156,7 @@ __all__ = [
     "ListArtifactsParams",
     "ListRunsParams",
     "ListedStatus",
+    "LogDestination",
     "MAX_DAYS",
     "MAX_PAGE",
     "MAX_PAGE_ROWS",
@@ -151,9 +171,13 @@ __all__ = [
     "PutArtifactParams",
     "QueryAnswer",
     "QueryParams",
+    "ReloadResult",
     "RowCount",
     "RowsPage",
+    "ResolveRunsParams",
     "RowsParams",
+    "RunIdPrefix",
+    "RunMatches",
     "RunPage",
     "RunRef",
     "RunRow",
@@ -188,6 +212,8 @@ __all__ = [
     "WorkspacePath",
     "WorkspaceRemoved",
     "artifact_chunk_limit",
+    "explain_invalid",
+    "params_schema",
     "run_view",
     "step_view",
 ]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from simpleaided.domain import names
 from simpleaided.domain.api.base import RunRef, StepRef
-from simpleaided.domain.models import StepNumber
+from simpleaided.domain.api.fields import ArtifactName as ArtifactName
+from simpleaided.domain.api.fields import StepNumber
 
-
-def _check_artifact(value: str) -> str:
-    return names.check_artifact_name(value)
-
-
-ArtifactName = Annotated[str, AfterValidator(_check_artifact)]
+UploadId = Annotated[
+    str,
+    Field(
+        title="upload id",
+        description="the uploadId that the upload's first chunk answered",
+        pattern=r"^[0-9a-f]{1,16}-[0-9a-f]{16}$",
+        examples=["1f-8c2e44a90b1d7e35"],
+    ),
+]
+Base64 = Annotated[str, Field(json_schema_extra={"contentEncoding": "base64"})]
 
 
 class PutArtifactParams(StepRef):
@@ -33,11 +37,11 @@ class PutArtifactParams(StepRef):
 
     name: ArtifactName
     text: str | None = None
-    base64: str | None = None
+    base64: Base64 | None = None
     offset: Annotated[int, Field(ge=0)] | None = None
     final: bool | None = None
     append: bool = False
-    upload_id: Annotated[str, Field(pattern=r"^[0-9a-f]{1,16}-[0-9a-f]{16}$")] | None = None
+    upload_id: UploadId | None = None
 
     @model_validator(mode="after")
     def _exactly_one_body(self) -> PutArtifactParams:
@@ -68,6 +72,13 @@ class GetArtifactParams(StepRef):
     version: Annotated[str, Field(max_length=64)] | None = None
 
 
+class DeleteArtifactParams(StepRef):
+    """Delete one artifact of a step (a regular file; a symlink or folder in its place is
+    refused and left alone)."""
+
+    name: ArtifactName
+
+
 class ListArtifactsParams(RunRef):
     step: StepNumber | None = None
 
@@ -91,6 +102,15 @@ class ArtifactInfo(BaseModel):
     staged: bool = False
     uploadId: str | None = None
     problem: str | None = None
+
+
+class ArtifactDeleted(BaseModel):
+    """``artifacts.delete``: the artifact that is gone."""
+
+    runId: str
+    step: int
+    name: str
+    deleted: bool
 
 
 class ArtifactContent(BaseModel):

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import cache
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import CoreSchema
 
-from simpleaided.domain import names
-from simpleaided.domain.models import RunId, StepNumber
-
-
-def _check_workspace(value: str) -> str:
-    return names.check_workspace_path(value)
+from simpleaided.domain.api.fields import RunId, StepNumber
+from simpleaided.domain.api.fields import WorkspacePath as WorkspacePath
 
 
-WorkspacePath = Annotated[str, AfterValidator(_check_workspace)]
+class ContractSchema(GenerateJsonSchema):
+    """JSON Schema as the contract publishes it: a field's ``title`` is the one its type
+    gives ("run id"), never one made up from its name ("Runid")."""
+
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:
+        return False
+
+
+@cache
+def params_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a parameter model, as ``rpc.discover`` publishes it (refs local)."""
+    return model.model_json_schema(by_alias=True, schema_generator=ContractSchema)
 
 
 class Params(BaseModel):

@@ -1,4 +1,4 @@
-"""The ``db.*`` contract: the database grid's parameters (DESIGN.md §10).
+"""The ``db.*`` contract: the database grid's parameters (README: The grid).
 
 Names of tables, schemas and columns are any text (quotes, spaces, Unicode): the service checks
 them against the catalogue and the driver quotes them; here only their size is bounded.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simpleaided.domain import grid
+from simpleaided.domain import grid, names
 from simpleaided.domain.api.base import Params
+from simpleaided.domain.api.fields import checked
 from simpleaided.domain.grid import FilterOp
+from simpleaided.domain.status import DbSection
+from simpleaided.domain.vocabulary import DbKind
 
 MAX_PAGE_ROWS = 1000
 MAX_CELL_BYTES = 16 * 1024 * 1024
@@ -28,13 +31,42 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_no_nul)]
+Name = Annotated[
+    str,
+    Field(
+        title="name",
+        description="a table, schema or column name: any text without NUL",
+        pattern=names.NO_NUL_PATTERN,
+        min_length=1,
+        max_length=1024,
+    ),
+    checked(_no_nul),
+]
 """A table, schema or column name."""
-CursorText = Annotated[str, Field(min_length=1, max_length=grid.MAX_CURSOR_CHARS)]
-QueryId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+CursorText = Annotated[
+    str,
+    Field(
+        title="cursor",
+        description="the next or prev cursor of a db.rows page, as it came",
+        min_length=1,
+        max_length=grid.MAX_CURSOR_CHARS,
+    ),
+]
+QueryId = Annotated[
+    str,
+    Field(
+        title="query id",
+        description="1 to 64 of A-Z a-z 0-9 . _ -, chosen by the client",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        examples=["q1"],
+    ),
+]
 RowKey = Annotated[list[Any], Field(min_length=1, max_length=64)]
 """A row's key: its key columns' values in the order ``db.tables`` lists them."""
-RowValues = Annotated[dict[Name, Any], Field(max_length=4096)]
+# Only names of the pattern: ``patternProperties`` alone would let a name with NUL through.
+RowValues = Annotated[
+    dict[Name, Any], Field(max_length=4096, json_schema_extra={"additionalProperties": False})
+]
 
 
 class TableParams(Params):
@@ -146,8 +178,32 @@ class CancelParams(Params):
 
 # --- Results --------------------------------------------------------------------------------
 
+
+class DbTargetInfo(BaseModel):
+    """Which database the profile names, with no secret: a SQLite file's ``path``, or a
+    PostgreSQL server's ``host``, ``port``, ``dbname`` and ``user`` as the URL gives them
+    (``None``: not in the URL, libpq's default applies; several hosts or ports are
+    comma-separated, as libpq takes them). ``type`` is ``None`` while the URL is a vault
+    secret (``vaultSecret``: its name) not yet read."""
+
+    type: DbKind | None
+    path: str | None
+    host: str | None
+    port: str | None
+    dbname: str | None
+    user: str | None
+    vaultSecret: str | None
+
+
+class DbStatus(DbSection):
+    """``db.status``: the status document's ``db`` section and which database it is
+    (``target``; ``None`` while none is configured)."""
+
+    target: DbTargetInfo | None
+
+
 Cell = Any
-"""One value on the wire (DESIGN.md §10): ``null``, a number, a string, a list (a PostgreSQL
+"""One value on the wire (README: The grid): ``null``, a number, a string, a list (a PostgreSQL
 array), ``{"$bytes": size, "hex": …}`` or ``{"$truncated": size, "text": …}``."""
 KeyAnswer = list[str] | Literal["rowid"] | None
 """How a row is identified: the key's columns, a SQLite rowid, or ``None`` (not editable)."""

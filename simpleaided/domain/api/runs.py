@@ -6,21 +6,19 @@ steps' views, a step change holds the run's view).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from simpleaided.domain.api.base import Params, RunRef, StepRef, WorkspacePath
+from simpleaided.domain.api.fields import ErrorMessage, RunId, StepName, StepNumber, Title
+from simpleaided.domain.errors import InvalidInput
 from simpleaided.domain.models import (
-    ErrorMessage,
     OwnerPid,
-    RunId,
     RunMetadata,
     RunStatus,
     StepMetadata,
-    StepName,
-    StepNumber,
-    Title,
 )
 
 MAX_PAGE = 1000
@@ -47,7 +45,8 @@ class GetRunParams(RunRef):
 
 class ListRunsParams(Params):
     workspace: WorkspacePath | None = None
-    status: ListedStatus | list[ListedStatus] | None = None
+    # Bounded: a list of a million bad values would cost pydantic a second to explain.
+    status: ListedStatus | Annotated[list[ListedStatus], Field(max_length=16)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
     before: RunId | None = None
 
@@ -56,6 +55,44 @@ class ListRunsParams(Params):
         if self.status is None:
             return None
         return frozenset([self.status] if isinstance(self.status, str) else self.status)
+
+
+# Every start of a run id (``names.RUN_ID_RE``), the empty one included: its date, its time,
+# then its random part. Matched whole (``fullmatch``).
+RUN_ID_PREFIX_RE = re.compile(r"[0-9]{0,8}|[0-9]{8}T[0-9]{0,9}|[0-9]{8}T[0-9]{9}Z(-[0-9a-f]{0,8})?")
+MAX_RUN_ID_CHARS = 29
+DEFAULT_MATCHES = 10
+
+
+def _check_run_id_prefix(value: str) -> str:
+    if len(value) > MAX_RUN_ID_CHARS or not RUN_ID_PREFIX_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid run id prefix {value[:80]!r}: give the start of a run id, "
+            "e.g. 20261124T1015 of 20261124T101500123Z-1a2b3c4d"
+        )
+    return value
+
+
+RunIdPrefix = Annotated[
+    str,
+    Field(
+        json_schema_extra={
+            "title": "run id prefix",
+            "pattern": f"^(?:{RUN_ID_PREFIX_RE.pattern})$",
+            "maxLength": MAX_RUN_ID_CHARS,
+        }
+    ),
+    AfterValidator(_check_run_id_prefix),
+]
+
+
+class ResolveRunsParams(Params):
+    """The runs whose id starts with ``prefix`` (an empty one: every run), in ``workspace``
+    if given; at most ``limit`` of them are listed."""
+
+    prefix: RunIdPrefix
+    workspace: WorkspacePath | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_MATCHES
 
 
 class CompleteRunParams(RunRef):
@@ -138,6 +175,14 @@ class RunPage(BaseModel):
 
     runs: list[RunRow]
     nextBefore: str | None
+
+
+class RunMatches(BaseModel):
+    """``runs.resolve``: the runs whose id starts with the prefix, newest first (at most
+    ``limit``), and how many match in all: one is the run meant, more is ambiguous."""
+
+    runs: list[RunRow]
+    count: int
 
 
 class LatestRun(BaseModel):

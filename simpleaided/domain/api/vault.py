@@ -7,13 +7,23 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from simpleaided.domain.api.base import Params
+from simpleaided.domain.api.fields import SECRET, UNQUOTED
 from simpleaided.domain.vocabulary import VaultState
 
 SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-SecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]
+SecretName = Annotated[
+    str,
+    Field(
+        title="secret name",
+        description="1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+        pattern=SECRET_NAME_PATTERN,
+        examples=["api-key"],
+    ),
+    UNQUOTED,
+]
 # Length bounds only: a passphrase may hold any character. Never echoed back in errors.
-Passphrase = Annotated[str, Field(min_length=1, max_length=1024)]
-NewPassphrase = Annotated[str, Field(min_length=8, max_length=1024)]
+Passphrase = Annotated[str, Field(min_length=1, max_length=1024, json_schema_extra=SECRET)]
+NewPassphrase = Annotated[str, Field(min_length=8, max_length=1024, json_schema_extra=SECRET)]
 MAX_SECRET_CHARS = 65536
 
 
@@ -37,7 +47,7 @@ class SecretRef(Params):
 
 
 class SetSecretParams(SecretRef):
-    value: Annotated[str, Field(max_length=MAX_SECRET_CHARS)]
+    value: Annotated[str, Field(max_length=MAX_SECRET_CHARS, json_schema_extra=SECRET)]
 
 
 class VaultStatus(BaseModel):

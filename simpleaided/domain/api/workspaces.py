@@ -21,7 +21,8 @@ class WorkspaceInfo(BaseModel):
 
 
 class WorkspaceRemoved(BaseModel):
-    """A workspace no longer served (its files stay)."""
+    """A workspace no longer served (its files stay), until added again (``workspaces.add``,
+    or ``runs.create`` there)."""
 
     path: str
     removed: bool

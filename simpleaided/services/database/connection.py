@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,7 +20,12 @@ import anyio
 from anyio.abc import TaskStatus
 
 from simpleaided.domain import clock
-from simpleaided.domain.database import DbTarget, default_sqlite_path, parse_target
+from simpleaided.domain.database import (
+    DbTarget,
+    default_sqlite_path,
+    describe_target,
+    parse_target,
+)
 from simpleaided.domain.errors import (
     BackendUnavailable,
     InvalidInput,
@@ -32,6 +38,7 @@ from simpleaided.domain.secrets import SecretResolver, scrub, url_secrets, vault
 from simpleaided.domain.status import NOT_CONFIGURED
 from simpleaided.domain.vocabulary import DbKind, EnvProfile
 from simpleaided.services.database.worker import Call, run_call, wait_ended
+from simpleaided.store.runstore import check_workspace_root
 from simpleaided.store.sql import Lost, Session
 from simpleaided.store.sql.postgres import open_postgres
 from simpleaided.store.sql.sqlite import open_sqlite
@@ -58,6 +65,14 @@ def _connect_and_check(
     latency, read_only, risks = _check(call)
     assert call.session is not None
     return call.session.kind, latency, read_only, risks
+
+
+def _in_workspace(workspace: str, opener: Callable[[], Session]) -> Session:
+    """``opener()``, once ``workspace`` (where the default file lives) is found to keep the
+    rules of a workspace: no ``.simpleaide/`` is made at ``/`` or in a folder others may
+    write in, whichever workspace the config file names first."""
+    check_workspace_root(workspace)
+    return opener()
 
 
 def _execute(sql: str, params: tuple[Any, ...], call: Call[Session]) -> list[tuple[Any, ...]]:
@@ -113,6 +128,7 @@ class DatabaseService:
         """Take the settings: what to connect to, and how long to wait."""
         # Sessions opened for earlier settings (the grid's) are closed when they see it change.
         self.generation += 1
+        self._settings = settings
         env, url, password = settings.env, settings.url, settings.password
         self.env: EnvProfile = env
         self._url = url
@@ -125,6 +141,7 @@ class DatabaseService:
         if password and vault_name(password) is None:
             self._secrets.add(password)
         self._target: DbTarget | None = None
+        self._resolved: DbTarget | None = None  # the target a vault-held URL named, once read
         self._config_error: SimpleaideError | None = None
         self._in_store = False  # the default file, under the workspace's .simpleaide/
         if url is None:
@@ -151,6 +168,19 @@ class DatabaseService:
         """
         return self._section
 
+    def target(self) -> dict[str, str | None] | None:
+        """Which database the profile names, with no secret (``db.status``'s ``target``);
+        ``None`` while none is configured."""
+        secret = vault_name(self._url) if self._url is not None else None
+        described = describe_target(self._target or self._resolved)
+        if described is None:
+            if secret is None:
+                return None
+            described = dict.fromkeys(("type", "path", "host", "port", "dbname", "user"))
+        described["vaultSecret"] = secret
+        # Belt and braces: no value may hold a secret the connection knows.
+        return {k: None if v is None else self.redact(v) for k, v in described.items()}
+
     def _publish(
         self,
         connected: bool,
@@ -167,6 +197,9 @@ class DatabaseService:
         # leave those caches stale. Listeners hear only of changes a user would notice.
         self._section = {
             "connected": connected,
+            # Not probed since the target was set, and no error known: the first answer is
+            # awaited (never shown as off meanwhile).
+            "checking": not checked and not connected and error is None,
             "type": self._kind,
             "env": self.env,
             "readOnly": read_only,
@@ -187,6 +220,8 @@ class DatabaseService:
             log.info("database connected: %s, %s", self._kind, mode)
             for warning in warnings:
                 log.warning("database: %s", warning)
+        elif error is None:
+            log.info("database: checking %s", self._kind)
         else:
             log.info("database not connected: %s", error)
         try:
@@ -235,17 +270,36 @@ class DatabaseService:
         self._publish(False, self.env == "PROD", None, None, checked=False)
         self.probe_soon()
 
-    async def reconfigure(self, settings: DatabaseSettings) -> None:
-        """Apply new settings (a reloaded configuration): the connection is closed once no
-        call is on it, and the new target is probed at once."""
+    async def release_workspace(self, workspace: str, served: Sequence[str]) -> None:
+        """``workspace`` is no longer served: if the default file in use is its own, the
+        connection to it is closed, and the first of the workspaces still ``served`` is
+        adopted in its place (as a start would), or none (not configured). Its
+        ``.simpleaide/`` is never made again. With no database at all (the config file
+        dropped the workspace whose file it was), one still served is adopted likewise."""
+        if workspace != self._adopted:
+            if self._url is None and self._target is None and served:
+                self.adopt_workspace(served[0])
+            return
+        self._adopted = served[0] if served else None
+        if self._settings.url is not None or self._settings.default_workspace:
+            return  # the configured database is in use, not the adopted file
+        log.info(
+            "database: workspace %s is no longer served: its default file is let go", workspace
+        )
+        await self.reconfigure()
+
+    async def reconfigure(self, settings: DatabaseSettings | None = None) -> None:
+        """Apply new settings (a reloaded configuration), or the current ones again
+        (``None``: the adopted workspace changed): the connection is closed once no call is
+        on it, and the new target is probed at once."""
         with anyio.CancelScope(shield=True):
             async with self._lock:  # a running call ends within its (old) timeout
                 session, self._session = self._session, None
                 if session is not None:
                     await anyio.to_thread.run_sync(session.close)
-                self._configure(settings)
+                self._configure(settings or self._settings)
                 error = self._config_error.message if self._config_error else None
-                self._publish(False, settings.env == "PROD", None, error, checked=False)
+                self._publish(False, self.env == "PROD", None, error, checked=False)
         self.probe_soon()
 
     def probe_soon(self) -> None:
@@ -307,9 +361,10 @@ class DatabaseService:
             assert self._url is not None
             target = parse_target(self._resolve(self._url, "URL"), self._password)
             self._kind = target.kind
+            self._resolved = target
         read_only = self.env == "PROD"
         if target.kind == "sqlite":
-            return functools.partial(
+            opener = functools.partial(
                 open_sqlite,
                 target.location,
                 read_only=read_only,
@@ -317,6 +372,10 @@ class DatabaseService:
                 timeout=self._timeout,
                 unsafe_sql=self._unsafe_sql,
             )
+            if self._in_store:  # <workspace>/.simpleaide/<env>.sqlite3
+                workspace = os.path.dirname(os.path.dirname(target.location))
+                return functools.partial(_in_workspace, workspace, opener)
+            return opener
         password = target.password
         if password is not None and vault_name(password) is not None:
             password = self._resolve(password, "password")

@@ -25,7 +25,10 @@ from simpleaided.store.sql import READ_ONLY_SESSION, TRANSACTION_CONTROL, Lost, 
 if TYPE_CHECKING:
     import psycopg
 
-NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'simpleaided[postgres]'"
+NOT_INSTALLED = (
+    "PostgreSQL support is not installed: install the postgres extra "
+    "(pip install '.[postgres]' in simpleaided's source folder)"
+)
 
 _READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 _SQLSTATE_READ_ONLY = "25006"
@@ -51,6 +54,22 @@ _LIBPQ_PREFIXES = (
     "FATAL:",
     "ERROR:",
 )
+
+
+UNREADABLE_URL = (
+    "PostgreSQL cannot read this URL: percent-encode / ? @ # % and spaces in the password"
+    " (%2F %3F %40 %23 %25 %20)"
+)
+
+
+def unreadable_url(url: str, message: str) -> str:
+    """The error for a URL libpq's parser refuses (``message``: its words). Those words quote
+    the piece of the URL it stopped at, which may be a piece of a password: unless the URL
+    holds none (no ``@`` after the scheme, no ``password`` in it), our own words are told."""
+    rest = url.partition("://")[2]
+    if "@" in rest or "password" in rest.lower():
+        return UNREADABLE_URL
+    return f"invalid PostgreSQL URL: {pg_error_line(message)}"
 
 
 def pg_error_line(message: str) -> str:
@@ -345,7 +364,7 @@ def open_postgres(
     try:
         options = conninfo_to_dict(location).get("options")
     except psycopg.Error as exc:
-        raise BackendUnavailable(f"invalid PostgreSQL URL: {pg_error_line(str(exc))}") from None
+        raise BackendUnavailable(unreadable_url(location, str(exc))) from None
     params: dict[str, Any] = {
         "autocommit": True,
         # psycopg enforces it (at least 2 s); abandoned connects end by it.

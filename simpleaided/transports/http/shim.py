@@ -1,16 +1,16 @@
 """The HTTP shim: the status document for browsers, read-only, on loopback.
 
 Routes: ``GET /api/status`` and ``GET /api/status/stream`` (``status``); ``GET /healthz``;
-``GET /openapi.json`` describes them (``openapi``); ``GET /`` and ``GET /static/<path>`` are
-the console's files (``web``, from ``clients/web/``).
+``GET /openapi.json`` describes them (``openapi``); ``GET /``, ``GET /static/<path>`` and
+``GET /favicon.ico`` are the console's files (``web``, from ``clients/web/``).
 
-Security (DESIGN.md §7, §9): the shim binds loopback unless configured otherwise (checked with
-the configuration); every route but ``/healthz`` and the console's files needs the token
-(``token()``: the one in the file beside the socket, bound to the shim's address), a ``Host``
-that is not a loopback name or a configured one is refused (DNS rebinding), a method other
-than GET/HEAD is refused after an ``Origin`` check, and every answer carries a strict CSP
-and its companions (``security``). No route writes or reveals a secret: the status document
-holds none.
+Security (README: Security of the HTTP side): the shim binds loopback unless configured
+otherwise (checked with the configuration); every route but ``/healthz`` and the console's files
+needs the token (``token()``: the one in the file beside the socket, bound to the shim's
+address), a ``Host`` that is not a loopback name or a configured one is refused (DNS rebinding),
+a method other than GET/HEAD is refused after an ``Origin`` check, and every answer carries a
+strict CSP and its companions (``security``). No route writes or reveals a secret: the status
+document holds none.
 
 Starlette and uvicorn (the ``http`` extra) serve it inside the daemon's event loop; uvicorn's
 own signal handling is switched off, the daemon's stays in charge.
@@ -19,6 +19,7 @@ own signal handling is switched off, the daemon's stays in charge.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import uvicorn
 from anyio.abc import TaskStatus
 from starlette.applications import Starlette
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp
 
 from simpleaided.services.events import EventHub
 from simpleaided.services.status import StatusService
+from simpleaided.transports.http.etags import not_modified
 from simpleaided.transports.http.openapi import openapi_document
 from simpleaided.transports.http.security import (
     guarded,
@@ -153,7 +156,12 @@ class HttpShim:
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     async def _openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_document(self.url, public_status=self.public_status))
+        body = orjson.dumps(openapi_document(self.url, public_status=self.public_status))
+        etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if not_modified(request.headers, etag):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     # -- lifecycle -------------------------------------------------------------------------
 

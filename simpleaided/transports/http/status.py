@@ -6,11 +6,17 @@ nothing; ``GET /api/status/stream`` sends it as Server-Sent Events whenever it c
 most ``MAX_EVENT_STREAMS`` streams are open at once (``http.public_status`` lets anyone open
 them); one more is answered ``503``. A rotated token ends them all (``close_streams``): a
 client that opened one with the old token must come back with the new one.
+
+Each document sent carries an ``id`` above every id sent before, by this daemon or the ones
+it replaced (``EventIds``), so a client that drops ids it has seen never drops an update. A
+stream starts with the current document whatever ``Last-Event-ID`` the client sends, and
+with an id above that one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -25,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from simpleaided.domain.errors import SimpleaideError
 from simpleaided.services.events import EventHub
 from simpleaided.services.status import StatusService
+from simpleaided.transports.http.etags import not_modified
 from simpleaided.transports.http.security import refusal
 
 # How often an event stream checks its document: sent again when what it shows changed (ages
@@ -35,6 +42,40 @@ HEARTBEAT_SECONDS = 5.0
 # (the JSON-RPC connections): a stream is one subscription and one sender, and a page needs
 # one; the cap bounds what clients need no token for when http.public_status is on.
 MAX_EVENT_STREAMS = 64
+# The clock event ids are read from: the machine's, counted from its boot (through suspend),
+# which no change of the date or time steps back, and which goes on across restarts of the
+# daemon (unlike a counter in its memory, or its own monotonic clock).
+_BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+# The largest Last-Event-ID taken from a client: with room above it, below 2**53 (the largest
+# integer a JavaScript client reads exactly).
+MAX_CLIENT_EVENT_ID = 2**52
+
+
+class EventIds:
+    """Event ids: the boot clock in microseconds, or one more than the last id when events
+    come faster. So they increase strictly, across restarts of the daemon too (its next run
+    reads the same clock, further on), and are never stepped back by a change of the date.
+    After a reboot they start low again: no client on this machine saw the ones before, and
+    a browser's ``EventSource`` says which it saw (``Last-Event-ID``), which a stream then
+    goes above (``next(above=...)``)."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self, above: int = 0) -> int:
+        """A new id, above every id given out before and above ``above``."""
+        now = time.clock_gettime_ns(_BOOT_CLOCK) // 1000
+        self._last = max(self._last + 1, now)
+        return max(self._last, above + 1)
+
+
+def last_event_id(header: str | None) -> int:
+    """The id a reconnecting client saw last (its ``Last-Event-ID``), when it is one this
+    daemon could have sent (decimal digits, at most ``MAX_CLIENT_EVENT_ID``); else 0."""
+    if not header or len(header) > 16 or not header.isascii() or not header.isdigit():
+        return 0
+    seen = int(header)
+    return seen if seen <= MAX_CLIENT_EVENT_ID else 0
 
 
 def stable_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -61,13 +102,6 @@ def etag_of(doc: dict[str, Any]) -> str:
     """A weak validator of the document's meaning (see ``stable_view``)."""
     digest = hashlib.blake2b(orjson.dumps(stable_view(doc)), digest_size=12).hexdigest()
     return f'W/"{digest}"'
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    tags = {tag.strip() for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags
 
 
 class _StreamSubscriber:
@@ -140,6 +174,7 @@ class StatusRoutes:
         self._status = status
         self._events = events
         self._scope = scope
+        self._ids = EventIds()
         self._tasks: TaskGroup | None = None  # runs the event streams' senders
         self._streams: set[_StreamSubscriber] = set()
         self._reserved = 0  # streams answered and not ended yet (started or about to)
@@ -179,7 +214,7 @@ class StatusRoutes:
             return refusal(exc)
         etag = etag_of(doc)
         headers = {"ETag": etag, "Cache-Control": "no-store"}
-        if _matches(request.headers.get("if-none-match"), etag):
+        if not_modified(request.headers, etag):
             return Response(status_code=304, headers=headers)
         return Response(orjson.dumps(doc), media_type="application/json", headers=headers)
 
@@ -203,8 +238,9 @@ class StatusRoutes:
         # the streams before this one's generation was read, or ends this one as it starts)
         # until its answer ends, started or not.
         self._reserved += 1
+        seen = last_event_id(request.headers.get("last-event-id"))
         return _EventStream(
-            self._events_of(workspace, self._generation),
+            self._events_of(workspace, self._generation, seen),
             media_type="text/event-stream",
             headers=headers,
             on_end=self._release,
@@ -213,17 +249,23 @@ class StatusRoutes:
     def _release(self) -> None:
         self._reserved -= 1
 
-    async def _events_of(self, workspace: str | None, generation: int) -> AsyncIterator[bytes]:
+    async def _events_of(
+        self, workspace: str | None, generation: int, seen: int
+    ) -> AsyncIterator[bytes]:
         """The event stream of one client: the document now, then after each change, and
         every ``HEARTBEAT_SECONDS`` either the document (if what it shows moved on) or a
-        ``ping``, which also keeps proxies from timing the stream out.
+        ``ping``, which also keeps proxies from timing the stream out. ``seen``: the last
+        id the client saw (``Last-Event-ID``), which its ids go above.
 
         The subscription is made here, when the stream starts, so a client gone before
         that leaves nothing behind."""
+        last_id = seen
 
         def event(params: dict[str, Any]) -> bytes:
+            nonlocal last_id
+            last_id = self._ids.next(above=last_id)
             data = orjson.dumps(params["status"])
-            return b"event: status\nid: %d\ndata: %s\n\n" % (params["seq"], data)
+            return b"event: status\nid: %d\ndata: %s\n\n" % (last_id, data)
 
         assert self._tasks is not None
         subscriber = _StreamSubscriber()

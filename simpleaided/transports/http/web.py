@@ -1,10 +1,13 @@
 """The console's files (``clients/web/``): ``GET /`` is its ``index.html``, ``GET /static/<path>``
-any other file below that folder, read-only and served without the token (they hold no data).
+any other file below that folder, ``GET /favicon.ico`` its icon (where browsers look for one,
+on any page: a JSON answer too), read-only and served without the token (they hold no data).
 
 A path is walked one component at a time from the web folder, never following a symlink
 (``O_NOFOLLOW`` on every component); empty, ``.``, ``..`` and hidden components, NUL and
 backslashes are refused, so nothing outside the folder can be named. Each answer carries an
-``ETag`` of the file's version, and ``304`` when the browser has it already.
+``ETag`` of the file's version, and ``304`` when the browser has it already; the browser asks
+again before each use (``no-cache``: an upgraded console is never mixed with old files), but
+for the icon, kept a day.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from simpleaided.transports.http.etags import not_modified
 
 # The console's files: inside the installed package (the wheel carries them as
 # simpleaided/web), else in the repository's clients/web (an editable install, a checkout).
@@ -50,6 +55,8 @@ MEDIA_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 FALLBACK_MEDIA_TYPE = "application/octet-stream"
+REVALIDATE = "no-cache"
+ICON_CACHE = "max-age=86400"  # browsers ask for it on every page: a day, then its ETag
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # the root is ours: it may be a link
 _DIR_FLAGS = _ROOT_FLAGS | os.O_NOFOLLOW
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -113,11 +120,15 @@ class WebFiles:
         """The routes, for the shim's application."""
         return [
             Route("/", self._index, methods=["GET"]),
+            Route("/favicon.ico", self._icon, methods=["GET"]),
             Route("/static/{path:path}", self._static, methods=["GET"]),
         ]
 
     async def _index(self, request: Request) -> Response:
         return await self._serve(request, ["index.html"])
+
+    async def _icon(self, request: Request) -> Response:
+        return await self._serve(request, ["favicon.ico"], cache=ICON_CACHE)
 
     async def _static(self, request: Request) -> Response:
         parts = safe_parts(request.path_params["path"])
@@ -125,12 +136,14 @@ class WebFiles:
             return JSONResponse({"error": "no such file"}, 404)
         return await self._serve(request, parts)
 
-    async def _serve(self, request: Request, parts: list[str]) -> Response:
+    async def _serve(
+        self, request: Request, parts: list[str], *, cache: str = REVALIDATE
+    ) -> Response:
         try:
             body, etag = await anyio.to_thread.run_sync(read_below, self.root, parts)
         except _Missing:
             return JSONResponse({"error": "no such file"}, 404)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
-        if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        headers = {"ETag": etag, "Cache-Control": cache}
+        if not_modified(request.headers, etag):
             return Response(status_code=304, headers=headers)
         return Response(body, media_type=media_type(parts[-1]), headers=headers)

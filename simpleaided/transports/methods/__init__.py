@@ -16,7 +16,7 @@ from simpleaided.services.vault import VaultService
 from simpleaided.transports.methods.artifacts import artifact_methods
 from simpleaided.transports.methods.base import Probed
 from simpleaided.transports.methods.daemon import DaemonFacts, daemon_methods
-from simpleaided.transports.methods.db import db_methods
+from simpleaided.transports.methods.db import DescribedDatabase, db_methods
 from simpleaided.transports.methods.http import HttpControl, http_methods
 from simpleaided.transports.methods.llm import llm_methods
 from simpleaided.transports.methods.runs import run_methods
@@ -37,7 +37,7 @@ def build_methods(
     daemon: DaemonFacts,
     *,
     vault: VaultService,
-    database: Probed,
+    database: DescribedDatabase,
     grid: GridService,
     llm: Probed,
     http: HttpControl,

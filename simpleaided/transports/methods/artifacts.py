@@ -1,4 +1,4 @@
-"""``artifacts.*``: save, read and list a step's artifacts."""
+"""``artifacts.*``: save, read, list and delete a step's artifacts."""
 
 from __future__ import annotations
 
@@ -26,5 +26,14 @@ def artifact_methods(runs: RunService) -> list[Method]:
     @add("artifacts.list", api.ListArtifactsParams, list[api.ArtifactInfo], "List artifacts.")
     async def artifacts_list(p: api.ListArtifactsParams, conn: Any) -> list[dict[str, Any]]:
         return await runs.list_artifacts(p.run_id, p.step)
+
+    @add(
+        "artifacts.delete",
+        api.DeleteArtifactParams,
+        api.ArtifactDeleted,
+        "Delete an artifact of a step.",
+    )
+    async def artifacts_delete(p: api.DeleteArtifactParams, conn: Any) -> dict[str, Any]:
+        return await runs.delete_artifact(p.run_id, p.step, p.name)
 
     return methods

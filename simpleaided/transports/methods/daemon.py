@@ -1,4 +1,5 @@
-"""``daemon.*`` and ``rpc.discover``: the daemon itself, and the API as an OpenRPC document."""
+"""``daemon.*`` and ``rpc.discover``: the daemon itself (alive, its facts, a reload of its
+configuration), and the API as an OpenRPC document."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from simpleaided.transports.rpc import Method
 
 
 class DaemonFacts(Protocol):
-    """What ``daemon.info`` reports, provided by the app layer."""
+    """What ``daemon.info`` reports and how ``daemon.reload`` reloads, from the app layer."""
 
     def info(self) -> dict[str, Any]: ...
+
+    async def reload_now(self) -> dict[str, Any]: ...
 
 
 def daemon_methods(daemon: DaemonFacts, table: Callable[[], Sequence[Method]]) -> list[Method]:
@@ -30,6 +33,15 @@ def daemon_methods(daemon: DaemonFacts, table: Callable[[], Sequence[Method]]) -
     @add("daemon.info", api.NoParams, api.DaemonInfo, "Version, pid, socket, uptime, warnings.")
     def info(p: api.NoParams, conn: Any) -> dict[str, Any]:
         return daemon.info()
+
+    @add(
+        "daemon.reload",
+        api.NoParams,
+        api.ReloadResult,
+        "Read the configuration again and apply it, as SIGHUP does; whether it was applied.",
+    )
+    async def reload(p: api.NoParams, conn: Any) -> dict[str, Any]:
+        return await daemon.reload_now()
 
     @add("rpc.discover", api.NoParams, dict, "This API as an OpenRPC document.")
     def discover(p: api.NoParams, conn: Any) -> dict[str, Any]:

@@ -1,29 +1,39 @@
 """``db.*``: the active profile's database — its probe (``db.status``) and the grid
-(DESIGN.md §10)."""
+(README: The grid)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from simpleaided.domain import api
-from simpleaided.domain.status import DbSection
 from simpleaided.services.database.grid import GridService
 from simpleaided.transports.methods.base import MethodList, Probed
 from simpleaided.transports.rpc import Method
+
+
+class DescribedDatabase(Probed, Protocol):
+    """The database probe, which also says which database it probes."""
+
+    def target(self) -> dict[str, str | None] | None: ...
 
 
 def _filters(filters: list[api.FilterParam]) -> list[tuple[str, str, Any]]:
     return [(f.column, f.op, f.value) for f in filters]
 
 
-def db_methods(database: Probed, grid: GridService) -> list[Method]:
+def db_methods(database: DescribedDatabase, grid: GridService) -> list[Method]:
     """Every ``db.*`` method."""
     methods = MethodList()
     add = methods.add
 
-    @add("db.status", api.NoParams, DbSection, "The active profile's database, last probe.")
+    @add(
+        "db.status",
+        api.NoParams,
+        api.DbStatus,
+        "The active profile's database, last probe, and which database it is (no secret).",
+    )
     def db_status(p: api.NoParams, conn: Any) -> dict[str, Any]:
-        return database.section()
+        return {**database.section(), "target": database.target()}
 
     @add(
         "db.tables",

@@ -1,4 +1,5 @@
-"""``runs.*``: create, read, finish, delete and prune runs; follow their events."""
+"""``runs.*``: create, read, find by prefix, finish, delete and prune runs; follow their
+events."""
 
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def run_methods(runs: RunService, events: EventHub) -> list[Method]:
     @add("runs.list", api.ListRunsParams, api.RunPage, "Runs, newest first, paginated.")
     def runs_list(p: api.ListRunsParams, conn: Any) -> dict[str, Any]:
         return runs.list_runs(p)
+
+    @add(
+        "runs.resolve",
+        api.ResolveRunsParams,
+        api.RunMatches,
+        "The runs whose id starts with a prefix (newest first) and how many match.",
+    )
+    def runs_resolve(p: api.ResolveRunsParams, conn: Any) -> dict[str, Any]:
+        return runs.resolve_runs(p)
 
     @add(
         "runs.complete",

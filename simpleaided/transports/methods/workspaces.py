@@ -27,7 +27,9 @@ def workspace_methods(runs: RunService) -> list[Method]:
         "workspaces.remove",
         api.WorkspaceParams,
         api.WorkspaceRemoved,
-        "Stop serving a workspace (files stay).",
+        "Stop serving a workspace (files stay); remembered as removed, so that no client"
+        " serves it again on its own (scoped calls there answer -32001 with data.removed)"
+        " until workspaces.add or runs.create there.",
     )
     async def workspaces_remove(p: api.WorkspaceParams, conn: Any) -> dict[str, Any]:
         return await runs.remove_workspace(p.path)

@@ -364,13 +364,13 @@ async def test_bad_input_is_refused_and_nothing_is_spawned(
         ({"cwd": str(short_tmp / "missing")}, -32602, "no such folder"),
         ({"cwd": str(short_tmp / "file")}, -32602, "not a folder"),
         ({"cwd": "relative/path"}, -32602, "absolute"),
-        ({"argv": []}, -32602, "at least 1"),
+        ({"argv": []}, -32602, "argv: must be a list of 1 to 256 items, not 0 items"),
         ({"argv": [""]}, -32602, "cannot be empty"),
         ({"argv": ["no-such-program-here"]}, -32602, "command not found"),
         ({"argv": ["echo", "a\x00b"]}, -32602, "NUL"),
         ({"name": "bad\x1bname"}, -32602, "U+001B"),
-        ({"cols": 0}, -32602, "greater than or equal to 1"),
-        ({"env": {"BAD-NAME": "x"}}, -32602, "pattern"),
+        ({"cols": 0}, -32602, "cols: must be an integer from 1 to 1000, not 0"),
+        ({"env": {"BAD-NAME": "x"}}, -32602, "'BAD-NAME' is not an environment variable name"),
     ]
     for params, code, words in cases:
         error = await rpc.error("terminals.create", **params)

@@ -1,4 +1,4 @@
-// DB: the active profile's database (DESIGN.md §10): its state as last probed (db.status),
+// DB: the active profile's database (README: The grid): its state as last probed (db.status),
 // its tables (db.tables) with a grid over the chosen one (grid.js), and a SQL console.
 // DEV is editable; PROD (or a read-only database) shows no edit control at all, and says so.
 
@@ -111,12 +111,17 @@ export function mount({ rpc, statusListeners }, main) {
   let allowEdits = false;
 
   const renderFacts = (db) => {
-    const state = db.connected ? "connected" : "not connected";
+    // "checking": the daemon has not had its first answer yet (just started, or reloaded).
+    const [kind, state] = db.connected
+      ? ["online", "connected"]
+      : db.checking
+        ? ["checking", "checking (no answer yet)"]
+        : ["offline", "not connected"];
     const unconfigured = db.error === "not configured";
     body.replaceChildren(
       ...(unconfigured ? [notice("empty", UNCONFIGURED)] : []),
       facts([
-        ["State", badge(db.connected ? "online" : "offline", state)],
+        ["State", badge(kind, state)],
         ["Type", db.type ?? "–"],
         ["Profile", db.env],
         ["Access", db.readOnly ? "read-only" : "read-write"],
@@ -216,7 +221,12 @@ export function mount({ rpc, statusListeners }, main) {
       if (!built) {
         workspace.hidden = true;
         sqlHost.replaceChildren(
-          notice("empty", "The database is not connected: its tables show here when it answers."),
+          notice(
+            "empty",
+            db.checking
+              ? "The database is being checked: its tables show here when it answers."
+              : "The database is not connected: its tables show here when it answers.",
+          ),
         );
       }
       return;
