@@ -13,7 +13,6 @@ import re
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,13 @@ import pytest
 from simpleaide.spawn import _accepts
 from simpleaided.domain import chips as daemon_chips
 from tests.support.paths import REPO
-from tests.support.sandbox import RUN_ID, Sandbox, process_alive, simpleaide_command
+from tests.support.sandbox import (
+    RUN_ID,
+    Sandbox,
+    process_alive,
+    simpleaide_command,
+    status_path_imports,
+)
 
 CLIENT_PACKAGE = REPO / "clients" / "python" / "simpleaide"
 
@@ -84,7 +89,8 @@ def test_a_daemon_that_cannot_start_is_reported_at_once_with_its_reason(
         assert result.err == (
             f"simpleaide: simpleaided exited with status 1 before answering on {in_the_way}; "
             f"from {sandbox.log}:\n"
-            f"  | simpleaided: {in_the_way} exists and is not a socket; remove it\n"
+            f"  | simpleaided: choose another --socket path ({in_the_way} is a file, "
+            "not a socket)\n"
         ), result
     assert in_the_way.read_text() == "precious"
     assert sorted(p.name for p in sandbox.root.iterdir() if p.name.startswith("notes")) == [
@@ -104,7 +110,7 @@ def test_control_characters_in_a_spawn_error_are_escaped_line_by_line(sandbox: S
     assert result.err == (
         f"simpleaide: simpleaided exited with status 1 before answering on {shown}; "
         f"from {sandbox.log}:\n"
-        f"  | simpleaided: {shown} exists and is not a socket; remove it\n"
+        f"  | simpleaided: choose another --socket path ({shown} is a file, not a socket)\n"
     ), result
     assert "\x1b" not in result.err
 
@@ -142,10 +148,10 @@ def test_daemon_start_status_stop(sandbox: Sandbox) -> None:
     human = sandbox.ok("daemon", "status").stdout
     assert f"pid {pid}" in human
     assert str(sandbox.socket) in human
-    assert "started by:  simpleaide, on demand" in human
+    assert "started by:  simpleaide daemon start\n" in human
     assert "protocol:    version 1\n" in human
     info = sandbox.ok("daemon", "status", "--json").json()
-    assert (info["startMode"], info["apiVersion"]) == ("cli", 1)
+    assert (info["startMode"], info["apiVersion"]) == ("daemon-start", 1)
 
     stopped = sandbox.ok("daemon", "stop")
     assert "stopped" in stopped.stdout
@@ -403,7 +409,7 @@ def test_bad_step_name_is_refused_and_nothing_is_created(sandbox: Sandbox) -> No
     result = sandbox.run("steps", "add", run_id, "../Bad Name")
     assert result.code == 1
     assert result.err.count("\n") == 1
-    assert "invalid step name" in result.err
+    assert "NAME: '../Bad Name' is not a step name" in result.err
     assert sandbox.ok("steps", "ls", run_id, "--json").json() == []
     run = sandbox.ok("runs", "show", run_id, "--json").json()
     assert (run["status"], run["stepCount"]) == ("pending", 0)
@@ -418,7 +424,7 @@ def test_unknown_run_and_step(sandbox: Sandbox) -> None:
     assert "does not exist" in missing.err
     malformed = sandbox.run("runs", "show", "nope")
     assert malformed.code == 1
-    assert "invalid run id" in malformed.err
+    assert "no run 'nope': a run id looks like" in malformed.err
 
     run_id = sandbox.new_run(sandbox.workspace())
     no_step = sandbox.run("steps", "start", run_id, "code")
@@ -478,7 +484,10 @@ def test_usage_errors_exit_2_without_a_daemon(sandbox: Sandbox, args: list[str])
         "workspaces rm",
         "daemon start",
         "daemon stop",
+        "daemon restart",
+        "daemon reload",
         "daemon status",
+        "daemon logs",
     ],
 )
 def test_every_command_has_help(sandbox: Sandbox, command: str) -> None:
@@ -500,22 +509,7 @@ def test_top_level_help_lists_commands(sandbox: Sandbox) -> None:
 
 def test_status_path_imports_nothing_heavy(sandbox: Sandbox) -> None:
     """Status lines run ``simpleaide status`` every few seconds: keep its imports small."""
-    code = "import sys; from simpleaide.cli import main; sys.exit(main(['status', '--no-spawn']))"
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        capture_output=True,
-        env=sandbox.env,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 3, proc.stderr[-2000:]
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
-    assert "simpleaide.cli" in imported
+    imported = status_path_imports(sandbox)
     heavy = {"argparse", "subprocess", "typing", "socket", "datetime", "shutil", "pathlib"}
     forbidden = {"simpleaided", "pydantic", "anyio", "orjson"}
     assert not imported & (heavy | forbidden)
@@ -686,9 +680,8 @@ def test_invalid_params_are_described_on_one_line() -> None:
         }
     )
     assert type(error).__name__ == "InvalidParams"
-    assert describe(error) == (
-        "Invalid params: name: invalid step name 'X' use a-z; step: Input should be greater than 0"
-    )
+    # The reasons alone, in words: not the protocol's "Invalid params", nor pydantic's "Input".
+    assert describe(error) == "invalid step name 'X' use a-z; step should be greater than 0"
 
 
 def test_a_daemon_of_another_protocol_version_is_named(
@@ -732,7 +725,7 @@ def test_a_daemon_started_from_inside_a_service_is_not_that_services(sandbox: Sa
         service = {"INVOCATION_ID": "0123abcd", "NOTIFY_SOCKET": str(manager)}
         sandbox.ok("daemon", "start", env=service)
         info = sandbox.ok("daemon", "status", "--json").json()
-        assert info["startMode"] == "cli"
+        assert info["startMode"] == "daemon-start"
         sandbox.ok("daemon", "stop")
         with pytest.raises(BlockingIOError):
             listener.recv(4096)  # the service's manager never heard from our daemon

@@ -248,9 +248,23 @@ def test_null_is_dimmed_on_a_terminal(sandbox: Sandbox, grid: Path) -> None:
         sandbox, "db", "rows", "people", "--where", "id = 3", NO_COLOR="1"
     )
     assert code == 0 and "\x1b" not in plain and plain.splitlines()[1].count("NULL") == 2
+    # An empty NO_COLOR asks for nothing (https://no-color.org), as everywhere else.
+    code, shown, _ = on_a_terminal(
+        sandbox, "db", "rows", "people", "--where", "id = 3", NO_COLOR=""
+    )
+    assert code == 0 and shown.splitlines()[1].count("\x1b[2mNULL\x1b[0m") == 2, repr(shown)
     code, shown, err = on_a_terminal(sandbox, "db", "query")  # no SQL, and stdin is a terminal
     assert code == 2 and shown == ""
     assert err == "simpleaide: give the SQL as an argument, or on stdin (- or none)\n"
+
+
+def test_the_row_count_says_row_or_rows(sandbox: Sandbox, grid: Path) -> None:
+    assert lines(sandbox.ok("db", "rows", "people", "--where", "id = 3"))[-1] == "(1 of 1 row)"
+    # Filtered, with a next page: not counted.
+    shown = lines(sandbox.ok("db", "rows", "people", "--where", "age is not null", "--limit", "1"))
+    assert shown[2] == "(1 row shown)"
+    shown = lines(sandbox.ok("db", "rows", "people", "--where", "age is not null", "--limit", "2"))
+    assert shown[3] == "(2 rows shown)"
 
 
 def test_rows_sorted_and_filtered(sandbox: Sandbox, grid: Path) -> None:

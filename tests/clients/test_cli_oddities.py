@@ -65,7 +65,7 @@ def test_control_characters_are_escaped_on_every_output(sandbox: Sandbox) -> Non
     assert bad.code == 1 and "nonexistent" in bad.err
     assert_clean(bad.err, "runs create error")
     bad = sandbox.run("artifacts", "get", run_id, "1", HOSTILE)
-    assert bad.code == 1 and "invalid artifact name" in bad.err
+    assert bad.code == 1 and "is not an artifact name" in bad.err
     assert_clean(bad.err, "artifacts get error")
 
 

@@ -4,6 +4,7 @@ against the status document in each state a bar shows, and ``status --follow``."
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,7 @@ TMUX_COLOURS = {
     "bad": "red",
     "off": "colour244",
     "info": "default",
+    "checking": "default",
 }
 
 
@@ -60,6 +62,8 @@ def expected(doc: dict[str, Any], fmt: str) -> str:
         classes.append(last["status"])
     if doc["warnings"]:
         classes.append("warning")
+    if any(c["level"] == "checking" for c in doc["chips"]):
+        classes.append("checking")
     tooltip = [f"SimpleAide {doc['env']}", *(c["tooltip"] for c in doc["chips"])]
     tooltip += [f"Warning: {w}" for w in doc["warnings"]]
     pango = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}  # waybar renders Pango markup
@@ -130,6 +134,8 @@ def test_vault_unlocked_db_connected_llm_partial_runs_active(sandbox: Sandbox) -
     assert expected(doc, "plain") == "DEV 🟢 · Vault 🔓 · DB ✅ · LLM 1/2 · Run ⏳ 1"
     assert [c["level"] for c in doc["chips"]] == ["ok", "warn", "ok", "warn", "warn"]
     assert json.loads(expected(doc, "waybar"))["class"] == ["dev", "busy"]
+    # The waybar tooltip names the running run (check_formats compared it with the chip's).
+    assert doc["chips"][4]["tooltip"] == f"1 run running: {run_id}"
 
 
 def test_prod_read_only_vault_locked_last_run_failed(sandbox: Sandbox) -> None:
@@ -163,6 +169,61 @@ def test_database_off_and_a_warning(sandbox: Sandbox) -> None:
     assert expected(doc, "plain") == "DEV 🟢 · Vault – · DB OFF · LLM – · Run – · ⚠ 1"
     assert doc["chips"][2]["level"] == "off" and "DEV database: off (" in doc["chips"][2]["tooltip"]
     assert json.loads(expected(doc, "waybar"))["class"] == ["dev", "warning"]
+
+
+def test_the_database_reads_checking_until_its_first_probe_answers(sandbox: Sandbox) -> None:
+    # A PostgreSQL host that accepts connections (the kernel does, from the backlog) and never
+    # answers: the daemon's first probe waits for it.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=8)
+    port = silent.getsockname()[1]
+    try:
+        sandbox.configure(
+            f"[db]\nprobe_seconds = 3600\ntimeout_seconds = 60\n"
+            f'[db.DEV]\nurl = "postgresql://postgres@127.0.0.1:{port}/test"\n'
+        )
+        doc = check_formats(sandbox)  # the first command starts the daemon
+        assert doc["db"]["checking"] is True and doc["db"]["connected"] is False
+        assert expected(doc, "plain") == "DEV 🟢 · Vault – · DB … · LLM – · Run –"
+        assert doc["chips"][2] == {
+            "name": "db",
+            "text": "DB …",
+            "level": "checking",
+            "tooltip": "DEV database (postgres): checking, no answer yet",
+            "href": "#/db",
+        }
+        waybar = json.loads(sandbox.ok("status", "--format", "waybar").stdout)
+        assert waybar["class"] == ["dev", "checking"]
+        assert "#[fg=default]DB …#[default]" in sandbox.ok("status", "--format", "tmux").stdout
+    finally:
+        silent.close()  # the waiting connection is reset: the probe answers at last
+    doc = wait_for_document(sandbox, lambda d: not d["db"]["checking"])
+    doc = check_formats(sandbox)
+    assert doc["db"]["connected"] is False and doc["db"]["error"]
+    assert expected(doc, "plain") == "DEV 🟢 · Vault – · DB OFF · LLM – · Run –"
+    assert json.loads(expected(doc, "waybar"))["class"] == ["dev"]
+
+
+def test_the_llm_chip_reads_checking_until_a_first_probe_answers(sandbox: Sandbox) -> None:
+    # An LLM server that accepts connections and never answers: the first probe waits.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=8)
+    port = silent.getsockname()[1]
+    try:
+        sandbox.configure(
+            "[llm]\nprobe_seconds = 3600\ntimeout_seconds = 60\n"
+            f'[[llm.backends]]\nname = "local"\nkind = "ollama"\nurl = "http://127.0.0.1:{port}"\n'
+        )
+        doc = check_formats(sandbox)  # the first command starts the daemon
+        assert doc["llm"]["backends"][0]["checkedAt"] is None
+        assert expected(doc, "plain").endswith(" · LLM … · Run –")
+        llm = doc["chips"][3]
+        assert (llm["text"], llm["level"]) == ("LLM …", "checking")
+        assert llm["tooltip"] == "LLM: checking 1 backend, no answer yet"
+    finally:
+        silent.close()  # the waiting connection is reset: the probe answers at last
+    doc = wait_for_document(sandbox, lambda d: d["llm"]["backends"][0]["checkedAt"])
+    doc = check_formats(sandbox)
+    llm = doc["chips"][3]
+    assert (llm["text"], llm["level"]) == ("LLM 0/1", "bad")
 
 
 @pytest.fixture

@@ -274,3 +274,25 @@ class Watcher:
         if self.proc.poll() is None:
             self.proc.kill()
         self.finish()
+
+
+def status_path_imports(sandbox: Sandbox) -> set[str]:
+    """The modules a plain ``simpleaide status`` imports (with no daemon: exit 3), as
+    ``python -X importtime`` lists them: status lines run it every few seconds."""
+    code = "import sys; from simpleaide.cli import main; sys.exit(main(['status', '--no-spawn']))"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        env=sandbox.env,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "simpleaide.cli" in imported
+    return imported

@@ -14,13 +14,15 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 
 SEPARATOR = " · "
 
-# Chip → tmux colour, by the chip's state.
+# Chip → tmux colour, by the chip's state; ``checking`` (not known yet) is left uncoloured,
+# unlike ``off``'s grey: nothing is known to be off. A level a newer daemon adds: uncoloured.
 _TMUX_COLOURS = {
     "ok": "green",
     "warn": "yellow",
     "bad": "red",
     "off": "colour244",
     "info": "default",
+    "checking": "default",
 }
 
 
@@ -55,7 +57,9 @@ def plain(doc: dict[str, Any]) -> str:
 
 def tmux(doc: dict[str, Any]) -> str:
     """One line of chips for tmux's ``status-right``, coloured with ``#[fg=...]``."""
-    parts = [f"#[fg={_TMUX_COLOURS[state]}]{text}#[default]" for text, state in chips(doc)]
+    parts = [
+        f"#[fg={_TMUX_COLOURS.get(state, 'default')}]{text}#[default]" for text, state in chips(doc)
+    ]
     return SEPARATOR.join(parts)
 
 
@@ -69,7 +73,7 @@ def tooltip(doc: dict[str, Any]) -> str:
 
 def waybar(doc: dict[str, Any]) -> dict[str, Any]:
     """A waybar custom-module object: ``text``, ``tooltip`` (Pango markup, escaped) and CSS
-    ``class`` names."""
+    ``class`` names (``checking`` while a chip's state is not known yet)."""
     runs = doc.get("runs") or {}
     last = runs.get("last") or {}
     classes = [str(doc.get("env", "unknown")).lower()]
@@ -79,6 +83,8 @@ def waybar(doc: dict[str, Any]) -> dict[str, Any]:
         classes.append(str(last["status"]))
     if doc.get("warnings"):
         classes.append("warning")
+    if any(c.get("level") == "checking" for c in doc.get("chips") or []):
+        classes.append("checking")
     return {"text": _pango(plain(doc)), "tooltip": _pango(tooltip(doc)), "class": classes}
 
 

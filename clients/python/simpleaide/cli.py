@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from simpleaide import paths
 from simpleaide.client import (
     DEFAULT_TIMEOUT,
     ClientError,
@@ -28,9 +29,11 @@ from simpleaide.session import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     CliError,
     Session,
     describe,
+    remember_command_line,
 )
 from simpleaide.statusline import FORMATS
 
@@ -38,7 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
     import argparse
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
     from simpleaide.session import Args
 
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simpleaide.commands import (
         Commands,
         artifacts,
+        completion,
         daemon,
         db,
         llm,
@@ -134,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the daemon's JSON result")
 
-    parser = argparse.ArgumentParser(
+    parser = suggesting_parser()(
         prog="simpleaide",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -164,10 +168,131 @@ def build_parser() -> argparse.ArgumentParser:
         llm,
         term,
         daemon,
+        completion,
     )
     for module in modules:
         module.register(tree)
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (simpleaide completion)
+        completion.autocomplete(parser)  # answers and exits
     return parser
+
+
+def suggesting_parser() -> type[argparse.ArgumentParser]:
+    """argparse's parser, with "did you mean" for a misspelt command or option (difflib:
+    argparse's own ``suggest_on_error`` needs Python 3.14). Every subparser is one too.
+
+    A wrong command says ``simpleaide: 'rnus' is not a command. did you mean 'runs'?``, an
+    unknown option ``simpleaide runs rm: unrecognized option '--forse' (did you mean
+    '--force'?)``; both after the usage, with exit status 2 as every usage error."""
+    import argparse
+
+    class SuggestingParser(argparse.ArgumentParser):
+        # The parsers of the command being parsed, outermost first: an unknown option is
+        # left over by the command's own parser and reported by the outermost one, which
+        # must name the option the command has.
+        parsing: list[argparse.ArgumentParser] = []
+        # The arguments the outermost parser was given.
+        argv: list[str] = []
+
+        def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+            del self.parsing[:]
+            self.argv[:] = sys.argv[1:] if args is None else args
+            parsed, extras = self.parse_known_args(args, namespace)
+            if extras:
+                innermost = self.parsing[-1] if self.parsing else self
+                assert isinstance(innermost, SuggestingParser)
+                innermost.unrecognized(extras)
+            return parsed
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            self.parsing.append(self)
+            return super().parse_known_args(args, namespace)
+
+        def _check_value(self, action: argparse.Action, value: Any) -> None:
+            choices = action.choices
+            if choices is None or value in choices:
+                return
+            names = [str(choice) for choice in choices]
+            close = _closest(str(value), names)
+            if isinstance(action, argparse._SubParsersAction):
+                self.unknown_before_command()  # --sockt x status: x is no command
+                noun = self.prog.partition(" ")[2]
+                what = f"a {noun} command" if noun else "a command"
+                if close:
+                    self.usage_error(f"{value!r} is not {what}. did you mean {close!r}?")
+                self.usage_error(f"{value!r} is not {what} (choose from {', '.join(names)})")
+            try:
+                super()._check_value(action, value)
+            except argparse.ArgumentError as exc:
+                if close is None:
+                    raise
+                raise argparse.ArgumentError(
+                    action, f"{exc.message}; did you mean {close!r}?"
+                ) from None
+
+        def error(self, message: str) -> NoReturn:
+            if message.startswith("the following arguments are required"):
+                self.unknown_before_command()  # --verison: no command given
+            super().error(message)
+
+        def unknown_before_command(self) -> None:
+            """For the outermost parser: exit 2 for the unknown ``--`` options given before
+            the command, if any. They are what went wrong when argparse finds no command
+            (``--verison``) or takes an option's value for it (``--sockt x status``)."""
+            if not self.parsing or self.parsing[0] is not self:
+                return
+            commands: set[str] = set()
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    commands.update(action.choices)
+            unknown = []
+            for token in self.argv:
+                if token == "--" or token in commands:
+                    break
+                name = token.partition("=")[0]
+                known = (option.startswith(name) for option in self._option_string_actions)
+                if name.startswith("--") and not any(known):  # argparse takes a unique start
+                    unknown.append(token)
+            if unknown:
+                self.unrecognized(unknown)
+
+        def unrecognized(self, extras: list[str]) -> None:
+            """Exit 2 for the ``extras`` left over, naming the options this parser has."""
+            options = [extra for extra in extras if extra.startswith("-") and extra != "-"]
+            if not options:
+                self.error(f"unrecognized arguments: {' '.join(extras)}")
+            known = [name for name in self._option_string_actions if name.startswith("--")]
+            unknown, misplaced = [], []
+            for option in options:
+                name = option.partition("=")[0]
+                if name in self._option_string_actions:  # given before the command's name
+                    where = f"{self.prog} ... {name}"
+                    misplaced.append(f"option {name!r} goes after the command: {where}")
+                    continue
+                close = _closest(name, known) if name.startswith("--") else None
+                unknown.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
+            said = misplaced
+            if unknown:
+                plural = "s" if len(unknown) > 1 else ""
+                said = [f"unrecognized option{plural} {', '.join(unknown)}", *misplaced]
+            self.usage_error("; ".join(said))
+
+        def usage_error(self, message: str) -> NoReturn:
+            """The usage, then ``PROG: message``; exit 2."""
+            self.print_usage(sys.stderr)
+            self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+    return SuggestingParser
+
+
+def _closest(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``word`` was most likely meant to be, if one is close enough (case
+    aside, and an option's dashes, which would make any two options look alike)."""
+    import difflib
+
+    by_key = {candidate.lower().lstrip("-"): candidate for candidate in candidates}
+    found = difflib.get_close_matches(word.lower().lstrip("-"), list(by_key), n=1)
+    return by_key[found[0]] if found else None
 
 
 def _fast_status_args(argv: list[str]) -> Any:
@@ -226,6 +351,15 @@ def run(args: Args) -> int:
     daemon that failed to start has the lines of its log quoted below that line)."""
     session = Session(args, check_version=getattr(args, "check_version", True))
     try:
+        # A command's checks of its options come first: a wrong combination is a usage
+        # error, whatever its RUN_ID would resolve to (runs watch 2026 --all).
+        usage_check: Callable[[Args], None] | None = getattr(args, "usage_check", None)
+        if usage_check is not None:
+            usage_check(args)
+        if getattr(args, "run_id", None):  # every command's RUN_ID: a prefix, latest, @...
+            from simpleaide.commands.runids import resolve_run_id
+
+            args.run_id = resolve_run_id(session, args.run_id)
         handler: Callable[[Session, Args], int] = args.handler
         return handler(session, args)
     except SpawnError as exc:
@@ -242,6 +376,9 @@ def run(args: Args) -> int:
         return EXIT_ERROR
     except CliError as exc:
         _error(exc.message)
+        # An ambiguous RUN_ID lists the runs it may mean (runids.AmbiguousRunId).
+        for line in getattr(exc, "candidates", ()):
+            print(f"  {escape(line)}", file=sys.stderr)
         return exc.code
     finally:
         session.close()
@@ -272,12 +409,76 @@ def _stdout_writable() -> bool:
     return mode != os.O_RDONLY
 
 
+class StdoutError(Exception):
+    """Standard output cannot be written for a reason other than a reader gone away: a full
+    disk (``>/dev/full``), an I/O error. Raised by ``_GuardedStdout``, so that it is told
+    from an ``OSError`` of anything else (and is caught by no ``except OSError``)."""
+
+
+class _GuardedStdout:
+    """Standard output (Python's text stream, or its binary ``buffer``) with its failed
+    writes raised as ``StdoutError``; a ``BrokenPipeError`` stays one (``main`` ends such a
+    command silently). Everything else is the stream's own.
+
+    It wraps the stream rather than what is under it: a Ctrl-C that lands in Python code
+    between a write done and its return must not make the stream think the write failed
+    (it would write it again)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> Any:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.strerror or str(exc)) from None
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.strerror or str(exc)) from None
+
+    @property
+    def buffer(self) -> _GuardedStdout:
+        return _GuardedStdout(self._stream.buffer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guard_stdout() -> Any:
+    """Put a ``_GuardedStdout`` in the place of ``sys.stdout``; returns the stream it
+    wraps, to be put back."""
+    stream = sys.stdout
+    sys.stdout = _GuardedStdout(stream)
+    return stream
+
+
+def _silence_stdout() -> None:
+    """After a failed write: standard output goes nowhere, so that the final flush of what is
+    left in its buffer fails no more (as the Python docs advise for a broken pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simpleaide`` command; returns the exit status.
 
     Standard output closed or read-only: exit 1 with one line, before doing anything. A
     reader that goes away (``| head -1``): exit 141, silently, as a shell reports a
-    process that SIGPIPE ended (Python ignores SIGPIPE, so the write fails instead)."""
+    process that SIGPIPE ended (Python ignores SIGPIPE, so the write fails instead). Any
+    other failure to write it (a full disk): exit 1, ``cannot write standard output: ...``.
+    A current folder that was deleted: exit 1 with one line, for a command that needs it."""
     argv = sys.argv[1:] if argv is None else argv
     # A status line must print something even under an odd locale rather than crash.
     for stream in (sys.stdout, sys.stderr):
@@ -288,9 +489,15 @@ def main(argv: list[str] | None = None) -> int:
         # Refused before anything is done: a command's answer (a new run's id) would be lost.
         _error("standard output is closed or read-only")
         return EXIT_ERROR
+    replaced = _guard_stdout()
+    remember_command_line(argv)
     try:
-        args = _fast_status_args(argv) or build_parser().parse_args(argv)
-        code = run(args)
+        try:
+            args = _fast_status_args(argv) or build_parser().parse_args(argv)
+            code = run(args)
+        except SystemExit:  # argparse's --help, --version, usage errors: flushed here too
+            sys.stdout.flush()
+            raise
         sys.stdout.flush()  # here, where a broken pipe can still be handled
         return code
     except KeyboardInterrupt:
@@ -298,9 +505,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): silence the final flush, as the Python docs advise.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except StdoutError as exc:
+        _error(f"cannot write standard output: {exc}")
+        _silence_stdout()
+        return EXIT_ERROR
+    except paths.CurrentFolderGone as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    finally:
+        sys.stdout = replaced
 
 
 if __name__ == "__main__":

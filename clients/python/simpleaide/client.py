@@ -7,6 +7,8 @@ exceptions::
     ├── DaemonUnreachable        nothing answers on the socket, or it hung up without a reply
     │   ├── DaemonTimeout        no reply within the read timeout
     │   └── SpawnError           a daemon was started for us but never answered
+    ├── SocketPathTooLong        the socket's path is over the kernel's limit for one
+    ├── NotUtf8                  a parameter holds text that is not UTF-8: nothing is sent
     ├── ProtocolError            the reply is not JSON-RPC 2.0
     └── RpcError                 the daemon answered with an error (any other code)
         ├── NotFound             -32001  no such run, step, artifact or workspace
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 _CHUNK = 1 << 16
+# The longest path a Unix socket can have: ``sun_path`` holds 108 bytes, its NUL included.
+MAX_SOCKET_PATH_BYTES = 107
 
 # The protocol version this client speaks; the daemon tells its own in ``daemon.info``
 # (``apiVersion``). Kept in step with ``simpleaided.domain.api.API_VERSION`` by hand: the
@@ -81,6 +85,35 @@ class SpawnError(DaemonUnreachable):
         self.summary = summary
         self.log_lines = log_lines
         super().__init__(summary + "".join(f"\n  | {line}" for line in log_lines))
+
+
+class SocketPathTooLong(ClientError):
+    """The socket's path is longer than a Unix socket's can be (``MAX_SOCKET_PATH_BYTES``)."""
+
+    def __init__(self, path: str, length: int) -> None:
+        super().__init__(
+            f"socket path too long ({length} bytes; the limit is {MAX_SOCKET_PATH_BYTES}): "
+            f"{path}; use a shorter --socket or SIMPLEAIDE_SOCKET, or a shorter XDG_RUNTIME_DIR"
+        )
+        self.path = path
+
+
+def check_socket_path(path: str) -> None:
+    """Raise ``SocketPathTooLong`` if no Unix socket can have ``path``."""
+    length = len(path.encode("utf-8", "surrogateescape"))
+    if length > MAX_SOCKET_PATH_BYTES:
+        raise SocketPathTooLong(path, length)
+
+
+class NotUtf8(ClientError):
+    """A parameter holds text that is not UTF-8, which the protocol cannot carry (the CLI
+    names the parameter before sending)."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(
+            f"cannot send {method}: a parameter holds text that is not UTF-8 (the protocol "
+            "carries UTF-8 text only)"
+        )
 
 
 class ProtocolError(ClientError):
@@ -197,6 +230,7 @@ class Client:
         """Open the connection now (``call`` does it when needed)."""
         if self._sock is not None:
             return
+        check_socket_path(self.socket_path)  # else connect says only "AF_UNIX path too long"
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -259,11 +293,17 @@ class Client:
         self._next_id += 1
         head = fastjson.dumps({"jsonrpc": "2.0", "method": method, "id": request_id})
         payload = head if params is None else f'{head[:-1]},"params":{params}}}'
+        try:
+            # Text made of bytes that are not UTF-8 (an argument, a file name) holds lone
+            # surrogates: sent, the daemon could say only that the message does not parse.
+            data = payload.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:
+            raise NotUtf8(method) from None
         self.connect()
         assert self._sock is not None
         try:
             try:
-                self._sock.sendall(payload.encode("utf-8", "surrogatepass") + b"\n")
+                self._sock.sendall(data)
             except OSError:
                 # The daemon hangs up on a message over its limit, after saying why.
                 self._raise_parting_error()

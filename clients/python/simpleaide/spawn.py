@@ -101,10 +101,16 @@ def _daemon_environment() -> dict[str, str]:
 
 
 def start_daemon(
-    socket_path: str, *, log_path: str | None = None, timeout: float = START_TIMEOUT
+    socket_path: str,
+    *,
+    log_path: str | None = None,
+    timeout: float = START_TIMEOUT,
+    started_by: str = "cli",
 ) -> int:
     """Start simpleaided on ``socket_path`` and return its pid once it answers.
 
+    ``started_by`` is what ``daemon.info`` will say started it (its ``startMode``): ``cli``
+    (on demand: a command found no daemon), ``daemon-start`` or ``daemon-restart``.
     Raises ``SpawnError`` if it exits early (quoting its log) or nothing answers in time. If
     another daemon won a race for the same socket, that one's pid is returned.
     """
@@ -123,7 +129,7 @@ def start_daemon(
             "--socket",
             socket_path,
             "--started-by",
-            "cli",
+            started_by,
         ]
         try:
             child = subprocess.Popen(

@@ -26,7 +26,10 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 
     Handler = Callable[[Session, Args], int]
 
-RUN_HELP = "the run's id, as printed by runs create and runs ls"
+RUN_HELP = (
+    "the run's id as runs create and runs ls print it, or any unique start of it "
+    "(20261124T1015); latest or @: the newest run of this workspace"
+)
 STEP_HELP = "the step: its number (2), folder (02_code) or name (code)"
 
 

@@ -1,4 +1,5 @@
-"""``simpleaide artifacts``: save, read and list the artifacts of a run's steps."""
+"""``simpleaide artifacts``: save, read and list the artifacts of a run's steps (``rm``, which
+deletes one, is declared by ``commands.artifactrm``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import sys
 
 from simpleaide import fastjson, tables
 from simpleaide.client import Conflict, LimitExceeded
-from simpleaide.commands import RUN_HELP, STEP_HELP, reply
+from simpleaide.commands import RUN_HELP, STEP_HELP, artifactrm, reply
 from simpleaide.commands.steps import step_number
 from simpleaide.safetext import escape
-from simpleaide.session import EXIT_OK, CliError, Session
+from simpleaide.session import EXIT_OK, CliError, Session, refuse_non_utf8
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
 
 def register(tree: Commands) -> None:
     """The ``artifacts`` commands."""
-    artifacts = tree.group("artifacts", "save, read and list step artifacts")
+    artifacts = tree.group("artifacts", "save, read, list and delete step artifacts")
     put = artifacts.add(
         "put",
         "save an artifact of a step from a file or stdin",
@@ -42,15 +43,23 @@ def register(tree: Commands) -> None:
         "get",
         "write an artifact's bytes to stdout or a file",
         artifacts_get,
+        description="Write the artifact's exact bytes to stdout (a pipe, a file) or to FILE.\n"
+        "On a terminal, text is shown with its control characters escaped; binary content\n"
+        "(a NUL byte, or bytes that are not UTF-8, near its start) is refused (exit 1)\n"
+        "unless -o FILE or --force, which shows it escaped.",
         json_output=False,
     )
     get.add_argument("run_id", metavar="RUN_ID", help=RUN_HELP)
     get.add_argument("step", metavar="STEP", help=STEP_HELP)
     get.add_argument("name", metavar="NAME", help="the artifact's name")
     get.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    get.add_argument(
+        "--force", action="store_true", help="show binary content on a terminal (escaped)"
+    )
     ls = artifacts.add("ls", "list the artifacts of a run or a step", artifacts_ls)
     ls.add_argument("run_id", metavar="RUN_ID", help=RUN_HELP)
     ls.add_argument("step", metavar="STEP", nargs="?", help=STEP_HELP)
+    artifactrm.register(artifacts)
 
 
 # The most artifact bytes one request or answer carries: a 4 MiB chunk is ~5.6 MB of
@@ -105,6 +114,7 @@ def artifacts_put(session: Session, args: Args) -> int:
     base64); a larger one streamed in chunks, published whole by the last."""
     number = step_number(session, args.run_id, args.step)
     where = {"runId": args.run_id, "step": number, "name": args.name}
+    refuse_non_utf8(where)  # before a chunk is sent as it is, unchecked by session.call
     sent, limits = 0, None
     upload: str | None = None  # the daemon names the upload in its answer to the first chunk
     try:
@@ -152,7 +162,9 @@ def artifacts_put(session: Session, args: Args) -> int:
         args,
         info,
         lambda info: print(
-            escape(f"saved {info['name']} ({info['size']} bytes) in step {info['step']}")
+            escape(
+                f"saved {info['name']} ({tables.size(int(info['size']))}) in step {info['step']}"
+            )
         ),
     )
 
@@ -215,8 +227,14 @@ def artifacts_get(session: Session, args: Args) -> int:
                 )
             except Conflict:
                 raise changed from None
+            data = base64.b64decode(part.get("base64") or "")
             if version is None:
                 version, end = str(part["version"]), int(part["size"])
+                if shown and not args.force and looks_binary(data, whole=len(data) >= end):
+                    raise CliError(
+                        f"{args.name} is binary and would garble the terminal; "
+                        "use -o FILE to save it, or --force to show it escaped"
+                    )
             if out is None:
                 if to_file:
                     target = _Output(args.output)
@@ -224,7 +242,6 @@ def artifacts_get(session: Session, args: Args) -> int:
                 else:
                     out = sys.stdout.buffer
                     sys.stdout.flush()
-            data = base64.b64decode(part.get("base64") or "")
             out.write(shown.feed(data) if shown else data)
             offset += int(part["length"])
             if offset >= end:
@@ -313,6 +330,26 @@ def _open_for_writing(path: str) -> BinaryIO:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+# How much of an artifact's start decides whether it is binary (git looks at 8000 bytes).
+BINARY_SNIFF_BYTES = 8192
+
+
+def looks_binary(data: bytes, *, whole: bool) -> bool:
+    """Whether content starting with ``data`` is binary, as git and grep judge: a NUL byte,
+    or bytes that are not UTF-8, in its first few KiB. ``whole``: ``data`` is all of it (else
+    a character cut at the end of the sample is not held against it)."""
+    head = data[:BINARY_SNIFF_BYTES]
+    if b"\0" in head:
+        return True
+    import codecs
+
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, whole and len(data) == len(head))
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 class _TerminalText:
     """Bytes for a terminal: decoded as UTF-8 across chunk boundaries, control characters
     escaped (line breaks and tabs kept), bytes that are not UTF-8 shown as ``\\xNN``."""
@@ -349,9 +386,9 @@ def _show_artifacts(items: list[dict[str, Any]]) -> None:
                 if a.get("invalidName")
                 else ""
             ),
-            str(a["size"]),
+            tables.size(int(a["size"])),
             tables.local_time(a.get("modifiedAt")),
         ]
         for a in items
     ]
-    print(tables.render(["STEP", "NAME", "SIZE", "MODIFIED"], rows, elastic=1))
+    print(tables.render(["STEP", "NAME", "SIZE", "MODIFIED"], rows, elastic=1, right={2}))

@@ -1,4 +1,4 @@
-"""``simpleaide db``: the database of the active profile (DESIGN.md §10): its status, its
+"""``simpleaide db``: the database of the active profile (README: The grid): its status, its
 tables and rows, SQL, row edits and exports.
 
 Values typed on the command line are text (``--where 'id = 5'``, ``name=Ada``) and the daemon
@@ -543,11 +543,12 @@ def grid(
 ) -> str:
     """Rows of cells as a table that fits ``width`` (the terminal's by default, no limit
     without one): when too wide, the widest columns are cut to the same width, with ``…``.
-    Markers (NULL, <N bytes>) are dimmed when ``dim`` (default: stdout is a terminal)."""
+    Markers (NULL, <N bytes>) are dimmed when ``dim`` (default: stdout is a terminal and
+    ``NO_COLOR`` is unset or empty)."""
     if width is None:
         width = tables.terminal_width()
     if dim is None:
-        dim = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        dim = tables.colour_wanted()
     shown = [
         [(escape(text if marker or dim else _unmistakable(text)), marker) for text, marker in row]
         for row in rows
@@ -636,20 +637,53 @@ def db_status(session: Session, args: Args) -> int:
 
 
 def _show_status(db: dict[str, Any]) -> None:
+    # Not probed yet (the first probe is waiting for an answer): neither on nor off, and no
+    # error known yet rather than none.
+    checking = bool(db.get("checking")) and not db["connected"]
+    state = "connected" if db["connected"] else "checking (no answer yet)" if checking else "OFF"
+    error = [] if checking and not db.get("error") else [("error", db.get("error") or "none")]
     print(
         tables.fields(
             [
-                ("database", "connected" if db["connected"] else "OFF"),
+                ("database", state),
                 ("type", db.get("type") or "–"),
+                *_target_fields(db),
                 ("env", str(db.get("env"))),
                 ("read-only", "yes" if db.get("readOnly") else "no"),
                 ("latency", tables.latency(db.get("latencyMs"))),
-                ("error", db.get("error") or "none"),
+                *error,
                 ("warnings", "; ".join(db.get("warnings") or []) or "none"),
                 ("checked", tables.local_time(db.get("checkedAt"))),
             ]
         )
     )
+
+
+def _target_fields(db: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which database: the SQLite file, or the PostgreSQL server's host, port, database
+    and user (never a password: the daemon sends none). A PostgreSQL target with no part told
+    while not connected may be one the daemon could not read (no psycopg, a URL libpq reads
+    otherwise than meant): not "libpq's defaults" then, but not shown."""
+    target = db.get("target")
+    if not isinstance(target, dict):
+        return [("target", "none configured")]
+    fields: list[tuple[str, str]] = []
+    secret = target.get("vaultSecret")
+    if secret is not None:
+        fields.append(("url", f"from the vault (secret {secret})"))
+    if target.get("type") == "sqlite":
+        return [*fields, ("file", str(target.get("path")))]
+    if target.get("type") is None:
+        return [*fields, ("target", "known once the vault is unlocked")]
+    parts = ("host", "port", "dbname", "user")
+    if not db["connected"] and not any(target.get(name) for name in parts):
+        see = " (see the error)" if db.get("error") else ""
+        return [*fields, ("target", f"host, port, dbname and user not shown{see}")]
+    unset = "not in the URL (libpq's default)"
+    return [
+        *fields,
+        *((name, str(target.get(name) or unset)) for name in parts),
+    ]
 
 
 def _key_words(key: Any) -> str:
@@ -778,9 +812,10 @@ def _show_page(page: dict[str, Any], args: Args) -> None:
     count = page.get("count") or {}
     total = count.get("value")
     if total is None:
-        summary = f"{shown} rows shown"
+        summary = f"{tables.plural(shown, 'row')} shown"
     else:
-        summary = f"{shown} of {'' if count.get('exact') else 'about '}{total} rows"
+        about = "" if count.get("exact") else "about "
+        summary = f"{shown} of {about}{tables.plural(total, 'row')}"
     print(f"({summary})")
     for word, option, cursor in (("next", "--after", "next"), ("previous", "--before", "prev")):
         if page.get(cursor):

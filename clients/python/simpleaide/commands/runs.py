@@ -1,12 +1,12 @@
-"""``simpleaide runs``: list, show, create, finish, delete and prune runs."""
+"""``simpleaide runs``: list, show, create, finish, delete and prune runs (``watch``, which
+follows their events, is declared by ``commands.runwatch``)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from simpleaide import paths, tables
-from simpleaide.commands import RUN_HELP, count, days, page_size, pid, reply
+from simpleaide.commands import RUN_HELP, count, days, page_size, pid, reply, runwatch
 from simpleaide.commands.steps import steps_table
 from simpleaide.safetext import escape
 from simpleaide.session import EXIT_USAGE, CliError, Session, workspace_call
@@ -129,6 +129,7 @@ def register(tree: Commands) -> None:
     prune.add_argument(
         "--dry-run", action="store_true", help="list what would be deleted; delete nothing"
     )
+    runwatch.register(runs)
 
 
 def runs_ls(session: Session, args: Args) -> int:
@@ -138,7 +139,10 @@ def runs_ls(session: Session, args: Args) -> int:
     elif args.workspace:
         workspace = paths.absolute(args.workspace)
     else:
-        workspace = paths.find_workspace()
+        workspace = paths.workspace_here()
+        skipped = paths.passed_over()
+        if skipped:  # else its runs would seem to be none
+            print(escape(f"simpleaide: {skipped}"), file=sys.stderr)
     page = workspace_call(
         session,
         "runs.list",
@@ -169,7 +173,13 @@ def runs_ls(session: Session, args: Args) -> int:
             print(escape(f"no runs{where}"), file=sys.stderr)
             return
         headers = ["ID", "STATUS", "STEPS", "STARTED", "AGE", "TITLE"]
-        print(tables.render(headers, rows, elastic=5))
+        # Runs of several workspaces (--all, or outside any): say whose each one is.
+        if len({run.get("workspace") for run in page["runs"]}) > 1:
+            headers.insert(5, "WORKSPACE")
+            for row, run in zip(rows, page["runs"], strict=True):
+                row.insert(5, tables.home_path(run.get("workspace") or "-"))
+        elastic = len(headers) - 1
+        print(tables.render(headers, rows, elastic=elastic, status=1))
         if page.get("nextBefore"):
             print(f"(more: --before {page['nextBefore']})", file=sys.stderr)
 
@@ -190,12 +200,13 @@ def _show_run(run: dict[str, Any]) -> None:
                 ("title", tables.one_line(run.get("title"))),
                 ("status", run["status"]),
                 ("workspace", run.get("workspace") or "-"),
-                ("started", f"{tables.local_time(started)} ({tables.age(started)} ago)"),
+                ("started", tables.time_and_age(started)),
                 ("completed", tables.local_time(run.get("completedAt"))),
                 ("error", tables.one_line(run.get("errorMessage"))),
                 ("steps", str(run.get("stepCount", 0))),
                 ("owner", f"pid {run['ownerPid']}" if run.get("ownerPid") else "-"),
-            ]
+            ],
+            status="status",
         )
     )
     steps = run.get("steps")
@@ -209,7 +220,10 @@ def runs_create(session: Session, args: Args) -> int:
     if args.workspace:
         workspace = paths.absolute(args.workspace)
     else:
-        workspace = paths.find_workspace() or os.getcwd()
+        skipped = paths.passed_over(paths.current_folder())
+        if skipped:  # never a second workspace made inside the one passed over
+            raise CliError(f"{skipped}; or give --workspace PATH")
+        workspace = paths.workspace_here() or paths.current_folder()
     run = session.call(
         "runs.create", workspace=workspace, title=args.title, ownerPid=args.owner_pid
     )
@@ -222,7 +236,11 @@ def finish_run(method: str, **from_args: str) -> Handler:
     def handler(session: Session, args: Args) -> int:
         extra = {key: getattr(args, attr) for key, attr in from_args.items()}
         run = session.call(method, runId=args.run_id, **extra)
-        return reply(args, run, lambda run: print(f"run {run['id']} is {run['status']}"))
+        return reply(
+            args,
+            run,
+            lambda run: print(f"run {run['id']} {tables.status_phrase(run['status'])}"),
+        )
 
     handler.__doc__ = f"``{method}``."
     return handler
@@ -243,10 +261,12 @@ def runs_prune(session: Session, args: Args) -> int:
     elif args.workspace:
         workspace = paths.absolute(args.workspace)
     else:
-        workspace = paths.find_workspace()
+        workspace = paths.workspace_here()
         if workspace is None:
+            skipped = paths.passed_over()
             raise CliError(
-                "not inside a workspace: give --workspace PATH, or --all for every one",
+                f"not inside a workspace{f' ({skipped})' if skipped else ''}: give "
+                "--workspace PATH, or --all for every one",
                 EXIT_USAGE,
             )
     result = workspace_call(
@@ -276,9 +296,9 @@ def runs_prune(session: Session, args: Args) -> int:
         if workspace is None:
             headers.append("WORKSPACE")
             for row, run in zip(rows, runs, strict=True):
-                row.append(run["workspace"])
-        print(tables.render(headers, rows, elastic=4 if workspace is None else None))
-        counted = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+                row.append(tables.home_path(run["workspace"]))
+        print(tables.render(headers, rows, elastic=4 if workspace is None else None, status=1))
+        counted = tables.plural(len(runs), "run")
         if result.get("dryRun"):
             print(f"{counted} would be deleted (dry run: nothing was deleted)")
         else:

@@ -88,12 +88,16 @@ def steps_table(steps: list[dict[str, Any]]) -> str:
         ]
         for step in steps
     ]
-    return tables.render(["#", "STEP", "STATUS", "STARTED", "TOOK", "ERROR"], rows, elastic=5)
+    headers = ["#", "STEP", "STATUS", "STARTED", "TOOK", "ERROR"]
+    return tables.render(headers, rows, elastic=5, status=2)
 
 
 def _show_change(change: dict[str, Any]) -> None:
     step, run = change["step"], change["run"]
-    print(f"step {step['folder']} is {step['status']} (run {run['id']} is {run['status']})")
+    print(
+        f"step {step['folder']} {tables.status_phrase(step['status'])} "
+        f"(run {run['id']} {tables.status_phrase(run['status'])})"
+    )
 
 
 def steps_add(session: Session, args: Args) -> int:
@@ -138,7 +142,7 @@ def steps_rm_from(session: Session, args: Args) -> int:
         run,
         lambda run: print(
             f"run {run['id']}: steps from {number} deleted, {run['stepCount']} kept; "
-            f"the run is {run['status']}"
+            f"the run {tables.status_phrase(run['status'])}"
         ),
     )
 

@@ -111,7 +111,7 @@ def _vault_words(status: dict[str, Any]) -> str:
         when = (
             f"locks in {format_age(remaining + 999)}" if remaining is not None else "no auto-lock"
         )
-        return f"unlocked ({when}; {status.get('secrets')} secrets)"
+        return f"unlocked ({when}; {tables.plural(int(status.get('secrets') or 0), 'secret')})"
     if state == "locked":
         retry = int(status.get("retryAfterMs") or 0)
         return "locked" + (f" (next unlock attempt waits {retry / 1000:g} s)" if retry else "")

@@ -9,10 +9,12 @@ tmux and waybar formats end with the OFF chip, so a bar never keeps a stale stat
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
-from simpleaide import fastjson, paths
+from simpleaide import fastjson, paths, tables
 from simpleaide.client import DaemonUnreachable
 from simpleaide.safetext import json_safe
 from simpleaide.session import EXIT_OK, Session, workspace_call
@@ -53,28 +55,72 @@ def register(tree: Commands) -> None:
 
 class LiveLine:
     """One line of output that each ``show`` replaces: in place on a terminal, else a new
-    line; a line equal to the last one shown is not shown again."""
+    line; a line equal to the last one shown is not shown again.
+
+    In place, the line is cut to the terminal's width (by display width: an emoji takes
+    two columns), since a line that wraps leaves its first rows behind at each rewrite. A
+    resize (``SIGWINCH``) redraws it at the new width; ``end`` draws it once more before the
+    line break, over the ``^C`` the terminal echoed."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.in_place = stream.isatty()
         self._last: str | None = None
+        self._drawing = False
+        self._resized = False
 
     def show(self, text: str) -> None:
         if text == self._last:
             return
         self._last = text
         if self.in_place:
-            self.stream.write(f"\r{text}{_CLEAR_TO_END}")
+            self._draw()
         else:
             self.stream.write(f"{text}\n")
-        self.stream.flush()
+            self.stream.flush()
+
+    def follow_resizes(self) -> None:
+        """Redraw on ``SIGWINCH`` (in place only; the main thread's handler)."""
+        if self.in_place:
+            signal.signal(signal.SIGWINCH, self._on_resize)
 
     def end(self) -> None:
         """Leave the cursor on a fresh line (after an in-place line)."""
         if self.in_place and self._last is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+            self._draw(ending="\n")
+
+    def _on_resize(self, signum: int, frame: object) -> None:
+        if self._drawing:  # the handler interrupted a draw: it redraws once done
+            self._resized = True
+        elif self._last is not None:
+            self._draw()
+
+    def _draw(self, ending: str = "") -> None:
+        self._drawing = True
+        try:
+            while True:
+                self._resized = False
+                text = fit(self._last or "", self._columns())
+                self.stream.write(f"\r{text}{_CLEAR_TO_END}{ending}")
+                self.stream.flush()
+                if not self._resized:
+                    return
+        finally:
+            self._drawing = False
+
+    def _columns(self) -> int | None:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            return None
+
+
+def fit(text: str, columns: int | None) -> str:
+    """``text`` cut to fit a line of ``columns`` cells, ending with ``…`` when cut. The last
+    three columns stay free: the ``^C`` a terminal echoes after the line must not wrap."""
+    if not columns:
+        return text
+    return tables.clip(text, max(columns - 3, 1))
 
 
 def render(doc: dict[str, Any], args: Args) -> str:
@@ -91,6 +137,7 @@ def watch(session: Session, args: Args) -> int:
     line = LiveLine(sys.stdout)
     if args.json or args.format == "waybar":
         line.in_place = False  # one JSON document per line, always
+    line.follow_resizes()
     for_a_bar = args.format != "plain" and not args.json
     delay = RETRY_FIRST_SECONDS
 

@@ -23,7 +23,14 @@ def register(tree: Commands) -> None:
     workspaces.add("ls", "list served workspaces", workspaces_ls)
     add = workspaces.add("add", "serve a workspace (creates PATH/.simpleaide/runs)", workspaces_add)
     add.add_argument("path", metavar="PATH")
-    rm = workspaces.add("rm", "stop serving a workspace (its files stay)", workspaces_rm)
+    rm = workspaces.add(
+        "rm",
+        "stop serving a workspace (its files stay)",
+        workspaces_rm,
+        description="stop serving a workspace (its files stay). It stays unserved, also\n"
+        "after a restart and whatever command is run inside it, until 'simpleaide\n"
+        "workspaces add PATH' or a 'simpleaide runs create' there serves it again.",
+    )
     rm.add_argument("path", metavar="PATH")
 
 
@@ -44,7 +51,11 @@ def workspaces_add(session: Session, args: Args) -> int:
     """``simpleaide workspaces add``."""
     info = session.call("workspaces.add", path=paths.absolute(args.path))
     return reply(
-        args, info, lambda info: print(escape(f"serving {info['path']} ({info['runs']} runs)"))
+        args,
+        info,
+        lambda info: print(
+            escape(f"serving {info['path']} ({tables.plural(int(info['runs']), 'run')})")
+        ),
     )
 
 
