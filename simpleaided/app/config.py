@@ -475,14 +475,19 @@ def load_config(
             *(listed if isinstance(listed, list) else [listed]),
             *data["flag_workspaces"],
         ]
+    # The secrets ``env`` holds (a URL pasted there by mistake) as written: once upper-cased,
+    # neither its scheme nor its password reads as one. They are masked however cased.
+    cased: set[str] = set()
     if "env" in data and isinstance(data["env"], str):
+        cased = _secrets_in({"env": data["env"]})
         data["env"] = data["env"].upper()
     data["config_file"] = path
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        secrets = _secrets_in(data)
-        raise ConfigError(scrub(_invalid(exc, path, sources, secrets), secrets)) from None
+        secrets = _secrets_in(data) | cased
+        text = _invalid(exc, path, sources, secrets)
+        raise ConfigError(scrub(scrub(text, secrets), cased, ignore_case=True)) from None
 
 
 # The daemon's flags, by the setting each overrides (``simpleaided --help``).

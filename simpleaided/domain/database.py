@@ -111,11 +111,20 @@ def conninfo_params(conninfo: str) -> dict[str, str] | None:
         return None
 
 
+# The values that hold an ``@`` on purpose: libpq ends the user (and the password) at the
+# first ``@``, so one there was written as ``%40``.
+_AT_ON_PURPOSE = frozenset({"user", "password", "sslpassword"})
+
+
 def misread(params: dict[str, str]) -> bool:
-    """Whether libpq cannot have read a URL as meant (``params``: what it read): a host, port
-    or database holding ``@``, or a port that is no number. An unescaped ``/`` or ``@`` in a
-    password does that (``u:1234/x@h/db`` is host ``u``, port ``1234`` to libpq), and the
-    parts are then pieces of the password."""
+    """Whether libpq cannot have read a URL as meant (``params``: what it read): any value
+    but the user's or a password holding ``@``, a host, port or database holding a control
+    character, or a port that is no number. An unescaped ``/`` or ``@`` in a password does
+    that (``u:1234/x@h/db`` is host ``u``, port ``1234`` to libpq;
+    ``h:99/db?sslmode=x@h2/db`` reads its query), and the parts are then pieces of the
+    password."""
+    if any("@" in value for name, value in params.items() if name not in _AT_ON_PURPOSE):
+        return True
     for name in ("host", "hostaddr", "port", "dbname"):
         value = params.get(name)
         if value is None:

@@ -58,13 +58,16 @@ def url_secrets(url: str) -> set[str]:
     what a generic URL reading finds (its userinfo password, a ``password=`` query value),
     since libpq's errors may quote any of them: more masked is no harm, one missed is."""
     found: set[str] = set()
-    params = conninfo_params(url) if "://" not in url or url.startswith(POSTGRES_SCHEMES) else None
+    postgres = url.lower().startswith(POSTGRES_SCHEMES)  # a scheme is any case (RFC 3986)
+    params = conninfo_params(url) if "://" not in url or postgres else None
     for name in ("password", "sslpassword"):
         value = (params or {}).get(name)
         if value:
             found |= {value, quote(value, safe="")}
-    unread = params is None and url.startswith(POSTGRES_SCHEMES)
-    if unread or (params is not None and misread(params)):
+    unread = params is None and postgres
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if unread or (params is not None and misread(params)) or ":" in userinfo:
+        # Whatever a reader takes the URL for, the text meant as its password is masked.
         found |= _meant_password(url)
     with contextlib.suppress(ValueError):
         parts = urlsplit(url)

@@ -59,6 +59,7 @@ from simpleaided.store.runstore import (
     Scanned,
     WorkspaceStore,
     artifact_info,
+    check_workspace_root,
     encode_artifact,
     runs_path,
 )
@@ -240,14 +241,12 @@ class RunService:
             reason = "another simpleaided serves it" + (
                 f" (pid {holder['pid']}, socket {holder['socket']})" if holder else ""
             )
-        except (NotFound, InvalidInput) as exc:
-            reason = exc.message
-        except OSError as exc:
-            reason = f"cannot read it: {exc.strerror or exc}"
+        except (NotFound, InvalidInput, OSError) as exc:
+            reason = _unusable_reason(exc)
         if source == "added" and self.registry.refused_source(path) is None:
             # Remembered still (a save must not forget it), and tried again as a refused one
             # is: a disk mounted later, a folder's mode put right.
-            self.registry.refuse(path, source)
+            self.registry.refuse(path, source, unusable=reason)
             reason += (
                 "; it stays added and is tried again until it can be served (to forget it: "
                 f"simpleaide workspaces rm {path})"
@@ -454,7 +453,14 @@ class RunService:
             return None
         canonical = canonical_workspace(workspace)
         found = self.registry.find_canonical(canonical)
+        if found is None and self.registry.refused_source(canonical) is not None:
+            why, todo = self._refused_words(canonical)
+            raise NotFound(
+                f"workspace {canonical} is not served: {why}; {todo}",
+                {"workspace": canonical, "removed": None},
+            )
         if found is None:
+            self._check_could_serve(canonical)
             removed = self.registry.removed_by(canonical)
             why = f": {_REMOVED_WORDS[removed]}" if removed else ""
             again = " again" if removed else ""
@@ -464,6 +470,34 @@ class RunService:
                 {"workspace": canonical, "removed": removed},
             )
         return found
+
+    @staticmethod
+    def _check_could_serve(canonical: str) -> None:
+        """``NotFound`` saying why unserved ``canonical`` cannot be a workspace (shared, not
+        yours, or open to others), rather than a ``workspaces add`` that would be refused.
+        The cheap checks only (a stat); a folder that cannot be opened is not judged."""
+        try:
+            check_workspace_root(canonical)
+        except InvalidInput as exc:
+            why = exc.message.removeprefix(f"refusing workspace {canonical}: ")
+            raise NotFound(
+                f"workspace {canonical} is not served, and cannot be: {why}",
+                {"workspace": canonical, "removed": None},
+            ) from None
+
+    def _refused_words(self, path: str) -> tuple[str, str]:
+        """Why refused ``path`` is not served, and what to do."""
+        unusable = self.registry.refused_why(path)
+        if unusable is None:
+            return (
+                "another simpleaided serves it",
+                "use that daemon's socket (named in: simpleaide daemon status)",
+            )
+        return (
+            unusable,
+            "it stays added and is tried again until it can be served (to forget it: "
+            f"simpleaide workspaces rm {shlex.quote(path)})",
+        )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -489,8 +523,7 @@ class RunService:
             return NotFound(f"run {run_id} does not exist", {"runId": run_id})
         path, removed = unserved[found]
         if removed is None:
-            why = "another simpleaided serves it"
-            todo = "use that daemon's socket (named in: simpleaide daemon status)"
+            why, todo = self._refused_words(path)
         else:
             why = _REMOVED_WORDS[removed]
             todo = f"serve it again with: simpleaide workspaces add {shlex.quote(path)}"
@@ -613,8 +646,14 @@ class RunService:
             for path, source in self.registry.refused():
                 try:
                     await self._serve_workspace(path, source)
-                except (WorkspaceTaken, NotFound, InvalidInput, UnsafePath, OSError):
-                    continue  # still held (or unreadable for now): its warning stays
+                except WorkspaceTaken:
+                    self.registry.refuse(path, source)  # held (now) by another daemon
+                    continue
+                except (NotFound, InvalidInput, OSError) as exc:
+                    # Unusable (for now): its warning stays, and the reason is kept current.
+                    if self.registry.refused_why(path) is not None:
+                        self.registry.refuse(path, source, unusable=_unusable_reason(exc))
+                    continue
                 self.registry.drop_refused(path)
                 self._clear_not_served(path)
                 log.info("workspace %s is free again: served", path)
@@ -1154,6 +1193,13 @@ def _holding_run(workspaces: list[str], run_id: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def _unusable_reason(exc: NotFound | InvalidInput | OSError) -> str:
+    """Why a workspace cannot be served, in words, from what serving it raised."""
+    if isinstance(exc, NotFound | InvalidInput):
+        return exc.message
+    return f"cannot read it: {exc.strerror or exc}"
 
 
 def _not_served(path: str) -> str:

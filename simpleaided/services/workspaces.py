@@ -96,9 +96,13 @@ class WorkspaceRegistry:
         # Added by a client, then listed in the config too: added again when the config
         # drops them, and remembered meanwhile.
         self._was_added: set[str] = set()
-        # Refused because another daemon held them: tried again until served, and the added
-        # ones still remembered meanwhile.
+        # Refused because another daemon held them, or (added ones) because they could not be
+        # served (a folder made unsafe, a disk not mounted): tried again until served, and
+        # the added ones still remembered meanwhile.
         self._refused: dict[str, WorkspaceSource] = {}
+        # Why each refused workspace could not be served, when it was not held by another
+        # daemon: the message that said so.
+        self._unusable: dict[str, str] = {}
         # No longer served at the user's wish, oldest first, and why: served again only
         # when added explicitly (or configured again).
         self._removed: dict[str, RemovedBy] = {}
@@ -135,6 +139,7 @@ class WorkspaceRegistry:
         """Remember ``path`` (canonical) as served, holding its ``lock`` (released when it
         is unregistered); returns its store."""
         self._refused.pop(path, None)
+        self._unusable.pop(path, None)
         self._removed.pop(path, None)  # served again (added, or configured again)
         if source == "added" and path in self._configured:
             # The config lists it (a client added it before the config's own attempt got
@@ -208,9 +213,19 @@ class WorkspaceRegistry:
         except KeyError:
             raise NotFound(f"workspace {path} is not served") from None
 
-    def refuse(self, path: str, source: WorkspaceSource) -> None:
-        """Note ``path`` (canonical) as refused because another daemon holds it."""
+    def refuse(self, path: str, source: WorkspaceSource, unusable: str | None = None) -> None:
+        """Note ``path`` (canonical) as refused: because another daemon holds it, or, given
+        ``unusable`` (why, in words), because it cannot be served as it is."""
         self._refused[path] = source
+        if unusable is None:
+            self._unusable.pop(path, None)
+        else:
+            self._unusable[path] = unusable
+
+    def refused_why(self, path: str) -> str | None:
+        """Why refused ``path`` cannot be served, or ``None`` if another daemon holds it (or
+        it is not refused)."""
+        return self._unusable.get(path)
 
     def refused(self) -> list[tuple[str, WorkspaceSource]]:
         """The workspaces another daemon held when last tried, and where each came from."""
@@ -222,6 +237,7 @@ class WorkspaceRegistry:
 
     def drop_refused(self, path: str) -> WorkspaceSource | None:
         """Stop trying ``path`` again; where it came from, or ``None`` if it was not refused."""
+        self._unusable.pop(path, None)
         return self._refused.pop(path, None)
 
     def configure(
@@ -252,6 +268,7 @@ class WorkspaceRegistry:
             else:
                 self.mark_removed(path, "config")
         self._refused = refused
+        self._unusable = {p: why for p, why in self._unusable.items() if p in refused}
         dropped = []
         for path, source in list(self._sources.items()):
             if source != "config" or path in wanted:

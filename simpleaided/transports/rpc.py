@@ -19,11 +19,13 @@ The pipeline functions live in ``jsonrpcserver.dispatcher``; pyproject pins the 
 
 from __future__ import annotations
 
+import contextvars
 import errno as errno_codes
 import functools
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -238,6 +240,55 @@ def _wrap_async(method: Method) -> Callable[..., Awaitable[Any]]:
     return _with_signature(call)
 
 
+# A message larger than this has its params validated (and, if invalid, explained) in a worker
+# thread: a few MB of invalid keys is seconds of pydantic's work, which must not hold the
+# event loop (and so every other client) meanwhile. A smaller one is validated inline.
+PARAMS_INLINE_BYTES = 64 * 1024
+
+
+# Whether the message being handled (in this connection's task) is over PARAMS_INLINE_BYTES:
+# only then are its requests' params measured.
+_LARGE_MESSAGE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "simpleaided_large_message", default=False
+)
+
+
+def _large_params(request: dict[str, Any]) -> bool:
+    """Whether ``request``'s params are over ``PARAMS_INLINE_BYTES`` as JSON (measured by
+    writing them again: ~1 ms a MB, against seconds to explain them invalid)."""
+    params = request.get("params")
+    if not params:
+        return False
+    try:
+        return len(orjson.dumps(params)) > PARAMS_INLINE_BYTES
+    except TypeError:  # what orjson cannot write: read where it harms no one
+        return True
+
+
+def _wrap_large(method: Method) -> Callable[..., Awaitable[Any]]:
+    """``method``'s handler for a large message: its params read in a worker thread, then
+    the handler called on the event loop as for any message."""
+    default = _defaults(method.params)
+
+    async def call(connection: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _refuses(connection, method):
+            return _refusal(method)
+        params = await anyio.to_thread.run_sync(
+            functools.partial(_parse_params, method, default, args, kwargs)
+        )
+        if not isinstance(params, BaseModel):
+            return params
+        try:
+            result = method.handler(params, connection)
+            return Success(await result if method.is_async else result)
+        except SimpleaideError as exc:
+            return Error(error_code(exc), exc.message, exc.data)
+        except Exception as exc:
+            return _unexpected(exc, method.name)
+
+    return _with_signature(call)
+
+
 def _envelope_problem(request: Any) -> str | None:
     """Why ``request`` is not a JSON-RPC 2.0 request object, or ``None`` if it is."""
     if not isinstance(request, dict):
@@ -277,8 +328,12 @@ REREAD_INLINE_BYTES = 64 * 1024
 # is read again by the standard library, a Python call per number, only up to this size:
 # 12 MB of numbers would hold a worker thread (of the pool store writes share) ~1.3 s.
 REREAD_REFUSED_BYTES = 1024 * 1024
-# orjson's words for such a number; any other refusal is final.
+# Such a number is found where orjson's error points (``pos``, in the message as text): its
+# words differ between orjson's builds. These are one build's, a second way to know it.
 _BEYOND_DOUBLE = "number is infinity when parsed as double"
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_AFTER_NUMBER = frozenset({"", " ", "\t", "\n", "\r", ",", "]", "}"})
 # orjson reads up to 1024 levels of nesting; the standard library takes one level of the
 # recursion limit per level (1000 by default, less what the caller's stack holds). A message
 # orjson read must be read again as deep, from wherever the re-read runs.
@@ -325,8 +380,8 @@ def _first_reading(raw: bytes) -> tuple[Any, Callable[[], Any] | None]:
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if not exc.msg.startswith(_BEYOND_DOUBLE):
-            raise
+        if not _beyond_range(exc):
+            raise  # any other refusal is final
         if len(raw) > REREAD_REFUSED_BYTES:
             raise TooLongToReread(len(raw)) from None
         return None, functools.partial(_parse_whole, raw, exc)
@@ -337,6 +392,29 @@ def _first_reading(raw: bytes) -> tuple[Any, Callable[[], Any] | None]:
     elif type(message) is list and _respelled_ids(message, raw):
         return message, functools.partial(_with_ids_as_sent, raw, message)
     return message, None
+
+
+def _beyond_range(exc: orjson.JSONDecodeError) -> bool:
+    """Whether orjson refused its message for a number beyond what it reads: one beyond a
+    double's range (``1e400``), or an integer beyond 64 bits (in a build that refuses it),
+    found at the error's position, else by orjson's words."""
+    doc, pos = exc.doc, exc.pos
+    if isinstance(doc, str) and 0 <= pos <= len(doc):
+        start = pos  # the error may point within the number, or just past it
+        while start > 0 and doc[start - 1] in _NUMBER_CHARS:
+            start -= 1
+        number = _NUMBER.match(doc, start)
+        # Within the number, or just past one that ends there (not one followed by junk).
+        within = number is not None and (
+            number.end() > pos or (number.end() == pos and doc[pos : pos + 1] in _AFTER_NUMBER)
+        )
+        if number is not None and within:
+            token = number.group()
+            if math.isinf(float(token)):
+                return True
+            if not any(c in token for c in ".eE"):
+                return len(token) > 4000 or int(token) not in _ORJSON_INTS
+    return exc.msg.startswith(_BEYOND_DOUBLE)
 
 
 class TooLongToReread(ValueError):
@@ -451,6 +529,7 @@ class Dispatcher:
         self._max_reply = max_reply_bytes
         self._sync = {m.name: _wrap_sync(m) for m in self.methods.values() if not m.is_async}
         self._async = {m.name: _wrap_async(m) for m in self.methods.values() if m.is_async}
+        self._large = {m.name: _wrap_large(m) for m in self.methods.values()}
         # Awaited before each request of a batch after the first: a batch is a pipeline in
         # one message. The server makes it a turn in its lane; alone, a trip through the loop.
         self.between_batch_items: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
@@ -469,6 +548,7 @@ class Dispatcher:
                     LIMIT_EXCEEDED,
                     f"a batch of {len(request)} requests exceeds the {MAX_BATCH}-request limit",
                 )
+            _LARGE_MESSAGE.set(len(raw) > PARAMS_INLINE_BYTES)
             replies = [await self._one(request[0], connection)]
             for item in request[1:]:
                 # Methods that only read memory never wait: let other clients in between.
@@ -476,10 +556,13 @@ class Dispatcher:
                 replies.append(await self._one(item, connection))
             present = [r for r in replies if r is not None]
             return self._encode(present) if present else None
+        _LARGE_MESSAGE.set(len(raw) > PARAMS_INLINE_BYTES)
         reply = await self._one(request, connection)
         return None if reply is None else self._encode(reply)
 
     async def _one(self, request: Any, connection: Any) -> dict[str, Any] | None:
+        """One request's reply (``None`` for a notification); params over
+        ``PARAMS_INLINE_BYTES`` are read off the event loop."""
         problem = _envelope_problem(request)
         if problem is not None:
             rid = request.get("id") if isinstance(request, dict) else None
@@ -489,7 +572,9 @@ class Dispatcher:
                 "id": rid if _valid_id(rid) else None,
             }
         call = _pipeline.create_request(request)
-        if call.method in self._sync:
+        if call.method in self._large and _LARGE_MESSAGE.get() and _large_params(request):
+            call, result = await _async_pipeline.dispatch_request(self._large, connection, call)
+        elif call.method in self._sync:
             call, result = _pipeline.dispatch_request(self._sync, connection, call)
         else:  # an async method, or one that does not exist (jsonrpcserver says which)
             call, result = await _async_pipeline.dispatch_request(self._async, connection, call)

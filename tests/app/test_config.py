@@ -90,6 +90,28 @@ def test_bad_files_name_the_problem(tmp_path: Path, content: str, message: str) 
         load_config(config_file=str(path), environ={})
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:abcd/efgh@ijkl@h/db",  # a "/" and an "@" left unescaped
+        "POSTGRESQL://u:abcd/efgh@ijkl@h/db",  # a scheme in capitals is a scheme too
+        "postgresql://h/db?sslpassword=abcd-efgh-ijkl",  # libpq's reading alone finds it
+        "POSTGRESQL://h/db?sslpassword=abcd-efgh-ijkl",
+    ],
+)
+def test_a_url_pasted_as_env_shows_no_piece_of_its_password(tmp_path: Path, url: str) -> None:
+    # env is upper-cased before it is checked: its secrets are found as written, and
+    # masked however cased.
+    path = tmp_path / "c.toml"
+    path.write_text(f'env = "{url}"\n')
+    with pytest.raises(ConfigError) as failed:
+        load_config(config_file=str(path), environ={})
+    message = str(failed.value)
+    assert "env must be DEV or PROD" in message, message
+    for piece in ("ABCD", "EFGH", "IJKL", "abcd", "efgh", "ijkl"):
+        assert piece not in message, message
+
+
 def test_relative_paths_in_the_environment_and_flags_follow_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,6 +108,11 @@ def test_no_password_is_ever_described(url: str) -> None:
         ("postgresql://u:1234/x@h/db", "1234/x"),
         ("postgresql://user:p@ss-4c@host/db", "p@ss-4c"),  # host "ss-4c@host" to libpq
         ("postgresql://us@er:pw-91@h/db", "pw-91"),  # port "pw-91@h" to libpq
+        # dbname "Secretdb", sslmode "Topsecret@127.0.0.1:1/db" to libpq
+        (
+            "postgresql://localhost:99/Secretdb?sslmode=Topsecret@127.0.0.1:1/db",
+            "99/Secretdb?sslmode=Topsecret",
+        ),
     ],
 )
 def test_a_misread_url_shows_no_piece_of_its_password(url: str, password: str) -> None:

@@ -43,16 +43,28 @@ def test_a_plain_function_is_a_resolver() -> None:
     ("url", "found"),
     [
         ("postgresql://bob:pw1@h/db", {"pw1"}),
-        ("postgresql://bob:p%40ss@h/db", {"p%40ss", "p@ss"}),  # as written and decoded
+        # as written and decoded (and the pieces of the text meant as the password)
+        ("postgresql://bob:p%40ss@h/db", {"p%40ss", "p@ss", "40ss"}),
         ("postgresql://h/db?password=q1&sslmode=require", {"q1"}),
         ("postgresql://h/db?password=top%zzsecret", {"top%zzsecret"}),  # undecodable
         ("postgresql://bob@h/db", set()),
         ("postgresql://bob:@h/db?password=", set()),  # empty ones hide nothing
-        ("http://u:secret@[::1/x", set()),  # urlsplit refuses it: nothing, no error
+        # urlsplit refuses it: no error, and the password meant is still found
+        ("http://u:secret@[::1/x", {"secret"}),
     ],
 )
 def test_url_secrets(url: str, found: set[str]) -> None:
     assert url_secrets(url) == found
+
+
+def test_a_password_libpq_reads_as_a_query_is_found_whole_and_in_pieces() -> None:
+    # libpq reads host "localhost", port 99, dbname "Secretdb" and sslmode
+    # "Topsecret@127.0.0.1:1/db": the password meant is "99/Secretdb?sslmode=Topsecret".
+    url = "postgresql://localhost:99/Secretdb?sslmode=Topsecret@127.0.0.1:1/db"
+    found = url_secrets(url)
+    assert {"99/Secretdb?sslmode=Topsecret", "Secretdb", "Topsecret"} <= found
+    error = 'invalid sslmode value: "Topsecret@127.0.0.1:1/db"'
+    assert "Topsecret" not in scrub(error, found)
 
 
 def test_scrub_masks_every_secret_and_every_url_or_conninfo_password() -> None:

@@ -487,6 +487,43 @@ async def test_an_added_workspace_that_cannot_be_served_is_kept_warned_about_and
     assert json.loads((state / "workspaces.json").read_text())["workspaces"] == []
 
 
+async def test_a_run_in_an_added_workspace_that_cannot_be_served_is_told_why(
+    isolated_env: Path, socket_path: Path, short_tmp: Path
+) -> None:
+    """Not "another simpleaided serves it": the folder's own fault, in the words of the
+    warning, for a run in it and for a scope naming it."""
+    state = isolated_env / "state"
+    folder = short_tmp / "w"
+    folder.mkdir()
+    async with (
+        running_daemon(socket_path, state),
+        await RpcClient.connect(socket_path) as client,
+    ):
+        await client.call("workspaces.add", path=str(folder))
+        run_id = (await client.call("runs.create", workspace=str(folder)))["id"]
+    folder.chmod(0o777)  # while the daemon was stopped
+    try:
+        async with (
+            running_daemon(socket_path, state),
+            await RpcClient.connect(socket_path) as client,
+        ):
+            for method, params in (
+                ("runs.get", {"runId": run_id}),
+                ("runs.list", {"workspace": str(folder)}),
+                ("status.get", {"workspace": str(folder)}),
+            ):
+                failed = await client.error(method, **params)
+                assert "another simpleaided" not in failed.message, failed
+                assert f"(chmod o-w {folder})" in failed.message, failed
+                assert failed.message.endswith(
+                    "it stays added and is tried again until it can be served (to forget "
+                    f"it: simpleaide workspaces rm {folder})"
+                ), failed
+                assert "workspaces add" not in failed.message, failed
+    finally:
+        folder.chmod(0o755)
+
+
 async def test_a_workspace_given_by_the_flag_is_not_remembered_as_configured(
     isolated_env: Path, socket_path: Path, short_tmp: Path
 ) -> None:
@@ -582,3 +619,33 @@ async def test_a_folder_whose_real_path_is_not_utf8_is_refused_in_words(
             f"workspace {link} is not served: {words}"
             in (await client.call("daemon.info"))["warnings"]
         )
+
+
+async def test_a_scope_naming_a_folder_that_cannot_be_a_workspace_says_why(
+    isolated_env: Path, socket_path: Path, short_tmp: Path
+) -> None:
+    """Not "serve it with: simpleaide workspaces add /tmp", which would be refused."""
+    open_to_all = short_tmp / "open"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o777)
+    fine = short_tmp / "fine"
+    fine.mkdir()
+    try:
+        async with (
+            running_daemon(socket_path, isolated_env / "state"),
+            await RpcClient.connect(socket_path) as client,
+        ):
+            shared = await client.error("runs.list", workspace="/tmp")
+            assert shared.message.startswith(
+                "workspace /tmp is not served, and cannot be: it is a shared folder"
+            ), shared
+            assert "workspaces add" not in shared.message, shared
+            assert shared.data == {"workspace": "/tmp", "removed": None}
+            opened = await client.error("status.get", workspace=str(open_to_all))
+            assert f"(chmod o-w {open_to_all})" in opened.message, opened
+            assert "workspaces add" not in opened.message, opened
+            # One that could be served is still told how.
+            unserved = await client.error("runs.list", workspace=str(fine))
+            assert unserved.message.endswith(f"simpleaide workspaces add {fine}"), unserved
+    finally:
+        open_to_all.chmod(0o755)

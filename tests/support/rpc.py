@@ -164,3 +164,18 @@ async def ping_waits_during(
             await anyio.sleep(0.005)
             waits.append(time.monotonic() - start)
     return done[0], waits
+
+
+async def answer_and_ping_waits(socket_path: Path, message: bytes) -> tuple[Any, list[float]]:
+    """The daemon's answer to ``message`` (decoded), sent on one connection while another
+    pings, and each ping's wait (see ``ping_waits_during``)."""
+    async with (
+        await RpcClient.connect(socket_path) as sender,
+        await RpcClient.connect(socket_path) as other,
+    ):
+
+        async def answered() -> Any:
+            await sender.send_message(message)
+            return await sender.receive_message()
+
+        return await ping_waits_during(other, answered)

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Origin, Subprotocol
 
 from simpleaided.app.daemon import Daemon
+from simpleaided.transports import rpc
 from tests.support.daemon import running_daemon
 from tests.support.http import token_of
 from tests.support.rpc import RpcClient, ping_waits_during
@@ -299,3 +301,30 @@ async def test_a_long_message_orjson_refuses_is_refused_at_once(
     assert reply["error"]["code"] == -32700
     assert reply["error"]["data"].startswith(said.format(size=len(message))), reply
     assert took < REFUSAL_BOUND, took
+
+
+@pytest.mark.parametrize(
+    "wording",
+    [
+        "number is infinity when parsed as double",  # yyjson's, in orjson's usual build
+        "number out of range",  # another build's
+    ],
+)
+def test_a_number_beyond_range_is_found_where_orjson_points_whatever_its_words(
+    monkeypatch: pytest.MonkeyPatch, wording: str
+) -> None:
+    real = orjson.loads
+
+    def reworded(raw: bytes) -> Any:
+        try:
+            return real(raw)
+        except orjson.JSONDecodeError as exc:
+            raise orjson.JSONDecodeError(wording, exc.doc, exc.pos) from None
+
+    monkeypatch.setattr(orjson, "loads", reworded)  # as rpc calls it: orjson.loads
+    message = rpc.parse('{"jsonrpc": "2.0", "méthode": 1, "id": -1e400}'.encode())
+    assert orjson.dumps(message["id"]) == b"-1e400"
+    with pytest.raises(orjson.JSONDecodeError):
+        rpc.parse(b'{"jsonrpc": "2.0", "id": 1, "x": 1e400}')  # not an id: refused
+    with pytest.raises(orjson.JSONDecodeError):  # no number there: refused as it was
+        rpc.parse(b'{"id": tru}')
