@@ -14,7 +14,13 @@ import pytest
 
 from tests.support.daemon import DAEMON, wait_until_answering
 from tests.support.ptys import CliPty
-from tests.support.sandbox import RUN_TIMEOUT, Sandbox, process_alive, simpleaide_command
+from tests.support.sandbox import (
+    RUN_TIMEOUT,
+    Sandbox,
+    process_alive,
+    run_to_full_disk,
+    simpleaide_command,
+)
 
 CWD_GONE = "simpleaide: the current folder no longer exists (cd somewhere else)\n"
 FULL = "simpleaide: cannot write standard output: No space left on device\n"
@@ -82,22 +88,6 @@ def test_a_command_that_needs_no_current_folder_works_in_a_deleted_one(
 
 
 # -- a standard output that cannot be written -------------------------------------------------
-
-
-def run_to_full_disk(sandbox: Sandbox, *args: str) -> tuple[int, str]:
-    """``simpleaide ARGS >/dev/full``: its exit status and stderr."""
-    with open("/dev/full", "wb") as full:
-        done = subprocess.run(
-            [simpleaide_command(), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=full,
-            stderr=subprocess.PIPE,
-            env=sandbox.env,
-            cwd=sandbox.cwd,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-    return done.returncode, done.stderr.decode("utf-8", "replace")
 
 
 @pytest.mark.parametrize(

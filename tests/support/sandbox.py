@@ -296,3 +296,19 @@ def status_path_imports(sandbox: Sandbox) -> set[str]:
     }
     assert "simpleaide.cli" in imported
     return imported
+
+
+def run_to_full_disk(sandbox: Sandbox, *args: str) -> tuple[int, str]:
+    """``simpleaide ARGS >/dev/full``: its exit status and stderr."""
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [simpleaide_command(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=sandbox.env,
+            cwd=sandbox.cwd,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+    return done.returncode, done.stderr.decode("utf-8", "replace")

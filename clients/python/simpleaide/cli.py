@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from simpleaide import paths
+from simpleaide import paths, stdout
 from simpleaide.client import (
     DEFAULT_TIMEOUT,
     ClientError,
@@ -34,6 +34,7 @@ from simpleaide.session import (
     Session,
     describe,
     remember_command_line,
+    replace_run_id,
 )
 from simpleaide.statusline import FORMATS
 
@@ -193,6 +194,8 @@ def suggesting_parser() -> type[argparse.ArgumentParser]:
         parsing: list[argparse.ArgumentParser] = []
         # The arguments the outermost parser was given.
         argv: list[str] = []
+        # The arguments this parser was given (its command's, for a subparser).
+        given: list[str] | None = None
 
         def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
             del self.parsing[:]
@@ -206,6 +209,7 @@ def suggesting_parser() -> type[argparse.ArgumentParser]:
 
         def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
             self.parsing.append(self)
+            self.given = list(sys.argv[1:] if args is None else args)
             return super().parse_known_args(args, namespace)
 
         def _check_value(self, action: argparse.Action, value: Any) -> None:
@@ -236,17 +240,19 @@ def suggesting_parser() -> type[argparse.ArgumentParser]:
             super().error(message)
 
         def unknown_before_command(self) -> None:
-            """For the outermost parser: exit 2 for the unknown ``--`` options given before
-            the command, if any. They are what went wrong when argparse finds no command
-            (``--verison``) or takes an option's value for it (``--sockt x status``)."""
-            if not self.parsing or self.parsing[0] is not self:
+            """For a parser of commands (the outermost, or a noun's such as ``runs``): exit 2
+            for the unknown ``--`` options given to it before the command, if any. They are
+            what went wrong when argparse finds no command (``--verison``, ``runs
+            --verison``) or takes an option's value for it (``--sockt x status``, ``runs
+            --sockt x ls``)."""
+            if self.given is None:
                 return
             commands: set[str] = set()
             for action in self._actions:
                 if isinstance(action, argparse._SubParsersAction):
                     commands.update(action.choices)
             unknown = []
-            for token in self.argv:
+            for token in self.given:
                 if token == "--" or token in commands:
                     break
                 name = token.partition("=")[0]
@@ -262,6 +268,9 @@ def suggesting_parser() -> type[argparse.ArgumentParser]:
             if not options:
                 self.error(f"unrecognized arguments: {' '.join(extras)}")
             known = [name for name in self._option_string_actions if name.startswith("--")]
+            # The outermost parser's options (--version) for a hint none of this one's gives.
+            top = self.parsing[0] if self.parsing else self
+            top_known = [name for name in top._option_string_actions if name.startswith("--")]
             unknown, misplaced = [], []
             for option in options:
                 name = option.partition("=")[0]
@@ -269,7 +278,13 @@ def suggesting_parser() -> type[argparse.ArgumentParser]:
                     where = f"{self.prog} ... {name}"
                     misplaced.append(f"option {name!r} goes after the command: {where}")
                     continue
-                close = _closest(name, known) if name.startswith("--") else None
+                if top is not self and name in top_known:  # simpleaide status --version
+                    where = f"{top.prog} {name}"
+                    misplaced.append(f"option {name!r} goes before the command: {where}")
+                    continue
+                close = None
+                if name.startswith("--"):
+                    close = _closest(name, known) or _closest(name, top_known)
                 unknown.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
             said = misplaced
             if unknown:
@@ -359,7 +374,12 @@ def run(args: Args) -> int:
         if getattr(args, "run_id", None):  # every command's RUN_ID: a prefix, latest, @...
             from simpleaide.commands.runids import resolve_run_id
 
-            args.run_id = resolve_run_id(session, args.run_id)
+            typed = args.run_id
+            args.run_id = resolve_run_id(session, typed)
+            if args.run_id != typed:
+                # A command suggested again (--force) names the run meant now, not one
+                # that latest or a prefix may name by then.
+                replace_run_id(typed, args.run_id)
         handler: Callable[[Session, Args], int] = args.handler
         return handler(session, args)
     except SpawnError as exc:
@@ -409,68 +429,6 @@ def _stdout_writable() -> bool:
     return mode != os.O_RDONLY
 
 
-class StdoutError(Exception):
-    """Standard output cannot be written for a reason other than a reader gone away: a full
-    disk (``>/dev/full``), an I/O error. Raised by ``_GuardedStdout``, so that it is told
-    from an ``OSError`` of anything else (and is caught by no ``except OSError``)."""
-
-
-class _GuardedStdout:
-    """Standard output (Python's text stream, or its binary ``buffer``) with its failed
-    writes raised as ``StdoutError``; a ``BrokenPipeError`` stays one (``main`` ends such a
-    command silently). Everything else is the stream's own.
-
-    It wraps the stream rather than what is under it: a Ctrl-C that lands in Python code
-    between a write done and its return must not make the stream think the write failed
-    (it would write it again)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, data: Any) -> Any:
-        try:
-            return self._stream.write(data)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise StdoutError(exc.strerror or str(exc)) from None
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise StdoutError(exc.strerror or str(exc)) from None
-
-    @property
-    def buffer(self) -> _GuardedStdout:
-        return _GuardedStdout(self._stream.buffer)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _guard_stdout() -> Any:
-    """Put a ``_GuardedStdout`` in the place of ``sys.stdout``; returns the stream it
-    wraps, to be put back."""
-    stream = sys.stdout
-    sys.stdout = _GuardedStdout(stream)
-    return stream
-
-
-def _silence_stdout() -> None:
-    """After a failed write: standard output goes nowhere, so that the final flush of what is
-    left in its buffer fails no more (as the Python docs advise for a broken pipe)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simpleaide`` command; returns the exit status.
 
@@ -489,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         # Refused before anything is done: a command's answer (a new run's id) would be lost.
         _error("standard output is closed or read-only")
         return EXIT_ERROR
-    replaced = _guard_stdout()
+    replaced = stdout.guard()
     remember_command_line(argv)
     try:
         try:
@@ -505,11 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``| head``): silence the final flush, as the Python docs advise.
-        _silence_stdout()
+        stdout.silence()
         return EXIT_BROKEN_PIPE
-    except StdoutError as exc:
+    except stdout.StdoutError as exc:
         _error(f"cannot write standard output: {exc}")
-        _silence_stdout()
+        stdout.silence()
         return EXIT_ERROR
     except paths.CurrentFolderGone as exc:
         _error(str(exc))

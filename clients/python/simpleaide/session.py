@@ -71,6 +71,22 @@ def remember_command_line(argv: list[str]) -> None:
     command_line = ["simpleaide", *argv]
 
 
+def replace_run_id(typed: str, run_id: str) -> None:
+    """Put the whole ``run_id`` in the place of the ``RUN_ID`` typed (``latest``, ``@``, a
+    prefix) in the command line remembered: a command suggested again then names the run
+    meant, not the one ``latest`` would name by then. ``RUN_ID`` is a command's first
+    operand: of the tokens equal to ``typed`` (before a ``--``), the first that follows no
+    option (which might take it as its value), else the first."""
+    if command_line is None:
+        return
+    end = command_line.index("--") if "--" in command_line else len(command_line)
+    places = [i for i in range(1, end) if command_line[i] == typed]
+    if not places:
+        return
+    operands = [i for i in places if not command_line[i - 1].startswith("-")]
+    command_line[(operands or places)[0]] = run_id
+
+
 class CliError(Exception):
     """A problem found by the CLI itself (an unreadable file, an unknown step name)."""
 

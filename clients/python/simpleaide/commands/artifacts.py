@@ -206,7 +206,7 @@ def artifacts_get(session: Session, args: Args) -> int:
     appended to meanwhile is read as it was; one replaced meanwhile is an error."""
     to_file = args.output not in (None, "-")
     number = step_number(session, args.run_id, args.step)
-    out: BinaryIO | None = None
+    out: BinaryIO | _Output | None = None
     target: _Output | None = None
     shown = None if to_file or not sys.stdout.isatty() else _TerminalText()
     offset, end, version = 0, 0, None
@@ -237,8 +237,7 @@ def artifacts_get(session: Session, args: Args) -> int:
                     )
             if out is None:
                 if to_file:
-                    target = _Output(args.output)
-                    out = target.stream
+                    target = out = _Output(args.output)
                 else:
                     out = sys.stdout.buffer
                     sys.stdout.flush()
@@ -257,7 +256,7 @@ def artifacts_get(session: Session, args: Args) -> int:
             target.discard()  # never leave half a copy behind, never remove what was there
         raise
     if out is not None and target is None:
-        out.flush()
+        sys.stdout.buffer.flush()
     return EXIT_OK
 
 
@@ -304,15 +303,28 @@ class _Output:
         os.fchmod(fd, mode)
         self.stream = os.fdopen(fd, "wb")
 
+    def write(self, data: bytes) -> None:
+        """Write ``data``; a failure (a full disk, an I/O error) is said in one line."""
+        try:
+            self.stream.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
     def commit(self) -> None:
         """Finish: the complete copy takes PATH's place."""
-        self.stream.flush()
-        if self.temp:
-            os.fsync(self.stream.fileno())
-        self.stream.close()
-        if self.temp:
-            os.rename(self.temp, self.target)
-            self.temp = ""
+        try:
+            self.stream.flush()
+            if self.temp:
+                os.fsync(self.stream.fileno())
+            self.stream.close()
+            if self.temp:
+                os.rename(self.temp, self.target)
+                self.temp = ""
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> CliError:
+        return CliError(f"cannot write {self.path}: {exc.strerror or exc}")
 
     def discard(self) -> None:
         """Give up: remove the partial copy, if this command made one."""

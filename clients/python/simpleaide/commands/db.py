@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated
     from typing import Any, BinaryIO
 
     from simpleaide.commands import Commands
+    from simpleaide.commands.artifacts import _Output
     from simpleaide.session import Args
 
 SCHEMA_HELP = "the table's schema (default: main for SQLite, the search path for PostgreSQL)"
@@ -1011,7 +1012,7 @@ def db_export(session: Session, args: Args) -> int:
     to_file = args.output not in (None, "-")
     terminal = not to_file and sys.stdout.isatty()
     target: _Output | None = None
-    out: BinaryIO | None = None
+    out: BinaryIO | _Output | None = None
     written = 0
     try:
         for page in _pages(session, _rows_params(args)):
@@ -1028,8 +1029,7 @@ def db_export(session: Session, args: Args) -> int:
                     lines.append(_jsonl_line(names, row))
             if out is None:  # the first page came: the table exists, the file may be made
                 if to_file:
-                    target = _Output(args.output)
-                    out = target.stream
+                    target = out = _Output(args.output)  # its failed writes: one line
                 else:
                     sys.stdout.flush()
                     out = sys.stdout.buffer
@@ -1040,7 +1040,7 @@ def db_export(session: Session, args: Args) -> int:
         if target is not None:
             target.commit()
         elif out is not None:
-            out.flush()
+            sys.stdout.buffer.flush()
     except BaseException:
         if target is not None:
             target.discard()  # never a partial export under FILE's name
@@ -1053,7 +1053,7 @@ def db_export(session: Session, args: Args) -> int:
     return EXIT_OK
 
 
-def _write(out: BinaryIO, text: str, terminal: bool) -> None:
+def _write(out: BinaryIO | _Output, text: str, terminal: bool) -> None:
     if terminal:  # data must not drive the terminal
         text = escape(text, keep="\r\n\t")
     # A lone surrogate (text SQLite stored as invalid UTF-8) becomes \udc80: in JSON, the

@@ -146,6 +146,13 @@ def newest_run(session: Session, word: str = "latest") -> str:
             f"{word!r} is the newest run of the current workspace, but no folder at or "
             f"above {here} holds .simpleaide/; give a run id, or run this in a workspace"
         )
+    skipped = paths.passed_over(here)
+    if skipped:  # else the newest run of the workspace further up would seem to be meant
+        import sys
+
+        from simpleaide.safetext import escape
+
+        print(escape(f"simpleaide: {skipped}"), file=sys.stderr)
     latest = workspace_call(session, "runs.latest", workspace)
     if not latest:
         raise CliError(f"{word!r}: workspace {workspace} has no runs yet")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 
-from simpleaide import paths, tables
+from simpleaide import paths, stdout, tables
 from simpleaide.commands import RUN_HELP, count, days, page_size, pid, reply, runwatch
 from simpleaide.commands.steps import steps_table
 from simpleaide.safetext import escape
-from simpleaide.session import EXIT_USAGE, CliError, Session, workspace_call
+from simpleaide.session import EXIT_ERROR, EXIT_USAGE, CliError, Session, workspace_call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms to import; annotations are not evaluated at run time
@@ -173,8 +173,9 @@ def runs_ls(session: Session, args: Args) -> int:
             print(escape(f"no runs{where}"), file=sys.stderr)
             return
         headers = ["ID", "STATUS", "STEPS", "STARTED", "AGE", "TITLE"]
-        # Runs of several workspaces (--all, or outside any): say whose each one is.
-        if len({run.get("workspace") for run in page["runs"]}) > 1:
+        # No workspace chosen (--all, or outside any): say whose each run is, even when
+        # they are all one workspace's (another project's, maybe).
+        if workspace is None or len({run.get("workspace") for run in page["runs"]}) > 1:
             headers.insert(5, "WORKSPACE")
             for row, run in zip(rows, page["runs"], strict=True):
                 row.insert(5, tables.home_path(run.get("workspace") or "-"))
@@ -227,7 +228,17 @@ def runs_create(session: Session, args: Args) -> int:
     run = session.call(
         "runs.create", workspace=workspace, title=args.title, ownerPid=args.owner_pid
     )
-    return reply(args, run, lambda run: print(run["id"]))
+    try:
+        code = reply(args, run, lambda run: print(run["id"]))
+        sys.stdout.flush()  # here: the id must not be lost with the output (> /dev/full)
+    except Exception as exc:
+        if not isinstance(exc, stdout.StdoutError):
+            raise
+        said = f"run {run['id']} was created, but standard output cannot be written: {exc}"
+        print(escape(f"simpleaide: {said}"), file=sys.stderr)
+        stdout.silence()
+        return EXIT_ERROR
+    return code
 
 
 def finish_run(method: str, **from_args: str) -> Handler:
