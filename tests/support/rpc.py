@@ -8,12 +8,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from anyio.abc import SocketStream
-
-Result = TypeVar("Result")
 
 
 class RpcFailed(Exception):
@@ -144,31 +142,9 @@ async def pings_meanwhile(
     return done[0], waits
 
 
-async def ping_waits_during(
-    other: RpcClient, work: Callable[[], Awaitable[Result]]
-) -> tuple[Result, list[float]]:
-    """``work``'s result, and how long each of the pings ``other`` sent meanwhile took (with
-    the 5 ms pause after it): the daemon shares one event loop, so whatever holds it shows
-    here, as it would in a ping sent at that moment."""
-    done: list[Result] = []
-    waits: list[float] = []
-
-    async def run() -> None:
-        done.append(await work())
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        while not done:
-            start = time.monotonic()
-            assert await other.call("daemon.ping") == "pong"
-            await anyio.sleep(0.005)
-            waits.append(time.monotonic() - start)
-    return done[0], waits
-
-
 async def answer_and_ping_waits(socket_path: Path, message: bytes) -> tuple[Any, list[float]]:
     """The daemon's answer to ``message`` (decoded), sent on one connection while another
-    pings, and each ping's wait (see ``ping_waits_during``)."""
+    pings, and each ping's wait (see ``pings_meanwhile``)."""
     async with (
         await RpcClient.connect(socket_path) as sender,
         await RpcClient.connect(socket_path) as other,
@@ -178,4 +154,4 @@ async def answer_and_ping_waits(socket_path: Path, message: bytes) -> tuple[Any,
             await sender.send_message(message)
             return await sender.receive_message()
 
-        return await ping_waits_during(other, answered)
+        return await pings_meanwhile(other, answered)

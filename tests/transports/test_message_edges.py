@@ -21,7 +21,7 @@ from simpleaided.app.daemon import Daemon
 from simpleaided.transports import rpc
 from tests.support.daemon import running_daemon
 from tests.support.http import token_of
-from tests.support.rpc import RpcClient, ping_waits_during
+from tests.support.rpc import RpcClient, pings_meanwhile
 
 PING = '{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}'
 
@@ -236,7 +236,7 @@ async def test_a_long_message_read_again_for_its_ids_holds_up_no_one(
             await long.send_message(message)
             return await long.receive_line()
 
-        reply, waits = await ping_waits_during(other, send_long)
+        reply, waits = await pings_meanwhile(other, send_long)
         assert exactly(reply)["id"] == ("number", "1.50")
         assert json.loads(reply)["error"]["code"] == -32601
         assert max(waits) < REREAD_WAIT_BOUND, waits
